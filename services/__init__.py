@@ -1,0 +1,1 @@
+"""Smart-classroom behaviour analytics: the microservices and their shared code."""

@@ -1,0 +1,1 @@
+"""The ``classroom`` command: the user's entry point to the suite."""

@@ -1,0 +1,64 @@
+"""``classroom``: one command with subcommands for every job the suite does.
+
+Each subcommand lives in the package it belongs to and exposes two functions,
+``add_arguments(parser)`` and ``run(args) -> int``; this module only dispatches, and
+imports a subcommand's module when that subcommand is asked for, so ``classroom --help``
+stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("services.cli.demo", "run the whole suite on this machine with a simulated classroom"),
+    "run": ("services.cli.run_service", "run one service (capture, enhancement, fusion, recognition, store, modelserver)"),
+    "topics": ("services.cli.topics", "create the suite's Kafka topics with their partition counts"),
+    "simulate": ("services.simulator.cli", "write a SmartClass-Sim data set, or a preview contact sheet"),
+    "dataset": ("services.dataset.cli", "check a data set folder, or convert real recordings into the format"),
+    "train": ("models.train", "train the recognition models on a data set"),
+    "evaluate": ("models.evaluate", "evaluate methods and ablations; JSON and Markdown tables like the paper's"),
+    "export": ("models.export", "export the recognition network to ONNX / TorchScript"),
+    "bench": ("services.cli.bench", "print benchmark figures (pipeline, enhance, simulate, models, dashboard)"),
+    "dashboard": ("dashboards.cli", "run the engagement dashboard, manage its users, generate semester data"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="classroom",
+        description="Smart-classroom behaviour analytics (RGB + depth + thermal, section numbers from the paper).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(sub)
+            sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        command = None
+    try:
+        parser = build_parser(command)
+    except ModuleNotFoundError as exc:
+        print(f"classroom {command}: not available in this installation ({exc.name} is missing)", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args._module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

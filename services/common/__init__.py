@@ -1,0 +1,1 @@
+"""Code shared by every service: vocabulary, settings, codecs, bus, metrics, database schema."""

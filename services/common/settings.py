@@ -1,0 +1,78 @@
+"""The settings every service shares; each service subclasses it with its own env prefix.
+
+Values come from environment variables only (``<PREFIX>_<FIELD>``), are validated at
+start-up and are frozen. ``--validate-config`` checks them before anything connects.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Apache Kafka's default message.max.bytes (1 MB) minus room for the record overhead.
+CAMPUS_MAX_MESSAGE_BYTES = 1_000_000
+
+
+class ServiceSettings(BaseSettings):
+    """Fields common to every Kafka service. Subclasses set ``env_prefix``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(description="Kafka bootstrap servers, host:port[,host:port]")
+    topic_prefix: str = Field(default="", description="prefix for every topic name (one suite per prefix)")
+    max_message_bytes: int = Field(
+        default=CAMPUS_MAX_MESSAGE_BYTES,
+        ge=10_000,
+        description="largest message this service produces; larger ones are refused before sending",
+    )
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer-group session timeout")
+    max_poll_records: int = Field(default=16, ge=1, description="messages handled per poll")
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus/health port; 0 picks a free one")
+    metrics_host: str = Field(default="127.0.0.1")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    campus_file: Path | None = Field(default=None, description="campus YAML: classrooms, cameras, seat maps, rosters")
+    deadletter_keep_payload: bool = Field(
+        default=True,
+        description="keep the failed message's bytes in the dead letter (bounded by the topic's retention)",
+    )
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(settings_class: type[S], *, validate_only: bool = False) -> S:
+    """Build settings from the environment; on error print what is wrong (never the values) and exit 1."""
+    try:
+        settings = settings_class()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        print(f"invalid configuration for {settings_class.__name__}:", file=sys.stderr)
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            print(f"  {prefix}{field.upper()}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(1) from None
+    campus_file = getattr(settings, "campus_file", None)
+    if campus_file is not None:
+        from services.common.campus import CampusConfigError, load_campus
+
+        try:
+            load_campus(campus_file)
+        except CampusConfigError as exc:
+            print(f"invalid campus file {campus_file}: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+    if validate_only:
+        print(f"{settings_class.__name__}: configuration is valid")
+        raise SystemExit(0)
+    return settings
+
+
+def env_names(settings_class: type[BaseSettings]) -> set[str]:
+    """Every environment variable a settings class reads (used to check infra files)."""
+    prefix = str(settings_class.model_config.get("env_prefix", ""))
+    return {f"{prefix}{name}".upper() for name in settings_class.model_fields}

@@ -1,0 +1,1 @@
+"""Shared fixtures. Integration fixtures (broker, PostgreSQL, gRPC) live in tests/fixtures.py."""

@@ -1,0 +1,91 @@
+"""Codecs round-trip pixels exactly (PNG) or closely (JPEG) and name what is wrong with bad input."""
+
+import numpy as np
+import pytest
+
+from services.common import codecs
+from services.common.errors import CorruptImage, MalformedMessage, MissingModality, WrongResolution
+from services.common.pb.classroom.v1 import frames_pb2
+
+
+def _frame_set() -> frames_pb2.FrameSet:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (36, 64, 3), dtype=np.uint8)
+    depth = rng.integers(500, 6000, (29, 32), dtype=np.uint16)
+    thermal = rng.uniform(18, 37, (24, 32)).astype(np.float32)
+    return frames_pb2.FrameSet(
+        classroom_id="r1",
+        session_id="s1",
+        camera_id="c1",
+        sequence=3,
+        capture_ts_us=1_000,
+        rgb=codecs.encode_rgb(rgb, capture_ts_us=1_000),
+        depth=codecs.encode_depth(depth, capture_ts_us=1_010),
+        thermal=codecs.encode_thermal(thermal, capture_ts_us=990),
+    )
+
+
+def test_depth_and_thermal_round_trip_exactly() -> None:
+    depth = np.array([[0, 1, 65535], [1234, 4000, 7]], dtype=np.uint16)
+    decoded = codecs.decode_image(codecs.encode_depth(depth, capture_ts_us=0), name="depth")
+    assert np.array_equal(decoded, depth)
+    celsius = np.array([[20.0, 36.55], [-5.25, 100.0]], dtype=np.float32)
+    raw = codecs.decode_image(codecs.encode_thermal(celsius, capture_ts_us=0), name="thermal")
+    # centi-kelvin: 0.01 K resolution
+    assert np.allclose(codecs.thermal16_to_celsius(raw), celsius, atol=0.005)
+    assert raw[0, 0] == round((20.0 + 273.15) * 100)
+
+
+def test_frame_set_round_trip_keeps_timestamps() -> None:
+    message = codecs.parse_frame_set(_frame_set().SerializeToString())
+    decoded = codecs.decode_frame_set(message)
+    assert decoded.rgb.shape == (36, 64, 3)
+    assert decoded.depth_mm.dtype == np.uint16 and decoded.depth_mm.shape == (29, 32)
+    assert decoded.thermal_c.dtype == np.float32
+    assert (decoded.rgb_ts_us, decoded.depth_ts_us, decoded.thermal_ts_us) == (1_000, 1_010, 990)
+
+
+def test_garbage_bytes_are_malformed() -> None:
+    with pytest.raises(MalformedMessage):
+        codecs.parse_frame_set(b"\xff\xfe not a protobuf at all")
+
+
+def test_truncated_jpeg_is_corrupt() -> None:
+    message = _frame_set()
+    message.rgb.data = message.rgb.data[: len(message.rgb.data) // 3]
+    with pytest.raises(CorruptImage):
+        codecs.decode_frame_set(message)
+
+
+def test_png_garbage_is_corrupt() -> None:
+    message = _frame_set()
+    message.depth.data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 50
+    with pytest.raises(CorruptImage):
+        codecs.decode_frame_set(message)
+
+
+def test_missing_modality_is_named() -> None:
+    message = _frame_set()
+    message.ClearField("thermal")
+    with pytest.raises(MissingModality, match="thermal"):
+        codecs.decode_frame_set(message)
+
+
+def test_header_resolution_mismatch() -> None:
+    message = _frame_set()
+    message.rgb.width = 1920
+    with pytest.raises(WrongResolution, match="1920"):
+        codecs.decode_frame_set(message)
+
+
+def test_colour_sent_as_depth_is_corrupt() -> None:
+    message = _frame_set()
+    message.depth.CopyFrom(message.rgb)
+    message.depth.pixel_format = frames_pb2.EncodedImage.PIXEL_FORMAT_DEPTH16_MM
+    with pytest.raises(CorruptImage, match="depth"):
+        codecs.decode_frame_set(message)
+
+
+def test_nan_thermal_is_refused_at_encoding() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        codecs.encode_thermal(np.array([[np.nan]], dtype=np.float32), capture_ts_us=0)
