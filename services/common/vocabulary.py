@@ -78,3 +78,9 @@ FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
     (KEYPOINT_INDEX[f"left_{p}"], KEYPOINT_INDEX[f"right_{p}"])
     for p in ("eye", "ear", "shoulder", "elbow", "wrist", "hand")
 )
+
+# Recognition window (docs/contracts.md): 16 frames on an 8 fps grid (2 s), one event per
+# student every 8 frames (1 s). Checkpoints record their own values; these are the defaults.
+WINDOW_FRAMES = 16
+WINDOW_FPS = 8.0
+HOP_FRAMES = 8
