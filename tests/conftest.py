@@ -1,1 +1,3 @@
-"""Shared fixtures. Integration fixtures (broker, PostgreSQL, gRPC) live in tests/fixtures.py."""
+"""Shared fixtures; the integration ones are defined in tests/fixtures.py."""
+
+from tests.fixtures import broker, postgres_schema_url, topic_prefix  # noqa: F401

@@ -1,0 +1,319 @@
+"""The Kafka data plane every stream service runs on (aiokafka, asyncio).
+
+``StreamService`` is the consume -> process -> produce -> commit loop:
+
+- a batch of records is polled (``max_poll_records``) and handed to ``process_batch``;
+- a record whose input is bad (``BadInput``) goes to the dead-letter topic with its reason,
+  is counted, and the service keeps going;
+- a dependency that is down (``DependencyUnavailable``: model server, database) makes the
+  loop retry the same batch with capped exponential backoff, committing nothing, so no
+  message is lost and none is skipped;
+- offsets are committed only after every output of the batch (and every dead letter) was
+  acknowledged by the broker; on shutdown the batch in flight is finished first.
+
+Why aiokafka: measured here it moves 300 KB messages at about 200 MB/s produce and
+400 MB/s consume on loopback, against about 10 MB/s for kafka-python (DESIGN.md and
+``classroom bench pipeline``); faust-streaming, which the recognition service uses for
+its windowed state, runs on it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from services.common.errors import BadInput, OversizedMessage
+from services.common.lifecycle import StopFlag
+from services.common.metrics import HealthServer, ServiceMetrics
+from services.common.pb.classroom.v1 import deadletter_pb2
+from services.common.settings import ServiceSettings
+from services.common.topics import DEAD_LETTER
+
+# Bytes of protocol overhead a record adds on top of key and value.
+RECORD_OVERHEAD = 512
+
+
+class StoppedDuringOutage(Exception):
+    """Shutdown was asked for while a dependency was down; the batch stays uncommitted."""
+
+
+class DependencyUnavailable(Exception):
+    """A dependency (model server, database) failed in a way that may pass: retry, do not dead-letter."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(slots=True)
+class RecordResult:
+    """What became of one input record: outputs to produce, or the bad input that stopped it."""
+
+    outputs: list[Output]
+    bad_input: BadInput | None = None
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Producer:
+    """aiokafka producer that refuses messages above the campus limit before sending them."""
+
+    def __init__(self, settings: ServiceSettings, metrics: ServiceMetrics, *, client_id: str) -> None:
+        self.max_message_bytes = settings.max_message_bytes
+        self.metrics = metrics
+        self._settings = settings
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # Created here: aiokafka binds clients to the running event loop.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            linger_ms=2,
+            # Our own limit is enforced in send(); the client's is set just above it so the
+            # client never silently differs from what the campus broker accepts.
+            max_request_size=self._settings.max_message_bytes + RECORD_OVERHEAD,
+            request_timeout_ms=30_000,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    def check_size(self, key: bytes | None, value: bytes) -> None:
+        size = len(value) + len(key or b"")
+        if size > self.max_message_bytes:
+            raise OversizedMessage(f"message of {size} bytes exceeds the configured limit of {self.max_message_bytes}")
+
+    async def send(self, output: Output) -> asyncio.Future:
+        """Queue one message; returns the future the broker's acknowledgement resolves."""
+        self.check_size(output.key, output.value)
+        assert self._producer is not None, "Producer.start() first"
+        future = await self._producer.send(output.topic, output.value, key=output.key)
+        self.metrics.count_out(output.topic)
+        return future
+
+    async def send_and_wait(self, output: Output) -> None:
+        await (await self.send(output))
+
+    async def flush(self) -> None:
+        if self._producer is not None:
+            await self._producer.flush()
+
+
+def dead_letter(
+    *,
+    service: str,
+    record: ConsumerRecord,
+    error: BadInput,
+    keep_payload: bool,
+    max_payload: int,
+) -> deadletter_pb2.DeadLetter:
+    payload = record.value or b""
+    keep = keep_payload and len(payload) <= max_payload
+    return deadletter_pb2.DeadLetter(
+        service=service,
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        key=record.key or b"",
+        reason_code=error.reason_code,
+        reason=error.detail[:2000],
+        failed_ts_us=now_us(),
+        payload_size=len(payload),
+        payload=payload if keep else b"",
+        payload_dropped=not keep,
+    )
+
+
+class StreamService(ABC):
+    """Base of the enhancement, fusion and store services (see the module docstring)."""
+
+    #: service name: consumer group id, metrics label, log field
+    name: str = "service"
+
+    def __init__(self, settings: ServiceSettings, *, input_topic: str, group_id: str | None = None) -> None:
+        self.settings = settings
+        self.input_topic = settings.topic_prefix + input_topic
+        self.dead_letter_topic = settings.topic_prefix + DEAD_LETTER
+        self.group_id = group_id or f"classroom-{self.name}"
+        self.metrics = ServiceMetrics(self.name)
+        self.log = logging.getLogger(self.name)
+        self.stop = StopFlag()
+        self.health = HealthServer(self.metrics, readiness=self.readiness)
+        self.producer = Producer(settings, self.metrics, client_id=f"classroom-{self.name}")
+        self.consumer: AIOKafkaConsumer | None = None
+        self.processed = 0
+        self.dead_lettered = 0
+        self._assigned = False
+        self._dependency_ok = True
+        self._dependency_detail = ""
+
+    # -- hooks -------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Connect to dependencies (model server, database). Called before consuming."""
+
+    async def teardown(self) -> None:
+        """Release dependencies. Called after the last commit."""
+
+    @abstractmethod
+    async def process_batch(self, records: Sequence[ConsumerRecord]) -> list[RecordResult]:
+        """Outputs per record, in order. Raise DependencyUnavailable to retry the whole batch."""
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.consumer is None or not self._assigned:
+            return False, "not consuming yet"
+        if not self._dependency_ok:
+            return False, self._dependency_detail
+        return True, "ok"
+
+    # -- loop ----------------------------------------------------------------------------
+
+    def _make_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            self.input_topic,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=f"classroom-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.settings.session_timeout_ms // 5),
+            max_poll_interval_ms=600_000,
+            max_partition_fetch_bytes=max(2 * self.settings.max_message_bytes, 4_000_000),
+            fetch_max_bytes=64_000_000,
+        )
+
+    async def run(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        self.stop.install_signal_handlers()
+        port = await self.health.start(self.settings.metrics_host, self.settings.metrics_port)
+        self.log.info("starting", extra={"input_topic": self.input_topic, "metrics_port": port})
+        try:
+            await self.producer.start()
+            await self.setup()
+            self.consumer = self._make_consumer()
+            await self.consumer.start()
+            while not self.stop.is_set():
+                self.health.beat()
+                batches = await self.consumer.getmany(
+                    timeout_ms=500, max_records=self.settings.max_poll_records
+                )
+                self._assigned = bool(self.consumer.assignment())
+                for tp, records in batches.items():
+                    await self._handle(tp, records)
+                    await self._update_lag(tp)
+            self.log.info("stopping", extra={"reason": self.stop.reason})
+        except StoppedDuringOutage as exc:
+            self.log.warning("stopped while a dependency was down; the batch in flight will be redelivered",
+                             extra={"error": str(exc)})
+        finally:
+            if self.consumer is not None:
+                await self.consumer.stop()
+            await self.teardown()
+            await self.producer.stop()
+            await self.health.stop()
+        self.log.info("stopped", extra={"processed": self.processed, "dead_letters": self.dead_lettered})
+        return 0
+
+    async def _handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        assert self.consumer is not None
+        self.metrics.count_in(tp.topic, len(records))
+        oversized = {
+            i: OversizedMessage(
+                f"incoming message of {len(r.value or b'')} bytes exceeds the limit of {self.settings.max_message_bytes}"
+            )
+            for i, r in enumerate(records)
+            if len(r.value or b"") > self.settings.max_message_bytes
+        }
+        regular = [r for i, r in enumerate(records) if i not in oversized]
+        started = time.perf_counter()
+        results = await self._process_with_retry(regular) if regular else []
+        by_index: dict[int, RecordResult] = {}
+        it = iter(results)
+        for i in range(len(records)):
+            by_index[i] = RecordResult([], oversized[i]) if i in oversized else next(it)
+        futures: list[asyncio.Future] = []
+        for i, record in enumerate(records):
+            result = by_index[i]
+            if result.bad_input is None:
+                try:
+                    for output in result.outputs:
+                        futures.append(await self.producer.send(output))
+                    continue
+                except OversizedMessage as exc:
+                    result = RecordResult([], OversizedMessage(f"output too large: {exc.detail}"))
+            futures.append(await self._send_dead_letter(record, result.bad_input))  # type: ignore[arg-type]
+        # Commit only what the broker acknowledged: a failed send raises and nothing is committed.
+        await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - started
+        for _ in records:
+            self.metrics.observe_stage(elapsed / len(records))
+        await self.consumer.commit({tp: records[-1].offset + 1})
+        self.processed += len(records)
+
+    async def _process_with_retry(self, records: list[ConsumerRecord]) -> list[RecordResult]:
+        delay = 0.2
+        while True:
+            try:
+                results = await self.process_batch(records)
+                if len(results) != len(records):
+                    raise RuntimeError(f"{self.name}: process_batch returned {len(results)} results for {len(records)}")
+                if not self._dependency_ok:
+                    self.log.info("dependency recovered")
+                self._dependency_ok, self._dependency_detail = True, ""
+                return results
+            except DependencyUnavailable as exc:
+                self._dependency_ok, self._dependency_detail = False, str(exc)
+                self.metrics.count_retry(type(exc).__name__)
+                self.log.warning("dependency unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay})
+                self.health.beat()
+                if await self.stop.wait(delay):
+                    # Stopping mid-outage: leave the batch uncommitted; it is redelivered on restart.
+                    raise StoppedDuringOutage(str(exc)) from exc
+                delay = min(delay * 2, 10.0)
+
+    async def _send_dead_letter(self, record: ConsumerRecord, error: BadInput) -> asyncio.Future:
+        self.dead_lettered += 1
+        self.metrics.count_dead_letter(error.reason_code)
+        self.log.warning(
+            "dead letter",
+            extra={
+                "reason_code": error.reason_code,
+                "reason": error.detail[:300],
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+        )
+        envelope = dead_letter(
+            service=self.name,
+            record=record,
+            error=error,
+            keep_payload=self.settings.deadletter_keep_payload,
+            max_payload=self.settings.max_message_bytes - 4096,
+        )
+        return await self.producer.send(Output(self.dead_letter_topic, record.key or b"", envelope.SerializeToString()))
+
+    async def _update_lag(self, tp: TopicPartition) -> None:
+        assert self.consumer is not None
+        highwater = self.consumer.highwater(tp)
+        if highwater is None:
+            return
+        position = await self.consumer.position(tp)
+        self.metrics.set_lag(tp.topic, tp.partition, max(0, highwater - position))

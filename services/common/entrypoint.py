@@ -1,0 +1,41 @@
+"""What every service's ``__main__`` does: parse, load settings, set up logs, run, exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic_settings import BaseSettings
+
+from services.common.logs import setup_logging
+from services.common.settings import load_settings
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def service_main(
+    name: str,
+    settings_class: type[S],
+    make_service: Callable[[S], Any],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Run a service whose ``run()`` coroutine returns an exit code."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=settings_class.__doc__)
+    parser.add_argument(
+        "--validate-config", action="store_true", help="check the configuration, print the verdict, exit 0/1"
+    )
+    args = parser.parse_args(argv)
+    settings = load_settings(settings_class, validate_only=args.validate_config)
+    setup_logging(name, level=getattr(settings, "log_level", "INFO"), fmt=getattr(settings, "log_format", "json"))
+    service = make_service(settings)
+    try:
+        return int(asyncio.run(service.run()) or 0)
+    except KeyboardInterrupt:  # a second Ctrl-C while draining
+        return 130
+
+
+def main_for(name: str, settings_class: type[S], make_service: Callable[[S], Any]) -> None:
+    sys.exit(service_main(name, settings_class, make_service))

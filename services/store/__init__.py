@@ -1,0 +1,1 @@
+"""Store service: writes behaviour events to SQL idempotently and keeps the aggregates current."""

@@ -1,0 +1,160 @@
+"""The store loop: parse behaviour events, write them in one transaction per batch, retry on outages.
+
+Idempotent: events have deterministic ids and inserts skip ids already stored, so a
+replay after a crash or a rebalance never makes a second row or double-counts an
+aggregate. While the database is unreachable the batch is retried with backoff and
+nothing is committed to Kafka, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiokafka import ConsumerRecord
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from services.common.bus import DependencyUnavailable, RecordResult, StreamService
+from services.common.campus import load_campus
+from services.common.codecs import parse_message
+from services.common.db.crud import record_events, sync_campus
+from services.common.db.engine import create_schema, make_engine
+from services.common.db.models import BehaviourEvent
+from services.common.errors import BadInput, MalformedMessage
+from services.common.pb.classroom.v1 import events_pb2
+from services.common.topics import BEHAVIOURS
+from services.common.vocabulary import BEHAVIOUR_INDEX, NUM_KEYPOINTS
+from services.store.config import StoreSettings
+
+
+def _ts(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, tz=UTC)
+
+
+def event_row(message: events_pb2.BehaviourEvent) -> BehaviourEvent:
+    """Check one event and turn it into a table row; raises BadInput naming the problem."""
+    missing = [f for f in ("event_id", "classroom_id", "session_id", "student_id", "label") if not getattr(message, f)]
+    if missing:
+        raise MalformedMessage(f"behaviour event lacks {', '.join(missing)}")
+    if message.label not in BEHAVIOUR_INDEX:
+        raise BadInput(f"unknown behaviour label {message.label!r}")
+    if not (0 < message.window_start_us <= message.window_end_us):
+        raise BadInput("window start/end are missing or reversed")
+    if not (message.segment_start_us <= message.segment_end_us):
+        raise BadInput("segment start is after its end")
+    if not 0.0 <= message.confidence <= 1.0:
+        raise BadInput(f"confidence {message.confidence} outside [0, 1]")
+    attention = message.attention
+    if attention.keypoint_weights and len(attention.keypoint_weights) != NUM_KEYPOINTS:
+        raise BadInput(f"{len(attention.keypoint_weights)} keypoint attention weights, expected {NUM_KEYPOINTS}")
+    return BehaviourEvent(
+        event_id=message.event_id,
+        session_id=message.session_id,
+        classroom_id=message.classroom_id,
+        course_id=message.course_id,
+        camera_id=message.camera_id,
+        student_id=message.student_id,
+        seat_id=message.seat_id,
+        window_start=_ts(message.window_start_us),
+        window_end=_ts(message.window_end_us),
+        segment_start=_ts(message.segment_start_us),
+        segment_end=_ts(message.segment_end_us),
+        label=message.label,
+        confidence=message.confidence,
+        top5=json.dumps([[p.label, round(p.probability, 5)] for p in message.top5]),
+        attention=json.dumps(
+            {
+                "keypoints": [round(w, 5) for w in attention.keypoint_weights],
+                "frames": [round(w, 5) for w in attention.frame_weights],
+                "top_keypoints": list(attention.top_keypoints),
+            }
+        ),
+        model_version=message.model_version,
+        model_trained=message.model_trained,
+        created_at=datetime.now(UTC),
+    )
+
+
+def _is_outage(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError) or bool(exc.connection_invalidated)
+
+
+class StoreService(StreamService):
+    name = "store"
+
+    def __init__(self, settings: StoreSettings) -> None:
+        super().__init__(settings, input_topic=BEHAVIOURS)
+        self.settings: StoreSettings = settings
+        self.engine = make_engine(settings.database_url)
+        self.rows_written = 0
+        self._schema_ready = False
+
+    async def setup(self) -> None:
+        # The database may still be starting: keep trying until it answers or we are stopped.
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                await asyncio.to_thread(self._prepare_database)
+                return
+            except DBAPIError as exc:
+                self._dependency_ok, self._dependency_detail = False, f"database: {exc.orig}"
+                self.metrics.count_retry("database")
+                self.log.warning("database unavailable at start, retrying", extra={"error": str(exc.orig)})
+                await self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _prepare_database(self) -> None:
+        create_schema(self.engine)
+        if self.settings.campus_file is not None:
+            campus = load_campus(self.settings.campus_file)
+            with Session(self.engine) as session:
+                sync_campus(session=session, campus=campus)
+                session.commit()
+        self._schema_ready = True
+        self._dependency_ok, self._dependency_detail = True, ""
+
+    async def teardown(self) -> None:
+        self.engine.dispose()
+
+    async def process_batch(self, records: Sequence[ConsumerRecord]) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        rows: list[BehaviourEvent] = []
+        for record in records:
+            try:
+                message = parse_message(record.value or b"", events_pb2.BehaviourEvent)
+                rows.append(event_row(message))  # type: ignore[arg-type]
+                results.append(RecordResult([]))
+            except BadInput as exc:
+                results.append(RecordResult([], exc))
+        if rows:
+            try:
+                self.rows_written += await asyncio.to_thread(self._write, rows)
+            except DBAPIError as exc:
+                if _is_outage(exc):
+                    raise DependencyUnavailable(f"database: {exc.orig}") from exc
+                # Not an outage: some row is unacceptable. Write one by one so only it is dead-lettered.
+                await self._write_individually(records, rows, results)
+        return results
+
+    def _write(self, rows: list[BehaviourEvent]) -> int:
+        if not self._schema_ready:
+            self._prepare_database()
+        with Session(self.engine) as session:
+            inserted = record_events(session=session, events=rows)
+            session.commit()
+            return inserted
+
+    async def _write_individually(
+        self, records: Sequence[ConsumerRecord], rows: list[BehaviourEvent], results: list[RecordResult]
+    ) -> None:
+        good = [i for i, r in enumerate(results) if r.bad_input is None]
+        for index, row in zip(good, rows, strict=True):
+            try:
+                self.rows_written += await asyncio.to_thread(self._write, [row])
+            except DBAPIError as exc:
+                if _is_outage(exc):
+                    raise DependencyUnavailable(f"database: {exc.orig}") from exc
+                results[index] = RecordResult([], BadInput(f"database refused the event: {exc.orig}"))
