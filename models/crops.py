@@ -1,0 +1,218 @@
+"""Per-student crops: the ONE function that turns aligned analysis-resolution frames and seat
+boxes into the fixed-size trimodal crops every network in models/ reads (docs/contracts.md,
+"Student crops"). Training and the model server both call it, so they see one geometry.
+
+Geometry. Each seat box (x0, y0, x1, y1), in continuous analysis pixels (pixel (i, j) covers
+[j, j+1) x [i, i+1)), is grown to the square of side max(w, h) * (1 + margin) around its
+centre, and that square is resampled to S x S crop pixels (aspect kept, so body proportions
+do not depend on the seat box's shape). ``CropGeometry`` maps points both ways; recognition
+normalises keypoints to the same square (``normalise_keypoints``), so "normalised to the
+seat box" means the same thing in training and in serving.
+
+Channels (float32, ``CROP_CHANNELS``):
+  0-2  colour, BGR like the frames, scaled to 0..1 (enhanced when serving, raw in training
+       before the torch enhancement)
+  3    depth relative to the student: (depth_mm - reference_mm) / DEPTH_SCALE_MM clipped to
+       +-DEPTH_CLIP, 0 where depth is invalid; reference_mm is the median valid depth of the
+       crop's central half (returned, so absolute distance can be recovered)
+  4    radiometric temperature: (thermal_c - THERMAL_CENTRE_C) / THERMAL_SCALE_C
+  5    CLAHE-equalised thermal, 0..1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from services.common.errors import BadInput, WrongResolution
+
+CROP_CHANNELS: tuple[str, ...] = ("blue", "green", "red", "depth", "thermal_c", "thermal_equalised")
+COLOUR = slice(0, 3)
+DEPTH = 3
+THERMAL = 4
+THERMAL_EQUALISED = 5
+NUM_CHANNELS = len(CROP_CHANNELS)
+
+DEPTH_SCALE_MM = 500.0  # half a metre per unit: an arm stretched toward the camera is ~1
+DEPTH_CLIP = 3.0
+THERMAL_CENTRE_C = 30.0  # skin ~34 C maps to +0.4, a 22 C room to -0.8
+THERMAL_SCALE_C = 10.0
+DEFAULT_CROP_SIZE = 96
+
+
+@dataclass(frozen=True, slots=True)
+class CropGeometry:
+    """Where each crop came from: square origin (analysis px) and analysis px per crop px."""
+
+    origin: np.ndarray  # [N, 2] float64, top-left corner of the square
+    scale: np.ndarray  # [N] float64
+    crop_size: int
+
+    def crop_to_image(self, points: np.ndarray) -> np.ndarray:
+        """[N, K, 2+] crop-pixel points -> analysis pixels (extra columns, e.g. confidence, kept)."""
+        out = np.array(points, dtype=np.float64, copy=True)
+        out[..., :2] = out[..., :2] * self.scale[:, None, None] + self.origin[:, None, :]
+        return out
+
+    def image_to_crop(self, points: np.ndarray) -> np.ndarray:
+        """[N, K, 2+] analysis-pixel points -> crop pixels."""
+        out = np.array(points, dtype=np.float64, copy=True)
+        out[..., :2] = (out[..., :2] - self.origin[:, None, :]) / self.scale[:, None, None]
+        return out
+
+
+def validate_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Seat boxes as float64 [N, 4] with x1 > x0 and y1 > y0, or BadInput."""
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise BadInput(f"seat boxes must have shape [S, 4] (x0, y0, x1, y1), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise BadInput("seat boxes contain NaN or infinity")
+    if np.any(arr[:, 2] <= arr[:, 0]) or np.any(arr[:, 3] <= arr[:, 1]):
+        raise BadInput("seat boxes need x1 > x0 and y1 > y0")
+    return arr
+
+
+def seat_squares(boxes: np.ndarray, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Square regions around seat boxes: (origin [N, 2], side [N])."""
+    arr = validate_boxes(boxes)
+    centre = (arr[:, :2] + arr[:, 2:]) / 2.0
+    side = np.maximum(arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]) * (1.0 + margin)
+    return centre - side[:, None] / 2.0, side
+
+
+def crop_geometry(boxes: np.ndarray, crop_size: int = DEFAULT_CROP_SIZE, margin: float = 0.0) -> CropGeometry:
+    origin, side = seat_squares(boxes, margin)
+    return CropGeometry(origin=origin, scale=side / crop_size, crop_size=crop_size)
+
+
+def normalise_keypoints(keypoints_px: np.ndarray, seat_boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Analysis-pixel keypoints [..., K, 2+] -> 0..1 within each seat's square (recognition input).
+
+    ``seat_boxes`` is [..., 4] with the same leading shape as ``keypoints_px`` minus K.
+    Equivalent to crop pixels / crop_size, which is what training feeds MST-GCN.
+    """
+    kp = np.array(keypoints_px, dtype=np.float32, copy=True)
+    boxes = np.asarray(seat_boxes, dtype=np.float64)
+    flat = boxes.reshape(-1, 4)
+    origin, side = seat_squares(flat, margin)
+    origin = origin.reshape(*boxes.shape[:-1], 1, 2)
+    side = side.reshape(*boxes.shape[:-1], 1, 1)
+    kp[..., :2] = (kp[..., :2] - origin) / side
+    return kp
+
+
+@dataclass(frozen=True, slots=True)
+class StudentCrops:
+    """A batch of crops over frames and seats, in frame-major order."""
+
+    tensor: torch.Tensor  # [N, 6, S, S] float32
+    geometry: CropGeometry
+    frame_index: np.ndarray  # [N] which input frame each crop came from
+    depth_reference_mm: np.ndarray  # [N] float32, 0 where the crop had no valid depth
+
+
+def _check_frame(
+    rgb: np.ndarray, depth_mm: np.ndarray, thermal_c: np.ndarray, thermal_eq: np.ndarray
+) -> None:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise BadInput(f"rgb must be HxWx3 uint8 BGR, got {rgb.shape} {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    for name, img, dtype in (
+        ("depth_mm", depth_mm, np.uint16),
+        ("thermal_c", thermal_c, np.float32),
+        ("thermal_equalised", thermal_eq, np.uint8),
+    ):
+        if img.dtype != dtype:
+            raise BadInput(f"{name} must be {np.dtype(dtype).name}, got {img.dtype}")
+        if img.shape != (h, w):
+            raise WrongResolution(f"{name} is {img.shape}, expected {(h, w)} (aligned to colour)")
+
+
+def extract_student_crops(
+    frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    seats: Sequence[np.ndarray],
+    crop_size: int = DEFAULT_CROP_SIZE,
+    margin: float = 0.0,
+) -> StudentCrops:
+    """Crops for every seat of every frame: NumPy frames in, one torch batch out.
+
+    ``frames[i]`` = (rgb HxWx3 uint8 BGR, depth_mm HxW uint16, thermal_c HxW float32,
+    thermal_equalised HxW uint8), all aligned to colour at the analysis resolution;
+    ``seats[i]`` = float [S_i, 4] seat boxes of that frame. Pixels outside the frame repeat
+    the border (a seat at the image edge gets no artificial black band).
+    """
+    if len(frames) != len(seats):
+        raise BadInput(f"{len(frames)} frames but {len(seats)} seat lists")
+    boxes_per_frame = [validate_boxes(np.asarray(s, dtype=np.float64).reshape(-1, 4)) for s in seats]
+    total = sum(len(b) for b in boxes_per_frame)
+    out = np.empty((total, NUM_CHANNELS, crop_size, crop_size), dtype=np.float32)
+    origins = np.empty((total, 2), dtype=np.float64)
+    scales = np.empty(total, dtype=np.float64)
+    frame_index = np.empty(total, dtype=np.int64)
+    depth_ref = np.zeros(total, dtype=np.float32)
+    dsize = (crop_size, crop_size)
+    flags_linear = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    # depth by nearest neighbour: interpolating across an invalid 0 would invent distances
+    flags_nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    quarter, half = crop_size // 4, crop_size - crop_size // 4
+    n = 0
+    for f, ((rgb, depth_mm, thermal_c, thermal_eq), boxes) in enumerate(
+        zip(frames, boxes_per_frame, strict=True)
+    ):
+        _check_frame(rgb, depth_mm, thermal_c, thermal_eq)
+        if len(boxes) == 0:
+            continue
+        origin, side = seat_squares(boxes, margin)
+        scale = side / crop_size
+        for s in range(len(boxes)):
+            sc, ox, oy = scale[s], origin[s, 0], origin[s, 1]
+            # crop pixel centre u + 0.5 -> analysis continuous ox + (u + 0.5) * sc -> OpenCV index (- 0.5)
+            m = np.array([[sc, 0.0, ox + 0.5 * sc - 0.5], [0.0, sc, oy + 0.5 * sc - 0.5]])
+            colour = cv2.warpAffine(rgb, m, dsize, flags=flags_linear, borderMode=cv2.BORDER_REPLICATE)
+            depth = cv2.warpAffine(depth_mm, m, dsize, flags=flags_nearest, borderMode=cv2.BORDER_REPLICATE)
+            thermal = cv2.warpAffine(thermal_c, m, dsize, flags=flags_linear, borderMode=cv2.BORDER_REPLICATE)
+            equalised = cv2.warpAffine(
+                thermal_eq, m, dsize, flags=flags_linear, borderMode=cv2.BORDER_REPLICATE
+            )
+            crop = out[n]
+            crop[COLOUR] = colour.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
+            centre = depth[quarter:half, quarter:half]
+            valid_centre = centre[centre > 0]
+            valid = depth > 0
+            if valid_centre.size:
+                ref = np.float32(np.median(valid_centre))
+            elif valid.any():
+                ref = np.float32(np.median(depth[valid]))
+            else:
+                ref = np.float32(0.0)
+            depth_ref[n] = ref
+            if ref > 0:
+                rel = (depth.astype(np.float32) - ref) * np.float32(1.0 / DEPTH_SCALE_MM)
+                np.clip(rel, -DEPTH_CLIP, DEPTH_CLIP, out=rel)
+                crop[DEPTH] = np.where(valid, rel, np.float32(0.0))
+            else:
+                crop[DEPTH] = 0.0
+            crop[THERMAL] = (thermal - np.float32(THERMAL_CENTRE_C)) * np.float32(1.0 / THERMAL_SCALE_C)
+            crop[THERMAL_EQUALISED] = equalised * np.float32(1.0 / 255.0)
+            origins[n] = (ox, oy)
+            scales[n] = sc
+            frame_index[n] = f
+            n += 1
+    if not np.all(np.isfinite(out[:, THERMAL])):
+        raise BadInput("thermal_c contains NaN or infinity inside a seat region")
+    return StudentCrops(
+        tensor=torch.from_numpy(out),
+        geometry=CropGeometry(origin=origins, scale=scales, crop_size=crop_size),
+        frame_index=frame_index,
+        depth_reference_mm=depth_ref,
+    )
+
+
+def thermal_celsius(normalised: torch.Tensor) -> torch.Tensor:
+    """Crop channel 4 back to degrees Celsius."""
+    return normalised * THERMAL_SCALE_C + THERMAL_CENTRE_C
