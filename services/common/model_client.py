@@ -1,0 +1,69 @@
+"""gRPC clients of the model server, with deadlines; failures that may pass become DependencyUnavailable.
+
+The stream services retry a batch with backoff on DependencyUnavailable (services/common/bus.py),
+so a model server that is down or restarting costs latency, never messages.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from services.common.bus import DependencyUnavailable
+from services.common.pb.classroom.v1 import inference_pb2, inference_pb2_grpc
+
+# Status codes that say "try again later" rather than "this request is wrong".
+TRANSIENT = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+}
+
+
+class ModelClient:
+    """One channel to a model server (or a load balancer in front of several)."""
+
+    def __init__(self, target: str, *, timeout_s: float = 10.0, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._options = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            # Spread calls over every address a DNS name resolves to (model-server replicas).
+            ("grpc.lb_policy_name", "round_robin"),
+            ("grpc.enable_retries", 0),
+        ]
+        self._channel: grpc.aio.Channel | None = None
+
+    def _stubs(self) -> tuple[inference_pb2_grpc.FusionKeypointsStub, inference_pb2_grpc.RecognitionStub]:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+        return inference_pb2_grpc.FusionKeypointsStub(self._channel), inference_pb2_grpc.RecognitionStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def _call(self, method, request, what: str):  # type: ignore[no-untyped-def]
+        try:
+            return await method(request, timeout=self.timeout_s, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in TRANSIENT:
+                raise DependencyUnavailable(f"model server {self.target} {what}: {exc.code().name} {exc.details()}") from exc
+            raise
+
+    async def fuse(self, request: inference_pb2.FusionBatchRequest) -> inference_pb2.FusionBatchResponse:
+        fusion, _ = self._stubs()
+        return await self._call(fusion.Infer, request, "fusion")
+
+    async def recognise(self, request: inference_pb2.RecognitionBatchRequest) -> inference_pb2.RecognitionBatchResponse:
+        _, recognition = self._stubs()
+        return await self._call(recognition.Infer, request, "recognition")
+
+    async def info(self) -> inference_pb2.ModelInfo:
+        _, recognition = self._stubs()
+        return await self._call(recognition.Info, inference_pb2.ModelInfoRequest(), "info")

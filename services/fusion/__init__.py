@@ -1,0 +1,1 @@
+"""Fusion service: enhanced frame sets -> model server (DCA-Net + keypoints) -> per-student observations."""

@@ -1,0 +1,40 @@
+"""Settings of the model server (environment variables prefixed MODELSERVER_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "smartclass-small.pt"
+
+
+class ModelServerSettings(BaseSettings):
+    """Model server: gRPC FusionKeypoints + Recognition, one process per GPU (or CPU)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELSERVER_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
+    port: int = Field(default=50051, ge=0, le=65535, description="gRPC port; 0 picks a free one")
+    checkpoint: Path | None = Field(
+        default=None,
+        description="trained checkpoint; unset = the committed default if present, else untrained weights (flagged)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = CUDA when present")
+    torch_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = torch's default")
+    max_batch_frames: int = Field(default=16, ge=1, description="frame sets per fusion batch")
+    max_batch_windows: int = Field(default=256, ge=1, description="student windows per recognition batch")
+    max_delay_ms: float = Field(default=8.0, ge=0, description="longest a request waits for its batch to fill")
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, description="largest gRPC request accepted")
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    def resolved_checkpoint(self) -> Path | None:
+        if self.checkpoint is not None:
+            return self.checkpoint
+        return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None

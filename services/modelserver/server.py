@@ -1,0 +1,326 @@
+"""The gRPC model server: FusionKeypoints and Recognition, standard health checking, batching.
+
+Each RPC carries a batch from one caller (a fusion or recognition worker); the server's
+micro-batchers merge batches from many callers (classrooms) before they reach the network,
+up to a size limit and a maximum delay. One bad item (an image that does not decode, a
+window of the wrong shape) fails alone: its result carries the error, the rest of the batch
+is answered. Every response names the checkpoint that produced it and whether it was trained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import Histogram
+
+from services.common import codecs
+from services.common.errors import BadInput
+from services.common.lifecycle import StopFlag
+from services.common.metrics import HealthServer, ServiceMetrics
+from services.common.pb.classroom.v1 import events_pb2, inference_pb2, inference_pb2_grpc, observations_pb2
+from services.common.vocabulary import KEYPOINTS, NUM_KEYPOINTS
+from services.modelserver.batcher import MicroBatcher
+from services.modelserver.config import ModelServerSettings
+
+log = logging.getLogger("modelserver")
+
+FUSION_SERVICE = "classroom.v1.FusionKeypoints"
+RECOGNITION_SERVICE = "classroom.v1.Recognition"
+
+
+@dataclass(slots=True)
+class _Window:
+    keypoints: np.ndarray  # [T, 17, 3] float32
+    node_features: np.ndarray  # [T, 17, C]
+
+
+def decode_fusion_item(item: inference_pb2.FusionItem):  # type: ignore[no-untyped-def]
+    """An EnhancedFrameSet + seats -> models.inference.FusionInput, or BadInput."""
+    from models.inference import FusionInput
+
+    fs = item.frame_set
+    for name in ("rgb", "depth", "thermal_radiometric", "thermal_equalised"):
+        if not fs.HasField(name):
+            raise BadInput(f"enhanced frame set lacks {name}")
+    rgb = codecs.decode_image(fs.rgb, name="rgb")
+    depth = codecs.decode_image(fs.depth, name="depth")
+    thermal_raw = codecs.decode_image(fs.thermal_radiometric, name="thermal_radiometric")
+    thermal_eq = codecs.decode_image(fs.thermal_equalised, name="thermal_equalised")
+    shapes = {rgb.shape[:2], depth.shape, thermal_raw.shape, thermal_eq.shape}
+    if len(shapes) != 1:
+        raise BadInput(f"enhanced modalities are not pixel-aligned: sizes {sorted(shapes)}")
+    scale = fs.thermal_radiometric.scale or codecs.THERMAL_SCALE
+    offset = fs.thermal_radiometric.offset if fs.thermal_radiometric.scale else codecs.THERMAL_OFFSET
+    seats = np.array([[s.box.x0, s.box.y0, s.box.x1, s.box.y1] for s in item.seats], dtype=np.float32).reshape(-1, 4)
+    if len(seats) and not (np.all(seats[:, 2] > seats[:, 0]) and np.all(seats[:, 3] > seats[:, 1])):
+        raise BadInput("a seat box has x1 <= x0 or y1 <= y0")
+    return FusionInput(
+        rgb=rgb,
+        depth_mm=depth,
+        thermal_c=codecs.thermal16_to_celsius(thermal_raw, scale, offset),
+        thermal_equalised=thermal_eq,
+        seats=seats,
+    )
+
+
+def decode_window(item: inference_pb2.RecognitionItem, *, window_frames: int, feature_dim: int) -> _Window:
+    if item.frames != window_frames or item.feature_dim != feature_dim:
+        raise BadInput(
+            f"window of {item.frames} frames x {item.feature_dim} features; this model takes "
+            f"{window_frames} x {feature_dim}"
+        )
+    expected_kp = window_frames * NUM_KEYPOINTS * 3 * 4
+    expected_feat = window_frames * NUM_KEYPOINTS * feature_dim * 2
+    if len(item.keypoints) != expected_kp or len(item.node_features) != expected_feat:
+        raise BadInput(
+            f"window byte sizes {len(item.keypoints)}/{len(item.node_features)}, expected {expected_kp}/{expected_feat}"
+        )
+    keypoints = np.frombuffer(item.keypoints, dtype="<f4").reshape(window_frames, NUM_KEYPOINTS, 3)
+    features = np.frombuffer(item.node_features, dtype="<f2").reshape(window_frames, NUM_KEYPOINTS, feature_dim)
+    if not (np.isfinite(keypoints).all() and np.isfinite(features).all()):
+        raise BadInput("window contains NaN or infinity")
+    return _Window(keypoints, features)
+
+
+class ModelServer:
+    def __init__(self, settings: ModelServerSettings, engine=None) -> None:  # type: ignore[no-untyped-def]
+        self.settings = settings
+        self.stop = StopFlag()
+        self.metrics = ServiceMetrics("modelserver")
+        self.health_http = HealthServer(self.metrics, readiness=self._readiness)
+        self.batch_size = Histogram(
+            "classroom_model_batch_items", "items per model batch", ["service", "model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=self.metrics.registry,
+        )
+        self.batch_seconds = Histogram(
+            "classroom_model_batch_seconds", "compute time per model batch", ["service", "model"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=self.metrics.registry,
+        )
+        self.engine = engine
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self.health_servicer = health.aio.HealthServicer()
+        self._fusion_batcher: MicroBatcher | None = None
+        self._recognition_batcher: MicroBatcher | None = None
+
+    # -- model -----------------------------------------------------------------------------
+
+    def _load_engine(self):  # type: ignore[no-untyped-def]
+        import torch
+
+        from models.inference import InferenceEngine
+
+        if self.settings.torch_threads:
+            torch.set_num_threads(self.settings.torch_threads)
+        device = self.settings.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        checkpoint = self.settings.resolved_checkpoint()
+        engine = InferenceEngine(checkpoint, device=device)
+        if not engine.info.trained:
+            log.warning(
+                "serving UNTRAINED weights: outputs are not recognition",
+                extra={"fusion_model": engine.info.fusion_version, "recognition_model": engine.info.recognition_version},
+            )
+        return engine
+
+    def _observer(self, model: str):  # type: ignore[no-untyped-def]
+        def observe(items: int, _waited: float, compute: float) -> None:
+            self.batch_size.labels("modelserver", model).observe(items)
+            self.batch_seconds.labels("modelserver", model).observe(compute)
+
+        return observe
+
+    def _run_fusion(self, inputs: Sequence) -> list:  # type: ignore[type-arg]
+        return list(self.engine.fuse(list(inputs)))
+
+    def _run_recognition(self, windows: Sequence[_Window]) -> list:  # type: ignore[type-arg]
+        keypoints = np.stack([w.keypoints for w in windows])
+        features = np.stack([w.node_features for w in windows])
+        out = self.engine.recognise(keypoints, features)
+        return [
+            (out.probabilities[i], out.keypoint_attention[i], out.frame_attention[i]) for i in range(len(windows))
+        ]
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _readiness(self) -> tuple[bool, str]:
+        if self.engine is None:
+            return False, "loading model"
+        return True, "ok"
+
+    async def start(self) -> int:
+        if self.engine is None:
+            self.engine = await asyncio.to_thread(self._load_engine)
+        self._fusion_batcher = MicroBatcher(
+            self._run_fusion, max_items=self.settings.max_batch_frames,
+            max_delay_s=self.settings.max_delay_ms / 1000, name="fusion", on_batch=self._observer("fusion"),
+        )
+        self._recognition_batcher = MicroBatcher(
+            self._run_recognition, max_items=self.settings.max_batch_windows,
+            max_delay_s=self.settings.max_delay_ms / 1000, name="recognition", on_batch=self._observer("recognition"),
+        )
+        self._fusion_batcher.start()
+        self._recognition_batcher.start()
+        options = [
+            ("grpc.max_receive_message_length", self.settings.max_message_bytes),
+            ("grpc.max_send_message_length", self.settings.max_message_bytes),
+        ]
+        self.server = grpc.aio.server(options=options)
+        inference_pb2_grpc.add_FusionKeypointsServicer_to_server(_FusionServicer(self), self.server)
+        inference_pb2_grpc.add_RecognitionServicer_to_server(_RecognitionServicer(self), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
+        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        await self.server.start()
+        for service in ("", FUSION_SERVICE, RECOGNITION_SERVICE):
+            await self.health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        return self.port
+
+    async def shutdown(self) -> None:
+        """Stop accepting calls, let calls in flight finish (grace), drain the batchers."""
+        await self.health_servicer.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(self.settings.shutdown_grace_s)
+        for batcher in (self._fusion_batcher, self._recognition_batcher):
+            if batcher is not None:
+                await batcher.stop()
+
+    async def run(self) -> int:
+        self.stop.install_signal_handlers()
+        metrics_port = await self.health_http.start(self.settings.metrics_host, self.settings.metrics_port)
+        port = await self.start()
+        info = self.engine.info
+        log.info(
+            "serving",
+            extra={
+                "port": port, "metrics_port": metrics_port, "device": info.device, "trained": info.trained,
+                "fusion_model": info.fusion_version, "recognition_model": info.recognition_version,
+            },
+        )
+        while not await self.stop.wait(1.0):
+            self.health_http.beat()
+        log.info("stopping", extra={"reason": self.stop.reason})
+        await self.shutdown()
+        await self.health_http.stop()
+        return 0
+
+    def model_info(self) -> inference_pb2.ModelInfo:
+        info = self.engine.info
+        return inference_pb2.ModelInfo(
+            fusion_model_version=info.fusion_version,
+            recognition_model_version=info.recognition_version,
+            trained=info.trained,
+            device=info.device,
+            window_frames=info.window_frames,
+            feature_dim=info.feature_dim,
+            labels=list(info.labels),
+        )
+
+
+class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+
+    async def Infer(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        started = time.perf_counter()
+        results: list[inference_pb2.FusionResult | None] = []
+        inputs, positions = [], []
+        for i, item in enumerate(request.items):
+            try:
+                inputs.append(decode_fusion_item(item))
+                positions.append(i)
+                results.append(None)
+            except BadInput as exc:
+                self.server.metrics.count_dead_letter(exc.reason_code)
+                results.append(inference_pb2.FusionResult(request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}"))
+        if inputs:
+            assert self.server._fusion_batcher is not None
+            outputs = await self.server._fusion_batcher.submit_many(inputs)
+            for i, out in zip(positions, outputs, strict=True):
+                item = request.items[i]
+                results[i] = _fusion_result(item, out)
+        self.server.metrics.observe_stage(time.perf_counter() - started)
+        info = self.server.engine.info
+        return inference_pb2.FusionBatchResponse(
+            results=results, model_version=info.fusion_version, model_trained=info.trained
+        )
+
+    async def Info(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        return self.server.model_info()
+
+
+def _fusion_result(item: inference_pb2.FusionItem, out) -> inference_pb2.FusionResult:  # type: ignore[no-untyped-def]
+    seats = []
+    feature_dim = int(out.node_features.shape[-1]) if out.node_features.size else 0
+    for s, seat in enumerate(item.seats):
+        kps = out.keypoints[s]
+        seats.append(
+            inference_pb2.SeatResult(
+                seat_id=seat.seat_id,
+                keypoints=[observations_pb2.Keypoint(x=float(x), y=float(y), confidence=float(c)) for x, y, c in kps],
+                node_features=np.ascontiguousarray(out.node_features[s], dtype="<f2").tobytes(),
+                feature_dim=feature_dim,
+                occupancy=float(out.occupancy[s]),
+                facial_temperature_c=float(out.facial_temperature_c[s]),
+                mean_depth_mm=float(out.mean_depth_mm[s]),
+                box=seat.box,  # the seat region the keypoints are relative to
+            )
+        )
+    alpha, beta, gamma = out.gates
+    return inference_pb2.FusionResult(
+        request_id=item.request_id,
+        seats=seats,
+        gates=observations_pb2.FusionGates(alpha=float(alpha), beta=float(beta), gamma=float(gamma)),
+    )
+
+
+class _RecognitionServicer(inference_pb2_grpc.RecognitionServicer):
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+
+    async def Infer(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        started = time.perf_counter()
+        info = self.server.engine.info
+        results: list[inference_pb2.RecognitionResult | None] = []
+        windows, positions = [], []
+        for i, item in enumerate(request.items):
+            try:
+                windows.append(decode_window(item, window_frames=info.window_frames, feature_dim=info.feature_dim))
+                positions.append(i)
+                results.append(None)
+            except BadInput as exc:
+                self.server.metrics.count_dead_letter(exc.reason_code)
+                results.append(
+                    inference_pb2.RecognitionResult(request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}")
+                )
+        if windows:
+            assert self.server._recognition_batcher is not None
+            outputs = await self.server._recognition_batcher.submit_many(windows)
+            for i, (probabilities, kp_attention, frame_attention) in zip(positions, outputs, strict=True):
+                order = np.argsort(-probabilities)
+                top = np.argsort(-kp_attention)[:3]
+                results[i] = inference_pb2.RecognitionResult(
+                    request_id=request.items[i].request_id,
+                    probabilities=[
+                        events_pb2.LabelProbability(label=info.labels[j], probability=float(probabilities[j])) for j in order
+                    ],
+                    attention=events_pb2.AttentionSummary(
+                        keypoint_weights=[float(w) for w in kp_attention],
+                        frame_weights=[float(w) for w in frame_attention],
+                        top_keypoints=[KEYPOINTS[j] for j in top],
+                    ),
+                )
+        self.server.metrics.observe_stage(time.perf_counter() - started)
+        return inference_pb2.RecognitionBatchResponse(
+            results=results, model_version=info.recognition_version, model_trained=info.trained
+        )
+
+    async def Info(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        return self.server.model_info()

@@ -1,0 +1,1 @@
+"""Recognition service: sliding windows per student (faust table state) -> MST-GCN -> behaviour events."""

@@ -1,0 +1,202 @@
+"""Sliding windows per student on a fixed time grid, stored as small table entries.
+
+Cameras run at their own frame rates; the recognition network takes ``T`` frames on a
+``WINDOW_FPS`` grid (docs/contracts.md). A frame's grid slot is ``capture_ts // slot_us``
+(absolute, so every service instance and every restart agrees). The first observation of
+a student in a slot is kept; later ones in the same slot are skipped.
+
+State lives in a key-value table (a faust Table backed by a compacted changelog topic, so it
+survives a restart of the service): one entry per (student, slot mod T) holding that slot's
+keypoints and node features, plus one ``meta`` entry per student with the contiguous run and
+the last emitted slot. Updates are idempotent: re-applying an observation that is already
+stored changes nothing, so a redelivered message after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import MutableMapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from services.common.vocabulary import NUM_KEYPOINTS
+
+# Slots without an observation that a window may bridge by holding the last one.
+MAX_GAP_SLOTS = 2
+
+
+@dataclass
+class StudentMeta:
+    first_slot: int  # start of the current contiguous run
+    last_slot: int  # newest slot stored
+    last_emitted: int  # end slot of the newest window turned into an event (-1: none)
+    seat_id: str
+    course_id: str
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> StudentMeta:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class SlotEntry:
+    slot: int
+    capture_ts_us: int
+    keypoints: np.ndarray  # float32 [17, 3]: x, y normalised to the seat box, confidence
+    node_features: np.ndarray  # float16 [17, C]
+
+    _HEADER = struct.Struct("<qqI")
+
+    def encode(self) -> bytes:
+        c = self.node_features.shape[1]
+        return (
+            self._HEADER.pack(self.slot, self.capture_ts_us, c)
+            + np.ascontiguousarray(self.keypoints, dtype="<f4").tobytes()
+            + np.ascontiguousarray(self.node_features, dtype="<f2").tobytes()
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SlotEntry:
+        slot, ts, c = cls._HEADER.unpack_from(raw)
+        offset = cls._HEADER.size
+        kp_bytes = NUM_KEYPOINTS * 3 * 4
+        keypoints = np.frombuffer(raw, dtype="<f4", count=NUM_KEYPOINTS * 3, offset=offset).reshape(NUM_KEYPOINTS, 3)
+        features = np.frombuffer(raw, dtype="<f2", count=NUM_KEYPOINTS * c, offset=offset + kp_bytes).reshape(
+            NUM_KEYPOINTS, c
+        )
+        return cls(slot, ts, keypoints, features)
+
+
+@dataclass(frozen=True)
+class ReadyWindow:
+    """A complete window to send to the recognition model."""
+
+    student_key: str
+    end_slot: int
+    keypoints: np.ndarray  # float32 [T, 17, 3]
+    node_features: np.ndarray  # float16 [T, 17, C]
+    window_start_us: int
+    window_end_us: int
+    segment_start_us: int
+    segment_end_us: int
+
+
+class WindowTracker:
+    """The windowing rules over a mutable key-value table (bytes -> bytes)."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes], *, frames: int, fps: float, hop: int) -> None:
+        self.table = table
+        self.frames = frames
+        self.hop = hop
+        self.slot_us = int(round(1e6 / fps))
+
+    def slot_of(self, capture_ts_us: int) -> int:
+        return capture_ts_us // self.slot_us
+
+    @staticmethod
+    def student_key(classroom_id: str, session_id: str, camera_id: str, student_id: str) -> str:
+        return f"{classroom_id}|{session_id}|{camera_id}|{student_id}"
+
+    def _meta_key(self, student_key: str) -> bytes:
+        return f"{student_key}|meta".encode()
+
+    def _slot_key(self, student_key: str, slot: int) -> bytes:
+        return f"{student_key}|{slot % self.frames}".encode()
+
+    def meta(self, student_key: str) -> StudentMeta | None:
+        raw = self.table.get(self._meta_key(student_key))
+        return StudentMeta.decode(raw) if raw else None
+
+    def observe(
+        self,
+        student_key: str,
+        *,
+        capture_ts_us: int,
+        keypoints: np.ndarray,
+        node_features: np.ndarray,
+        seat_id: str,
+        course_id: str,
+    ) -> ReadyWindow | None:
+        """Store one observation; return the window it completes, if it completes one.
+
+        The caller turns the window into an event and then calls ``mark_emitted``; a crash in
+        between re-emits the same window (same event id) on redelivery, never a different one.
+        """
+        slot = self.slot_of(capture_ts_us)
+        meta = self.meta(student_key)
+        if meta is not None and slot <= meta.last_slot:
+            # Same slot again, or a redelivered/out-of-order observation: already covered.
+            return self._pending_window(student_key, meta)
+        if meta is None or slot - meta.last_slot > MAX_GAP_SLOTS + 1:
+            meta = StudentMeta(first_slot=slot, last_slot=slot, last_emitted=-1, seat_id=seat_id, course_id=course_id)
+        else:
+            meta.last_slot = slot
+            meta.seat_id, meta.course_id = seat_id, course_id
+        entry = SlotEntry(slot, capture_ts_us, keypoints.astype(np.float32), node_features.astype(np.float16))
+        self.table[self._slot_key(student_key, slot)] = entry.encode()
+        self.table[self._meta_key(student_key)] = meta.encode()
+        return self._pending_window(student_key, meta)
+
+    def _pending_window(self, student_key: str, meta: StudentMeta) -> ReadyWindow | None:
+        end = meta.last_slot
+        if end - meta.first_slot + 1 < self.frames:
+            return None
+        if meta.last_emitted >= 0 and end - meta.last_emitted < self.hop:
+            return None
+        return self._assemble(student_key, meta, end)
+
+    def _assemble(self, student_key: str, meta: StudentMeta, end: int) -> ReadyWindow | None:
+        start = end - self.frames + 1
+        entries: list[SlotEntry] = []
+        held: SlotEntry | None = None
+        for slot in range(start, end + 1):
+            raw = self.table.get(self._slot_key(student_key, slot))
+            entry = SlotEntry.decode(raw) if raw else None
+            if entry is not None and entry.slot == slot:
+                held = entry
+            elif held is None:
+                # Look back for the newest stored slot before the window to hold from.
+                return None
+            entries.append(held)  # a missing slot (dropped frame) holds the previous observation
+        keypoints = np.stack([e.keypoints for e in entries])
+        features = np.stack([e.node_features for e in entries])
+        window_start = start * self.slot_us
+        window_end = (end + 1) * self.slot_us
+        first_event = meta.last_emitted < 0
+        segment_start = window_start if first_event else max(window_start, (meta.last_emitted + 1) * self.slot_us)
+        return ReadyWindow(
+            student_key=student_key,
+            end_slot=end,
+            keypoints=keypoints,
+            node_features=features,
+            window_start_us=window_start,
+            window_end_us=window_end,
+            segment_start_us=segment_start,
+            segment_end_us=window_end,
+        )
+
+    def mark_emitted(self, student_key: str, end_slot: int) -> None:
+        meta = self.meta(student_key)
+        if meta is not None and end_slot > meta.last_emitted:
+            meta.last_emitted = end_slot
+            self.table[self._meta_key(student_key)] = meta.encode()
+
+
+def event_id(student_key: str, end_slot: int) -> str:
+    """Deterministic: the same window of the same student always gets the same id."""
+    return hashlib.sha256(f"{student_key}|{end_slot}".encode()).hexdigest()[:32]
+
+
+def normalise_keypoints(keypoints_xyc: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Analysis-pixel keypoints -> coordinates relative to the seat box (0..1), confidence kept."""
+    x0, y0, x1, y1 = box
+    out = keypoints_xyc.astype(np.float32).copy()
+    out[:, 0] = (out[:, 0] - x0) / max(x1 - x0, 1e-6)
+    out[:, 1] = (out[:, 1] - y0) / max(y1 - y0, 1e-6)
+    return out
