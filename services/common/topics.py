@@ -30,10 +30,9 @@ class TopicSpec:
     description: str = ""
 
     def configs(self) -> dict[str, str]:
-        configs = {"retention.ms": str(self.retention_ms)}
         if self.compacted:
-            configs["cleanup.policy"] = "compact"
-        return configs
+            return {"cleanup.policy": "compact"}
+        return {"retention.ms": str(self.retention_ms)}
 
 
 FRAMES_RAW = "frames.raw.v1"
@@ -41,6 +40,9 @@ FRAMES_ENHANCED = "frames.enhanced.v1"
 OBSERVATIONS = "observations.v1"
 BEHAVIOURS = "behaviours.v1"
 DEAD_LETTER = "deadletter.v1"
+# faust names a table's changelog "<app id>-<table>-changelog"; the recognition app id is
+# "<prefix>classroom-recognition" and its table "windows" (services/recognition/service.py).
+RECOGNITION_STATE = "classroom-recognition-windows-changelog"
 
 
 def topic_specs(prefix: str = "", *, partitions: int = 12) -> list[TopicSpec]:
@@ -51,6 +53,8 @@ def topic_specs(prefix: str = "", *, partitions: int = 12) -> list[TopicSpec]:
         TopicSpec(prefix + OBSERVATIONS, partitions, 60 * MINUTE_MS, description="per-student keypoints + features"),
         TopicSpec(prefix + BEHAVIOURS, partitions, 7 * 24 * 60 * MINUTE_MS, description="behaviour events"),
         TopicSpec(prefix + DEAD_LETTER, max(1, partitions // 4), 24 * 60 * MINUTE_MS, description="dead letters"),
+        # Same partition count as observations: faust co-partitions a table with its source.
+        TopicSpec(prefix + RECOGNITION_STATE, partitions, 0, compacted=True, description="recognition windows"),
     ]
 
 

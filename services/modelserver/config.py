@@ -18,9 +18,12 @@ class ModelServerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
     port: int = Field(default=50051, ge=0, le=65535, description="gRPC port; 0 picks a free one")
-    checkpoint: Path | None = Field(
+    checkpoint: str | None = Field(
         default=None,
-        description="trained checkpoint; unset = the committed default if present, else untrained weights (flagged)",
+        description=(
+            "path of a trained checkpoint; unset = the committed default if present; 'untrained' = "
+            "randomly initialised weights, flagged as untrained in every response"
+        ),
     )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = CUDA when present")
     torch_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = torch's default")
@@ -35,6 +38,9 @@ class ModelServerSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
 
     def resolved_checkpoint(self) -> Path | None:
-        if self.checkpoint is not None:
-            return self.checkpoint
+        """The checkpoint file to load, or None for untrained weights."""
+        if self.checkpoint == "untrained":
+            return None
+        if self.checkpoint:
+            return Path(self.checkpoint)
         return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None

@@ -41,6 +41,12 @@ class _Window:
     node_features: np.ndarray  # [T, 17, C]
 
 
+def validate_fusion_input(item) -> None:  # type: ignore[no-untyped-def]
+    from models.inference import validate_fusion_input as validate
+
+    validate(item)
+
+
 def decode_fusion_item(item: inference_pb2.FusionItem):  # type: ignore[no-untyped-def]
     """An EnhancedFrameSet + seats -> models.inference.FusionInput, or BadInput."""
     from models.inference import FusionInput
@@ -234,7 +240,9 @@ class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
         inputs, positions = [], []
         for i, item in enumerate(request.items):
             try:
-                inputs.append(decode_fusion_item(item))
+                decoded = decode_fusion_item(item)
+                validate_fusion_input(decoded)
+                inputs.append(decoded)
                 positions.append(i)
                 results.append(None)
             except BadInput as exc:
@@ -273,7 +281,7 @@ def _fusion_result(item: inference_pb2.FusionItem, out) -> inference_pb2.FusionR
                 box=seat.box,  # the seat region the keypoints are relative to
             )
         )
-    alpha, beta, gamma = out.gates
+    alpha, beta, gamma = out.gates if out.gates is not None else (0.0, 0.0, 0.0)
     return inference_pb2.FusionResult(
         request_id=item.request_id,
         seats=seats,

@@ -48,29 +48,30 @@ class StudentMeta:
 class SlotEntry:
     slot: int
     capture_ts_us: int
+    sequence: int
     keypoints: np.ndarray  # float32 [17, 3]: x, y normalised to the seat box, confidence
     node_features: np.ndarray  # float16 [17, C]
 
-    _HEADER = struct.Struct("<qqI")
+    _HEADER = struct.Struct("<qqQI")
 
     def encode(self) -> bytes:
         c = self.node_features.shape[1]
         return (
-            self._HEADER.pack(self.slot, self.capture_ts_us, c)
+            self._HEADER.pack(self.slot, self.capture_ts_us, self.sequence, c)
             + np.ascontiguousarray(self.keypoints, dtype="<f4").tobytes()
             + np.ascontiguousarray(self.node_features, dtype="<f2").tobytes()
         )
 
     @classmethod
     def decode(cls, raw: bytes) -> SlotEntry:
-        slot, ts, c = cls._HEADER.unpack_from(raw)
+        slot, ts, sequence, c = cls._HEADER.unpack_from(raw)
         offset = cls._HEADER.size
         kp_bytes = NUM_KEYPOINTS * 3 * 4
         keypoints = np.frombuffer(raw, dtype="<f4", count=NUM_KEYPOINTS * 3, offset=offset).reshape(NUM_KEYPOINTS, 3)
         features = np.frombuffer(raw, dtype="<f2", count=NUM_KEYPOINTS * c, offset=offset + kp_bytes).reshape(
             NUM_KEYPOINTS, c
         )
-        return cls(slot, ts, keypoints, features)
+        return cls(slot, ts, sequence, keypoints, features)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class ReadyWindow:
     window_end_us: int
     segment_start_us: int
     segment_end_us: int
+    first_sequence: int
+    last_sequence: int
 
 
 class WindowTracker:
@@ -122,6 +125,7 @@ class WindowTracker:
         node_features: np.ndarray,
         seat_id: str,
         course_id: str,
+        sequence: int = 0,
     ) -> ReadyWindow | None:
         """Store one observation; return the window it completes, if it completes one.
 
@@ -138,7 +142,7 @@ class WindowTracker:
         else:
             meta.last_slot = slot
             meta.seat_id, meta.course_id = seat_id, course_id
-        entry = SlotEntry(slot, capture_ts_us, keypoints.astype(np.float32), node_features.astype(np.float16))
+        entry = SlotEntry(slot, capture_ts_us, sequence, keypoints.astype(np.float32), node_features.astype(np.float16))
         self.table[self._slot_key(student_key, slot)] = entry.encode()
         self.table[self._meta_key(student_key)] = meta.encode()
         return self._pending_window(student_key, meta)
@@ -179,6 +183,8 @@ class WindowTracker:
             window_end_us=window_end,
             segment_start_us=segment_start,
             segment_end_us=window_end,
+            first_sequence=entries[0].sequence,
+            last_sequence=entries[-1].sequence,
         )
 
     def mark_emitted(self, student_key: str, end_slot: int) -> None:

@@ -1,0 +1,22 @@
+"""Settings of the recognition service (environment variables prefixed RECOGNITION_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class RecognitionSettings(ServiceSettings):
+    """Recognition: observations.v1 -> sliding windows (faust table) -> gRPC Recognition -> behaviours.v1."""
+
+    model_config = SettingsConfigDict(env_prefix="RECOGNITION_", frozen=True, extra="ignore")
+
+    model_server: str = Field(description="host:port of the model server (or its load balancer)")
+    model_timeout_s: float = Field(default=10.0, gt=0)
+    state_dir: Path = Field(default=Path("var/recognition"), description="faust's data directory")
+    standby_replicas: int = Field(default=0, ge=0, description="warm copies of the window table on other workers")
+    commit_interval_s: float = Field(default=1.0, gt=0)
