@@ -40,7 +40,7 @@ class FusionFeatures:
 
 
 class ModalityStem(nn.Module):
-    """Stride-4 CNN stem of one modality: two strided 3x3 convs and one at stride 4."""
+    """Stride-4 CNN stem of one modality: two strided 3x3 convs, then a depthwise-separable 3x3."""
 
     def __init__(self, in_channels: int, channels: int, mid_channels: int | None = None) -> None:
         super().__init__()
@@ -48,7 +48,8 @@ class ModalityStem(nn.Module):
         self.layers = nn.Sequential(
             conv_bn_relu(in_channels, mid, 3, stride=2),
             conv_bn_relu(mid, channels, 3, stride=2),
-            conv_bn_relu(channels, channels, 3),
+            conv_bn_relu(channels, channels, 3, groups=channels),
+            conv_bn_relu(channels, channels, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,9 @@ occupancy score.
   front of or behind the student's median depth).
 - HRNet-style body (Sun et al., CVPR 2019), made small: two or three parallel branches at
   strides 4, 8 (and 16) that exchange information after every stage (upsampled 1x1 convs
-  one way, strided 3x3 convs the other); heads read the stride-4 branch.
+  one way, strided 3x3 convs the other); heads read the stride-4 branch. Blocks are
+  depthwise-separable by default (``block="lite"``, in the spirit of Lite-HRNet, Yu et al.,
+  CVPR 2021); ``block="basic"`` gives HRNet's own.
 - Heads: per keypoint a heatmap logit map and a visibility logit map. Positions are the
   soft-argmax (integral regression, Sun et al., ECCV 2018) of the heatmap, so they are
   sub-pixel and differentiable; confidence is the visibility logit read at the predicted
@@ -43,6 +45,8 @@ class KeypointOutput:
 
 
 class BasicBlock(nn.Module):
+    """HRNet's residual block: two 3x3 convs."""
+
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv1 = conv_bn_relu(channels, channels, 3)
@@ -52,6 +56,33 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(x + self.conv2(self.conv1(x)))
+
+
+class LiteBlock(nn.Module):
+    """The lightweight residual block: two depthwise-separable 3x3 convs (~1/5 of BasicBlock's
+    multiply-adds at 16-32 channels), which is what keeps 20 seats within the CPU budget."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.Conv2d(channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.Conv2d(channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.conv2(self.conv1(x)))
+
+
+BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "lite": LiteBlock}
 
 
 class BranchExchange(nn.Module):
@@ -139,6 +170,7 @@ class KeypointNet(nn.Module):
         widths: tuple[int, ...] = (16, 32),
         stages: int = 2,
         blocks: int = 1,
+        block: str = "lite",
         depth_aided: bool = True,
         thermal_refinement: bool = True,
         stride: int = 4,
@@ -146,7 +178,7 @@ class KeypointNet(nn.Module):
         super().__init__()
         self.stride, self.depth_aided = stride, depth_aided
         widths = tuple(widths)
-        self.stem = conv_bn_relu(in_channels + (1 if depth_aided else 0), widths[0], 3)
+        self.stem = conv_bn_relu(in_channels + (1 if depth_aided else 0), widths[0], 1)
         self.transitions = nn.ModuleList(
             [conv_bn_relu(widths[i - 1], widths[i], 3, stride=2) for i in range(1, len(widths))]
         )
@@ -154,7 +186,7 @@ class KeypointNet(nn.Module):
         self.exchanges = nn.ModuleList()
         for _ in range(stages):
             self.stages.append(
-                nn.ModuleList([nn.Sequential(*[BasicBlock(w) for _ in range(blocks)]) for w in widths])
+                nn.ModuleList([nn.Sequential(*[BLOCKS[block](w) for _ in range(blocks)]) for w in widths])
             )
             self.exchanges.append(BranchExchange(widths))
         self.heads = nn.Conv2d(widths[0], 2 * NUM_KEYPOINTS, 1)

@@ -112,3 +112,28 @@ class ModulatedDeformConv2d(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into the
+    conv (inference only: the module must be in eval mode). Fewer ops per crop on the CPU."""
+    for child in module.modules():
+        if not isinstance(child, nn.Sequential):
+            continue
+        layers = list(child)
+        for i in range(len(layers) - 1):
+            conv, norm = layers[i], layers[i + 1]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)):
+                continue
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            with torch.no_grad():
+                weight = conv.weight * scale.view(-1, 1, 1, 1)
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+                bias = (bias - norm.running_mean) * scale + norm.bias
+                conv.weight.copy_(weight)
+                if conv.bias is None:
+                    conv.bias = nn.Parameter(bias)
+                else:
+                    conv.bias.copy_(bias)
+            child[i + 1] = nn.Identity()
+    return module

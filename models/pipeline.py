@@ -103,7 +103,7 @@ class ClassroomPipeline(nn.Module):
     def forward_recognition(
         self, keypoints: torch.Tensor, node_features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """[B, T, 17, 3], [B, T, 17, C] -> logits [B, classes], kp attention [B, 17], frame attention [B, T]."""
+        """[B, T, 17, 3], [B, T, 17, C] -> logits [B, classes], attention [B, 17] (points), [B, T] (time)."""
         return self.recognition(keypoints, node_features)
 
     def forward(self, crops: torch.Tensor) -> PipelineOutput:

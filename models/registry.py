@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.checkpoint import load_checkpoint
 from models.dcanet import DCANet
 from models.fusion_baselines import AttentionFusion, ConcatFusion, MultiModalCNNFusion
 from models.keypoints import KeypointNet
@@ -269,23 +270,6 @@ def build_pipeline(config: dict[str, Any]) -> ClassroomPipeline:
     pipeline.method = config["method"]
     pipeline.config = copy.deepcopy(config)
     return pipeline
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint file as a dict (see docs/models.md for its keys), with a clear error if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: say which and why
-        raise ValueError(f"{path} is not a readable checkpoint: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
-    return data
-
-
-CHECKPOINT_FORMAT = "smartclass-models/1"
 
 
 def create_model(name: str, *, checkpoint: str | Path | dict | None = None, **cfg: Any) -> nn.Module:

@@ -1,0 +1,95 @@
+"""What the training loop reads: a small Dataset protocol of per-student windows, the batch
+collation, and ``open_dataset`` that resolves ``classroom train --data``.
+
+A sample is one student's window of T frames as crops from ``models/crops.py``:
+- ``crops`` float32 [T, 6, S, S]: colour RAW (0..1 BGR, before enhancement: the torch
+  enhancement runs inside the model so section 3.5 trains through it), depth and thermal
+  channels already restored / equalised by the NumPy enhancement (their restoration has
+  nothing to learn), normalised as in models/crops.py;
+- ``reference`` float32 [T, 3, S, S]: the clean colour crops (eqs. 11-12), or None;
+- ``keypoints`` float32 [T, 17, 3]: ground truth in crop pixels + visibility (0/1);
+- ``label``: behaviour index (vocabulary.BEHAVIOURS);
+- ``occupied`` float32 [T]: 1 if a student is in the seat (None means all 1).
+
+The SmartClass-Sim / recorded-data adapter (``sim:`` specs and folders) arrives with part 2
+of issue 5; until then only ``toy:`` (models/toydata.py, for smoke tests) resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class WindowSample:
+    crops: np.ndarray
+    keypoints: np.ndarray
+    label: int
+    reference: np.ndarray | None = None
+    occupied: np.ndarray | None = None
+
+
+@runtime_checkable
+class WindowDataset(Protocol):
+    dataset_id: str  # names the data and its version; stored in checkpoints
+    window_frames: int
+    crop_size: int
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> WindowSample: ...
+
+    def labels(self) -> np.ndarray:
+        """Every sample's label, without rendering the samples (for class weights)."""
+        ...
+
+
+def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
+    """Stack samples into the batch dict the pipeline and MultiTaskLoss read."""
+    batch = {
+        "crops": torch.from_numpy(np.stack([s.crops for s in samples]).astype(np.float32, copy=False)),
+        "keypoints": torch.from_numpy(
+            np.stack([s.keypoints for s in samples]).astype(np.float32, copy=False)
+        ),
+        "label": torch.tensor([int(s.label) for s in samples], dtype=torch.long),
+        "occupied": torch.from_numpy(
+            np.stack(
+                [s.occupied if s.occupied is not None else np.ones(len(s.crops), np.float32) for s in samples]
+            ).astype(np.float32, copy=False)
+        ),
+    }
+    if all(s.reference is not None for s in samples):
+        batch["reference"] = torch.from_numpy(
+            np.stack([s.reference for s in samples]).astype(np.float32, copy=False)
+        )
+    return batch
+
+
+def open_dataset(spec: str, split: str, seed: int = 0) -> WindowDataset:
+    """Resolve ``--data``: ``toy:N[:frames[:size]]`` now; ``sim:...`` and folders in part 2."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    if spec.startswith("toy:"):
+        from models.toydata import ToyWindowDataset
+
+        fields = spec[4:].split(":")
+        try:
+            values = [int(v) for v in fields if v]
+        except ValueError as exc:
+            raise ValueError(f"bad toy spec {spec!r}: expected toy:N[:frames[:size]]") from exc
+        if not values or values[0] <= 0:
+            raise ValueError(f"bad toy spec {spec!r}: expected toy:N[:frames[:size]] with N > 0")
+        n = values[0] if split == "train" else max(4, values[0] // 4)
+        frames = values[1] if len(values) > 1 else 8
+        size = values[2] if len(values) > 2 else 32
+        split_seed = {"train": 0, "val": 1, "test": 2}[split]
+        return ToyWindowDataset(n, window_frames=frames, crop_size=size, seed=seed * 10 + split_seed)
+    raise NotImplementedError(
+        f"--data {spec!r}: the SmartClass-Sim and recorded-data adapter lands with part 2 of issue 5 "
+        "(services/dataset); only toy:N[:frames[:size]] is available now"
+    )

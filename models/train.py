@@ -1,0 +1,348 @@
+"""``classroom train``: end-to-end multi-task training of a registry method (section 3.5).
+
+AdamW (lr 1e-4, weight decay 1e-5, Table 1), early stopping after ``patience`` (15) epochs
+without a gain in validation top-1 accuracy, resumable, seeded. The output folder holds:
+- ``last.pt``: everything needed to resume (model, optimiser, loss state, best weights,
+  history); rewritten atomically after every epoch;
+- ``model.pt`` + ``enhancement.json``: the checkpoint of the best validation epoch
+  (models/checkpoint.py), written when training ends;
+- ``report.json``: the per-epoch history and the summary that is also stored in model.pt.
+
+Determinism: the batch order of epoch e comes from NumPy's generator seeded with
+(seed, e); torch's generator is reseeded with (seed, e) at the start of every epoch (dropout,
+InfoNCE positions), and samples are functions of their index. A resumed run therefore
+produces the same weights as an uninterrupted one (tested).
+
+Presets: ``small`` fits this 2-core CPU (crop 64 px, batch 8, 60 epochs at most); ``paper``
+is Table 1's (crop 96 px, batch 32, 300 epochs) and wants a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "small": {"epochs": 60, "batch_size": 8, "perceptual_epochs": 2, "crop_size": 64},
+    "paper": {"epochs": 300, "batch_size": 32, "perceptual_epochs": 5, "crop_size": 96},
+}
+
+
+@dataclass
+class TrainOptions:
+    method: str = "proposed"
+    epochs: int = 60
+    batch_size: int = 8
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    patience: int = 15
+    seed: int = 0
+    perceptual_epochs: int = 2
+    grad_clip: float = 5.0
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def _batches(dataset, indices, batch_size: int) -> Iterator[dict]:
+    from models.data import collate
+
+    for start in range(0, len(indices), batch_size):
+        yield collate([dataset[int(i)] for i in indices[start : start + batch_size]])
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % (2**31)
+
+
+def evaluate_accuracy(pipeline, dataset, batch_size: int) -> dict[str, float]:
+    """Top-1 accuracy and mean keypoint error (crop px, visible points) on a data set."""
+    import numpy as np
+    import torch
+
+    pipeline.eval()
+    correct, total, kp_error, kp_count = 0, 0, 0.0, 0.0
+    with torch.inference_mode():
+        for batch in _batches(dataset, np.arange(len(dataset)), batch_size):
+            out = pipeline(batch["crops"])
+            correct += int((out.logits.argmax(-1) == batch["label"]).sum())
+            total += len(batch["label"])
+            target = batch["keypoints"].flatten(0, 1)
+            visible = target[..., 2] > 0
+            err = (out.keypoints.xy - target[..., :2]).norm(dim=-1)
+            kp_error += float(err[visible].sum())
+            kp_count += float(visible.sum())
+    return {"accuracy": correct / max(total, 1), "keypoint_error_px": kp_error / max(kp_count, 1.0)}
+
+
+def train(
+    train_set,
+    val_set,
+    out_dir: str | Path,
+    options: TrainOptions,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train ``options.method`` on ``train_set``; returns the report (also in report.json)."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from models.checkpoint import atomic_save, build_checkpoint, write_enhancement_json
+    from models.losses import LossConfig, MultiTaskLoss, class_weights
+    from models.perceptual import PerceptualNet, train_perceptual_net
+    from models.registry import build_pipeline, method_config
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last_path = out_dir / "last.pt"
+    if train_set.crop_size != val_set.crop_size or train_set.window_frames != val_set.window_frames:
+        raise ValueError("train and val data differ in crop size or window length")
+
+    state: dict[str, Any] | None = None
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"--resume: {last_path} does not exist")
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        if state["options"]["method"] != options.method:
+            raise ValueError(f"{last_path} trains {state['options']['method']!r}, not {options.method!r}")
+        # the run's own options win, except how long it may go on
+        saved = TrainOptions(**state["options"])
+        saved.epochs, saved.patience = options.epochs, options.patience
+        options = saved
+        config = state["config"]
+    else:
+        config = method_config(options.method, **copy.deepcopy(options.model_overrides))
+        config["crop_size"] = train_set.crop_size
+
+    torch.manual_seed(options.seed)
+    pipeline = build_pipeline(config)
+    learnable_enhancement = getattr(pipeline.enhancement, "learnable", True)
+    has_reference = train_set[0].reference is not None
+    perceptual = None
+    if state is not None:
+        if state["perceptual_state_dict"] is not None:
+            perceptual = PerceptualNet()
+            perceptual.load_state_dict(state["perceptual_state_dict"])
+            perceptual.eval()
+    elif learnable_enhancement and has_reference:
+        log(f"training phi of the perceptual loss (eq. 11) for {options.perceptual_epochs} epochs")
+
+        def reference_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            order = np.random.default_rng(options.seed).permutation(len(train_set))
+            for batch in _batches(train_set, order, options.batch_size):
+                yield batch["reference"].flatten(0, 1), batch["keypoints"].flatten(0, 1)
+
+        class _Reiterable:
+            def __iter__(self):
+                return reference_batches()
+
+        perceptual, phi_history = train_perceptual_net(
+            _Reiterable(), epochs=options.perceptual_epochs, seed=options.seed
+        )
+        log(f"phi keypoint loss per epoch: {', '.join(f'{v:.4f}' for v in phi_history)}")
+
+    loss_cfg = LossConfig(**config.get("loss", {}))
+    loss_cfg.class_weights = class_weights(train_set.labels()).tolist()
+    criterion = MultiTaskLoss(loss_cfg, perceptual)
+    optimiser = torch.optim.AdamW(pipeline.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+
+    history: list[dict[str, Any]] = []
+    best_accuracy, best_epoch, stale = -1.0, -1, 0
+    best_state = copy.deepcopy(pipeline.state_dict())
+    start_epoch = 0
+    if state is not None:
+        pipeline.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        criterion.load_state_dict(state["criterion"])
+        history = state["history"]
+        best_accuracy, best_epoch, stale = state["best_accuracy"], state["best_epoch"], state["stale"]
+        best_state = state["best_model"]
+        start_epoch = state["epoch"] + 1
+        log(f"resuming {options.method} at epoch {start_epoch + 1} (best val accuracy {best_accuracy:.4f})")
+
+    stopped_early = stale >= options.patience
+    began = time.perf_counter()
+    for epoch in range(start_epoch, options.epochs):
+        if stopped_early:
+            break
+        epoch_began = time.perf_counter()
+        epoch_seed = _epoch_seed(options.seed, epoch)
+        torch.manual_seed(epoch_seed)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        order = np.random.default_rng(epoch_seed).permutation(len(train_set))
+        pipeline.train()
+        criterion.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        steps = math.ceil(len(order) / options.batch_size)
+        bar = tqdm(
+            _batches(train_set, order, options.batch_size),
+            total=steps,
+            desc=f"epoch {epoch + 1}/{options.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for batch in bar:
+            output = pipeline(batch["crops"])
+            terms = criterion(output, batch, generator)
+            optimiser.zero_grad(set_to_none=True)
+            terms.total.backward()
+            if options.grad_clip:
+                torch.nn.utils.clip_grad_norm_(pipeline.parameters(), options.grad_clip)
+            optimiser.step()
+            n = len(batch["label"])
+            seen += n
+            for key, value in terms.parts.items():
+                sums[key] = sums.get(key, 0.0) + value * n
+            bar.set_postfix(loss=f"{terms.parts['total']:.3f}", focal=f"{terms.parts['focal']:.3f}")
+        bar.close()
+        train_parts = {k: v / max(seen, 1) for k, v in sums.items()}
+        val = evaluate_accuracy(pipeline, val_set, options.batch_size)
+        improved = val["accuracy"] > best_accuracy
+        if improved:
+            best_accuracy, best_epoch, stale = val["accuracy"], epoch, 0
+            best_state = copy.deepcopy(pipeline.state_dict())
+        else:
+            stale += 1
+        record = {
+            "epoch": epoch + 1,
+            "train": train_parts,
+            "val_accuracy": val["accuracy"],
+            "val_keypoint_error_px": val["keypoint_error_px"],
+            "seconds": time.perf_counter() - epoch_began,
+        }
+        history.append(record)
+        log(
+            f"epoch {epoch + 1}: loss {train_parts.get('total', float('nan')):.4f} "
+            f"focal {train_parts.get('focal', float('nan')):.4f} val acc {val['accuracy']:.4f} "
+            f"kp err {val['keypoint_error_px']:.2f}px{' *' if improved else ''}"
+        )
+        stopped_early = stale >= options.patience
+        atomic_save(
+            {
+                "options": asdict(options),
+                "config": config,
+                "model": pipeline.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "criterion": criterion.state_dict(),
+                "perceptual_state_dict": perceptual.state_dict() if perceptual is not None else None,
+                "history": history,
+                "best_accuracy": best_accuracy,
+                "best_epoch": best_epoch,
+                "best_model": best_state,
+                "stale": stale,
+                "epoch": epoch,
+                "dataset_id": train_set.dataset_id,
+            },
+            last_path,
+        )
+    if stopped_early:
+        log(f"early stop: no validation accuracy gain for {options.patience} epochs")
+
+    summary = {
+        "method": options.method,
+        "epochs_run": len(history),
+        "best_epoch": best_epoch + 1,
+        "best_val_accuracy": best_accuracy,
+        "stopped_early": stopped_early,
+        "seconds_this_run": time.perf_counter() - began,
+        "options": asdict(options),
+        "train_dataset": train_set.dataset_id,
+        "val_dataset": val_set.dataset_id,
+    }
+    checkpoint = build_checkpoint(
+        pipeline,
+        perceptual=perceptual,
+        training=summary,
+        dataset_id=train_set.dataset_id,
+        window_frames=train_set.window_frames,
+        state_dict=best_state,
+    )
+    atomic_save(checkpoint, out_dir / "model.pt")
+    pipeline.load_state_dict(best_state)
+    write_enhancement_json(pipeline, out_dir)
+    report = {"summary": summary, "history": history}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--method", default="proposed", help="registry method name (models/registry.py METHODS)"
+    )
+    parser.add_argument(
+        "--data", required=True, help="data: toy:N[:frames[:size]] now; sim:SPEC or a folder in part 2"
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    parser.add_argument("--out", type=Path, help="output folder (default var/train/<method>)")
+    parser.add_argument("--epochs", type=int, help="maximum epochs (preset default)")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--weight-decay", type=float, default=1e-5)
+    parser.add_argument(
+        "--patience", type=int, default=15, help="early stop after this many epochs without gain"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--enhancement",
+        help="override the method's torch enhancement (e.g. identity: no learned enhancement)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from models.data import open_dataset
+    from models.registry import METHODS
+
+    if args.method not in METHODS:
+        print(
+            f"classroom train: unknown method {args.method!r}; known: {', '.join(sorted(METHODS))}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    preset = PRESETS[args.preset]
+    options = TrainOptions(
+        method=args.method,
+        epochs=args.epochs or preset["epochs"],
+        batch_size=args.batch_size or preset["batch_size"],
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        seed=args.seed,
+        perceptual_epochs=preset["perceptual_epochs"],
+        model_overrides={"enhancement": args.enhancement} if args.enhancement else {},
+    )
+    try:
+        train_set = open_dataset(args.data, "train", seed=args.seed)
+        val_set = open_dataset(args.data, "val", seed=args.seed)
+    except (NotImplementedError, ValueError, FileNotFoundError) as exc:
+        print(f"classroom train: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or Path("var/train") / args.method
+    report = train(train_set, val_set, out, options, resume=args.resume, progress=not args.no_progress)
+    summary = report["summary"]
+    print(
+        json.dumps(
+            {
+                k: summary[k]
+                for k in ("method", "epochs_run", "best_epoch", "best_val_accuracy", "stopped_early")
+            }
+        )
+    )
+    print(f"checkpoint: {out / 'model.pt'}")
+    return 0
