@@ -1,0 +1,1 @@
+"""Capture agent: one per classroom camera position; reads RGB + depth + thermal and publishes frame sets."""

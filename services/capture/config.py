@@ -1,0 +1,56 @@
+"""Settings of the capture agent (environment variables prefixed CAPTURE_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class CaptureSettings(ServiceSettings):
+    """Capture: a camera source -> frames.raw.v1 (one agent per classroom camera position)."""
+
+    model_config = SettingsConfigDict(env_prefix="CAPTURE_", frozen=True, extra="ignore")
+
+    classroom_id: str = Field(min_length=1)
+    camera_id: str = Field(min_length=1)
+    course_id: str = Field(default="", description="course being taught; empty = none scheduled")
+    session_id: str = Field(default="", description="class session id; empty = <course or classroom>-<UTC start>")
+    source: Literal["simulator", "dataset", "kinect", "mkv"] = "simulator"
+    fps: float = Field(default=15.0, gt=0, le=60, description="frames per second published")
+    max_frames: int = Field(default=0, ge=0, description="stop after this many frame sets; 0 = run until stopped")
+    jpeg_quality: int = Field(default=90, ge=30, le=100)
+    reconnect_s: float = Field(default=5.0, gt=0, description="pause between attempts to reopen a missing camera")
+    ground_truth_out: Path | None = Field(
+        default=None, description="JSONL file for ground-truth labels when the source knows them (no pixels)"
+    )
+    # simulator source
+    sim_seed: int = 0
+    sim_students: int = Field(default=20, ge=1, le=60)
+    sim_width: int = Field(default=640, ge=64)
+    sim_height: int = Field(default=360, ge=36)
+    sim_conditions: str = Field(default="mixed", description="simulator condition preset")
+    realtime: bool = Field(default=True, description="pace non-live sources (simulator, dataset, MKV) to fps")
+    # recorded sources
+    dataset_path: Path | None = Field(default=None, description="data-set folder (docs/dataset-format.md)")
+    mkv_path: Path | None = Field(default=None, description="Azure Kinect recording (pyk4a playback)")
+    # live / paired thermal camera
+    kinect_device: int = Field(default=0, ge=0)
+    thermal_device: str = Field(default="", description="OpenCV VideoCapture index or URL of the thermal camera")
+    thermal_scale: float = Field(default=0.01, description="radiometric raw -> kelvin scale (Y16 cameras)")
+    thermal_offset: float = Field(default=0.0, description="radiometric raw -> kelvin offset (Y16 cameras)")
+    thermal_video: Path | None = Field(default=None, description="radiometric thermal video paired with an MKV")
+
+    @model_validator(mode="after")
+    def _source_inputs(self) -> CaptureSettings:
+        if self.source == "dataset" and self.dataset_path is None:
+            raise ValueError("source=dataset needs CAPTURE_DATASET_PATH")
+        if self.source == "mkv" and self.mkv_path is None:
+            raise ValueError("source=mkv needs CAPTURE_MKV_PATH")
+        if self.source in ("kinect", "mkv") and not (self.thermal_device or self.thermal_video):
+            raise ValueError("kinect/mkv sources need a thermal camera (CAPTURE_THERMAL_DEVICE or CAPTURE_THERMAL_VIDEO)")
+        return self

@@ -1,0 +1,247 @@
+"""The capture loop: read a source, encode, publish frame sets keyed by classroom.
+
+Reading and encoding run in a thread (they are CPU and I/O bound and release the GIL in
+OpenCV); the event loop only produces. A bounded queue between them applies backpressure:
+a live camera that outruns the broker drops frames at the source (counted, visible as
+sequence gaps) instead of growing memory. A camera that is missing or disconnects is
+reported (not ready) and reopened every ``reconnect_s``; the agent never exits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+import time
+from datetime import UTC, datetime
+
+from services.capture.config import CaptureSettings
+from services.capture.sources import CameraUnavailable, FrameSource, open_source
+from services.common import codecs
+from services.common.bus import Output, Producer, now_us
+from services.common.errors import BadInput, OversizedMessage
+from services.common.frames import CapturedFrameSet
+from services.common.lifecycle import StopFlag
+from services.common.metrics import HealthServer, ServiceMetrics
+from services.common.pb.classroom.v1 import deadletter_pb2, frames_pb2
+from services.common.topics import DEAD_LETTER, FRAMES_RAW
+
+log = logging.getLogger("capture")
+
+_END = object()
+
+
+def default_session_id(settings: CaptureSettings, started: datetime) -> str:
+    owner = settings.course_id or settings.classroom_id
+    return f"{owner}-{started.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def frame_set_message(
+    frames: CapturedFrameSet, settings: CaptureSettings, *, session_id: str, frame_rate: float, source: str
+) -> frames_pb2.FrameSet:
+    """Encode one capture into the wire message (JPEG colour, 16-bit PNG depth and thermal)."""
+    return frames_pb2.FrameSet(
+        classroom_id=settings.classroom_id,
+        session_id=session_id,
+        camera_id=settings.camera_id,
+        course_id=settings.course_id,
+        sequence=frames.sequence,
+        capture_ts_us=frames.rgb_ts_us,
+        rgb=codecs.encode_rgb(frames.rgb, capture_ts_us=frames.rgb_ts_us, quality=settings.jpeg_quality),
+        depth=codecs.encode_depth(frames.depth_mm, capture_ts_us=frames.depth_ts_us),
+        thermal=codecs.encode_thermal(frames.thermal_c, capture_ts_us=frames.thermal_ts_us),
+        calibration_ref=f"{settings.classroom_id}/{settings.camera_id}",
+        source=source,
+        frame_rate=frame_rate,
+    )
+
+
+class CaptureService:
+    name = "capture"
+
+    def __init__(self, settings: CaptureSettings, *, source: FrameSource | None = None) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics(self.name)
+        self.health = HealthServer(self.metrics, readiness=self.readiness)
+        self.producer = Producer(settings, self.metrics, client_id="classroom-capture")
+        self.stop = StopFlag()
+        self.topic = settings.topic_prefix + FRAMES_RAW
+        self.dead_letter_topic = settings.topic_prefix + DEAD_LETTER
+        self.session_id = settings.session_id or default_session_id(settings, datetime.now(UTC))
+        self._source = source
+        self._camera_ok = False
+        self._camera_detail = "not opened yet"
+        self.published = 0
+        self.dropped = 0
+        self.encode_failures = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._halt = threading.Event()
+        self._ground_truth = None
+
+    def readiness(self) -> tuple[bool, str]:
+        return self._camera_ok, self._camera_detail
+
+    # -- reader thread ---------------------------------------------------------------------
+
+    def _open(self) -> FrameSource | None:
+        while not self._halt.is_set():
+            try:
+                source = self._source if self._source is not None else open_source(self.settings)
+                self._source = source
+                self._camera_ok, self._camera_detail = True, "ok"
+                log.info("camera open", extra={"source": self.settings.source, "fps": source.frame_rate})
+                return source
+            except CameraUnavailable as exc:
+                self._camera_ok, self._camera_detail = False, str(exc)
+                log.error("camera unavailable", extra={"error": str(exc), "retry_in_s": self.settings.reconnect_s})
+                self._halt.wait(self.settings.reconnect_s)
+        return None
+
+    def _reader(self) -> None:
+        """Read, pace and encode in this thread; hand finished messages to the event loop."""
+        interval = 1.0 / self.settings.fps
+        produced = 0
+        try:
+            while not self._halt.is_set():
+                source = self._open()
+                if source is None:
+                    return
+                next_due = time.monotonic()
+                try:
+                    for frames in source:
+                        if self._halt.is_set():
+                            return
+                        if not source.live and self.settings.realtime:
+                            delay = next_due - time.monotonic()
+                            if delay > 0:
+                                self._halt.wait(delay)
+                            next_due = max(next_due + interval, time.monotonic() - interval)
+                        self._queue_frame(frames, source)
+                        produced += 1
+                        if self.settings.max_frames and produced >= self.settings.max_frames:
+                            return
+                    log.info("source ended")
+                    return
+                except CameraUnavailable as exc:
+                    self._camera_ok, self._camera_detail = False, str(exc)
+                    log.error("camera lost", extra={"error": str(exc)})
+                    source.close()
+                    self._source = None
+                    self._halt.wait(self.settings.reconnect_s)
+        finally:
+            self._queue.put(_END)
+
+    def _queue_frame(self, frames: CapturedFrameSet, source: FrameSource) -> None:
+        frames = self._restamp(frames)
+        try:
+            message = frame_set_message(
+                frames, self.settings, session_id=self.session_id, frame_rate=source.frame_rate,
+                source=self.settings.source,
+            )
+        except ValueError as exc:  # a frame the source produced but that cannot be encoded (NaN thermal...)
+            self.encode_failures += 1
+            self.metrics.count_dead_letter("unencodable_frame")
+            log.error("frame cannot be encoded, skipped", extra={"sequence": frames.sequence, "error": str(exc)})
+            return
+        if frames.annotations is not None and self._ground_truth is not None:
+            self._ground_truth.write(
+                json.dumps(
+                    {"session_id": self.session_id, "classroom_id": self.settings.classroom_id,
+                     "camera_id": self.settings.camera_id, "sequence": frames.sequence,
+                     "capture_ts_us": frames.rgb_ts_us, **frames.annotations},
+                    separators=(",", ":"), default=float,
+                ) + "\n"
+            )
+        try:
+            self._queue.put(message, timeout=1.0 if source.live else None)
+        except queue.Full:
+            self.dropped += 1  # live camera faster than the broker: drop at the source
+
+    def _restamp(self, frames: CapturedFrameSet) -> CapturedFrameSet:
+        """Recorded and simulated frames get capture times of now, keeping each sensor's offset."""
+        now = now_us()
+        shift = now - frames.rgb_ts_us
+        if abs(shift) < 2_000_000:  # already live time
+            return frames
+        frames.rgb_ts_us += shift
+        frames.depth_ts_us += shift
+        frames.thermal_ts_us += shift
+        return frames
+
+    # -- event loop ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        self.stop.install_signal_handlers()
+        port = await self.health.start(self.settings.metrics_host, self.settings.metrics_port)
+        if self.settings.ground_truth_out is not None:
+            self.settings.ground_truth_out.parent.mkdir(parents=True, exist_ok=True)
+            self._ground_truth = self.settings.ground_truth_out.open("a", buffering=1)
+        await self.producer.start()
+        log.info("starting", extra={"session_id": self.session_id, "topic": self.topic, "metrics_port": port})
+        reader = threading.Thread(target=self._reader, name="capture-reader", daemon=True)
+        reader.start()
+        loop = asyncio.get_running_loop()
+        pending: list[asyncio.Future] = []
+        try:
+            while True:
+                self.health.beat()
+                if self.stop.is_set():
+                    self._halt.set()
+                try:
+                    item = await loop.run_in_executor(None, self._queue.get, True, 0.5)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    break
+                pending.append(await self._publish(item))
+                if len(pending) >= 16:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+        finally:
+            self._halt.set()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.producer.flush()
+            await self.producer.stop()
+            if self._source is not None:
+                self._source.close()
+            if self._ground_truth is not None:
+                self._ground_truth.close()
+            await self.health.stop()
+        log.info("stopped", extra={"published": self.published, "dropped": self.dropped})
+        return 0
+
+    async def _publish(self, message: frames_pb2.FrameSet) -> asyncio.Future:
+        message.published_ts_us = now_us()
+        payload = message.SerializeToString()
+        key = self.settings.classroom_id.encode()
+        try:
+            future = await self.producer.send(Output(self.topic, key, payload))
+            self.published += 1
+            self.metrics.observe_since_capture((message.published_ts_us - message.capture_ts_us) / 1e6)
+            return future
+        except OversizedMessage as exc:
+            return await self._dead_letter(message, payload, exc)
+
+    async def _dead_letter(self, message: frames_pb2.FrameSet, payload: bytes, error: BadInput) -> asyncio.Future:
+        self.metrics.count_dead_letter(error.reason_code)
+        log.error(
+            "frame set refused",
+            extra={"reason_code": error.reason_code, "reason": error.detail, "sequence": message.sequence},
+        )
+        envelope = deadletter_pb2.DeadLetter(
+            service=self.name,
+            source_topic=self.topic,
+            source_partition=-1,
+            source_offset=int(message.sequence),
+            key=self.settings.classroom_id.encode(),
+            reason_code=error.reason_code,
+            reason=f"{error.detail} (raise the campus limit on purpose, or lower resolution/quality)",
+            failed_ts_us=now_us(),
+            payload_size=len(payload),
+            payload_dropped=True,  # too large by definition
+        )
+        return await self.producer.send(
+            Output(self.dead_letter_topic, self.settings.classroom_id.encode(), envelope.SerializeToString())
+        )

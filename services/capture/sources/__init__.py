@@ -1,0 +1,44 @@
+"""Camera sources for the capture agent; each yields ``CapturedFrameSet`` at sensor-native resolution.
+
+A source that cannot open its camera raises ``CameraUnavailable`` with a message naming the
+device; the agent reports it, stays up (not ready) and tries again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from services.common.calibration import CameraCalibration
+from services.common.frames import CapturedFrameSet
+
+
+class CameraUnavailable(Exception):
+    """The camera (or recording) cannot be opened or stopped delivering frames."""
+
+
+class FrameSource(Protocol):
+    calibration: CameraCalibration
+    frame_rate: float
+    live: bool  # a live camera paces itself; recordings and the simulator are paced by the agent
+
+    def __iter__(self) -> Iterator[CapturedFrameSet]: ...
+
+    def close(self) -> None: ...
+
+
+def open_source(settings) -> FrameSource:  # type: ignore[no-untyped-def]
+    """Build the source the settings name (imports what that source needs, and only that)."""
+    if settings.source == "simulator":
+        from services.capture.sources.simulated import simulated_source
+
+        return simulated_source(settings)
+    if settings.source == "dataset":
+        from services.capture.sources.recorded import DatasetSource
+
+        return DatasetSource(settings.dataset_path, fps=settings.fps)
+    if settings.source in ("kinect", "mkv"):
+        from services.capture.sources.kinect import kinect_source
+
+        return kinect_source(settings)
+    raise ValueError(f"unknown source {settings.source}")
