@@ -77,6 +77,11 @@ def validate_boxes(boxes: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _as_boxes(seats: np.ndarray) -> np.ndarray:
+    arr = np.asarray(seats, dtype=np.float64)
+    return arr.reshape(0, 4) if arr.size == 0 else arr
+
+
 def seat_squares(boxes: np.ndarray, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Square regions around seat boxes: (origin [N, 2], side [N])."""
     arr = validate_boxes(boxes)
@@ -148,7 +153,7 @@ def extract_student_crops(
     """
     if len(frames) != len(seats):
         raise BadInput(f"{len(frames)} frames but {len(seats)} seat lists")
-    boxes_per_frame = [validate_boxes(np.asarray(s, dtype=np.float64).reshape(-1, 4)) for s in seats]
+    boxes_per_frame = [validate_boxes(_as_boxes(s)) for s in seats]
     total = sum(len(b) for b in boxes_per_frame)
     out = np.empty((total, NUM_CHANNELS, crop_size, crop_size), dtype=np.float32)
     origins = np.empty((total, 2), dtype=np.float64)

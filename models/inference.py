@@ -137,7 +137,8 @@ def validate_fusion_input(item: FusionInput) -> None:
             raise BadInput(f"{name} must be {shape} {np.dtype(dtype).name} (aligned to colour), got {got}")
     if not np.isfinite(item.thermal_c).all():
         raise BadInput("thermal_c contains NaN or infinity")
-    validate_boxes(np.asarray(item.seats, dtype=np.float64).reshape(-1, 4))
+    seats = np.asarray(item.seats, dtype=np.float64)
+    validate_boxes(seats.reshape(0, 4) if seats.size == 0 else seats)
 
 
 class InferenceEngine:
@@ -206,7 +207,7 @@ class InferenceEngine:
             return []
         crops = extract_student_crops(
             [(f.rgb, f.depth_mm, f.thermal_c, f.thermal_equalised) for f in frames],
-            [np.asarray(f.seats, dtype=np.float64).reshape(-1, 4) for f in frames],
+            [np.asarray(f.seats, dtype=np.float64) for f in frames],
             crop_size=self.info.crop_size,
         )
         n = crops.tensor.shape[0]
