@@ -1,0 +1,35 @@
+"""`classroom bench WHAT`: commands that print benchmark figures (never timed tests)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHES = {
+    "pipeline": ("services.cli.bench_pipeline", "the whole suite: per-stage rates, capture->event latency"),
+    "kafka": ("services.cli.bench_kafka_cli", "data-plane throughput: aiokafka next to kafka-python"),
+    "enhance": ("services.enhancement.bench", "section 3.2 quality against baselines, and speed"),
+    "simulate": ("services.simulator.bench", "simulator frame sets per second"),
+    "models": ("models.bench", "model server networks: frame sets/s against batch size"),
+    "dashboard": ("dashboards.bench", "dashboard page render times on a semester of data"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    for name, (module_name, help_text) in BENCHES.items():
+        bench_parser = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            bench_parser.set_defaults(_bench=None, _missing=module_name)
+            continue
+        module.add_arguments(bench_parser)
+        bench_parser.set_defaults(_bench=module)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args._bench is None:
+        print(f"bench {args.bench}: {args._missing} is not available in this installation")
+        return 2
+    return int(args._bench.run(args) or 0)

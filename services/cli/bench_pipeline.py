@@ -1,0 +1,96 @@
+"""`classroom bench pipeline`: the whole suite on this machine, measured.
+
+For each classroom count: start the suite (embedded broker, model server, services, simulated
+classrooms), let it warm up, then measure frame sets per second per stage and end to end, and
+p50/p95 latency from capture (the frame set's publication) to the behaviour event's publication.
+Two capture modes: paced at the camera rate (what a classroom sends) and unpaced (the most the
+pipeline sustains). The Kafka data-plane figures of the chosen client next to kafka-python come
+from services/cli/bench_kafka.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classrooms", default="1,3", help="comma-separated classroom counts to run")
+    parser.add_argument("--students", type=int, default=20)
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=25.0, help="seconds before measuring (joins, first windows)")
+    parser.add_argument("--modes", default="paced,unpaced", help="paced (camera rate) and/or unpaced (flat out)")
+    parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--skip-kafka", action="store_true", help="skip the client throughput comparison")
+    parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
+    parser.add_argument("--json-out", type=Path, default=None)
+
+
+def measure(classrooms: int, *, paced: bool, args: argparse.Namespace) -> dict:
+    from services.cli.pipeline import PipelineRun, RunOptions
+
+    options = RunOptions(
+        workdir=args.workdir / f"{classrooms}rooms-{'paced' if paced else 'unpaced'}-{time.time_ns()}",
+        classrooms=classrooms, students=args.students, fps=args.fps, checkpoint=args.checkpoint, realtime=paced,
+        partitions=max(2, classrooms),
+    )
+    run = PipelineRun(options)
+    try:
+        run.start()
+        deadline = time.monotonic() + args.warmup
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            run.check_children()
+        start_counts = run.counters()
+        assert run.tap is not None
+        run.tap.latencies_s.clear()
+        started = time.monotonic()
+        while time.monotonic() - started < args.seconds:
+            time.sleep(0.5)
+            run.check_children()
+        end_counts = run.counters()
+        summary = run.summary(start_counts, end_counts, time.monotonic() - started)
+    finally:
+        run.stop()
+    summary["mode"] = "paced" if paced else "unpaced"
+    per_room = summary["stages"]["fusion"]["per_s"] / classrooms
+    summary["end_to_end_frame_sets_per_s_per_classroom"] = round(per_room, 2)
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    results: dict = {"pipeline": []}
+    for count in [int(c) for c in args.classrooms.split(",") if c]:
+        for mode in args.modes.split(","):
+            summary = measure(count, paced=mode == "paced", args=args)
+            results["pipeline"].append(summary)
+            print_pipeline(summary)
+    if not args.skip_kafka:
+        from services.cli.bench_kafka import print_result, run_benchmark
+
+        results["kafka"] = run_benchmark()
+        print_result(results["kafka"])
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def print_pipeline(summary: dict) -> None:
+    latency = summary["latency_capture_to_event_s"]
+    print(
+        f"\n{summary['classrooms']} classroom(s) x {summary['students_per_classroom']} students, "
+        f"capture {summary['mode']}, measured {summary['measured_seconds']} s"
+    )
+    print(f"  {'stage':<12}{'frame sets/s':>14}{'dead letters':>14}")
+    for stage, figures in summary["stages"].items():
+        unit = " (events/s)" if stage in ("recognition", "store") else ""
+        print(f"  {stage:<12}{figures['per_s']:>14.2f}{figures['dead_letters']:>14}{unit}")
+    print(f"  end to end (observations/s per classroom): {summary['end_to_end_frame_sets_per_s_per_classroom']}")
+    print(
+        f"  capture -> behaviour event latency: p50 {latency['p50']} s, p95 {latency['p95']} s "
+        f"over {latency['n']} events (window {latency['window_s']} s)"
+    )
+    print(f"  model: {', '.join(summary['model_versions'])}")

@@ -1,0 +1,313 @@
+"""One whole suite on this machine: embedded broker, topics, model server, services, simulated rooms.
+
+Used by `classroom demo` (with the dashboard) and `classroom bench pipeline` (headless, several
+classrooms). It writes a campus file for the simulated classrooms, starts every service as a
+child process with its settings in the environment, follows progress through each service's
+Prometheus endpoint and a tap on the behaviours topic, and stops everything in pipeline order.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.cli.processes import Supervisor
+from services.common.campus import Campus, dump_campus
+from services.common.embedded_broker import EmbeddedBroker, free_port
+from services.common.topics import BEHAVIOURS, ensure_topics, topic_specs
+
+STAGES = ("capture", "enhancement", "fusion", "recognition", "store")
+STOP_ORDER = ["capture", "enhancement", "fusion", "recognition", "store", "modelserver"]
+
+
+@dataclass
+class RunOptions:
+    workdir: Path
+    classrooms: int = 1
+    students: int = 20
+    fps: float = 15.0
+    width: int = 640
+    height: int = 360
+    seed: int = 7
+    database_url: str | None = None
+    checkpoint: str | None = None
+    partitions: int = 2
+    enhancement_workers: int = 2
+    realtime: bool = True
+
+
+@dataclass
+class Tap:
+    """Reads behaviour events as they are published: counts and capture->event latencies."""
+
+    bootstrap: str
+    topic: str
+    latencies_s: list[float] = field(default_factory=list)
+    events: int = 0
+    untrained: int = 0
+    model_versions: set[str] = field(default_factory=set)
+    window_s: float = 2.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True, name="behaviour-tap").start()
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer
+
+        from services.common.pb.classroom.v1 import events_pb2
+
+        consumer = KafkaConsumer(
+            self.topic, bootstrap_servers=self.bootstrap, group_id=f"tap-{time.time_ns()}",
+            auto_offset_reset="latest", enable_auto_commit=False, session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        try:
+            while not self._stop.is_set():
+                for batch in consumer.poll(timeout_ms=500).values():
+                    for record in batch:
+                        event = events_pb2.BehaviourEvent.FromString(record.value)
+                        self.events += 1
+                        self.untrained += not event.model_trained
+                        self.model_versions.add(event.model_version)
+                        self.window_s = (event.window_end_us - event.window_start_us) / 1e6
+                        if event.frame_published_ts_us:
+                            self.latencies_s.append((event.published_ts_us - event.frame_published_ts_us) / 1e6)
+        finally:
+            consumer.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Counters of one service's /metrics, summed over labels except topic/reason kept in the name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return values
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class PipelineRun:
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.workdir = options.workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.supervisor = Supervisor(self.workdir / "logs")
+        self.broker = EmbeddedBroker(log_path=self.workdir / "logs" / "broker.log")
+        self.database_url = options.database_url or f"sqlite:///{self.workdir / 'classroom.db'}"
+        self.model_port = free_port()
+        self.ports: dict[str, int] = {}
+        self.tap: Tap | None = None
+        self.campus_file = self.workdir / "campus.yaml"
+        self.ground_truth = self.workdir / "ground_truth.jsonl"
+        self.started = 0.0
+        self.rooms: list[tuple[str, str, str, int]] = []  # classroom, camera, course, seed
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def write_campus(self) -> Campus:
+        from services.simulator.live import SimulatedCamera
+
+        classrooms, courses = [], []
+        for i in range(self.options.classrooms):
+            room, camera_id, course_id = f"room-{101 + i}", "front", f"COURSE-{101 + i}"
+            seed = self.options.seed + i
+            camera = SimulatedCamera(
+                seed=seed, students=self.options.students, fps=self.options.fps,
+                rgb_size=(self.options.width, self.options.height),
+            )
+            classroom, course = camera.campus_classroom(room, camera_id, course_id)
+            classrooms.append(classroom)
+            courses.append(course.model_copy(update={"instructors": ("instructor",)}))
+            self.rooms.append((room, camera_id, course_id, seed))
+            close = getattr(camera, "close", None)
+            if close:
+                close()
+        campus = Campus(name="Demo campus (simulated)", classrooms=tuple(classrooms), courses=tuple(courses))
+        dump_campus(campus, self.campus_file)
+        return campus
+
+    def common_env(self, prefix: str, name: str) -> dict[str, str]:
+        port = free_port()
+        self.ports[name] = port
+        return {
+            f"{prefix}_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+            f"{prefix}_METRICS_PORT": str(port),
+            f"{prefix}_SESSION_TIMEOUT_MS": "6000",
+            f"{prefix}_LOG_FORMAT": "json",
+        }
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self.broker.start()
+        ensure_topics(self.broker.bootstrap, topic_specs(partitions=self.options.partitions))
+        self.write_campus()
+        model_env = {
+            "MODELSERVER_PORT": str(self.model_port),
+            "MODELSERVER_METRICS_PORT": str(free_port()),
+            "MODELSERVER_LOG_FORMAT": "json",
+        }
+        if self.options.checkpoint:
+            model_env["MODELSERVER_CHECKPOINT"] = self.options.checkpoint
+        self.ports["modelserver"] = int(model_env["MODELSERVER_METRICS_PORT"])
+        self.supervisor.start("modelserver", "services.modelserver", model_env)
+        model = f"127.0.0.1:{self.model_port}"
+        campus = str(self.campus_file)
+        self.supervisor.start("store", "services.store", {
+            **self.common_env("STORE", "store"), "STORE_DATABASE_URL": self.database_url, "STORE_CAMPUS_FILE": campus,
+        })
+        self.supervisor.start("recognition", "services.recognition", {
+            **self.common_env("RECOGNITION", "recognition"), "RECOGNITION_MODEL_SERVER": model,
+            "RECOGNITION_STATE_DIR": str(self.workdir / "recognition"),
+        })
+        self.supervisor.start("fusion", "services.fusion", {
+            **self.common_env("FUSION", "fusion"), "FUSION_MODEL_SERVER": model, "FUSION_CAMPUS_FILE": campus,
+        })
+        self.supervisor.start("enhancement", "services.enhancement", {
+            **self.common_env("ENHANCE", "enhancement"), "ENHANCE_CAMPUS_FILE": campus,
+            "ENHANCE_WORKERS": str(self.options.enhancement_workers),
+        })
+        self.tap = Tap(self.broker.bootstrap, BEHAVIOURS)
+        self.tap.start()
+        for room, camera_id, course_id, seed in self.rooms:
+            name = f"capture-{room}"
+            env = {
+                **self.common_env("CAPTURE", name),
+                "CAPTURE_CLASSROOM_ID": room, "CAPTURE_CAMERA_ID": camera_id, "CAPTURE_COURSE_ID": course_id,
+                "CAPTURE_SOURCE": "simulator", "CAPTURE_SIM_SEED": str(seed),
+                "CAPTURE_SIM_STUDENTS": str(self.options.students), "CAPTURE_FPS": str(self.options.fps),
+                "CAPTURE_SIM_WIDTH": str(self.options.width), "CAPTURE_SIM_HEIGHT": str(self.options.height),
+                "CAPTURE_REALTIME": "true" if self.options.realtime else "false",
+                "CAPTURE_GROUND_TRUTH_OUT": str(self.ground_truth),
+            }
+            self.supervisor.start(name, "services.capture", env)
+
+    # -- progress ----------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, float]:
+        """Frame sets (or events) each stage has put out so far."""
+        out: dict[str, float] = {"capture": 0.0}
+        for name, port in self.ports.items():
+            try:
+                metrics = scrape(port)
+            except OSError:
+                continue
+            produced = metrics.get("classroom_messages_out_total", 0.0)
+            consumed = metrics.get("classroom_messages_in_total", 0.0)
+            if name.startswith("capture"):
+                out["capture"] += produced
+            elif name == "store":
+                out["store"] = consumed
+            else:
+                out[name] = produced
+            out[f"{name}.dead_letters"] = metrics.get("classroom_dead_letters_total", 0.0)
+        return out
+
+    def events_written(self) -> int:
+        from sqlalchemy import func
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlmodel import Session, select
+
+        from services.common.db.engine import make_engine
+        from services.common.db.models import BehaviourEvent
+
+        engine = make_engine(self.database_url)
+        try:
+            with Session(engine) as session:
+                return int(session.exec(select(func.count()).select_from(BehaviourEvent)).one())
+        except SQLAlchemyError:
+            return 0
+        finally:
+            engine.dispose()
+
+    def students_with_events(self) -> int:
+        from sqlalchemy import func
+        from sqlalchemy.exc import SQLAlchemyError
+        from sqlmodel import Session, select
+
+        from services.common.db.engine import make_engine
+        from services.common.db.models import StudentSessionSummary
+
+        engine = make_engine(self.database_url)
+        try:
+            with Session(engine) as session:
+                return int(session.exec(select(func.count()).select_from(StudentSessionSummary)).one())
+        except SQLAlchemyError:
+            return 0
+        finally:
+            engine.dispose()
+
+    def check_children(self) -> None:
+        failed = self.supervisor.failed()
+        if failed:
+            child = failed[0]
+            raise RuntimeError(
+                f"{child.name} exited with code {child.process.returncode}; last log lines:\n"
+                + self.supervisor.tail(child)
+            )
+
+    # -- tear-down ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if self.tap is not None:
+            self.tap.stop()
+        order = [c.name for c in self.supervisor.children if c.name.startswith("capture")] + STOP_ORDER[1:]
+        self.supervisor.stop(order)
+        self.broker.stop()
+
+    def summary(self, counts_start: dict[str, float], counts_end: dict[str, float], seconds: float) -> dict:
+        stages = {}
+        for stage in STAGES:
+            total = counts_end.get(stage, 0.0)
+            stages[stage] = {
+                "total": int(total),
+                "per_s": round((total - counts_start.get(stage, 0.0)) / max(seconds, 1e-6), 2),
+                "dead_letters": int(counts_end.get(f"{stage}.dead_letters", 0.0)),
+            }
+        latencies = self.tap.latencies_s if self.tap else []
+        return {
+            "classrooms": self.options.classrooms,
+            "students_per_classroom": self.options.students,
+            "measured_seconds": round(seconds, 1),
+            "stages": stages,
+            "events_written": self.events_written(),
+            "students_with_events": self.students_with_events(),
+            "latency_capture_to_event_s": {
+                "p50": round(percentile(latencies, 50), 3),
+                "p95": round(percentile(latencies, 95), 3),
+                "n": len(latencies),
+                "window_s": self.tap.window_s if self.tap else None,
+            },
+            "model_versions": sorted(self.tap.model_versions) if self.tap else [],
+            "untrained_events": self.tap.untrained if self.tap else 0,
+            "database_url": self.database_url,
+        }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def dump(summary: dict, path: Path) -> None:
+    path.write_text(json.dumps(summary, indent=2))
