@@ -70,7 +70,7 @@ def train_perceptual_net(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(colour)
+            total += float(loss.detach()) * len(colour)
             count += len(colour)
         history.append(total / max(count, 1))
     phi.eval()

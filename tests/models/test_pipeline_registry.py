@@ -107,7 +107,7 @@ def test_components_and_unknown_names():
     importlib.util.find_spec("models.enhancement") is not None, reason="models/enhancement.py exists"
 )
 def test_missing_torch_enhancement_is_a_clear_error():
-    with pytest.raises(NotImplementedError, match="models/enhancement.py"):
+    with pytest.raises(NotImplementedError, match=r"models/enhancement\.py"):
         build_enhancement("mswgf")
 
 
