@@ -15,6 +15,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 
@@ -77,7 +78,7 @@ def bench_device(engine, args) -> dict:
     result["crop_ms_per_frame_set"] = crop_s * 1e3
     for batch in args.fuse_batches:
         frames = [frame] * batch
-        seconds = _median_seconds(lambda frames=frames: engine.fuse(frames), args.repeats, sync=sync)
+        seconds = _median_seconds(partial(engine.fuse, frames), args.repeats, sync=sync)
         result["fuse"].append(
             {
                 "frame_sets": batch,
@@ -91,7 +92,7 @@ def bench_device(engine, args) -> dict:
     for batch in args.recognise_batches:
         kp = rng.random((batch, t, 17, 3), dtype=np.float32)
         nf = rng.standard_normal((batch, t, 17, c)).astype(np.float16)
-        seconds = _median_seconds(lambda kp=kp, nf=nf: engine.recognise(kp, nf), args.repeats, sync=sync)
+        seconds = _median_seconds(partial(engine.recognise, kp, nf), args.repeats, sync=sync)
         result["recognise"].append(
             {
                 "windows": batch,

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from services.common.vocabulary import BEHAVIOURS, KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 
+if TYPE_CHECKING:
+    from models.pipeline import ClassroomPipeline
+
 CHECKPOINT_FORMAT = "smartclass-models/1"
 ENHANCEMENT_JSON = "enhancement.json"
 
 
 def build_checkpoint(
-    pipeline: nn.Module,
+    pipeline: ClassroomPipeline,
     *,
     perceptual: nn.Module | None = None,
     training: dict[str, Any] | None = None,

@@ -63,10 +63,9 @@ def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
             ).astype(np.float32, copy=False)
         ),
     }
-    if all(s.reference is not None for s in samples):
-        batch["reference"] = torch.from_numpy(
-            np.stack([s.reference for s in samples]).astype(np.float32, copy=False)
-        )
+    references = [s.reference for s in samples if s.reference is not None]
+    if len(references) == len(samples):
+        batch["reference"] = torch.from_numpy(np.stack(references).astype(np.float32, copy=False))
     return batch
 
 

@@ -70,13 +70,13 @@ class DeformableAlignment(nn.Module):
         self.deformable = deformable
         k = kernel_size * kernel_size
         if deformable:
+            offsets = nn.Conv2d(2 * channels, 3 * k, 1)
+            nn.init.zeros_(offsets.weight)
+            nn.init.zeros_(offsets.bias)  # type: ignore[arg-type]  # Conv2d built with bias=True
             self.offset_net = nn.Sequential(
-                nn.Conv2d(2 * channels, 2 * channels, 3, padding=1, groups=2 * channels, bias=False),
-                nn.Conv2d(2 * channels, 3 * k, 1),
+                nn.Conv2d(2 * channels, 2 * channels, 3, padding=1, groups=2 * channels, bias=False), offsets
             )
-            nn.init.zeros_(self.offset_net[1].weight)
-            nn.init.zeros_(self.offset_net[1].bias)
-            self.conv = ModulatedDeformConv2d(channels, channels, kernel_size)
+            self.conv: nn.Module = ModulatedDeformConv2d(channels, channels, kernel_size)
         else:
             self.conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
         self.norm = nn.BatchNorm2d(channels)

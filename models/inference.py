@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from models.crops import (
     validate_boxes,
 )
 from models.ops import fold_batchnorm, sample_points
+from models.pipeline import ClassroomPipeline
 from services.common.errors import BadInput
 from services.common.vocabulary import BEHAVIOURS, KEYPOINT_INDEX, NUM_KEYPOINTS
 
@@ -163,13 +165,15 @@ class InferenceEngine:
         if checkpoint is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(UNTRAINED_SEED)
-                pipeline = create_model(method, enhancement="identity")
+                pipeline = cast(ClassroomPipeline, create_model(method, enhancement="identity"))
             trained, window_frames = False, None
             fusion_version = recognition_version = f"untrained-{method}"
         else:
             path = Path(checkpoint)
             data = load_checkpoint(path)
-            pipeline = create_model(data["method"], checkpoint=data, enhancement="identity")
+            pipeline = cast(
+                ClassroomPipeline, create_model(data["method"], checkpoint=data, enhancement="identity")
+            )
             digest = file_digest(path)
             method = data["method"]
             fusion_version = f"{method}-{pipeline.config['fusion']['name']}@{digest}"
@@ -177,7 +181,7 @@ class InferenceEngine:
             trained, window_frames = True, int(data["window_frames"])
         from services.common.vocabulary import WINDOW_FRAMES
 
-        self.pipeline = fold_batchnorm(pipeline.eval()).to(self.device, self.dtype)
+        self.pipeline = cast(ClassroomPipeline, fold_batchnorm(pipeline.eval()).to(self.device, self.dtype))
         self.info = ModelInfo(
             fusion_version=fusion_version,
             recognition_version=recognition_version,
@@ -221,8 +225,8 @@ class InferenceEngine:
             s = float(self.info.crop_size)
             face = (kp.xy[:, self._face].unsqueeze(2) + self._patch).flatten(1, 2)
             face_t = sample_points(x[:, THERMAL : THERMAL + 1], face, s).view(n, len(FACE_POINTS), -1)
-            facial = thermal_celsius(face_t.amax(dim=-1).mean(dim=-1).float())
-            torso = (
+            facial_t = thermal_celsius(face_t.amax(dim=-1).mean(dim=-1).float())
+            torso_t = (
                 sample_points(x[:, DEPTH : DEPTH + 1], kp.xy[:, self._torso], s)[:, 0].float().mean(dim=-1)
             )
             xy = kp.xy.float().cpu().numpy()
@@ -230,8 +234,8 @@ class InferenceEngine:
             occupancy = torch.sigmoid(kp.occupancy_logits.float()).cpu().numpy()
             features = stage.node_features.to(torch.float16).cpu().numpy()
             gates = stage.fusion.gates.float().cpu().numpy() if stage.fusion.gates is not None else None
-            facial = facial.cpu().numpy()
-            torso = torso.cpu().numpy()
+            facial = facial_t.cpu().numpy()
+            torso = torso_t.cpu().numpy()
         image_xy = crops.geometry.crop_to_image(xy).astype(np.float32)
         keypoints = np.concatenate([image_xy, confidence[..., None]], axis=-1).astype(np.float32)
         ref = crops.depth_reference_mm

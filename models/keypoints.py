@@ -24,6 +24,7 @@ occupancy score.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +117,7 @@ class BranchExchange(nn.Module):
         out = []
         for i, row in enumerate(self.paths):
             total = branches[i]
-            for j, path in enumerate(row):
+            for j, path in enumerate(cast(nn.ModuleList, row)):
                 if j == i:
                     continue
                 y = path(branches[j])
@@ -128,6 +129,10 @@ class BranchExchange(nn.Module):
 
 
 class ThermalHeadRefinement(nn.Module):
+    patch_offsets: torch.Tensor
+    head_index: torch.Tensor
+    point_code: torch.Tensor
+
     def __init__(self, patch: int = 7, hidden: int = 32, refine_radius: float = 2.0) -> None:
         super().__init__()
         self.patch, self.refine_radius = patch, refine_radius
@@ -137,13 +142,12 @@ class ThermalHeadRefinement(nn.Module):
         self.register_buffer("patch_offsets", torch.stack([dx.flatten(), dy.flatten()], -1), persistent=False)
         self.register_buffer("head_index", torch.tensor(HEAD_KEYPOINTS), persistent=False)
         self.register_buffer("point_code", torch.eye(self.head_points), persistent=False)
+        shift = nn.Linear(hidden, 2)
+        nn.init.zeros_(shift.weight)
+        nn.init.zeros_(shift.bias)
         self.mlp = nn.Sequential(
-            nn.Linear(2 * patch * patch + self.head_points, hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, 2),
+            nn.Linear(2 * patch * patch + self.head_points, hidden), nn.ReLU(inplace=True), shift
         )
-        nn.init.zeros_(self.mlp[2].weight)
-        nn.init.zeros_(self.mlp[2].bias)
 
     def forward(self, xy: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
         """xy [N, K, 2] crop px; thermal [N, 2, S, S] -> xy with head points refined."""
@@ -203,7 +207,9 @@ class KeypointNet(nn.Module):
         for transition in self.transitions:
             branches.append(transition(branches[-1]))
         for stage, exchange in zip(self.stages, self.exchanges, strict=True):
-            branches = exchange([block(b) for block, b in zip(stage, branches, strict=True)])
+            branches = exchange(
+                [block(b) for block, b in zip(cast(nn.ModuleList, stage), branches, strict=True)]
+            )
         high = branches[0]
         maps = self.heads(high)
         heat = maps[:, :NUM_KEYPOINTS]

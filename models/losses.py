@@ -199,6 +199,10 @@ class LossTerms:
 class MultiTaskLoss(nn.Module):
     """eq. 10: L_total = lambda_1 L_enh + lambda_2 L_fus + lambda_3 L_rec with eq. 17's weights."""
 
+    weights: torch.Tensor
+    reference_sum: torch.Tensor
+    reference_count: torch.Tensor
+
     def __init__(self, config: LossConfig | None = None, perceptual_net: nn.Module | None = None) -> None:
         super().__init__()
         self.config = config or LossConfig()

@@ -73,6 +73,8 @@ class ModulatedDeformConv2d(nn.Module):
     kernel weights, which is exactly a k x k convolution when offsets are 0 and masks 1.
     """
 
+    taps: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, bias: bool = False) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -125,11 +127,14 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             conv, norm = layers[i], layers[i + 1]
             if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)):
                 continue
-            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+            mean, var = norm.running_mean, norm.running_var
+            if mean is None or var is None:  # no running statistics: nothing to fold
+                continue
+            scale = norm.weight / torch.sqrt(var + norm.eps)
             with torch.no_grad():
                 weight = conv.weight * scale.view(-1, 1, 1, 1)
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-                bias = (bias - norm.running_mean) * scale + norm.bias
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
+                bias = (bias - mean) * scale + norm.bias
                 conv.weight.copy_(weight)
                 if conv.bias is None:
                     conv.bias = nn.Parameter(bias)

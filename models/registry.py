@@ -18,6 +18,7 @@ Configuration overrides: nested dicts merge into the method's configuration
 from __future__ import annotations
 
 import copy
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,7 +237,7 @@ def build_enhancement(name: str) -> nn.Module:
     if name == "identity":
         return IdentityEnhancement()
     try:
-        from models import enhancement
+        enhancement = importlib.import_module("models.enhancement")
     except ImportError as exc:
         raise NotImplementedError(
             f"enhancement {name!r} needs models/enhancement.py (the torch path of section 3.2), "
@@ -256,8 +257,9 @@ def build_pipeline(config: dict[str, Any]) -> ClassroomPipeline:
     fusion = _COMPONENTS[fusion_cfg.pop("name")](**fusion_cfg)
     kp_cfg = dict(config["keypoints"])
     kp_cfg["widths"] = tuple(kp_cfg["widths"])
-    keypoints = KeypointNet(in_channels=fusion.out_channels, **kp_cfg)
-    nodes = NodeEncoder(in_channels=fusion.out_channels, **config["node_encoder"])
+    fused_channels: int = fusion.out_channels  # type: ignore[assignment]  # every fusion network sets it
+    keypoints = KeypointNet(in_channels=fused_channels, **kp_cfg)
+    nodes = NodeEncoder(in_channels=fused_channels, **config["node_encoder"])
     rec_cfg = dict(config["recognition"])
     name = rec_cfg.pop("name")
     rec_cfg["channels"] = tuple(rec_cfg["channels"])

@@ -23,6 +23,8 @@ from services.common.vocabulary import NUM_KEYPOINTS
 
 
 class NodeEncoder(nn.Module):
+    bin_offsets: torch.Tensor
+
     def __init__(
         self,
         in_channels: int = 16,
