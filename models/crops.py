@@ -164,7 +164,10 @@ def extract_student_crops(
     flags_linear = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     # depth by nearest neighbour: interpolating across an invalid 0 would invent distances
     flags_nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-    quarter, half = crop_size // 4, crop_size - crop_size // 4
+    colour = np.empty((total, crop_size, crop_size, 3), np.uint8)
+    depth = np.empty((total, crop_size, crop_size), np.uint16)
+    thermal = np.empty((total, crop_size, crop_size), np.float32)
+    equalised = np.empty((total, crop_size, crop_size), np.uint8)
     n = 0
     for f, ((rgb, depth_mm, thermal_c, thermal_eq), boxes) in enumerate(
         zip(frames, boxes_per_frame, strict=True)
@@ -178,36 +181,35 @@ def extract_student_crops(
             sc, ox, oy = scale[s], origin[s, 0], origin[s, 1]
             # crop pixel centre u + 0.5 -> analysis continuous ox + (u + 0.5) * sc -> OpenCV index (- 0.5)
             m = np.array([[sc, 0.0, ox + 0.5 * sc - 0.5], [0.0, sc, oy + 0.5 * sc - 0.5]])
-            colour = cv2.warpAffine(rgb, m, dsize, flags=flags_linear, borderMode=cv2.BORDER_REPLICATE)
-            depth = cv2.warpAffine(depth_mm, m, dsize, flags=flags_nearest, borderMode=cv2.BORDER_REPLICATE)
-            thermal = cv2.warpAffine(thermal_c, m, dsize, flags=flags_linear, borderMode=cv2.BORDER_REPLICATE)
-            equalised = cv2.warpAffine(
-                thermal_eq, m, dsize, flags=flags_linear, borderMode=cv2.BORDER_REPLICATE
-            )
-            crop = out[n]
-            crop[COLOUR] = colour.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
-            centre = depth[quarter:half, quarter:half]
-            valid_centre = centre[centre > 0]
-            valid = depth > 0
-            if valid_centre.size:
-                ref = np.float32(np.median(valid_centre))
-            elif valid.any():
-                ref = np.float32(np.median(depth[valid]))
-            else:
-                ref = np.float32(0.0)
-            depth_ref[n] = ref
-            if ref > 0:
-                rel = (depth.astype(np.float32) - ref) * np.float32(1.0 / DEPTH_SCALE_MM)
-                np.clip(rel, -DEPTH_CLIP, DEPTH_CLIP, out=rel)
-                crop[DEPTH] = np.where(valid, rel, np.float32(0.0))
-            else:
-                crop[DEPTH] = 0.0
-            crop[THERMAL] = (thermal - np.float32(THERMAL_CENTRE_C)) * np.float32(1.0 / THERMAL_SCALE_C)
-            crop[THERMAL_EQUALISED] = equalised * np.float32(1.0 / 255.0)
+            border = cv2.BORDER_REPLICATE
+            cv2.warpAffine(rgb, m, dsize, dst=colour[n], flags=flags_linear, borderMode=border)
+            cv2.warpAffine(depth_mm, m, dsize, dst=depth[n], flags=flags_nearest, borderMode=border)
+            cv2.warpAffine(thermal_c, m, dsize, dst=thermal[n], flags=flags_linear, borderMode=border)
+            cv2.warpAffine(thermal_eq, m, dsize, dst=equalised[n], flags=flags_linear, borderMode=border)
             origins[n] = (ox, oy)
             scales[n] = sc
             frame_index[n] = f
             n += 1
+    # the reference depth: median valid depth of the central half (of the whole crop if none)
+    quarter, half = crop_size // 4, crop_size - crop_size // 4
+    for i in range(total):
+        centre = depth[i, quarter:half, quarter:half]
+        valid_centre = centre[centre > 0]
+        if valid_centre.size:
+            depth_ref[i] = np.median(valid_centre)
+        elif (depth[i] > 0).any():
+            depth_ref[i] = np.median(depth[i][depth[i] > 0])
+    out[:, COLOUR] = colour.transpose(0, 3, 1, 2)
+    out[:, COLOUR] *= np.float32(1.0 / 255.0)
+    rel = depth.astype(np.float32)
+    rel -= depth_ref[:, None, None]
+    rel *= np.float32(1.0 / DEPTH_SCALE_MM)
+    np.clip(rel, -DEPTH_CLIP, DEPTH_CLIP, out=rel)
+    rel[(depth == 0) | (depth_ref[:, None, None] <= 0)] = 0.0
+    out[:, DEPTH] = rel
+    np.subtract(thermal, np.float32(THERMAL_CENTRE_C), out=out[:, THERMAL])
+    out[:, THERMAL] *= np.float32(1.0 / THERMAL_SCALE_C)
+    np.multiply(equalised, np.float32(1.0 / 255.0), out=out[:, THERMAL_EQUALISED])
     if not np.all(np.isfinite(out[:, THERMAL])):
         raise BadInput("thermal_c contains NaN or infinity inside a seat region")
     return StudentCrops(

@@ -82,7 +82,7 @@ def test_end_to_end_gradient_reaches_the_enhancement():
 
 
 def test_method_configs_follow_the_tables():
-    assert method_config("no_multidilation")["recognition"]["dilations"] == [1]
+    assert method_config("no_multidilation")["recognition"]["dilations"] == [1, 1, 1]
     assert method_config("proposed")["recognition"]["dilations"] == [1, 2, 4]
     assert method_config("no_deformable")["fusion"] == {"channels": 16, "name": "dcanet", "deformable": False}
     assert method_config("no_adaptive_loss")["loss"] == {"adaptive": False}
