@@ -1,0 +1,721 @@
+"""The dashboard's query layer: pure functions from (engine, viewer, mapping, filters) to plain rows.
+
+Pages call only these functions, and these enforce who may see what: every query is
+scoped by the viewer (an instructor's rows are restricted to the courses that the
+``courseinstructor`` table gives them), so a session id typed into the URL of another
+course is refused here, not merely hidden by the page.
+
+Only the store's aggregate tables are read on the pages' paths (StudentSessionSummary,
+SessionMinute, StudentMinute, ClassSession), through their primary keys or indexes;
+raw behaviour events are read for one session only, to say which model produced them.
+Engagement is computed in SQL from the seconds per behaviour with the configured mapping
+(services/common/engagement.py), so a new mapping needs no recomputation:
+
+- engagement of a span = Σ_b w_b·s_b / Σ_b s_b (time-weighted mean of the weights)
+- engaged share        = Σ_{b: w_b ≥ threshold} s_b / Σ_b s_b
+- a session's mean engagement = the mean over present students of their engagement
+  (every student counts once, however long they were seen)
+- an alert = at least ``alert_minutes`` consecutive observed minutes whose engagement is
+  below ``alert_below``, for one student (StudentMinute) or the whole class (SessionMinute).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Float, Integer, func, literal, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.schema import Table
+
+from dashboards.auth import Viewer
+from services.common.db.models import (
+    BehaviourEvent,
+    Classroom,
+    ClassSession,
+    Course,
+    CourseInstructor,
+    SessionMinute,
+    StudentMinute,
+    StudentSessionSummary,
+    seconds_column,
+)
+from services.common.engagement import EngagementMapping
+from services.common.vocabulary import BEHAVIOURS
+
+# A minute counts towards an alert only when its student (or class) was seen for at least
+# this long in it: a student seen for five seconds while arriving is not "disengaged".
+MIN_OBSERVED_SECONDS = 20.0
+# Alerts over a date range read StudentMinute of every session in it; past this many
+# sessions the page asks for a narrower range instead of answering slowly.
+MAX_ALERT_SESSIONS = 400
+SYNTHETIC_PREFIX = "synthetic/"
+
+CLASS_SESSION: Table = ClassSession.__table__  # type: ignore[attr-defined]
+SUMMARY: Table = StudentSessionSummary.__table__  # type: ignore[attr-defined]
+SESSION_MINUTE: Table = SessionMinute.__table__  # type: ignore[attr-defined]
+STUDENT_MINUTE: Table = StudentMinute.__table__  # type: ignore[attr-defined]
+COURSE_INSTRUCTOR: Table = CourseInstructor.__table__  # type: ignore[attr-defined]
+CLASSROOM: Table = Classroom.__table__  # type: ignore[attr-defined]
+COURSE: Table = Course.__table__  # type: ignore[attr-defined]
+EVENT: Table = BehaviourEvent.__table__  # type: ignore[attr-defined]
+
+
+class SessionNotAccessible(LookupError):
+    """A session that does not exist, or that the viewer may not see (the message does not say which)."""
+
+
+class RangeTooWide(ValueError):
+    """A request that would read more than the page may read quickly; the message says how to narrow it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Engagement in SQL
+
+
+def observed_seconds(table: Table) -> ColumnElement[Any]:
+    return sum((table.c[seconds_column(b)] for b in BEHAVIOURS[1:]), table.c[seconds_column(BEHAVIOURS[0])])
+
+
+def engagement_sql(mapping: EngagementMapping, table: Table) -> ColumnElement[Any]:
+    """Σ w_b s_b / Σ s_b for one row of an aggregate table; NULL when nothing was observed."""
+    weighted = sum(
+        (literal(mapping.weights[b], Float) * table.c[seconds_column(b)] for b in BEHAVIOURS[1:]),
+        literal(mapping.weights[BEHAVIOURS[0]], Float) * table.c[seconds_column(BEHAVIOURS[0])],
+    )
+    return weighted / func.nullif(observed_seconds(table), 0.0)
+
+
+def engaged_share_sql(mapping: EngagementMapping, table: Table) -> ColumnElement[Any]:
+    engaged = [table.c[seconds_column(b)] for b in BEHAVIOURS if mapping.engaged(b)]
+    if not engaged:
+        return literal(0.0, Float) * observed_seconds(table)
+    return sum(engaged[1:], engaged[0]) / func.nullif(observed_seconds(table), 0.0)
+
+
+class minute_number(FunctionElement[int]):
+    """Whole minutes since the epoch of a minute-bucket column, so consecutive minutes differ by 1."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(minute_number, "sqlite")
+def _minute_number_sqlite(element: minute_number, compiler: Any, **kw: Any) -> str:
+    # SQLite stores the buckets as 'YYYY-MM-DD HH:MM:00.000000' UTC text
+    return f"(CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER) / 60)"
+
+
+@compiles(minute_number, "postgresql")
+def _minute_number_postgresql(element: minute_number, compiler: Any, **kw: Any) -> str:
+    return f"(CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS BIGINT) / 60)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Who may see what
+
+
+def _courses_of(viewer: Viewer) -> Select[Any]:
+    return select(COURSE_INSTRUCTOR.c.course_id).where(COURSE_INSTRUCTOR.c.username == viewer.username)
+
+
+def scoped(statement: Select[Any], viewer: Viewer, course_column: ColumnElement[Any]) -> Select[Any]:
+    """Restrict a statement to the viewer's courses (administrators see everything)."""
+    if viewer.is_admin:
+        return statement
+    return statement.where(course_column.in_(_courses_of(viewer)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    """Sessions page filters; days are calendar days in the display time zone, both inclusive."""
+
+    classroom_id: str | None = None
+    course_id: str | None = None
+    first_day: date | None = None
+    last_day: date | None = None
+    timezone: str = "UTC"
+
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        zone = ZoneInfo(self.timezone)
+        lower = datetime.combine(self.first_day, time(0), zone).astimezone(UTC) if self.first_day else None
+        upper = (
+            datetime.combine(self.last_day + timedelta(days=1), time(0), zone).astimezone(UTC)
+            if self.last_day
+            else None
+        )
+        return lower, upper
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    classrooms: list[tuple[str, str]]  # (id, label)
+    courses: list[tuple[str, str]]  # (id, label)
+    first_day: date | None
+    last_day: date | None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    session_id: str
+    classroom_id: str
+    classroom_name: str
+    course_id: str
+    course_name: str
+    camera_id: str
+    started_at: datetime
+    ended_at: datetime
+    model_version: str
+    model_trained: bool
+
+
+@dataclass(frozen=True)
+class SessionRow(SessionInfo):
+    """A session in the Sessions list: its header plus who was there and how engaged they were."""
+
+    students_present: int = 0
+    mean_engagement: float | None = None
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    rows: list[SessionRow]
+    total: int  # sessions matching the filters, of which ``rows`` is one page
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    model_version: str
+    model_trained: bool
+    events: int
+
+
+@dataclass(frozen=True)
+class MinutePoint:
+    minute: datetime
+    engagement: float | None
+    engaged_share: float | None
+    students_seen: float  # observed student-seconds / 60: how many students the minute covers
+
+
+@dataclass(frozen=True)
+class Gap:
+    start: datetime
+    end: datetime
+
+    @property
+    def minutes(self) -> int:
+        return round((self.end - self.start).total_seconds() / 60)
+
+
+@dataclass(frozen=True)
+class SessionTimeline:
+    points: list[MinutePoint]
+    gaps: list[Gap]  # whole minutes inside the session without any observation
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    student_id: str
+    seat_id: str
+    first_seen: datetime
+    last_seen: datetime
+    observed_minutes: float
+    engagement: float | None
+    engaged_share: float | None
+    minutes: dict[str, float]  # behaviour -> minutes
+    hand_raises: int
+
+    @property
+    def phone_minutes(self) -> float:
+        return self.minutes["phone_usage"]
+
+
+@dataclass(frozen=True)
+class StudentSessionRow:
+    session_id: str
+    course_id: str
+    course_name: str
+    classroom_id: str
+    started_at: datetime
+    engagement: float | None
+    engaged_share: float | None
+    minutes: dict[str, float]
+    hand_raises: int
+    model_version: str
+    model_trained: bool
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # "student" or "class"
+    session_id: str
+    student_id: str | None
+    start: datetime
+    end: datetime  # exclusive: the end of the last low minute
+    minutes: int
+    mean_engagement: float
+    course_id: str = ""
+    classroom_id: str = ""
+
+
+@dataclass
+class AlertReport:
+    alerts: list[Alert] = field(default_factory=list)
+    sessions_checked: int = 0
+
+
+def _aware(value: datetime | str) -> datetime:
+    """Datetimes from raw SQL expressions: SQLite hands back text, PostgreSQL aware datetimes."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _minutes_by_behaviour(row: Any) -> dict[str, float]:
+    return {b: float(row[seconds_column(b)] or 0.0) / 60.0 for b in BEHAVIOURS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions page
+
+
+def filter_options(engine: Engine, viewer: Viewer, *, timezone: str = "UTC") -> FilterOptions:
+    """Classrooms, courses and the date span the viewer can filter by."""
+    zone = ZoneInfo(timezone)
+    with engine.connect() as connection:
+        span = connection.execute(
+            scoped(
+                select(func.min(CLASS_SESSION.c.started_at), func.max(CLASS_SESSION.c.started_at)),
+                viewer,
+                CLASS_SESSION.c.course_id,
+            )
+        ).one()
+        names = dict(connection.execute(select(CLASSROOM.c.id, CLASSROOM.c.name)).all())
+        course_names = dict(connection.execute(select(COURSE.c.id, COURSE.c.name)).all())
+        if viewer.is_admin:
+            # the distinct ids come from the sessions' indexes, so a classroom the campus
+            # file never listed still appears
+            room_ids = set(connection.execute(select(CLASS_SESSION.c.classroom_id).distinct()).scalars())
+            course_ids = set(connection.execute(select(CLASS_SESSION.c.course_id).distinct()).scalars())
+        else:
+            course_ids = set(connection.execute(_courses_of(viewer)).scalars())
+            room_ids = set(
+                connection.execute(
+                    select(CLASS_SESSION.c.classroom_id)
+                    .where(CLASS_SESSION.c.course_id.in_(_courses_of(viewer)))
+                    .distinct()
+                ).scalars()
+            )
+    first, last = (None if v is None else _aware(v).astimezone(zone).date() for v in span)
+    return FilterOptions(
+        classrooms=sorted((r, f"{names[r]} ({r})" if names.get(r) else r) for r in room_ids),
+        courses=sorted(
+            (c, f"{course_names[c]} ({c})" if course_names.get(c) else (c or "(no course)"))
+            for c in course_ids
+        ),
+        first_day=first,
+        last_day=last,
+    )
+
+
+def _session_filters(statement: Select[Any], filters: SessionFilter) -> Select[Any]:
+    lower, upper = filters.bounds()
+    if filters.classroom_id:
+        statement = statement.where(CLASS_SESSION.c.classroom_id == filters.classroom_id)
+    if filters.course_id:
+        statement = statement.where(CLASS_SESSION.c.course_id == filters.course_id)
+    if lower is not None:
+        statement = statement.where(CLASS_SESSION.c.started_at >= lower)
+    if upper is not None:
+        statement = statement.where(CLASS_SESSION.c.started_at < upper)
+    return statement
+
+
+def _sessions_with_names() -> Select[Any]:
+    """ClassSession rows with their classroom's and course's names (either may be unknown)."""
+    return (
+        select(CLASS_SESSION, CLASSROOM.c.name.label("classroom_name"), COURSE.c.name.label("course_name"))
+        .outerjoin(CLASSROOM, CLASSROOM.c.id == CLASS_SESSION.c.classroom_id)
+        .outerjoin(COURSE, COURSE.c.id == CLASS_SESSION.c.course_id)
+    )
+
+
+def _session_fields(r: Any) -> dict[str, Any]:
+    return {
+        "session_id": r["id"],
+        "classroom_id": r["classroom_id"],
+        "classroom_name": r["classroom_name"] or "",
+        "course_id": r["course_id"],
+        "course_name": r["course_name"] or "",
+        "camera_id": r["camera_id"],
+        "started_at": r["started_at"],
+        "ended_at": r["ended_at"],
+        "model_version": r["model_version"],
+        "model_trained": bool(r["model_trained"]),
+    }
+
+
+def list_sessions(
+    engine: Engine,
+    viewer: Viewer,
+    mapping: EngagementMapping,
+    filters: SessionFilter,
+    *,
+    limit: int = 200,
+    offset: int = 0,
+) -> SessionPage:
+    """The most recent sessions matching the filters (one page), with students present and mean engagement."""
+    matching = _session_filters(
+        scoped(select(CLASS_SESSION.c.id), viewer, CLASS_SESSION.c.course_id), filters
+    )
+    listed = _session_filters(scoped(_sessions_with_names(), viewer, CLASS_SESSION.c.course_id), filters)
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).select_from(matching.subquery())).scalar_one()
+        page = (
+            connection.execute(
+                listed.order_by(CLASS_SESSION.c.started_at.desc(), CLASS_SESSION.c.id)
+                .limit(limit)
+                .offset(offset)
+            )
+            .mappings()
+            .all()
+        )
+        # students present and mean engagement for this page only: a primary-key range per session
+        stats = {
+            r.session_id: (int(r.present), None if r.mean is None else float(r.mean))
+            for r in connection.execute(
+                select(
+                    SUMMARY.c.session_id,
+                    func.count().label("present"),
+                    func.avg(engagement_sql(mapping, SUMMARY)).label("mean"),
+                )
+                .where(SUMMARY.c.session_id.in_([r["id"] for r in page]))
+                .group_by(SUMMARY.c.session_id)
+            )
+        }
+    rows = [
+        SessionRow(
+            **_session_fields(r),
+            students_present=stats.get(r["id"], (0, None))[0],
+            mean_engagement=stats.get(r["id"], (0, None))[1],
+        )
+        for r in page
+    ]
+    return SessionPage(rows=rows, total=int(total))
+
+
+# ---------------------------------------------------------------------------------------------
+# One session
+
+
+def _session_or_refuse(connection: Connection, viewer: Viewer, session_id: str) -> Any:
+    row = (
+        connection.execute(
+            scoped(_sessions_with_names(), viewer, CLASS_SESSION.c.course_id).where(
+                CLASS_SESSION.c.id == session_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        if viewer.is_admin:
+            raise SessionNotAccessible(f"There is no session {session_id!r}.")
+        raise SessionNotAccessible(
+            f"Session {session_id!r} is not one of your courses' sessions (or does not exist)."
+        )
+    return row
+
+
+def get_session(engine: Engine, viewer: Viewer, session_id: str) -> SessionInfo:
+    """One session's header; raises SessionNotAccessible when it is missing or not the viewer's."""
+    with engine.connect() as connection:
+        return SessionInfo(**_session_fields(_session_or_refuse(connection, viewer, session_id)))
+
+
+def session_models(engine: Engine, viewer: Viewer, session_id: str) -> list[ModelUse]:
+    """Which model versions produced this session's events (trained or not), most events first."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        rows = connection.execute(
+            select(EVENT.c.model_version, EVENT.c.model_trained, func.count())
+            .where(EVENT.c.session_id == session_id)
+            .group_by(EVENT.c.model_version, EVENT.c.model_trained)
+        ).all()
+    return sorted((ModelUse(v, bool(t), int(n)) for v, t, n in rows), key=lambda m: -m.events)
+
+
+def session_timeline(
+    engine: Engine, viewer: Viewer, mapping: EngagementMapping, session_id: str
+) -> SessionTimeline:
+    """Class engagement per minute (SessionMinute) and the minutes without any observation."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        rows = connection.execute(
+            select(
+                SESSION_MINUTE.c.minute,
+                engagement_sql(mapping, SESSION_MINUTE).label("engagement"),
+                engaged_share_sql(mapping, SESSION_MINUTE).label("engaged_share"),
+                observed_seconds(SESSION_MINUTE).label("observed"),
+            )
+            .where(SESSION_MINUTE.c.session_id == session_id)
+            .order_by(SESSION_MINUTE.c.minute)
+        ).all()
+    points = [
+        MinutePoint(
+            minute=r.minute,
+            engagement=None if r.engagement is None else float(r.engagement),
+            engaged_share=None if r.engaged_share is None else float(r.engaged_share),
+            students_seen=float(r.observed or 0.0) / 60.0,
+        )
+        for r in rows
+    ]
+    return SessionTimeline(points=points, gaps=find_gaps([p.minute for p in points]))
+
+
+def find_gaps(minutes: Sequence[datetime]) -> list[Gap]:
+    """Runs of whole minutes missing between consecutive observed minute buckets (sorted input)."""
+    gaps = []
+    for before, after in pairwise(minutes):
+        if after - before > timedelta(minutes=1):
+            gaps.append(Gap(start=before + timedelta(minutes=1), end=after))
+    return gaps
+
+
+def behaviour_minutes(engine: Engine, viewer: Viewer, session_id: str) -> dict[str, float]:
+    """Student-minutes spent in each behaviour over the whole session (all students)."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        row = connection.execute(
+            select(
+                *(func.coalesce(func.sum(SUMMARY.c[seconds_column(b)]), 0.0).label(b) for b in BEHAVIOURS)
+            ).where(SUMMARY.c.session_id == session_id)
+        ).one()
+    return {b: float(row._mapping[b]) / 60.0 for b in BEHAVIOURS}
+
+
+def student_table(
+    engine: Engine, viewer: Viewer, mapping: EngagementMapping, session_id: str
+) -> list[StudentRow]:
+    """One row per student present in the session (StudentSessionSummary), by student id."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        rows = (
+            connection.execute(
+                select(
+                    SUMMARY,
+                    engagement_sql(mapping, SUMMARY).label("engagement"),
+                    engaged_share_sql(mapping, SUMMARY).label("engaged_share"),
+                    observed_seconds(SUMMARY).label("observed"),
+                )
+                .where(SUMMARY.c.session_id == session_id)
+                .order_by(SUMMARY.c.student_id)
+            )
+            .mappings()
+            .all()
+        )
+    return [
+        StudentRow(
+            student_id=r["student_id"],
+            seat_id=r["seat_id"],
+            first_seen=r["first_seen"],
+            last_seen=r["last_seen"],
+            observed_minutes=float(r["observed"] or 0.0) / 60.0,
+            engagement=None if r["engagement"] is None else float(r["engagement"]),
+            engaged_share=None if r["engaged_share"] is None else float(r["engaged_share"]),
+            minutes=_minutes_by_behaviour(r),
+            hand_raises=int(r["hand_raise_count"]),
+        )
+        for r in rows
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# One student
+
+
+def course_students(engine: Engine, viewer: Viewer, course_id: str) -> list[str]:
+    """Students seen in a course's sessions (empty when the course is not the viewer's)."""
+    statement = scoped(
+        select(SUMMARY.c.student_id).where(SUMMARY.c.course_id == course_id).distinct(),
+        viewer,
+        SUMMARY.c.course_id,
+    )
+    with engine.connect() as connection:
+        return sorted(connection.execute(statement).scalars())
+
+
+def student_sessions(
+    engine: Engine, viewer: Viewer, mapping: EngagementMapping, student_id: str
+) -> list[StudentSessionRow]:
+    """Every session of the viewer's courses in which the student was seen, oldest first."""
+    statement = scoped(
+        select(
+            SUMMARY,
+            CLASS_SESSION.c.started_at,
+            CLASS_SESSION.c.model_version,
+            CLASS_SESSION.c.model_trained,
+            COURSE.c.name.label("course_name"),
+            engagement_sql(mapping, SUMMARY).label("engagement"),
+            engaged_share_sql(mapping, SUMMARY).label("engaged_share"),
+        )
+        .join(CLASS_SESSION, CLASS_SESSION.c.id == SUMMARY.c.session_id)
+        .outerjoin(COURSE, COURSE.c.id == SUMMARY.c.course_id)
+        .where(SUMMARY.c.student_id == student_id)
+        .order_by(CLASS_SESSION.c.started_at),
+        viewer,
+        SUMMARY.c.course_id,
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(statement).mappings().all()
+    return [
+        StudentSessionRow(
+            session_id=r["session_id"],
+            course_id=r["course_id"],
+            course_name=r["course_name"] or "",
+            classroom_id=r["classroom_id"],
+            started_at=r["started_at"],
+            engagement=None if r["engagement"] is None else float(r["engagement"]),
+            engaged_share=None if r["engaged_share"] is None else float(r["engaged_share"]),
+            minutes=_minutes_by_behaviour(r),
+            hand_raises=int(r["hand_raise_count"]),
+            model_version=r["model_version"],
+            model_trained=bool(r["model_trained"]),
+        )
+        for r in rows
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Alerts
+
+
+def _low_runs(
+    table: Table,
+    keys: Sequence[str],
+    mapping: EngagementMapping,
+    session_ids: Select[Any],
+) -> Select[Any]:
+    """Runs of consecutive low-engagement minutes (gaps and islands: minute number minus row number)."""
+    scored = (
+        select(
+            *(table.c[k] for k in keys),
+            table.c.minute,
+            minute_number(table.c.minute).label("minute_no"),
+            engagement_sql(mapping, table).label("score"),
+        )
+        .where(table.c.session_id.in_(session_ids))
+        .where(observed_seconds(table) >= MIN_OBSERVED_SECONDS)
+        .subquery("scored")
+    )
+    partition = [scored.c[k] for k in keys]
+    low = (
+        select(
+            *partition,
+            scored.c.minute,
+            scored.c.score,
+            (
+                scored.c.minute_no - func.row_number().over(partition_by=partition, order_by=scored.c.minute)
+            ).label("island"),
+        )
+        .where(scored.c.score < mapping.alert_below)
+        .subquery("low")
+    )
+    return (
+        select(
+            *(low.c[k] for k in keys),
+            func.min(low.c.minute).label("first_minute"),
+            func.max(low.c.minute).label("last_minute"),
+            func.count().label("minutes"),
+            func.avg(low.c.score).label("mean_score"),
+        )
+        .group_by(*(low.c[k] for k in keys), low.c.island)
+        .having(func.count() >= mapping.alert_minutes)
+    )
+
+
+def _alerts_for(connection: Connection, mapping: EngagementMapping, session_ids: Select[Any]) -> list[Alert]:
+    courses = {
+        r.id: (r.course_id, r.classroom_id)
+        for r in connection.execute(
+            select(CLASS_SESSION.c.id, CLASS_SESSION.c.course_id, CLASS_SESSION.c.classroom_id).where(
+                CLASS_SESSION.c.id.in_(session_ids)
+            )
+        )
+    }
+    alerts = []
+    for kind, table, keys in (
+        ("class", SESSION_MINUTE, ("session_id",)),
+        ("student", STUDENT_MINUTE, ("session_id", "student_id")),
+    ):
+        for r in connection.execute(_low_runs(table, keys, mapping, session_ids)).mappings():
+            course_id, classroom_id = courses.get(r["session_id"], ("", ""))
+            alerts.append(
+                Alert(
+                    kind=kind,
+                    session_id=r["session_id"],
+                    student_id=r.get("student_id"),
+                    start=_aware(r["first_minute"]),
+                    end=_aware(r["last_minute"]) + timedelta(minutes=1),
+                    minutes=int(r["minutes"]),
+                    mean_engagement=float(r["mean_score"]),
+                    course_id=course_id,
+                    classroom_id=classroom_id,
+                )
+            )
+    alerts.sort(key=lambda a: (a.start, a.kind != "class", a.session_id, a.student_id or ""))
+    return alerts
+
+
+def session_alerts(
+    engine: Engine, viewer: Viewer, mapping: EngagementMapping, session_id: str
+) -> list[Alert]:
+    """Sustained low engagement of the class or of a student in one session."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        return _alerts_for(connection, mapping, select(literal(session_id)))
+
+
+def alerts_in_range(
+    engine: Engine,
+    viewer: Viewer,
+    mapping: EngagementMapping,
+    filters: SessionFilter,
+    *,
+    max_sessions: int = MAX_ALERT_SESSIONS,
+) -> AlertReport:
+    """Alerts of every session the filters select; RangeTooWide past ``max_sessions`` sessions."""
+    sessions = _session_filters(
+        scoped(select(CLASS_SESSION.c.id), viewer, CLASS_SESSION.c.course_id), filters
+    )
+    with engine.connect() as connection:
+        n_sessions = connection.execute(select(func.count()).select_from(sessions.subquery())).scalar_one()
+        if n_sessions > max_sessions:
+            raise RangeTooWide(
+                f"These filters select {n_sessions} sessions; alerts are computed for at most {max_sessions} "
+                "at a time. Narrow the dates, or choose a classroom or course."
+            )
+        if n_sessions == 0:
+            return AlertReport([], 0)
+        return AlertReport(_alerts_for(connection, mapping, sessions), int(n_sessions))
+
+
+def latest_day(engine: Engine, viewer: Viewer, *, timezone: str = "UTC") -> date | None:
+    """The calendar day of the viewer's most recent session (alerts default to it)."""
+    with engine.connect() as connection:
+        value = connection.execute(
+            scoped(select(func.max(CLASS_SESSION.c.started_at)), viewer, CLASS_SESSION.c.course_id)
+        ).scalar()
+    return None if value is None else _aware(value).astimezone(ZoneInfo(timezone)).date()

@@ -1,0 +1,99 @@
+"""Alerts page: sustained low engagement of a student or a whole class, with its time window."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboards import queries
+from dashboards.views.common import PageContext, go, mapping_caption, percent
+from dashboards.views.widgets import classroom_and_course, date_range
+
+
+def alerts_table(ctx: PageContext, alerts: list[queries.Alert]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "day": [ctx.when(a.start, "%a %d %b") for a in alerts],
+            "from": [ctx.when(a.start, "%H:%M") for a in alerts],
+            "to": [ctx.when(a.end, "%H:%M") for a in alerts],
+            "minutes": [a.minutes for a in alerts],
+            "who": ["whole class" if a.kind == "class" else a.student_id for a in alerts],
+            "mean engagement (%)": [round(100 * a.mean_engagement) for a in alerts],
+            "course": [a.course_id for a in alerts],
+            "classroom": [a.classroom_id for a in alerts],
+            "session": [a.session_id for a in alerts],
+        }
+    )
+
+
+def render(ctx: PageContext) -> None:
+    st.title("Alerts")
+    st.caption(mapping_caption(ctx.mapping))
+    st.markdown(
+        f"An alert is at least **{ctx.mapping.alert_minutes} consecutive minutes** in which the engagement "
+        f"of a student (or of the whole class) stays below **{percent(ctx.mapping.alert_below)}**. "
+        f"Minutes in which the student was seen for less than {queries.MIN_OBSERVED_SECONDS:.0f} s "
+        "break a run: being unseen is not being disengaged."
+    )
+    options = queries.filter_options(ctx.engine, ctx.viewer, timezone=ctx.settings.display_timezone)
+    if options.last_day is None:
+        st.info("No sessions yet, so no alerts.")
+        return
+    dates_col, filter_col, kinds_col = st.columns([1, 2, 1])
+    with dates_col:
+        days = date_range(options, default=(options.last_day, options.last_day), key="alerts_dates")
+    with filter_col:
+        classroom, course = classroom_and_course(options, key_prefix="alerts")
+    with kinds_col:
+        who = st.radio("Who", ["students and classes", "classes only", "students only"], key="alerts_who")
+    if days is None:
+        st.info("Choose a date range.")
+        return
+    filters = queries.SessionFilter(
+        classroom_id=classroom,
+        course_id=course,
+        first_day=days[0],
+        last_day=days[-1],
+        timezone=ctx.settings.display_timezone,
+    )
+    try:
+        report = queries.alerts_in_range(ctx.engine, ctx.viewer, ctx.mapping, filters)
+    except queries.RangeTooWide as exc:
+        st.warning(str(exc))
+        return
+    alerts = [
+        a
+        for a in report.alerts
+        if who == "students and classes" or (who == "classes only") == (a.kind == "class")
+    ]
+    a, b, c = st.columns(3)
+    a.metric("Sessions checked", report.sessions_checked)
+    b.metric("Class alerts", sum(x.kind == "class" for x in alerts))
+    c.metric("Student alerts", sum(x.kind == "student" for x in alerts))
+    if report.sessions_checked == 0:
+        st.info("No sessions in this range.")
+        return
+    if not alerts:
+        st.success("No sustained low engagement in these sessions.")
+        return
+    st.dataframe(alerts_table(ctx, alerts), hide_index=True, width="stretch", key="alerts_table")
+    labels = {
+        i: " · ".join(
+            (
+                ctx.when(x.start, "%a %d %b %H:%M"),
+                "whole class" if x.kind == "class" else str(x.student_id),
+                x.session_id,
+            )
+        )
+        for i, x in enumerate(alerts)
+    }
+    index = st.selectbox(
+        "Open the session of an alert", list(labels), format_func=labels.get, key="alerts_open_choice"
+    )
+    st.button(
+        "Open session",
+        on_click=go,
+        args=("session",),
+        kwargs={"session": alerts[index].session_id},
+        key="alerts_open",
+    )

@@ -1,0 +1,248 @@
+"""One session: class engagement over time, behaviour distribution, alerts, and a per-student table."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboards import queries
+from dashboards.views.common import (
+    PageContext,
+    csv_bytes,
+    go,
+    mapping_caption,
+    model_banner,
+    percent,
+    sort_frame,
+)
+from dashboards.views.widgets import behaviour_bars, behaviour_label
+from services.common.vocabulary import BEHAVIOURS
+
+SORTABLE = {
+    "student": "student",
+    "engagement (%)": "engagement",
+    "engaged share (%)": "engaged share",
+    "phone minutes": "phone minutes",
+    "hand raises": "hand raises",
+    "observed minutes": "observed minutes",
+}
+
+
+def students_frame(rows: list[queries.StudentRow]) -> pd.DataFrame:
+    """The per-student table (one row per student present) as the page and the CSV show it."""
+    frame = pd.DataFrame(
+        {
+            "student": [r.student_id for r in rows],
+            "seat": [r.seat_id for r in rows],
+            "observed minutes": [round(r.observed_minutes, 2) for r in rows],
+            "engagement": [None if r.engagement is None else round(100 * r.engagement, 1) for r in rows],
+            "engaged share": [
+                None if r.engaged_share is None else round(100 * r.engaged_share, 1) for r in rows
+            ],
+            "hand raises": [r.hand_raises for r in rows],
+            "phone minutes": [round(r.phone_minutes, 2) for r in rows],
+            **{f"{behaviour_label(b)} (min)": [round(r.minutes[b], 2) for r in rows] for b in BEHAVIOURS},
+        }
+    )
+    return frame
+
+
+def timeline_frame(ctx: PageContext, timeline: queries.SessionTimeline) -> pd.DataFrame:
+    """One row per minute from the first to the last observed one; gap minutes hold no values."""
+    if not timeline.points:
+        return pd.DataFrame(columns=["minute", "engagement", "engaged share", "students seen"])
+    observed = {p.minute: p for p in timeline.points}
+    minute, last = timeline.points[0].minute, timeline.points[-1].minute
+    rows = []
+    while minute <= last:
+        point = observed.get(minute)
+        rows.append(
+            {
+                "minute": ctx.local(minute).replace(tzinfo=None),
+                "engagement": None if point is None or point.engagement is None else 100 * point.engagement,
+                "engaged share": None
+                if point is None or point.engaged_share is None
+                else 100 * point.engaged_share,
+                "students seen": None if point is None else round(point.students_seen, 1),
+            }
+        )
+        minute += timedelta(minutes=1)
+    return pd.DataFrame(rows)
+
+
+def _timeline_chart(ctx: PageContext, frame: pd.DataFrame, gaps: list[queries.Gap]) -> alt.LayerChart:
+    long = frame.melt(
+        id_vars=["minute"],
+        value_vars=["engagement", "engaged share"],
+        var_name="measure",
+        value_name="percent",
+    )
+    x = alt.X("minute:T", title=f"time ({ctx.settings.display_timezone})")
+    # nulls break the line, so a camera gap shows as a gap, not as a straight line across it
+    lines = (
+        alt.Chart(long)
+        .mark_line(point=False, invalid="break-paths-show-domains")
+        .encode(
+            x=x,
+            y=alt.Y("percent:Q", title="% of observed time", scale=alt.Scale(domain=[0, 100])),
+            color=alt.Color("measure:N", title=None),
+            tooltip=[
+                alt.Tooltip("minute:T", format="%H:%M"),
+                "measure:N",
+                alt.Tooltip("percent:Q", format=".0f"),
+            ],
+        )
+    )
+    threshold = (
+        alt.Chart(pd.DataFrame({"alert below": [100 * ctx.mapping.alert_below]}))
+        .mark_rule(strokeDash=[4, 4], color="firebrick")
+        .encode(y="alert below:Q")
+    )
+    layers: list[alt.Chart] = [lines, threshold]
+    if gaps:
+        gap_frame = pd.DataFrame(
+            {
+                "from": [ctx.local(g.start).replace(tzinfo=None) for g in gaps],
+                "to": [ctx.local(g.end).replace(tzinfo=None) for g in gaps],
+                "what": "no observations",
+            }
+        )
+        layers.insert(
+            0,
+            alt.Chart(gap_frame)
+            .mark_rect(opacity=0.25, color="gray")
+            .encode(x="from:T", x2="to:T", tooltip=["what:N"]),
+        )
+    return alt.layer(*layers).properties(height=280)
+
+
+def alerts_frame(ctx: PageContext, alerts: list[queries.Alert]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "from": [ctx.when(a.start, "%H:%M") for a in alerts],
+            "to": [ctx.when(a.end, "%H:%M") for a in alerts],
+            "minutes": [a.minutes for a in alerts],
+            "who": ["whole class" if a.kind == "class" else a.student_id for a in alerts],
+            "mean engagement (%)": [round(100 * a.mean_engagement) for a in alerts],
+        }
+    )
+
+
+def _choose_session(ctx: PageContext) -> str | None:
+    st.info("Choose a session on the Sessions page, or enter a session id.")
+    typed = st.text_input("Session id", key="session_id_input").strip()
+    if typed:
+        go("session", session=typed)
+        return typed
+    return None
+
+
+def render(ctx: PageContext, session_id: str | None) -> None:
+    st.title("One session")
+    st.caption(mapping_caption(ctx.mapping))
+    session_id = session_id or _choose_session(ctx)
+    if not session_id:
+        return
+    try:
+        info = queries.get_session(ctx.engine, ctx.viewer, session_id)
+    except queries.SessionNotAccessible as exc:
+        st.error(str(exc))
+        return
+
+    st.subheader(
+        f"{info.course_name or info.course_id or '(no course)'} · {info.classroom_name or info.classroom_id}"
+    )
+    st.caption(
+        f"Session `{info.session_id}` · {ctx.when(info.started_at)} – {ctx.when(info.ended_at, '%H:%M')} "
+        f"({ctx.settings.display_timezone}) · camera {info.camera_id or '?'}"
+    )
+    models = queries.session_models(ctx.engine, ctx.viewer, session_id)
+    model_banner(
+        [(m.model_version, m.model_trained) for m in models] or [(info.model_version, info.model_trained)]
+    )
+    if len(models) > 1:
+        st.caption(
+            "Events by model: "
+            + ", ".join(
+                f"{m.model_version} ({'trained' if m.model_trained else 'untrained'}): {m.events}"
+                for m in models
+            )
+        )
+
+    students = queries.student_table(ctx.engine, ctx.viewer, ctx.mapping, session_id)
+    if not students:
+        st.info("No student was observed in this session (no behaviour events were stored for it).")
+        return
+    timeline = queries.session_timeline(ctx.engine, ctx.viewer, ctx.mapping, session_id)
+    minutes = queries.behaviour_minutes(ctx.engine, ctx.viewer, session_id)
+
+    total = {b: sum(r.minutes[b] for r in students) * 60 for b in BEHAVIOURS}
+    a, b, c, d, e = st.columns(5)
+    a.metric("Students present", len(students))
+    scores = [r.engagement for r in students if r.engagement is not None]
+    b.metric(
+        "Mean engagement", percent(sum(scores) / len(scores) if scores else None), help="mean over students"
+    )
+    c.metric(
+        "Class engaged share",
+        percent(ctx.mapping.engaged_share(total)),
+        help="share of all observed student time",
+    )
+    d.metric("Hand raises", sum(r.hand_raises for r in students))
+    e.metric("Phone minutes", f"{sum(r.phone_minutes for r in students):.0f}")
+
+    for gap in timeline.gaps:
+        st.warning(
+            f"No observations from {ctx.when(gap.start, '%H:%M')} to {ctx.when(gap.end, '%H:%M')} "
+            f"({gap.minutes} min): the camera or the pipeline was down, so these minutes are missing, "
+            "not zero.",
+            icon=":material/videocam_off:",
+        )
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**Class engagement over time** (per minute, all students)")
+        st.altair_chart(_timeline_chart(ctx, timeline_frame(ctx, timeline), timeline.gaps), width="stretch")
+    with right:
+        st.markdown("**Behaviour distribution** (student-minutes)")
+        st.altair_chart(behaviour_bars(ctx.mapping, minutes, value_title="student-minutes"), width="stretch")
+
+    alerts = queries.session_alerts(ctx.engine, ctx.viewer, ctx.mapping, session_id)
+    st.markdown(
+        f"**Alerts** ({len(alerts)}): engagement below {percent(ctx.mapping.alert_below)} "
+        f"for at least {ctx.mapping.alert_minutes} minutes"
+    )
+    if alerts:
+        st.dataframe(alerts_frame(ctx, alerts), hide_index=True, width="stretch", key="session_alerts_table")
+    else:
+        st.caption("No sustained low engagement in this session.")
+
+    st.markdown("**Students**")
+    frame = students_frame(students)
+    left, right = st.columns([2, 1])
+    with left:
+        sort_label = st.selectbox("Sort by", list(SORTABLE), index=1, key="session_sort")
+    with right:
+        descending = st.toggle("Highest first", value=False, key="session_sort_desc")
+    frame = sort_frame(frame, SORTABLE[sort_label], descending)
+    st.dataframe(
+        frame.rename(columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}),
+        hide_index=True,
+        width="stretch",
+        key="session_students_table",
+    )
+    st.download_button(
+        "Download CSV",
+        data=csv_bytes(frame),
+        file_name=f"session-{info.session_id}-students-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
+        mime="text/csv",
+        key="session_csv",
+        on_click="ignore",
+    )
+    chosen = st.selectbox("Open a student", list(frame["student"]), key="session_student_choice")
+    st.button(
+        "Open student", on_click=go, args=("student",), kwargs={"student": chosen}, key="session_open_student"
+    )
