@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ DEFAULT_METHOD = "proposed"
 # where facial temperature is read (the warmest skin: inner eye corners, nose) and body depth
 FACE_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("nose", "left_eye", "right_eye"))
 TORSO_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("neck", "left_shoulder", "right_shoulder", "chest"))
+MAX_CROPS_PER_PASS = 40  # CPU only; CUDA takes every crop in one pass
 FACE_PATCH = 5  # crop px square around each face point; its maximum is that point's temperature
 
 
@@ -193,6 +194,7 @@ class InferenceEngine:
             crop_size=int(pipeline.crop_size),
             method=method,
         )
+        self.max_crops_per_pass = MAX_CROPS_PER_PASS
         self._face = torch.tensor(FACE_POINTS, device=self.device)
         self._torso = torch.tensor(TORSO_POINTS, device=self.device)
         r = (FACE_PATCH - 1) / 2.0
@@ -218,24 +220,14 @@ class InferenceEngine:
         c = self.info.feature_dim
         if n == 0:
             return [self._empty_output() for _ in frames]
-        with torch.inference_mode():
-            x = crops.tensor.to(self.device, self.dtype, non_blocking=True)
-            stage = self.pipeline.forward_fusion(x, enhance=False)
-            kp = stage.keypoints
-            s = float(self.info.crop_size)
-            face = (kp.xy[:, self._face].unsqueeze(2) + self._patch).flatten(1, 2)
-            face_t = sample_points(x[:, THERMAL : THERMAL + 1], face, s).view(n, len(FACE_POINTS), -1)
-            facial_t = thermal_celsius(face_t.amax(dim=-1).mean(dim=-1).float())
-            torso_t = (
-                sample_points(x[:, DEPTH : DEPTH + 1], kp.xy[:, self._torso], s)[:, 0].float().mean(dim=-1)
-            )
-            xy = kp.xy.float().cpu().numpy()
-            confidence = kp.confidence.float().cpu().numpy()
-            occupancy = torch.sigmoid(kp.occupancy_logits.float()).cpu().numpy()
-            features = stage.node_features.to(torch.float16).cpu().numpy()
-            gates = stage.fusion.gates.float().cpu().numpy() if stage.fusion.gates is not None else None
-            facial = facial_t.cpu().numpy()
-            torso = torso_t.cpu().numpy()
+        # on the CPU, chunks of at most max_crops_per_pass keep the intermediates cache- and
+        # allocator-friendly (a 160-crop pass was 1.5x slower per crop than 40-crop passes)
+        step = n if self.device.type == "cuda" else self.max_crops_per_pass
+        parts = [self._fuse_crops(crops.tensor[i : i + step]) for i in range(0, n, step)]
+        xy, confidence, occupancy, features, facial, torso = (
+            np.concatenate([p[k] for p in parts]) for k in range(6)
+        )
+        gates = np.concatenate([p[6] for p in parts]) if parts[0][6] is not None else None
         image_xy = crops.geometry.crop_to_image(xy).astype(np.float32)
         keypoints = np.concatenate([image_xy, confidence[..., None]], axis=-1).astype(np.float32)
         ref = crops.depth_reference_mm
@@ -261,6 +253,30 @@ class InferenceEngine:
                 )
             )
         return outputs
+
+    def _fuse_crops(self, crops: torch.Tensor) -> tuple[Any, ...]:
+        """One network pass over [N, 6, S, S] crops -> per-crop arrays (crop-pixel keypoints)."""
+        n, s = crops.shape[0], float(self.info.crop_size)
+        with torch.inference_mode():
+            x = crops.to(self.device, self.dtype, non_blocking=True)
+            stage = self.pipeline.forward_fusion(x, enhance=False)
+            kp = stage.keypoints
+            face = (kp.xy[:, self._face].unsqueeze(2) + self._patch).flatten(1, 2)
+            face_t = sample_points(x[:, THERMAL : THERMAL + 1], face, s).view(n, len(FACE_POINTS), -1)
+            facial = thermal_celsius(face_t.amax(dim=-1).mean(dim=-1).float())
+            torso = (
+                sample_points(x[:, DEPTH : DEPTH + 1], kp.xy[:, self._torso], s)[:, 0].float().mean(dim=-1)
+            )
+            gates = stage.fusion.gates
+            return (
+                kp.xy.float().cpu().numpy(),
+                kp.confidence.float().cpu().numpy(),
+                torch.sigmoid(kp.occupancy_logits.float()).cpu().numpy(),
+                stage.node_features.to(torch.float16).cpu().numpy(),
+                facial.cpu().numpy(),
+                torso.cpu().numpy(),
+                gates.float().cpu().numpy() if gates is not None else None,
+            )
 
     def _empty_output(self) -> FusionOutput:
         c = self.info.feature_dim

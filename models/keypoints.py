@@ -23,6 +23,7 @@ occupancy score.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import cast
 
@@ -33,6 +34,8 @@ from torch import nn
 from models.crops import DEPTH, THERMAL, THERMAL_EQUALISED
 from models.ops import conv_bn_relu, sample_points, soft_argmax
 from services.common.vocabulary import HEAD_KEYPOINTS, NUM_KEYPOINTS
+
+OCCUPANCY_PRIOR = 0.9
 
 
 @dataclass
@@ -195,6 +198,8 @@ class KeypointNet(nn.Module):
             self.exchanges.append(BranchExchange(widths))
         self.heads = nn.Conv2d(widths[0], 2 * NUM_KEYPOINTS, 1)
         self.occupancy = nn.Linear(sum(widths), 1)
+        # prior: most seats of a class in session are taken (bias init as in Lin et al. 2017 for priors)
+        nn.init.constant_(self.occupancy.bias, math.log(OCCUPANCY_PRIOR / (1.0 - OCCUPANCY_PRIOR)))
         self.refinement = ThermalHeadRefinement() if thermal_refinement else None
 
     def forward(self, fused: torch.Tensor, crops: torch.Tensor) -> KeypointOutput:

@@ -70,6 +70,15 @@ def test_fuse_batches_frames_without_changing_results(engine):
     alone = engine.fuse([frame_set(SEATS[:1], depth=1500)])[0]
     together = engine.fuse([frame_set(SEATS), frame_set(SEATS[:1], depth=1500)])[1]
     np.testing.assert_allclose(alone.keypoints, together.keypoints, atol=1e-4)
+    whole = engine.fuse([frame_set(SEATS)])[0]
+    engine.max_crops_per_pass = 2  # 3 seats in passes of 2 and 1
+    try:
+        chunked = engine.fuse([frame_set(SEATS)])[0]
+    finally:
+        engine.max_crops_per_pass = 40
+    np.testing.assert_allclose(chunked.keypoints, whole.keypoints, atol=1e-4)
+    np.testing.assert_array_equal(chunked.node_features, whole.node_features)
+    assert chunked.gates == pytest.approx(whole.gates)
 
 
 def test_fuse_edge_cases_and_bad_input(engine):
