@@ -22,12 +22,15 @@ def enhanced_frame_set(
     seed: int = 0,
 ) -> frames_pb2.EnhancedFrameSet:
     w, h = size
+    # Smooth content with a little noise compresses like camera frames (pure noise would not).
     rng = np.random.default_rng(seed + sequence)
     ts = T0_US + int(sequence * 1e6 / fps)
-    rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    depth = rng.integers(800, 6000, (h, w), dtype=np.uint16)
-    thermal = rng.uniform(20, 36, (h, w)).astype(np.float32)
-    thermal_eq = rng.integers(0, 255, (h, w), dtype=np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = (np.sin(xx / 37.0 + sequence * 0.1) + np.cos(yy / 23.0)) * 40 + 120
+    rgb = np.clip(np.stack([base, base * 0.9, base * 1.1], axis=2) + rng.normal(0, 2, (h, w, 3)), 0, 255).astype(np.uint8)
+    depth = (3000 + 800 * np.sin(xx / 80.0) + yy * 2).astype(np.uint16)
+    thermal = (22 + 6 * np.exp(-((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (2 * 60.0**2))).astype(np.float32)
+    thermal_eq = np.clip((thermal - 20) * 25, 0, 255).astype(np.uint8)
     return frames_pb2.EnhancedFrameSet(
         classroom_id=classroom,
         session_id=session,
