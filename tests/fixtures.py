@@ -169,3 +169,32 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, interval: f
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+
+
+class ModelServerThread:
+    """A real model server (untrained weights) on its own loop in a thread."""
+
+    def __init__(self, port: int) -> None:
+        from services.modelserver.config import ModelServerSettings
+        from services.modelserver.server import ModelServer
+
+        self.server = ModelServer(ModelServerSettings(port=port, device="cpu", checkpoint="untrained", max_delay_ms=2))
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.server.start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> ModelServerThread:
+        self.thread.start()
+        assert self.ready.wait(120), "model server did not start"
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -3,9 +3,6 @@ for bad frame sets, and a model server that is down at first costs latency, neve
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import pytest
 
 from services.common.campus import Campus, Camera, Classroom, Course, RosterEntry, Seat, dump_campus
@@ -14,9 +11,7 @@ from services.common.pb.classroom.v1 import deadletter_pb2, observations_pb2
 from services.common.topics import DEAD_LETTER, FRAMES_ENHANCED, OBSERVATIONS
 from services.fusion.config import FusionSettings
 from services.fusion.service import FusionService
-from services.modelserver.config import ModelServerSettings
-from services.modelserver.server import ModelServer
-from tests.fixtures import ServiceThread, wait_for
+from tests.fixtures import ModelServerThread, ServiceThread, wait_for
 from tests.frames import enhanced_frame_set
 from tests.kafka_helpers import consume_all, produce
 
@@ -34,32 +29,6 @@ def campus_file(tmp_path):
     path = tmp_path / "campus.yaml"
     dump_campus(campus, path)
     return path
-
-
-class ModelServerThread:
-    """A real model server (untrained weights) on its own loop in a thread."""
-
-    def __init__(self, port: int) -> None:
-        self.server = ModelServer(ModelServerSettings(port=port, device="cpu", checkpoint="untrained", max_delay_ms=2))
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    def start(self) -> ModelServerThread:
-        self.thread.start()
-        assert self.ready.wait(120), "model server did not start"
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def test_fusion_waits_for_the_model_server_and_dead_letters_bad_frames(broker, topic_prefix, tmp_path) -> None:
