@@ -1,0 +1,100 @@
+"""The enhancement service against the embedded broker: frame sets come out enhanced and aligned to
+colour at the analysis size; every kind of bad input is dead-lettered with its reason and the
+service keeps going."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.common import codecs
+from services.common.calibration import CameraCalibration, Extrinsics, Intrinsics, SensorCalibration
+from services.common.campus import Campus, Camera, Classroom, dump_campus
+from services.common.pb.classroom.v1 import deadletter_pb2, frames_pb2
+from services.common.topics import DEAD_LETTER, FRAMES_ENHANCED, FRAMES_RAW
+from services.enhancement.config import EnhancementSettings
+from services.enhancement.service import EnhancementService
+from tests.fixtures import ServiceThread
+from tests.frames import T0_US
+from tests.kafka_helpers import consume_all, produce
+
+pytestmark = pytest.mark.integration
+
+CALIBRATION = CameraCalibration(
+    rgb=Intrinsics(width=640, height=360, fx=520, fy=520, cx=319.5, cy=179.5),
+    depth=SensorCalibration(
+        intrinsics=Intrinsics(width=320, height=288, fx=252, fy=252, cx=159.5, cy=143.5),
+        to_rgb=Extrinsics(translation_mm=(-32.0, -2.0, 4.0)),
+    ),
+    thermal=SensorCalibration(
+        intrinsics=Intrinsics(width=320, height=240, fx=280, fy=280, cx=159.5, cy=119.5),
+        to_rgb=Extrinsics(translation_mm=(60.0, 0.0, 0.0)),
+        time_offset_us=20_000,
+    ),
+    working_distance_mm=4000,
+)
+
+
+def raw_frame_set(sequence: int, *, camera: str = "cam-1") -> frames_pb2.FrameSet:
+    rng = np.random.default_rng(sequence)
+    ts = T0_US + sequence * 66_666
+    yy, xx = np.mgrid[0:360, 0:640].astype(np.float32)
+    dim = (np.sin(xx / 40) + np.cos(yy / 30)) * 10 + 30  # a dark room
+    rgb = np.clip(np.stack([dim, dim * 0.9, dim * 1.1], 2) + rng.normal(0, 3, (360, 640, 3)), 0, 255).astype(np.uint8)
+    dy, dx = np.mgrid[0:288, 0:320]
+    depth = (3500 + 5 * dy).astype(np.uint16)
+    depth[100:140, 100:160] = 0  # a hole
+    thermal = (22 + 10 * np.exp(-((np.mgrid[0:240, 0:320][1] - 160) ** 2) / 800.0)).astype(np.float32)
+    return frames_pb2.FrameSet(
+        classroom_id="room-1", session_id="sess-1", camera_id=camera, course_id="c-1", sequence=sequence,
+        capture_ts_us=ts, rgb=codecs.encode_rgb(rgb, capture_ts_us=ts),
+        depth=codecs.encode_depth(depth, capture_ts_us=ts + 5_000),
+        thermal=codecs.encode_thermal(thermal, capture_ts_us=ts + 20_000), frame_rate=15.0, published_ts_us=ts,
+    )
+
+
+def test_enhanced_output_and_dead_letters(broker, topic_prefix, tmp_path) -> None:
+    campus = Campus(classrooms=(Classroom(id="room-1", cameras=(Camera(id="cam-1", calibration=CALIBRATION),)),))
+    dump_campus(campus, tmp_path / "campus.yaml")
+    settings = EnhancementSettings(
+        kafka_bootstrap=broker.bootstrap, topic_prefix=topic_prefix, campus_file=tmp_path / "campus.yaml",
+        session_timeout_ms=6000,
+    )
+    corrupt = raw_frame_set(2)
+    corrupt.rgb.data = corrupt.rgb.data[: len(corrupt.rgb.data) // 2]
+    missing = raw_frame_set(3)
+    missing.ClearField("depth")
+    wrong_size = raw_frame_set(4)
+    small = np.zeros((180, 320, 3), np.uint8)
+    wrong_size.rgb.CopyFrom(codecs.encode_rgb(small, capture_ts_us=wrong_size.capture_ts_us))
+    messages = [
+        raw_frame_set(0).SerializeToString(),
+        b"\x0a\x02\xff\xff\xff",  # malformed protobuf
+        corrupt.SerializeToString(),
+        missing.SerializeToString(),
+        wrong_size.SerializeToString(),
+        raw_frame_set(5, camera="cam-404").SerializeToString(),
+        b"\x00" * 1_100_000,  # oversized
+        raw_frame_set(6).SerializeToString(),
+    ]
+    produce(broker.bootstrap, topic_prefix + FRAMES_RAW, [(b"room-1", m) for m in messages])
+    service = ServiceThread(EnhancementService(settings)).start()
+    try:
+        enhanced = consume_all(broker.bootstrap, topic_prefix + FRAMES_ENHANCED, expect=2, timeout=90)
+        letters = consume_all(broker.bootstrap, topic_prefix + DEAD_LETTER, expect=6, timeout=60)
+    finally:
+        service.stop()
+    outputs = [frames_pb2.EnhancedFrameSet.FromString(r.value) for r in enhanced]
+    assert sorted(o.sequence for o in outputs) == [0, 6]
+    out = outputs[0]
+    rgb = codecs.decode_image(out.rgb, name="rgb")
+    depth = codecs.decode_image(out.depth, name="depth")
+    thermal = codecs.thermal16_to_celsius(codecs.decode_image(out.thermal_radiometric, name="thermal"))
+    assert rgb.shape == (360, 640, 3) and depth.shape == (360, 640) and thermal.shape == (360, 640)
+    assert rgb.mean() > 40  # a dark room comes out brighter
+    assert out.report.rgb_mean_luma_out > out.report.rgb_mean_luma_in
+    assert 15 < float(np.median(thermal)) < 40  # radiometric values kept in °C
+    reasons = sorted(deadletter_pb2.DeadLetter.FromString(r.value).reason_code for r in letters)
+    assert reasons == sorted(
+        ["malformed_message", "corrupt_image", "missing_modality", "wrong_resolution", "unknown_camera", "oversized_message"]
+    )
