@@ -109,6 +109,41 @@ def bench_device(engine, args) -> dict:
     return result
 
 
+def bench_training_step(method: str, crop_size: int, windows: int, frames: int, repeats: int) -> dict:
+    """Seconds per optimiser step of end-to-end training (forward, multi-task loss, backward, AdamW)
+    on procedural toy windows of the given shape; the torch enhancement is left out (identity)."""
+    import torch
+
+    from models.data import collate
+    from models.losses import LossConfig, MultiTaskLoss
+    from models.registry import build_pipeline, method_config
+    from models.toydata import ToyWindowDataset
+
+    data = ToyWindowDataset(windows, window_frames=frames, crop_size=crop_size)
+    batch = collate([data[i] for i in range(windows)])
+    torch.manual_seed(0)
+    model = build_pipeline(method_config(method, enhancement="identity", crop_size=crop_size)).train()
+    criterion = MultiTaskLoss(LossConfig(**model.config["loss"]))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
+
+    def step() -> None:
+        terms = criterion(model(batch["crops"]), batch)
+        optimiser.zero_grad(set_to_none=True)
+        terms.total.backward()
+        optimiser.step()
+
+    seconds, cpu = _median_seconds(step, repeats, warmup=1)
+    return {
+        "method": method,
+        "crop_size": crop_size,
+        "windows": windows,
+        "frames": frames,
+        "s_per_step": seconds,
+        "cpu_s_per_step": cpu,
+        "windows_per_s": windows / seconds,
+    }
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="model.pt (default: untrained weights of --method)")
     parser.add_argument("--method", default="proposed")
@@ -121,8 +156,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--recognise-batches", type=lambda s: [int(v) for v in s.split(",")], default=[1, 20, 64, 256]
     )
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--devices", default="cpu,cuda", help="devices to try; cuda is skipped when absent")
+    parser.add_argument(
+        "--devices", default="cpu,cuda", help="devices to try, '' for none; cuda is skipped when absent"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--train-step",
+        metavar="CROP",
+        type=int,
+        action="append",
+        help="also time one training step at this crop size (repeatable; uses --threads, --method)",
+    )
+    parser.add_argument("--train-windows", type=int, default=8, help="windows per training step")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     results = []
     for device in [d.strip() for d in args.devices.split(",") if d.strip()]:
+        if device != "cpu" and not device.startswith("cuda"):
+            print(f"{device}: not a device this benchmark knows (cpu, cuda[:N]), skipped")
+            continue
         if device.startswith("cuda") and not torch.cuda.is_available():
             print(f"{device}: not available, skipped")
             continue
@@ -163,6 +211,18 @@ def run(args: argparse.Namespace) -> int:
                 f"{row['windows_per_s']:>13.1f} {row['ms_per_window']:>13.3f} "
                 f"{row['cpu_ms_per_window']:>11.3f}"
             )
+    from services.common.vocabulary import WINDOW_FRAMES
+
+    for crop in args.train_step or []:
+        r = bench_training_step(
+            args.method, crop, args.train_windows, WINDOW_FRAMES, max(3, args.repeats // 4)
+        )
+        results.append({"training_step": r, "threads": torch.get_num_threads()})
+        shape = f"{args.train_windows} windows x {WINDOW_FRAMES} frames, {torch.get_num_threads()} thread(s)"
+        print(
+            f"\ntraining step, {args.method}, crop {crop}px, {shape}: {r['s_per_step']:.2f} s "
+            f"({r['windows_per_s']:.1f} windows/s, CPU {r['cpu_s_per_step']:.2f} s)"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
