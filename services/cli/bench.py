@@ -17,6 +17,9 @@ BENCHES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    sub.add_parser("all", help="every benchmark below with its defaults, one after another").set_defaults(
+        _bench="all", _missing=""
+    )
     for name, (module_name, help_text) in BENCHES.items():
         bench_parser = sub.add_parser(name, help=help_text, description=help_text)
         try:
@@ -29,6 +32,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args._bench == "all":
+        failures = 0
+        for name, (module_name, _) in BENCHES.items():
+            print(f"\n===== classroom bench {name} =====", flush=True)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError:
+                print(f"{module_name} is not available in this installation")
+                failures += 1
+                continue
+            bench_parser = argparse.ArgumentParser(prog=f"classroom bench {name}")
+            module.add_arguments(bench_parser)
+            failures += int(module.run(bench_parser.parse_args([])) or 0) != 0
+        return 1 if failures else 0
     if args._bench is None:
         print(f"bench {args.bench}: {args._missing} is not available in this installation")
         return 2
