@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError:
+            module = None
+        if module is None or not hasattr(module, "add_arguments"):
             bench_parser.set_defaults(_bench=None, _missing=module_name)
             continue
         module.add_arguments(bench_parser)
@@ -39,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError:
+                module = None
+            if module is None or not hasattr(module, "add_arguments"):
                 print(f"{module_name} is not available in this installation")
                 failures += 1
                 continue
