@@ -1,0 +1,88 @@
+"""Guided filtering (He, Sun and Tang, "Guided Image Filtering", TPAMI 2013) on OpenCV box filters.
+
+Section 3.2 estimates illumination with a large-scale and a small-scale guided filter. Both
+are built here from ``cv2.boxFilter`` (a running-sum filter, O(1) per pixel whatever the
+radius), in float32. The large scale runs subsampled, as in He and Sun's "Fast Guided
+Filter" (arXiv:1505.00996): the linear coefficients are computed on an image ``s`` times
+smaller and upsampled bilinearly, which costs ~1/s² of the full filter and changes the
+output little because the coefficients are smooth at that scale by construction.
+
+Border convention (shared with the torch twin in ``models/enhancement.py``): every box
+mean uses OpenCV's default border, reflect-101 (``dcb|abcdefgh|gfe``).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_BORDER = cv2.BORDER_REFLECT_101
+
+
+def box_mean(image: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over the (2r+1)×(2r+1) window around each pixel, reflect-101 border."""
+    if radius <= 0:
+        return image
+    k = 2 * radius + 1
+    return cv2.boxFilter(image, -1, (k, k), normalize=True, borderType=_BORDER)
+
+
+def guided_filter_coefficients(
+    guide: np.ndarray, source: np.ndarray, radius: int, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Window-averaged linear coefficients (mean_a, mean_b) of the guided filter: q = mean_a·I + mean_b.
+
+    ``guide`` is HxW float32; ``source`` is HxW or HxWxC float32 (every channel filtered with
+    the same grey guide). Passing the same array for both is the self-guided filter, which
+    needs two box filters fewer.
+    """
+    mean_i = box_mean(guide, radius)
+    var_i = box_mean(guide * guide, radius) - mean_i * mean_i
+    if source is guide:
+        # Self-guided: cov(I, p) = var(I), mean_p = mean_I.
+        a = var_i / (var_i + np.float32(eps))
+        b = mean_i - a * mean_i
+    else:
+        g = guide[..., None] if source.ndim == 3 else guide
+        mi = mean_i[..., None] if source.ndim == 3 else mean_i
+        vi = var_i[..., None] if source.ndim == 3 else var_i
+        mean_p = box_mean(source, radius)
+        cov_ip = box_mean(g * source, radius) - mi * mean_p
+        a = cov_ip / (vi + np.float32(eps))
+        b = mean_p - a * mi
+    return box_mean(a, radius), box_mean(b, radius)
+
+
+def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """Edge-preserving smoothing of ``source`` steered by ``guide`` (He et al., eqs. 1-6 there)."""
+    mean_a, mean_b = guided_filter_coefficients(guide, source, radius, eps)
+    g = guide[..., None] if source.ndim == 3 else guide
+    return mean_a * g + mean_b
+
+
+def subsampled_size(height: int, width: int, subsample: int) -> tuple[int, int]:
+    """(h, w) of the image the fast guided filter works on; at least 1×1."""
+    return max(1, round(height / subsample)), max(1, round(width / subsample))
+
+
+def fast_guided_filter(
+    guide: np.ndarray, source: np.ndarray, radius: int, eps: float, subsample: int
+) -> np.ndarray:
+    """Guided filter with coefficients computed ``subsample`` times smaller (He and Sun 2015).
+
+    ``radius`` is in full-resolution pixels; the low-resolution filter uses radius/subsample.
+    """
+    if subsample <= 1:
+        return guided_filter(guide, source, radius, eps)
+    h, w = guide.shape[:2]
+    lh, lw = subsampled_size(h, w, subsample)
+    small_guide = cv2.resize(guide, (lw, lh), interpolation=cv2.INTER_AREA)
+    small_source = (
+        small_guide if source is guide else cv2.resize(source, (lw, lh), interpolation=cv2.INTER_AREA)
+    )
+    small_radius = max(1, round(radius / subsample))
+    mean_a, mean_b = guided_filter_coefficients(small_guide, small_source, small_radius, eps)
+    mean_a = cv2.resize(mean_a, (w, h), interpolation=cv2.INTER_LINEAR)
+    mean_b = cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
+    g = guide[..., None] if source.ndim == 3 else guide
+    return mean_a * g + mean_b
