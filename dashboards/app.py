@@ -103,11 +103,12 @@ def main() -> None:
         if page == "sessions":
             sessions.render(ctx)
         elif page == "session":
-            session.render(ctx, route.get("session"))
+            session.render(ctx, route.get("session"), route.get("student"))
         elif page == "student":
             student.render(ctx, route.get("student"))
         else:
             alerts.render(ctx)
+        mirror_route_in_url(current_route())  # a page may have chosen a session or student meanwhile
     except SessionNotAccessible as exc:
         st.error(str(exc))
     except SQLAlchemyError as exc:

@@ -457,23 +457,21 @@ def session_models(engine: Engine, viewer: Viewer, session_id: str) -> list[Mode
     return sorted((ModelUse(v, bool(t), int(n)) for v, t, n in rows), key=lambda m: -m.events)
 
 
-def session_timeline(
-    engine: Engine, viewer: Viewer, mapping: EngagementMapping, session_id: str
-) -> SessionTimeline:
-    """Class engagement per minute (SessionMinute) and the minutes without any observation."""
-    with engine.connect() as connection:
-        _session_or_refuse(connection, viewer, session_id)
-        rows = connection.execute(
-            select(
-                SESSION_MINUTE.c.minute,
-                engagement_sql(mapping, SESSION_MINUTE).label("engagement"),
-                engaged_share_sql(mapping, SESSION_MINUTE).label("engaged_share"),
-                observed_seconds(SESSION_MINUTE).label("observed"),
-            )
-            .where(SESSION_MINUTE.c.session_id == session_id)
-            .order_by(SESSION_MINUTE.c.minute)
-        ).all()
-    points = [
+def _minute_points(
+    connection: Connection, table: Table, mapping: EngagementMapping, *conditions: ColumnElement[bool]
+) -> list[MinutePoint]:
+    """Engagement per minute bucket of SessionMinute or StudentMinute rows, in time order."""
+    rows = connection.execute(
+        select(
+            table.c.minute,
+            engagement_sql(mapping, table).label("engagement"),
+            engaged_share_sql(mapping, table).label("engaged_share"),
+            observed_seconds(table).label("observed"),
+        )
+        .where(*conditions)
+        .order_by(table.c.minute)
+    ).all()
+    return [
         MinutePoint(
             minute=r.minute,
             engagement=None if r.engagement is None else float(r.engagement),
@@ -482,6 +480,17 @@ def session_timeline(
         )
         for r in rows
     ]
+
+
+def session_timeline(
+    engine: Engine, viewer: Viewer, mapping: EngagementMapping, session_id: str
+) -> SessionTimeline:
+    """Class engagement per minute (SessionMinute) and the minutes without any observation."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        points = _minute_points(
+            connection, SESSION_MINUTE, mapping, SESSION_MINUTE.c.session_id == session_id
+        )
     return SessionTimeline(points=points, gaps=find_gaps([p.minute for p in points]))
 
 
@@ -540,6 +549,21 @@ def student_table(
         )
         for r in rows
     ]
+
+
+def student_minutes(
+    engine: Engine, viewer: Viewer, mapping: EngagementMapping, session_id: str, student_id: str
+) -> list[MinutePoint]:
+    """One student's engagement per minute in one session (StudentMinute), for 'when' they were disengaged."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        return _minute_points(
+            connection,
+            STUDENT_MINUTE,
+            mapping,
+            STUDENT_MINUTE.c.session_id == session_id,
+            STUDENT_MINUTE.c.student_id == student_id,
+        )
 
 
 # ---------------------------------------------------------------------------------------------

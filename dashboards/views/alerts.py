@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
-from dashboards.views.common import PageContext, go, mapping_caption, percent
+from dashboards.views.common import PageContext, mapping_caption, open_button, percent
 from dashboards.views.widgets import classroom_and_course, date_range
 
 
@@ -87,13 +87,14 @@ def render(ctx: PageContext) -> None:
         )
         for i, x in enumerate(alerts)
     }
-    index = st.selectbox(
+    st.selectbox(
         "Open the session of an alert", list(labels), format_func=labels.get, key="alerts_open_choice"
     )
-    st.button(
+    open_button(
         "Open session",
-        on_click=go,
-        args=("session",),
-        kwargs={"session": alerts[index].session_id},
+        page="session",
+        id_name="session",
+        choice_key="alerts_open_choice",
         key="alerts_open",
+        resolve=lambda index: alerts[index].session_id,
     )

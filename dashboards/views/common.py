@@ -8,9 +8,10 @@ becomes a message, never a stack trace in the browser.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -74,6 +75,29 @@ def go(page: str, **ids: str) -> None:
         st.session_state[NAV_KEY] = page
     route["page"] = page
     st.session_state["route"] = route
+
+
+def open_button(
+    label: str,
+    *,
+    page: str,
+    id_name: str,
+    choice_key: str,
+    key: str,
+    resolve: Callable[[Any], str] | None = None,
+) -> None:
+    """A button opening ``page`` for what the select box ``choice_key`` holds when it is clicked.
+
+    The value is read in the callback, not bound when the button is drawn, so a choice and a
+    click that arrive together open what was chosen.
+    """
+
+    def open_chosen() -> None:
+        value = st.session_state.get(choice_key)
+        if value is not None:
+            go(page, **{id_name: resolve(value) if resolve else str(value)})
+
+    st.button(label, on_click=open_chosen, key=key)
 
 
 def mirror_route_in_url(route: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from dashboards.views.common import (
     go,
     mapping_caption,
     model_banner,
+    open_button,
     percent,
     sort_frame,
 )
@@ -140,7 +141,53 @@ def _choose_session(ctx: PageContext) -> str | None:
     return None
 
 
-def render(ctx: PageContext, session_id: str | None) -> None:
+def _student_detail(
+    ctx: PageContext,
+    info: queries.SessionInfo,
+    students: list[queries.StudentRow],
+    alerts: list[queries.Alert],
+    preferred: str | None,
+) -> None:
+    """One student in this session: their numbers, when they were disengaged, and a link across sessions."""
+    st.markdown("**One student in this session**")
+    ids = [r.student_id for r in students]
+    chosen = st.selectbox(
+        "Student",
+        ids,
+        index=ids.index(preferred) if preferred in ids else 0,
+        key=f"session_student_{info.session_id}",
+    )
+    if chosen != preferred:
+        go("session", student=chosen)  # the URL names the student, so the view can be shared
+    row = next(r for r in students if r.student_id == chosen)
+    a, b, c, d, e = st.columns(5)
+    a.metric("Engagement", percent(row.engagement), help="time-weighted mean of the mapping's weights")
+    b.metric("Engaged share", percent(row.engaged_share))
+    c.metric("Hand raises", row.hand_raises)
+    d.metric("Phone minutes", f"{row.phone_minutes:.1f}")
+    e.metric("Observed minutes", f"{row.observed_minutes:.1f}")
+    own = [a for a in alerts if a.student_id == chosen]
+    if own:
+        st.warning(
+            "Low engagement "
+            + "; ".join(
+                f"{ctx.when(a.start, '%H:%M')}–{ctx.when(a.end, '%H:%M')} ({a.minutes} min)" for a in own
+            ),
+            icon=":material/trending_down:",
+        )
+    points = queries.student_minutes(ctx.engine, ctx.viewer, ctx.mapping, info.session_id, chosen)
+    timeline = queries.SessionTimeline(points=points, gaps=queries.find_gaps([p.minute for p in points]))
+    st.altair_chart(_timeline_chart(ctx, timeline_frame(ctx, timeline), timeline.gaps), width="stretch")
+    open_button(
+        "Open this student across sessions",
+        page="student",
+        id_name="student",
+        choice_key=f"session_student_{info.session_id}",
+        key="session_open_student",
+    )
+
+
+def render(ctx: PageContext, session_id: str | None, preferred_student: str | None = None) -> None:
     st.title("One session")
     st.caption(mapping_caption(ctx.mapping))
     session_id = session_id or _choose_session(ctx)
@@ -242,7 +289,4 @@ def render(ctx: PageContext, session_id: str | None) -> None:
         key="session_csv",
         on_click="ignore",
     )
-    chosen = st.selectbox("Open a student", list(frame["student"]), key="session_student_choice")
-    st.button(
-        "Open student", on_click=go, args=("student",), kwargs={"student": chosen}, key="session_open_student"
-    )
+    _student_detail(ctx, info, students, alerts, preferred_student)

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
-from dashboards.views.common import PageContext, go, mapping_caption, model_banner
+from dashboards.views.common import PageContext, mapping_caption, model_banner, open_button
 from dashboards.views.widgets import classroom_and_course, date_range, engagement_trend
 
 
@@ -105,5 +105,11 @@ def render(ctx: PageContext) -> None:
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id} · {r.classroom_id}"
         for r in listing.rows
     }
-    chosen = st.selectbox("Open a session", list(labels), format_func=labels.get, key="sessions_open_choice")
-    st.button("Open session", on_click=go, args=("session",), kwargs={"session": chosen}, key="sessions_open")
+    st.selectbox("Open a session", list(labels), format_func=labels.get, key="sessions_open_choice")
+    open_button(
+        "Open session",
+        page="session",
+        id_name="session",
+        choice_key="sessions_open_choice",
+        key="sessions_open",
+    )

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
-from dashboards.views.common import PageContext, go, mapping_caption, model_banner, percent
+from dashboards.views.common import PageContext, go, mapping_caption, model_banner, open_button, percent
 from dashboards.views.widgets import behaviour_bars, engagement_trend
 from services.common.vocabulary import BEHAVIOURS
 
@@ -109,9 +109,13 @@ def render(ctx: PageContext, student_id: str | None) -> None:
     labels = {
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id}" for r in reversed(rows)
     }
-    chosen = st.selectbox(
+    st.selectbox(
         "Open one of these sessions", list(labels), format_func=labels.get, key="student_open_choice"
     )
-    st.button(
-        "Open session", on_click=go, args=("session",), kwargs={"session": chosen}, key="student_open_session"
+    open_button(
+        "Open session",
+        page="session",
+        id_name="session",
+        choice_key="student_open_choice",
+        key="student_open_session",
     )

@@ -39,17 +39,25 @@ APP = str(Path(__file__).resolve().parents[2] / "dashboards" / "app.py")
 PASSWORD = "correct-horse-1"
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
-SCRIPTS: dict[tuple[str, str], list[tuple[str, int]]] = {
+SCRIPTS: dict[tuple[str, str], list[tuple[str | None, int]]] = {  # None: a minute without events
     ("s-math-1", "alice"): [
-        ("attentive_listening", 4), ("hand_raising", 1), ("note_taking", 1), ("phone_usage", 2), ("chin_resting", 2),
+        ("attentive_listening", 4),
+        ("hand_raising", 1),
+        ("note_taking", 1),
+        ("phone_usage", 2),
+        ("chin_resting", 2),
     ],
     ("s-math-1", "bob"): [
-        ("phone_usage", 6), ("side_conversation", 1), ("hand_raising", 1), ("upright_sitting", 1), ("hand_raising", 1),
+        ("phone_usage", 6),
+        ("side_conversation", 1),
+        ("hand_raising", 1),
+        ("upright_sitting", 1),
+        ("hand_raising", 1),
     ],
     ("s-phys-1", "carol"): [("attentive_listening", 6)],
-    ("s-math-2", "alice"): [("phone_usage", 6), (None, 3), ("attentive_listening", 3)],  # type: ignore[list-item]
-    ("s-math-2", "dave"): [("chin_resting", 6), (None, 3), ("attentive_listening", 3)],  # type: ignore[list-item]
-}  # fmt: skip
+    ("s-math-2", "alice"): [("phone_usage", 6), (None, 3), ("attentive_listening", 3)],
+    ("s-math-2", "dave"): [("chin_resting", 6), (None, 3), ("attentive_listening", 3)],
+}
 SESSIONS = {
     "s-math-1": ("MATH", T0, "v1", True),
     "s-phys-1": ("PHYS", T0 + timedelta(days=1), "v1", True),
@@ -60,15 +68,32 @@ SESSIONS = {
 def campus() -> Campus:
     seats = tuple(Seat(id=f"A{i}", box=(i * 10.0, 0.0, i * 10.0 + 9, 9.0)) for i in range(1, 5))
     return Campus(
-        classrooms=(Classroom(id="room-a", name="Room A", building="North", cameras=(Camera(id="front", seats=seats),)),),
-        courses=(
-            Course(id="MATH", name="Calculus", classroom="room-a", instructors=("ines",),
-                   roster=(RosterEntry(student="alice", seat="A1"), RosterEntry(student="bob", seat="A2"),
-                           RosterEntry(student="dave", seat="A4"))),
-            Course(id="PHYS", name="Mechanics", classroom="room-a", instructors=("paul",),
-                   roster=(RosterEntry(student="carol", seat="A3"),)),
+        classrooms=(
+            Classroom(
+                id="room-a", name="Room A", building="North", cameras=(Camera(id="front", seats=seats),)
+            ),
         ),
-    )  # fmt: skip
+        courses=(
+            Course(
+                id="MATH",
+                name="Calculus",
+                classroom="room-a",
+                instructors=("ines",),
+                roster=(
+                    RosterEntry(student="alice", seat="A1"),
+                    RosterEntry(student="bob", seat="A2"),
+                    RosterEntry(student="dave", seat="A4"),
+                ),
+            ),
+            Course(
+                id="PHYS",
+                name="Mechanics",
+                classroom="room-a",
+                instructors=("paul",),
+                roster=(RosterEntry(student="carol", seat="A3"),),
+            ),
+        ),
+    )
 
 
 def scripted_events() -> list[BehaviourEvent]:
@@ -84,13 +109,26 @@ def scripted_events() -> list[BehaviourEvent]:
                     end = begin + timedelta(minutes=1)
                     events.append(
                         BehaviourEvent(
-                            event_id=f"{session_id}:{student}:{minute}", created_at=end, session_id=session_id,
-                            classroom_id="room-a", course_id=course, camera_id="front", student_id=student,
-                            seat_id=seat[student], window_start=begin, window_end=end, segment_start=begin,
-                            segment_end=end, label=label, confidence=0.9, top5=f'[["{label}", 0.9]]', attention="{}",
-                            model_version=version, model_trained=trained,
+                            event_id=f"{session_id}:{student}:{minute}",
+                            created_at=end,
+                            session_id=session_id,
+                            classroom_id="room-a",
+                            course_id=course,
+                            camera_id="front",
+                            student_id=student,
+                            seat_id=seat[student],
+                            window_start=begin,
+                            window_end=end,
+                            segment_start=begin,
+                            segment_end=end,
+                            label=label,
+                            confidence=0.9,
+                            top5=f'[["{label}", 0.9]]',
+                            attention="{}",
+                            model_version=version,
+                            model_trained=trained,
                         )
-                    )  # fmt: skip
+                    )
                 minute += 1
     return events
 

@@ -46,7 +46,9 @@ def test_session_filters_and_paging(hand_db):
     one_day = queries.SessionFilter(first_day=date(2025, 3, 4), last_day=date(2025, 3, 4))
     assert [r.session_id for r in queries.list_sessions(engine, ADMIN, MAPPING, one_day).rows] == ["s-phys-1"]
     # days are calendar days of the display time zone: 09:00 UTC on 4 March is still 4 March in Tokyo (18:00)
-    tokyo = queries.SessionFilter(first_day=date(2025, 3, 4), last_day=date(2025, 3, 4), timezone="Asia/Tokyo")
+    tokyo = queries.SessionFilter(
+        first_day=date(2025, 3, 4), last_day=date(2025, 3, 4), timezone="Asia/Tokyo"
+    )
     assert [r.session_id for r in queries.list_sessions(engine, ADMIN, MAPPING, tokyo).rows] == ["s-phys-1"]
     second_page = queries.list_sessions(engine, ADMIN, MAPPING, queries.SessionFilter(), limit=2, offset=2)
     assert (second_page.total, [r.session_id for r in second_page.rows]) == (3, ["s-math-1"])
@@ -56,7 +58,9 @@ def test_session_filters_and_paging(hand_db):
 
 def test_instructors_see_only_their_courses(hand_db):
     _, engine = hand_db
-    assert [r.session_id for r in queries.list_sessions(engine, INES, MAPPING, queries.SessionFilter()).rows] == [
+    assert [
+        r.session_id for r in queries.list_sessions(engine, INES, MAPPING, queries.SessionFilter()).rows
+    ] == [
         "s-math-2",
         "s-math-1",
     ]
@@ -114,7 +118,13 @@ def test_student_table_numbers(hand_db):
 def test_behaviour_minutes_sum_over_students(hand_db):
     _, engine = hand_db
     minutes = queries.behaviour_minutes(engine, ADMIN, "s-math-1")
-    expected = {"attentive_listening": 4, "hand_raising": 3, "note_taking": 1, "phone_usage": 8, "chin_resting": 2}
+    expected = {
+        "attentive_listening": 4,
+        "hand_raising": 3,
+        "note_taking": 1,
+        "phone_usage": 8,
+        "chin_resting": 2,
+    }
     expected |= {"side_conversation": 1, "upright_sitting": 1}
     assert {b: m for b, m in minutes.items() if m} == pytest.approx(expected)
 
@@ -148,7 +158,13 @@ def test_alerts_of_one_session(hand_db):
     alerts = queries.session_alerts(engine, ADMIN, MAPPING, "s-math-1")
     assert len(alerts) == 1
     bob = alerts[0]
-    assert (bob.kind, bob.student_id, bob.start, bob.end, bob.minutes) == ("student", "bob", at(3, 9, 0), at(3, 9, 7), 7)
+    assert (bob.kind, bob.student_id, bob.start, bob.end, bob.minutes) == (
+        "student",
+        "bob",
+        at(3, 9, 0),
+        at(3, 9, 7),
+        7,
+    )
     assert bob.mean_engagement == pytest.approx(0.1 / 7)
 
     alerts = queries.session_alerts(engine, ADMIN, MAPPING, "s-math-2")
@@ -163,7 +179,10 @@ def test_alerts_of_one_session(hand_db):
 def test_alert_settings_come_from_the_mapping(hand_db):
     _, engine = hand_db
     # with 8-minute alerts bob's 7 low minutes are no longer an alert
-    assert queries.session_alerts(engine, ADMIN, MAPPING.model_copy(update={"alert_minutes": 8}), "s-math-1") == []
+    assert (
+        queries.session_alerts(engine, ADMIN, MAPPING.model_copy(update={"alert_minutes": 8}), "s-math-1")
+        == []
+    )
     # below 0.25 instead of 0.4: dave's chin resting (0.3) no longer alerts, alice's phone (0.0) still does
     stricter = MAPPING.model_copy(update={"alert_below": 0.25})
     assert [(a.kind, a.student_id) for a in queries.session_alerts(engine, ADMIN, stricter, "s-math-2")] == [
@@ -229,7 +248,7 @@ def test_minute_number_compiles_for_both_dialects():
 
 @pytest.mark.postgres
 @pytest.mark.integration
-def test_the_same_numbers_on_postgresql(postgres_schema_url):  # noqa: F811
+def test_the_same_numbers_on_postgresql(postgres_schema_url):
     from tests.dashboards.conftest import build_database
 
     engine = build_database(postgres_schema_url)
