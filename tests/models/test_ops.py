@@ -68,3 +68,15 @@ def test_fold_batchnorm_keeps_outputs():
     fold_batchnorm(net)
     assert isinstance(net[1], nn.Identity)
     torch.testing.assert_close(net(x), before, atol=1e-5, rtol=1e-5)
+
+
+def test_deformable_conv_training_and_inference_paths_agree():
+    torch.manual_seed(4)
+    dcn = ModulatedDeformConv2d(4, 3, 3, bias=True)
+    x = torch.randn(2, 4, 5, 6)
+    offset = torch.randn(2, 18, 5, 6)
+    mask = torch.rand(2, 9, 5, 6)
+    trained_path = dcn(x, offset, mask)
+    with torch.no_grad():
+        inference_path = dcn(x, offset, mask)
+    torch.testing.assert_close(trained_path.detach(), inference_path, atol=1e-5, rtol=1e-5)
