@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -140,3 +142,23 @@ def test_checkpoint_versions(tmp_path):
     assert out.node_features.shape == (3, NUM_KEYPOINTS, 16)
     with pytest.raises(FileNotFoundError):
         InferenceEngine(tmp_path / "missing.pt")
+
+
+@pytest.mark.gpu
+def test_cuda_half_precision_agrees_with_cpu():
+    device = os.environ.get("CLASSROOM_TEST_DEVICE", "cuda")
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        pytest.skip("needs CUDA (CLASSROOM_TEST_DEVICE=cuda[:N])")
+    cpu, gpu = InferenceEngine(None), InferenceEngine(None, device=device)
+    assert gpu.info.device.startswith("cuda")
+    frames = [frame_set(SEATS)]
+    a, b = cpu.fuse(frames)[0], gpu.fuse(frames)[0]
+    # half precision: keypoints within a pixel, temperatures within 0.1 C
+    np.testing.assert_allclose(b.keypoints[..., :2], a.keypoints[..., :2], atol=1.0)
+    np.testing.assert_allclose(b.facial_temperature_c, a.facial_temperature_c, atol=0.1)
+    rng = np.random.default_rng(2)
+    kp = rng.random((4, 16, NUM_KEYPOINTS, 3), dtype=np.float32)
+    nf = rng.standard_normal((4, 16, NUM_KEYPOINTS, 32)).astype(np.float16)
+    np.testing.assert_allclose(
+        gpu.recognise(kp, nf).probabilities, cpu.recognise(kp, nf).probabilities, atol=2e-2
+    )
