@@ -1,0 +1,157 @@
+"""Writing data sets in the format: one clip folder at a time, then the manifest.
+
+A clip is written into a temporary folder and renamed into place when complete, so a
+crash or a full disk never leaves a clip that looks whole. The simulator, the recording
+converter and the virtual data set's disk cache all write through ``write_clip``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.common.vocabulary import BEHAVIOURS, KEYPOINTS
+from services.dataset.format import (
+    ANNOTATIONS_FILE,
+    CLIP_FILE,
+    CLIPS_DIR,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    ClipEntry,
+    ClipInfo,
+    FrameAnnotation,
+    LabelSegment,
+    Manifest,
+    clip_dir,
+)
+from services.dataset.images import encode_png16, encode_rgb, encode_thermal
+
+
+@dataclass
+class FrameData:
+    """One frame to write: sensor-native images, optional references, its annotation."""
+
+    annotation: FrameAnnotation
+    rgb: np.ndarray
+    depth_mm: np.ndarray
+    thermal_c: np.ndarray
+    reference_rgb: np.ndarray | None = None
+    reference_depth_mm: np.ndarray | None = None
+    reference_thermal_c: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """The bytes of one frame's files, keyed by relative path inside the clip folder."""
+
+    files: dict[str, bytes]
+    annotation: FrameAnnotation
+
+
+def encode_frame(frame: FrameData, info: ClipInfo) -> EncodedFrame:
+    i = frame.annotation.frame
+    rgb_ext = info.sensors["rgb"].extension
+    files = {
+        f"rgb/{i:06d}.{rgb_ext}": encode_rgb(frame.rgb, rgb_ext),
+        f"depth/{i:06d}.png": encode_png16(frame.depth_mm),
+        f"thermal/{i:06d}.png": encode_thermal(frame.thermal_c),
+    }
+    if info.references:
+        if (
+            frame.reference_rgb is None
+            or frame.reference_depth_mm is None
+            or frame.reference_thermal_c is None
+        ):
+            raise ValueError(f"clip {info.id} declares references but frame {i} has none")
+        files[f"reference/rgb/{i:06d}.png"] = encode_rgb(frame.reference_rgb, "png")
+        files[f"reference/depth/{i:06d}.png"] = encode_png16(frame.reference_depth_mm)
+        files[f"reference/thermal/{i:06d}.png"] = encode_thermal(frame.reference_thermal_c)
+    return EncodedFrame(files, frame.annotation)
+
+
+def label_segments(annotations: Sequence[FrameAnnotation]) -> list[LabelSegment]:
+    """Runs of constant label per student (the summary clip.json carries for fast sample listing)."""
+    open_runs: dict[str, tuple[str, int, int]] = {}
+    segments: list[LabelSegment] = []
+    for ann in annotations:
+        seen = set()
+        for st in ann.students:
+            if st.extra or st.label is None:
+                continue
+            seen.add(st.student_id)
+            run = open_runs.get(st.student_id)
+            if run is not None and run[0] == st.label and run[2] == ann.frame - 1:
+                open_runs[st.student_id] = (run[0], run[1], ann.frame)
+            else:
+                if run is not None:
+                    segments.append(
+                        LabelSegment(
+                            student_id=st.student_id, label=run[0], start_frame=run[1], end_frame=run[2]
+                        )
+                    )
+                open_runs[st.student_id] = (st.label, ann.frame, ann.frame)
+        for sid in [s for s in open_runs if s not in seen]:
+            label, a, b = open_runs.pop(sid)
+            segments.append(LabelSegment(student_id=sid, label=label, start_frame=a, end_frame=b))
+    for sid, (label, a, b) in open_runs.items():
+        segments.append(LabelSegment(student_id=sid, label=label, start_frame=a, end_frame=b))
+    return sorted(segments, key=lambda s: (s.student_id, s.start_frame))
+
+
+def write_clip(root: Path, info: ClipInfo, frames: Sequence[EncodedFrame]) -> Path:
+    """Write one clip folder atomically and return its path."""
+    if len(frames) != info.frames:
+        raise ValueError(f"clip {info.id}: clip.json says {info.frames} frames, {len(frames)} given")
+    final = clip_dir(root, info.id)
+    tmp = final.with_name(f".{info.id}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for frame in frames:
+        for rel, data in frame.files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    tmp.mkdir(parents=True, exist_ok=True)
+    with open(tmp / ANNOTATIONS_FILE, "w") as f:
+        for frame in frames:
+            f.write(frame.annotation.model_dump_json(exclude_defaults=False) + "\n")
+    (tmp / CLIP_FILE).write_text(info.model_dump_json(indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def write_manifest(
+    root: Path,
+    *,
+    name: str,
+    source: dict,
+    splits: dict[str, list[str]],
+    clips: Sequence[ClipEntry],
+    window: dict | None = None,
+) -> Manifest:
+    manifest = Manifest(
+        format=FORMAT_NAME,
+        version=FORMAT_VERSION,
+        name=name,
+        source=source,
+        behaviours=list(BEHAVIOURS),
+        keypoints=list(KEYPOINTS),
+        window=window or {"frames": 16, "fps": 8.0, "hop": 8},
+        splits={k: sorted(v) for k, v in splits.items()},
+        clips=sorted(clips, key=lambda c: (c.split, c.id)),
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest.model_dump(mode="json"), indent=1))
+    os.replace(tmp, root / MANIFEST)
+    (root / CLIPS_DIR).mkdir(exist_ok=True)
+    return manifest

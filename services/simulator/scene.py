@@ -1,0 +1,643 @@
+"""One classroom over time: students with behaviour tracks, props, the rig, and the rendering of frames.
+
+``ClassroomScene.render(t)`` poses every student at each sensor's own capture time (so a
+lagging thermal camera sees a slightly different moment), rasterises the one 3-D scene
+into the colour, depth and thermal sensors, applies the sensor models, and derives the
+exact ground truth (keypoints with visibility, boxes, labels, facial temperature,
+condition tags) and, on request, the clean references in the colour camera's view at the
+analysis resolution (well-lit noise-free colour, complete depth, clean thermal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.common.vocabulary import BEHAVIOURS, NUM_KEYPOINTS
+from services.simulator.behaviours import (
+    DRINKING_WATER,
+    HEAD_DOWN_WRITING,
+    NOTE_TAKING,
+    PAGE_TURNING,
+    PHONE_USAGE,
+    Episode,
+    Fidget,
+    PoseContext,
+    behaviour_pose,
+    blend_poses,
+    fidget_pose,
+    idle_motion,
+    smoothstep,
+)
+from services.simulator.body import (
+    KEYPOINT_DEPTH_TOLERANCE_MM,
+    SHIFT_F,
+    SHIFT_R,
+    TRUNK_PITCH,
+    TRUNK_ROLL,
+    BodyArrays,
+    StudentProfile,
+    body_primitives,
+    pose_skeletons,
+)
+from services.simulator.classroom import (
+    STATIC_MATERIALS,
+    Lighting,
+    M,
+    MaterialTable,
+    RoomClimate,
+    RoomLayout,
+    Seat,
+    build_materials,
+    room_palette,
+    sample_lighting,
+    seat_box_corners,
+    static_primitives,
+)
+from services.simulator.config import Conditions, SimConfig
+from services.simulator.geometry import SensorPose
+from services.simulator.props import DeskProps, add_props, occluder_primitives
+from services.simulator.raster import PrimitiveBuffer, Primitives, Raster, rasterise
+from services.simulator.rig import Rig
+from services.simulator.sensors import (
+    RgbStats,
+    ThermalSensorState,
+    depth_holes_mask,
+    expose_rgb,
+    sense_depth,
+    sense_thermal,
+)
+
+BLEND_S = 0.6  # transition time between two behaviours
+_FACE_KEYPOINTS = slice(0, 7)
+
+
+@dataclass
+class Shift:
+    """A student shifting in the seat or leaning (student-movement condition)."""
+
+    start: float
+    duration: float
+    offset: tuple[float, float, float, float]  # shift right, shift forward (mm), trunk roll, pitch (rad)
+
+
+@dataclass
+class BehaviourTrack:
+    """A student's behaviour episodes, distractor motions and seat shifts over a session."""
+
+    episodes: list[Episode]
+    fidgets: tuple[Fidget, ...] = ()
+    shifts: list[Shift] = field(default_factory=list)
+    # Live sessions extend their tracks on demand: called with a time the track must cover.
+    extend: Callable[[BehaviourTrack, float], None] | None = None
+
+    def at(self, t: float) -> tuple[Episode, Episode | None]:
+        """The episode under way at ``t`` (the first one before it starts) and the one before it."""
+        if self.extend is not None:
+            self.extend(self, t)
+        index = 0
+        for k, ep in enumerate(self.episodes):
+            if ep.start > t:
+                break
+            index = k
+        return self.episodes[index], (self.episodes[index - 1] if index > 0 else None)
+
+    def shift_offset(self, t: float) -> tuple[np.ndarray, bool]:
+        offset = np.zeros(4)
+        moving = False
+        for sh in self.shifts:
+            if t >= sh.start + sh.duration:
+                offset = np.asarray(sh.offset, float)
+            elif t >= sh.start:
+                w = smoothstep((t - sh.start) / sh.duration)
+                offset = offset + (np.asarray(sh.offset, float) - offset) * w
+                moving = True
+                break
+            else:
+                break
+        return offset, moving
+
+
+@dataclass
+class SceneStudent:
+    profile: StudentProfile
+    seat: Seat
+    track: BehaviourTrack
+    props: DeskProps
+    extra: bool = False  # a background extra, not a subject of the data set
+    neighbour_side: int = 1
+    # Data-set windows are annotated with one label throughout (the clip's label), even
+    # when the behaviour begins a few frames into the window.
+    fixed_label: int | None = None
+
+
+@dataclass
+class RenderedFrame:
+    """One frame set from the simulator, with ground truth and optional references."""
+
+    rgb: np.ndarray
+    depth_mm: np.ndarray
+    thermal_c: np.ndarray
+    rgb_time_s: float
+    depth_time_s: float
+    thermal_time_s: float
+    annotations: dict
+    reference_rgb: np.ndarray | None = None
+    reference_depth_mm: np.ndarray | None = None
+    reference_thermal_c: np.ndarray | None = None
+    debug: dict | None = None
+
+
+_STATIC_CACHE: OrderedDict[tuple, tuple[Primitives, dict]] = OrderedDict()
+_STATIC_CACHE_SIZE = 6
+
+
+def _pose_key(pose: SensorPose) -> tuple:
+    return (pose.intrinsics, pose.rotation.tobytes(), pose.translation.tobytes())
+
+
+def _static_scene(room: RoomLayout, room_seed: int) -> tuple[Primitives, dict]:
+    """Static primitives of a room and their per-sensor rasters (cached: rooms repeat)."""
+    key = (room, room_seed)
+    if key in _STATIC_CACHE:
+        _STATIC_CACHE.move_to_end(key)
+        return _STATIC_CACHE[key]
+    prims = static_primitives(room, np.random.default_rng([room_seed, 7]))
+    entry = (prims, {})
+    _STATIC_CACHE[key] = entry
+    while len(_STATIC_CACHE) > _STATIC_CACHE_SIZE:
+        _STATIC_CACHE.popitem(last=False)
+    return entry
+
+
+def _static_raster(room: RoomLayout, room_seed: int, pose: SensorPose) -> tuple[Primitives, Raster]:
+    prims, rasters = _static_scene(room, room_seed)
+    key = _pose_key(pose)
+    if key not in rasters:
+        if len(rasters) >= 12:
+            rasters.pop(next(iter(rasters)))
+        rasters[key] = rasterise(prims, pose)
+    return prims, rasters[key]
+
+
+def emission_for(table: MaterialTable, lighting: Lighting, base: Lighting) -> np.ndarray:
+    """Emission of every material under ``lighting``, given the table was built for ``base``."""
+    emission = table.emission.copy()
+    if base.lights_on and base.level > 0:
+        emission[M["light"]] *= lighting.level / base.level if lighting.lights_on else 0.0
+    elif lighting.lights_on:
+        emission[M["light"]] = 3.0 * lighting.level
+    return emission
+
+
+class ClassroomScene:
+    """A classroom session that renders trimodal frame sets at any time (seconds)."""
+
+    def __init__(
+        self,
+        *,
+        config: SimConfig,
+        room: RoomLayout,
+        room_seed: int,
+        rig: Rig,
+        students: list[SceneStudent],
+        conditions: Conditions,
+        seed: int | tuple[int, ...],
+    ) -> None:
+        self.config = config
+        self.room = room
+        self.room_seed = room_seed
+        self.rig = rig
+        self.students = students
+        self.seed = seed
+        self.body = BodyArrays.of([s.profile for s in students])
+        self.palette = room_palette(np.random.default_rng([room_seed, 11]))
+        self.set_conditions(conditions)
+
+    # --- conditions -----------------------------------------------------------------------------
+
+    def set_conditions(self, conditions: Conditions, epoch: int = 0) -> None:
+        """Apply a set of conditions (lighting, climate, occluders, sensor state) to the scene."""
+        rng = np.random.default_rng(np.random.SeedSequence([*np.atleast_1d(self.seed).tolist(), 991, epoch]))
+        d = self.config.difficulty
+        self.conditions = conditions
+        self.lighting = sample_lighting(rng, conditions.low_light)
+        self.reference_lighting = Lighting(
+            1.0,
+            (1.0, 1.0, 1.0),
+            self.lighting.ambient,
+            self.lighting.key_direction,
+            self.lighting.key,
+            self.lighting.window,
+        )
+        self.climate = RoomClimate.sample(rng, conditions.low_thermal_contrast)
+        cup_c = [self._cup_temperature(s, rng) for s in self.students]
+        covers = [rng.uniform(0.05, 0.7, 3) for _ in self.students]
+        self.materials = build_materials(
+            self.palette, self.climate, self.lighting, [s.profile for s in self.students], cup_c, covers
+        )
+        self.reference_emission = emission_for(self.materials, self.reference_lighting, self.lighting)
+        rate = d.severe_occluder_rate if conditions.severe_occlusion else d.occluder_rate
+        self.occluders = occluder_primitives(rng, [s.seat for s in self.students], rate)
+        self.depth_holes = depth_holes_mask(rng, self.config.depth_size) if conditions.depth_holes else None
+        self.thermal_state = ThermalSensorState.sample(
+            rng, self.config.thermal_size, drift=conditions.thermal_drift, noise_scale=d.thermal_noise_scale
+        )
+        self.lecturer_phase = rng.uniform(0, 2 * math.pi, 2)
+        self._background: dict[str, np.ndarray] = {}
+
+    def _cup_temperature(self, student: SceneStudent, rng: np.random.Generator) -> float:
+        for ep in student.track.episodes:
+            if ep.behaviour == DRINKING_WATER:
+                return ep.cup_temperature_c
+        return float(rng.choice([rng.uniform(45.0, 60.0), rng.uniform(10.0, 16.0), rng.uniform(20.0, 24.0)]))
+
+    # --- posing ---------------------------------------------------------------------------------
+
+    def lecturer_position(self, t: float) -> np.ndarray:
+        ph = self.lecturer_phase
+        x = 1400.0 * math.sin(2 * math.pi * t / 41.0 + ph[0]) + 400.0 * math.sin(
+            2 * math.pi * t / 11.0 + ph[1]
+        )
+        return np.array([x, 1650.0, 700.0])
+
+    def _context(self, student: SceneStudent, lecturer: np.ndarray) -> PoseContext:
+        seat = student.seat
+        v = lecturer - (seat.hip + seat.basis[:, 1] * 650.0)
+        x, y, z = v @ seat.basis[:, 0], v @ seat.basis[:, 1], v @ seat.basis[:, 2]
+        return PoseContext(
+            lecturer_yaw=math.atan2(x, z),
+            lecturer_pitch=-math.atan2(y, math.hypot(x, z)),
+            neighbour_side=student.neighbour_side,
+        )
+
+    def poses(self, t: float) -> tuple[np.ndarray, list[int], list[bool]]:
+        """Pose vectors [S, NUM_POSE] at time ``t``, each student's label index and moving flag."""
+        d = self.config.difficulty
+        lecturer = self.lecturer_position(t)
+        out = []
+        labels = []
+        moving = []
+        for st in self.students:
+            ctx = self._context(st, lecturer)
+            ep, prev = st.track.at(t)
+            p, busy = behaviour_pose(ep, t, st.profile, ctx)
+            label = ep.behaviour
+            if prev is not None and t - ep.start < BLEND_S:
+                p_prev, _ = behaviour_pose(prev, t, st.profile, ctx)
+                p = blend_poses(p_prev, p, smoothstep((t - ep.start) / BLEND_S))
+            fidget_pose(p, st.track.fidgets, t, busy)
+            idle_motion(p, t, st.profile, d.idle_motion)
+            offset, is_moving = st.track.shift_offset(t)
+            p[SHIFT_R] += offset[0]
+            p[SHIFT_F] += offset[1]
+            p[TRUNK_ROLL] += offset[2]
+            p[TRUNK_PITCH] += offset[3]
+            out.append(p)
+            labels.append(label)
+            moving.append(is_moving)
+        return np.asarray(out), labels, moving
+
+    def _dynamic(self, t: float) -> tuple[Primitives, object, np.ndarray, list[int], list[bool]]:
+        poses, labels, moving = self.poses(t)
+        hips = np.array([s.seat.hip for s in self.students])
+        bases = np.array([s.seat.basis for s in self.students])
+        sk = pose_skeletons(self.body, hips, bases, poses)
+        n_static = len(STATIC_MATERIALS)
+        material_base = n_static + 8 * np.arange(len(self.students))
+        buffer = PrimitiveBuffer()
+        for i, st in enumerate(self.students):
+            add_props(buffer, st.props, st.seat, sk, i, poses[i], int(material_base[i]))
+        parts = [
+            body_primitives(self.body, sk, material_base, np.arange(len(self.students))),
+            buffer.build(),
+            self.occluders,
+        ]
+        return Primitives.concat(parts), sk, poses, labels, moving
+
+    # --- sensors --------------------------------------------------------------------------------
+
+    def _light_terms(self, pose: SensorPose, lighting: Lighting) -> list[tuple[np.ndarray, float]]:
+        return [(pose.rotation @ direction, intensity) for direction, intensity in lighting.directions()]
+
+    def _shade(
+        self,
+        albedo: np.ndarray,
+        emission: np.ndarray,
+        normal: np.ndarray,
+        pose: SensorPose,
+        lighting: Lighting,
+    ) -> np.ndarray:
+        irradiance = np.full(len(normal), lighting.ambient * lighting.level, np.float32)
+        for direction, intensity in self._light_terms(pose, lighting):
+            irradiance += np.float32(intensity) * np.maximum(-(normal @ direction.astype(np.float32)), 0.0)
+        colour = np.asarray(lighting.colour[::-1], np.float32)  # BGR
+        return albedo * (irradiance[:, None] * colour) + emission
+
+    def _background_radiance(
+        self, name: str, pose: SensorPose, lighting: Lighting, emission: np.ndarray
+    ) -> np.ndarray:
+        key = f"rad:{name}"
+        if key not in self._background:
+            prims, ras = _static_raster(self.room, self.room_seed, pose)
+            mat = prims.material[ras.index.reshape(-1)[ras.pixels]]
+            w, h = pose.size
+            img = np.zeros((h * w, 3), np.float32)
+            img[ras.pixels] = self._shade(
+                self.materials.albedo[mat].astype(np.float32),
+                emission[mat].astype(np.float32),
+                ras.normal,
+                pose,
+                lighting,
+            )
+            # Faint large-scale shading variation so walls and floors are not perfectly flat.
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            ripple = 1.0 + 0.06 * np.sin(xx / w * 7.0 + 1.3) * np.sin(yy / h * 5.0 + 0.4)
+            self._background[key] = img.reshape(h, w, 3) * ripple[:, :, None]
+        return self._background[key]
+
+    def _background_temperature(self, name: str, pose: SensorPose) -> np.ndarray:
+        key = f"temp:{name}"
+        if key not in self._background:
+            prims, ras = _static_raster(self.room, self.room_seed, pose)
+            self._background[key] = self.materials.temperature[prims.material[ras.index]].astype(np.float32)
+        return self._background[key]
+
+    def _radiance(
+        self,
+        name: str,
+        ras: Raster,
+        dyn: Primitives,
+        pose: SensorPose,
+        lighting: Lighting,
+        emission: np.ndarray,
+    ) -> np.ndarray:
+        img = self._background_radiance(name, pose, lighting, emission).copy()
+        if len(ras.pixels):
+            n_static = self._n_static_prims()
+            mat = dyn.material[ras.index.reshape(-1)[ras.pixels] - n_static]
+            img.reshape(-1, 3)[ras.pixels] = self._shade(
+                self.materials.albedo[mat].astype(np.float32),
+                emission[mat].astype(np.float32),
+                ras.normal,
+                pose,
+                lighting,
+            )
+        return img
+
+    def _temperature(self, name: str, ras: Raster, dyn: Primitives, pose: SensorPose) -> np.ndarray:
+        img = self._background_temperature(name, pose).copy()
+        if len(ras.pixels):
+            n_static = self._n_static_prims()
+            mat = dyn.material[ras.index.reshape(-1)[ras.pixels] - n_static]
+            temp = self.materials.temperature[mat].astype(np.float32)
+            grazing = np.float32(1.0) - ras.view_cos
+            room = np.float32(self.climate.room_c)
+            # Emissivity falls at grazing angles: silhouettes look cooler, skin most visibly.
+            skin = self.materials.skin[mat]
+            temp = np.where(
+                skin,
+                temp - np.float32(1.6) * grazing**1.5,
+                room + (temp - room) * (np.float32(1.0) - np.float32(0.1) * grazing),
+            )
+            img.reshape(-1)[ras.pixels] = temp
+        return img
+
+    def _n_static_prims(self) -> int:
+        prims, _ = _static_scene(self.room, self.room_seed)
+        return len(prims)
+
+    def _raster(self, dyn: Primitives, pose: SensorPose, normals: bool = True) -> Raster:
+        _, base = _static_raster(self.room, self.room_seed, pose)
+        return rasterise(dyn, pose, base=base, index_offset=self._n_static_prims(), normals=normals)
+
+    def _dropout_map(self, ras: Raster, dyn: Primitives) -> np.ndarray:
+        prims, _ = _static_scene(self.room, self.room_seed)
+        materials = np.concatenate([prims.material, dyn.material])
+        return self.materials.dropout.astype(np.float32)[materials[np.maximum(ras.index, 0)]]
+
+    def seat_boxes(self, seats: list[Seat] | None = None) -> dict[str, tuple[float, float, float, float]]:
+        """Seat regions in analysis-resolution colour pixels (x0, y0, x1, y1), clipped to the image.
+
+        Generous on purpose: a seat's box holds its student leaning or raising a hand, so
+        neighbouring boxes overlap.
+        """
+        pose = self.rig.analysis
+        w, h = pose.size
+        boxes = {}
+        for seat in sorted(seats or [s.seat for s in self.students], key=lambda s: (s.row, s.column)):
+            uv, _ = pose.project(seat_box_corners(seat))
+            x0, y0 = np.clip(uv.min(axis=0), [-0.5, -0.5], [w - 0.5, h - 0.5])
+            x1, y1 = np.clip(uv.max(axis=0), [-0.5, -0.5], [w - 0.5, h - 0.5])
+            boxes[seat.seat_id] = (
+                round(float(x0), 2),
+                round(float(y0), 2),
+                round(float(x1), 2),
+                round(float(y1), 2),
+            )
+        return boxes
+
+    def render(
+        self,
+        t: float,
+        rng: np.random.Generator,
+        *,
+        references: bool = False,
+        debug: bool = False,
+    ) -> RenderedFrame:
+        """The frame set whose colour exposure happens at session time ``t`` (seconds)."""
+        rig = self.rig
+        d = self.config.difficulty
+        dyn_c, sk_c, poses_c, labels, moving = self._dynamic(t)
+        ras_c = self._raster(dyn_c, rig.colour)
+        radiance = self._radiance("colour", ras_c, dyn_c, rig.colour, self.lighting, self.materials.emission)
+        rgb, rgb_stats = expose_rgb(
+            radiance, rng, low_light=self.conditions.low_light, noise_scale=d.rgb_noise_scale
+        )
+
+        t_depth = t + rig.depth_lag_us * 1e-6
+        dyn_d = dyn_c if rig.depth_lag_us == 0 else self._dynamic(t_depth)[0]
+        ras_d = self._raster(dyn_d, rig.depth, normals=False)
+        depth = sense_depth(
+            ras_d.depth,
+            self._dropout_map(ras_d, dyn_d),
+            rng,
+            rig.depth.intrinsics,
+            holes=self.depth_holes,
+            noise_scale=d.depth_noise_scale,
+            edge_dropout=0.9 if self.conditions.depth_holes else 0.6,
+        )
+
+        t_thermal = t + rig.thermal_lag_us * 1e-6
+        dyn_t = dyn_c if rig.thermal_lag_us == 0 else self._dynamic(t_thermal)[0]
+        ras_t = self._raster(dyn_t, rig.thermal)
+        thermal = sense_thermal(
+            self._temperature("thermal", ras_t, dyn_t, rig.thermal), rng, self.thermal_state, t_thermal
+        )
+
+        frame = RenderedFrame(
+            rgb=rgb,
+            depth_mm=depth,
+            thermal_c=thermal,
+            rgb_time_s=t,
+            depth_time_s=t_depth,
+            thermal_time_s=t_thermal,
+            annotations={},
+        )
+        if references:
+            if rig.analysis.size == rig.colour.size:
+                ras_a = ras_c
+            else:
+                ras_a = self._raster(dyn_c, rig.analysis)
+            ref_radiance = self._radiance(
+                "analysis", ras_a, dyn_c, rig.analysis, self.reference_lighting, self.reference_emission
+            )
+            frame.reference_rgb, _ = expose_rgb(ref_radiance, None, low_light=False)
+            frame.reference_depth_mm = np.clip(np.rint(ras_a.depth), 0, 65535).astype(np.uint16)
+            frame.reference_thermal_c = self._temperature("analysis", ras_a, dyn_c, rig.analysis)
+        frame.annotations = self._annotate(sk_c, ras_c, dyn_c, labels, moving, frame, rgb_stats)
+        if debug:
+            frame.debug = {
+                "skeletons": sk_c,
+                "poses": poses_c,
+                "rasters": {"colour": ras_c, "depth": ras_d, "thermal": ras_t},
+                "dynamic": {"colour": dyn_c, "depth": dyn_d, "thermal": dyn_t},
+                "n_static": self._n_static_prims(),
+            }
+        return frame
+
+    # --- ground truth ---------------------------------------------------------------------------
+
+    def _owner_map(self, ras: Raster, dyn: Primitives, body_only: bool) -> np.ndarray:
+        n_static = self._n_static_prims()
+        idx = ras.index - n_static
+        owner = np.full(ras.index.shape, -1, np.int32)
+        is_dyn = idx >= 0
+        dyn_idx = idx[is_dyn]
+        own = dyn.owner[dyn_idx]
+        if body_only:
+            own = np.where(dyn.part[dyn_idx] < 100, own, -1)
+        owner[is_dyn] = own
+        return owner
+
+    def _annotate(
+        self,
+        sk,
+        ras: Raster,
+        dyn: Primitives,
+        labels: list[int],
+        moving: list[bool],
+        frame: RenderedFrame,
+        rgb_stats: RgbStats,
+    ) -> dict:
+        rig = self.rig
+        w, h = rig.colour.size
+        aw, ah = rig.analysis.size
+        s_count = len(self.students)
+        kp_world = sk.keypoints.reshape(-1, 3)
+        uv_raw, z = rig.colour.project(kp_world)
+        uv_an, _ = rig.analysis.project(kp_world)
+        owner_any = self._owner_map(ras, dyn, body_only=False)
+        owner_body = self._owner_map(ras, dyn, body_only=True)
+        col = np.rint(uv_raw[:, 0]).astype(np.int64)
+        row = np.rint(uv_raw[:, 1]).astype(np.int64)
+        inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0)
+        colc, rowc = np.clip(col, 0, w - 1), np.clip(row, 0, h - 1)
+        who = np.repeat(np.arange(s_count), NUM_KEYPOINTS)
+        tol = np.tile(KEYPOINT_DEPTH_TOLERANCE_MM, s_count)
+        surface = ras.depth[rowc, colc]
+        visible = inside & (owner_any[rowc, colc] == who) & (surface >= z - tol)
+        vis = np.where(visible, 2, np.where(inside, 1, 0)).reshape(s_count, NUM_KEYPOINTS)
+        uv_an = uv_an.reshape(s_count, NUM_KEYPOINTS, 2)
+
+        # Tight boxes of each student's visible body in analysis pixels.
+        ys, xs = np.nonzero(owner_body >= 0)
+        own = owner_body[ys, xs]
+        x0 = np.full(s_count, np.inf)
+        y0 = np.full(s_count, np.inf)
+        x1 = np.full(s_count, -np.inf)
+        y1 = np.full(s_count, -np.inf)
+        np.minimum.at(x0, own, xs)
+        np.minimum.at(y0, own, ys)
+        np.maximum.at(x1, own, xs)
+        np.maximum.at(y1, own, ys)
+        sx, sy = aw / w, ah / h
+
+        students = []
+        for i, st in enumerate(self.students):
+            label = labels[i] if st.fixed_label is None else st.fixed_label
+            in_img = vis[i] > 0
+            visible_share = float((vis[i] == 2).sum() / max(in_img.sum(), 1))
+            tags = []
+            if visible_share < 0.65:
+                tags.append("occluded")
+            if moving[i]:
+                tags.append("moving")
+            box = None
+            if np.isfinite(x0[i]):
+                # Raw pixel j spans [j - 0.5, j + 0.5]; raw coordinate c maps to (c + 0.5) * scale - 0.5.
+                box = [
+                    round(float(x0[i] * sx - 0.5), 2),
+                    round(float(y0[i] * sy - 0.5), 2),
+                    round(float((x1[i] + 1.0) * sx - 0.5), 2),
+                    round(float((y1[i] + 1.0) * sy - 0.5), 2),
+                ]
+            keypoints = [
+                [round(float(uv_an[i, k, 0]), 2), round(float(uv_an[i, k, 1]), 2), int(vis[i, k])]
+                for k in range(NUM_KEYPOINTS)
+            ]
+            students.append(
+                {
+                    "student_id": st.profile.student_id,
+                    "seat_id": st.seat.seat_id,
+                    "label": BEHAVIOURS[label],
+                    "label_index": int(label),
+                    "extra": st.extra,
+                    "keypoints": keypoints,
+                    "box": box,
+                    "facial_temperature_c": round(st.profile.face_temperature_c, 2),
+                    "conditions": tags,
+                }
+            )
+        return {
+            "conditions": self.conditions.tags,
+            "image_quality": self._image_quality(frame, rgb_stats),
+            "students": students,
+        }
+
+    def _image_quality(self, frame: RenderedFrame, rgb_stats: RgbStats) -> dict:
+        """Per-modality quality labels from the sensor models (good / fair / poor) and their numbers."""
+        valid = float((frame.depth_mm > 0).mean())
+        drift = abs(self.thermal_state.offset_c(frame.thermal_time_s))
+        if self.conditions.low_thermal_contrast or drift >= 1.0:
+            thermal = "poor"
+        elif drift >= 0.4:
+            thermal = "fair"
+        else:
+            thermal = "good"
+        return {
+            "rgb": rgb_stats.quality,
+            "rgb_snr_db": round(rgb_stats.snr_db, 2),
+            "rgb_brightness": round(rgb_stats.brightness, 3),
+            "depth": "poor"
+            if self.conditions.depth_holes or valid < 0.4
+            else ("good" if valid >= 0.6 else "fair"),
+            "depth_valid_fraction": round(valid, 4),
+            "thermal": thermal,
+            "thermal_offset_c": round(drift, 3),
+        }
+
+
+def busy_props(behaviour: int) -> tuple[str, ...]:
+    """Props a behaviour cannot do without."""
+    return {
+        PAGE_TURNING: ("book",),
+        PHONE_USAGE: ("phone",),
+        DRINKING_WATER: ("cup",),
+        HEAD_DOWN_WRITING: ("notebook", "pen"),
+        NOTE_TAKING: ("notebook", "pen"),
+    }.get(behaviour, ())
