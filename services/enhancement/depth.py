@@ -10,8 +10,8 @@ own sensor frame:
    valid depth by metres, so the range kernel gives them no weight and they stay holes;
 3. morphological closing fills holes narrower than the closing kernel: dilation (max) then
    erosion (min) of the depth map; only hole pixels take the closed value, so valid depth
-   is never changed. Dilation picks the farther neighbour first, so a shadow hole beside an
-   edge is filled from the background, which is where shadow pixels belong;
+   is never changed (a closing of the whole map would erase thin near objects, a pen or a
+   finger, which are local minima of depth);
 4. the remaining large regions are filled by push-pull interpolation (Gortler, Grzeszczuk,
    Szeliski and Cohen, "The Lumigraph", SIGGRAPH 1996, section 3.4): the valid depth and its
    validity weight are averaged down an image pyramid ("pull") until every hole is covered,

@@ -54,8 +54,8 @@ def luminance(image: np.ndarray) -> np.ndarray:
 def edge_preservation_index(result: np.ndarray, reference: np.ndarray) -> float:
     """EPI of Sattar et al. 1997 (see the module docstring), on luminance; 0 if either has no edges."""
     _check_pair(result, reference)
-    laplacian_s = cv2.Laplacian(luminance(result), cv2.CV_64F, ksize=1)
-    laplacian_r = cv2.Laplacian(luminance(reference), cv2.CV_64F, ksize=1)
+    laplacian_s = cv2.Laplacian(luminance(result), cv2.CV_32F, ksize=1).astype(np.float64)
+    laplacian_r = cv2.Laplacian(luminance(reference), cv2.CV_32F, ksize=1).astype(np.float64)
     ds = laplacian_s - laplacian_s.mean()
     dr = laplacian_r - laplacian_r.mean()
     denominator = np.sqrt((ds * ds).sum() * (dr * dr).sum())
