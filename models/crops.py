@@ -2,8 +2,15 @@
 boxes into the fixed-size trimodal crops every network in models/ reads (docs/contracts.md,
 "Student crops"). Training and the model server both call it, so they see one geometry.
 
-Geometry. Each seat box (x0, y0, x1, y1), in continuous analysis pixels (pixel (i, j) covers
-[j, j+1) x [i, i+1)), is grown to the square of side max(w, h) * (1 + margin) around its
+Coordinates. Points in analysis frames (keypoints in, keypoints out) use the convention of
+the simulator and of services/common/calibration.py, OpenCV's: the centre of pixel (row i,
+column j) is (x=j, y=i). Seat boxes are regions: (x0, y0, x1, y1) are pixel EDGES, pixel
+(i, j) spanning [j, j+1) x [i, i+1), so a box (40, 30, 88, 78) holds pixels 40..87 x 30..77.
+Inside models/ crop coordinates are continuous in the same edge sense (a crop spans [0, S],
+crop pixel u has its centre at u + 0.5), which is what grid_sample and soft-argmax use; the
+half-pixel between the two conventions is applied in ``CropGeometry`` only.
+
+Geometry. Each seat box is grown to the square of side max(w, h) * (1 + margin) around its
 centre, and that square is resampled to S x S crop pixels (aspect kept, so body proportions
 do not depend on the seat box's shape). ``CropGeometry`` maps points both ways; recognition
 normalises keypoints to the same square (``normalise_keypoints``), so "normalised to the
@@ -42,6 +49,7 @@ DEPTH_CLIP = 3.0
 THERMAL_CENTRE_C = 30.0  # skin ~34 C maps to +0.4, a 22 C room to -0.8
 THERMAL_SCALE_C = 10.0
 DEFAULT_CROP_SIZE = 96
+PIXEL_CENTRE = 0.5  # OpenCV point x = j is the centre of the pixel whose edges are j and j + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +61,15 @@ class CropGeometry:
     crop_size: int
 
     def crop_to_image(self, points: np.ndarray) -> np.ndarray:
-        """[N, K, 2+] crop-pixel points -> analysis pixels (extra columns, e.g. confidence, kept)."""
+        """[N, K, 2+] crop points -> analysis pixels (OpenCV convention; extra columns kept)."""
         out = np.array(points, dtype=np.float64, copy=True)
-        out[..., :2] = out[..., :2] * self.scale[:, None, None] + self.origin[:, None, :]
+        out[..., :2] = out[..., :2] * self.scale[:, None, None] + self.origin[:, None, :] - PIXEL_CENTRE
         return out
 
     def image_to_crop(self, points: np.ndarray) -> np.ndarray:
-        """[N, K, 2+] analysis-pixel points -> crop pixels."""
+        """[N, K, 2+] analysis pixels (OpenCV convention) -> crop points."""
         out = np.array(points, dtype=np.float64, copy=True)
-        out[..., :2] = (out[..., :2] - self.origin[:, None, :]) / self.scale[:, None, None]
+        out[..., :2] = (out[..., :2] + PIXEL_CENTRE - self.origin[:, None, :]) / self.scale[:, None, None]
         return out
 
 
@@ -107,7 +115,7 @@ def normalise_keypoints(keypoints_px: np.ndarray, seat_boxes: np.ndarray, margin
     origin, side = seat_squares(flat, margin)
     origin = origin.reshape(*boxes.shape[:-1], 1, 2)
     side = side.reshape(*boxes.shape[:-1], 1, 1)
-    kp[..., :2] = (kp[..., :2] - origin) / side
+    kp[..., :2] = (kp[..., :2] + PIXEL_CENTRE - origin) / side
     return kp
 
 
@@ -179,7 +187,7 @@ def extract_student_crops(
         scale = side / crop_size
         for s in range(len(boxes)):
             sc, ox, oy = scale[s], origin[s, 0], origin[s, 1]
-            # crop pixel centre u + 0.5 -> analysis continuous ox + (u + 0.5) * sc -> OpenCV index (- 0.5)
+            # crop pixel centre u + 0.5 -> analysis edge coordinate ox + (u + 0.5) * sc -> OpenCV (- 0.5)
             m = np.array([[sc, 0.0, ox + 0.5 * sc - 0.5], [0.0, sc, oy + 0.5 * sc - 0.5]])
             border = cv2.BORDER_REPLICATE
             cv2.warpAffine(rgb, m, dsize, dst=colour[n], flags=flags_linear, borderMode=border)

@@ -41,8 +41,9 @@ def test_geometry_round_trip_and_hand_values():
     geometry = crop_geometry(np.array([[10.0, 20.0, 50.0, 40.0]]), crop_size=80)
     crop_points = np.array([[[0.0, 0.0, 0.9], [80.0, 40.0, 0.5]]])
     image = geometry.crop_to_image(crop_points)
-    # scale = 40 / 80 = 0.5 analysis px per crop px, origin (10, 10)
-    np.testing.assert_allclose(image, [[[10.0, 10.0, 0.9], [50.0, 30.0, 0.5]]])
+    # scale = 40 / 80 = 0.5 analysis px per crop px, square edges from (10, 10); OpenCV points
+    # are half a pixel left of / above the edge coordinate
+    np.testing.assert_allclose(image, [[[9.5, 9.5, 0.9], [49.5, 29.5, 0.5]]])
     np.testing.assert_allclose(geometry.image_to_crop(image), crop_points)
 
 
@@ -51,9 +52,11 @@ def test_crop_samples_the_right_pixels():
     box = np.array([[40.0, 30.0, 88.0, 78.0]])  # 48 px square
     same = extract_student_crops([frame], [box], crop_size=48).tensor.numpy()[0]
     u = np.arange(48)
-    # scale 1: crop pixel u is analysis pixel 40 + u exactly
+    # scale 1: crop pixel u is analysis pixel 40 + u exactly, and its centre maps onto that pixel
     np.testing.assert_allclose(same[0, 5, :] * 255.0, 40 + u, atol=1e-4)
     np.testing.assert_allclose(same[1, :, 7] * 255.0, 30 + u, atol=1e-4)
+    centres = np.stack([u + 0.5, np.full(48, 7.5)], -1)[None]
+    np.testing.assert_allclose(crop_geometry(box, 48).crop_to_image(centres)[0, :, 0], 40 + u)
     crops = extract_student_crops([frame], [box], crop_size=24)
     t = crops.tensor.numpy()[0]
     # scale 2: crop pixel u covers analysis [40 + 2u, 42 + 2u), centre at OpenCV index 40.5 + 2u
