@@ -66,5 +66,5 @@ class DashboardSettings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+            raise ValueError("not a known IANA time zone (e.g. UTC, Europe/Berlin)") from None
         return value

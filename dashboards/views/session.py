@@ -147,10 +147,15 @@ def _student_detail(
     students: list[queries.StudentRow],
     alerts: list[queries.Alert],
     preferred: str | None,
+    order: list[str],
 ) -> None:
-    """One student in this session: their numbers, when they were disengaged, and a link across sessions."""
+    """One student in this session: their numbers, when they were disengaged, and a link across sessions.
+
+    The choice lists students in the table's order, so without a student in the URL the first
+    shown is the table's first (by default the least engaged).
+    """
     st.markdown("**One student in this session**")
-    ids = [r.student_id for r in students]
+    ids = order
     chosen = st.selectbox(
         "Student",
         ids,
@@ -289,4 +294,4 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
         key="session_csv",
         on_click="ignore",
     )
-    _student_detail(ctx, info, students, alerts, preferred_student)
+    _student_detail(ctx, info, students, alerts, preferred_student, list(frame["student"]))
