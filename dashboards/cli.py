@@ -1,8 +1,9 @@
 """``classroom dashboard``: serve the dashboard, manage its users, generate a semester, benchmark pages.
 
 Subcommands: ``serve`` (streamlit run, headless, prints the URL), ``users add|list|remove``,
-``generate-semester`` (synthetic events through the store's record_events), ``bench``
-(page render times). ``--validate-config`` checks the DASHBOARD_* settings and exits.
+``generate-semester`` (synthetic events through the store's record_events), ``copy-db``
+(SQLite store into an empty PostgreSQL), ``bench`` (page render times).
+``--validate-config`` checks the DASHBOARD_* settings and exits.
 The demo orchestrator calls ``serve(database_url, port, demo_admin=(user, password))``.
 """
 
@@ -70,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gen.add_argument("--limit-sessions", type=int, help="write only the first N sessions of the plan")
 
+    copy = sub.add_parser(
+        "copy-db", help="copy the store's tables from this SQLite file into an empty PostgreSQL"
+    )
+    copy.add_argument("--to", required=True, dest="target_url", help="PostgreSQL URL (may select a schema)")
+
     bench = sub.add_parser("bench", help="print each page's render time on the database (median of runs)")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--username", help="time the pages as this instructor as well as an admin")
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         return int(exc.code or 0)
     if args.action is None:
         print(
-            "classroom dashboard: choose an action (serve, users, generate-semester, bench); see --help",
+            "classroom dashboard: choose an action (serve, users, generate-semester, copy-db, bench)",
             file=sys.stderr,
         )
         return 2
@@ -104,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
             return _users(args, settings.database_url)
         if args.action == "generate-semester":
             return _generate(args, settings.database_url)
+        if args.action == "copy-db":
+            return _copy(settings.database_url, args.target_url)
         if args.action == "bench":
             from dashboards.bench import print_benchmark
 
@@ -178,6 +186,19 @@ def _generate(args: argparse.Namespace, database_url: str) -> int:
         f"wrote {report.sessions_written} sessions ({report.sessions_skipped} already present), "
         f"{report.events} events in {report.seconds:.0f} s ({rate:.0f} events/s through record_events)"
     )
+    return 0
+
+
+def _copy(source_url: str, target_url: str) -> int:
+    from dashboards.copy_db import CopyError, copy_store
+
+    print(f"copying {_safe_url(source_url)} -> {_safe_url(target_url)}")
+    try:
+        counts = copy_store(source_url, target_url)
+    except CopyError as exc:
+        print(f"classroom dashboard copy-db: {exc}", file=sys.stderr)
+        return 1
+    print(f"copied {sum(counts.values()):,} rows")
     return 0
 
 

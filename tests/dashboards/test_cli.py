@@ -126,3 +126,32 @@ def test_generate_refuses_an_impossible_plan(capsys, tmp_path):
         == 2
     )
     assert "students_max" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_copy_db_moves_the_store_into_postgresql(hand_db, postgres_schema_url, capsys):
+    from dashboards import queries
+    from services.common.engagement import EngagementMapping
+
+    sqlite_url, sqlite_engine = hand_db
+    assert run("--database-url", sqlite_url, "copy-db", "--to", postgres_schema_url) == 0
+    assert "behaviour_event: 44 rows" in capsys.readouterr().out  # 10 + 10 + 6 + 9 + 9 one-minute events
+    mapping, ines = EngagementMapping(), Viewer("ines", Role.INSTRUCTOR)
+    pg_engine = open_engine(postgres_schema_url)
+    try:
+        same = [
+            (
+                queries.list_sessions(e, ines, mapping, queries.SessionFilter()),
+                queries.student_table(e, ines, mapping, "s-math-1"),
+                queries.session_timeline(e, ines, mapping, "s-math-2"),
+                queries.alerts_in_range(e, ines, mapping, queries.SessionFilter()).alerts,
+            )
+            for e in (sqlite_engine, pg_engine)
+        ]
+        assert same[0] == same[1]
+    finally:
+        pg_engine.dispose()
+    # a second copy into the same, now full, database is refused
+    assert run("--database-url", sqlite_url, "copy-db", "--to", postgres_schema_url) == 1
+    assert "already holds rows" in capsys.readouterr().err
