@@ -21,29 +21,26 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from dashboards.database import open_engine
-from services.common.db.models import (
-    BehaviourEvent,
-    Classroom,
-    ClassSession,
-    Course,
-    CourseInstructor,
-    SessionMinute,
-    StudentMinute,
-    StudentSessionSummary,
+from dashboards.queries import (
+    CLASS_SESSION,
+    CLASSROOM,
+    COURSE,
+    COURSE_INSTRUCTOR,
+    EVENT,
+    SESSION_MINUTE,
+    STUDENT_MINUTE,
+    SUMMARY,
 )
 
-STORE_TABLES = tuple(
-    m.__table__  # type: ignore[attr-defined]
-    for m in (
-        Classroom,
-        Course,
-        CourseInstructor,
-        ClassSession,
-        StudentSessionSummary,
-        SessionMinute,
-        StudentMinute,
-        BehaviourEvent,
-    )
+STORE_TABLES = (
+    CLASSROOM,
+    COURSE,
+    COURSE_INSTRUCTOR,
+    CLASS_SESSION,
+    SUMMARY,
+    SESSION_MINUTE,
+    STUDENT_MINUTE,
+    EVENT,
 )
 NULL = r"\N"
 
