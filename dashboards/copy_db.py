@@ -32,6 +32,7 @@ from dashboards.queries import (
     SUMMARY,
 )
 
+# reference data first, then sessions, their aggregates, and the events
 STORE_TABLES = (
     CLASSROOM,
     COURSE,
