@@ -55,21 +55,25 @@ class EncodedFrame:
     annotation: FrameAnnotation
 
 
-def encode_frame(frame: FrameData, info: ClipInfo) -> EncodedFrame:
+def encode_frame(
+    frame: FrameData, info: ClipInfo | None = None, *, rgb_extension: str = "jpg", references: bool = False
+) -> EncodedFrame:
+    """Encode one frame's files; ``info`` (when given) decides the colour format and references."""
+    if info is not None:
+        rgb_extension, references = info.sensors["rgb"].extension, info.references
     i = frame.annotation.frame
-    rgb_ext = info.sensors["rgb"].extension
     files = {
-        f"rgb/{i:06d}.{rgb_ext}": encode_rgb(frame.rgb, rgb_ext),
+        f"rgb/{i:06d}.{rgb_extension}": encode_rgb(frame.rgb, rgb_extension),
         f"depth/{i:06d}.png": encode_png16(frame.depth_mm),
         f"thermal/{i:06d}.png": encode_thermal(frame.thermal_c),
     }
-    if info.references:
+    if references:
         if (
             frame.reference_rgb is None
             or frame.reference_depth_mm is None
             or frame.reference_thermal_c is None
         ):
-            raise ValueError(f"clip {info.id} declares references but frame {i} has none")
+            raise ValueError(f"references requested but frame {i} has none")
         files[f"reference/rgb/{i:06d}.png"] = encode_rgb(frame.reference_rgb, "png")
         files[f"reference/depth/{i:06d}.png"] = encode_png16(frame.reference_depth_mm)
         files[f"reference/thermal/{i:06d}.png"] = encode_thermal(frame.reference_thermal_c)
@@ -105,28 +109,71 @@ def label_segments(annotations: Sequence[FrameAnnotation]) -> list[LabelSegment]
     return sorted(segments, key=lambda s: (s.student_id, s.start_frame))
 
 
-def write_clip(root: Path, info: ClipInfo, frames: Sequence[EncodedFrame]) -> Path:
-    """Write one clip folder atomically and return its path."""
-    if len(frames) != info.frames:
-        raise ValueError(f"clip {info.id}: clip.json says {info.frames} frames, {len(frames)} given")
-    final = clip_dir(root, info.id)
-    tmp = final.with_name(f".{info.id}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for frame in frames:
+class ClipWriter:
+    """Streams a clip's frames into a temporary folder; ``finish`` renames it into place."""
+
+    def __init__(self, root: Path, clip_id: str) -> None:
+        self.root = Path(root)
+        self.final = clip_dir(self.root, clip_id)
+        self.tmp = self.final.with_name(f".{clip_id}.tmp-{os.getpid()}")
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir(parents=True)
+        self.annotations: list[FrameAnnotation] = []
+
+    def add(self, frame: EncodedFrame) -> None:
         for rel, data in frame.files.items():
-            path = tmp / rel
+            path = self.tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-    tmp.mkdir(parents=True, exist_ok=True)
-    with open(tmp / ANNOTATIONS_FILE, "w") as f:
+        self.annotations.append(frame.annotation)
+
+    def finish(self, info: ClipInfo) -> Path:
+        if len(self.annotations) != info.frames:
+            raise ValueError(
+                f"clip {info.id}: clip.json says {info.frames} frames, {len(self.annotations)} written"
+            )
+        with open(self.tmp / ANNOTATIONS_FILE, "w") as f:
+            for ann in self.annotations:
+                f.write(ann.model_dump_json() + "\n")
+        (self.tmp / CLIP_FILE).write_text(info.model_dump_json(indent=1))
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_clip(root: Path, info: ClipInfo, frames: Sequence[EncodedFrame]) -> Path:
+    """Write one clip folder atomically and return its path."""
+    writer = ClipWriter(root, info.id)
+    try:
         for frame in frames:
-            f.write(frame.annotation.model_dump_json(exclude_defaults=False) + "\n")
-    (tmp / CLIP_FILE).write_text(info.model_dump_json(indent=1))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
+            writer.add(frame)
+        return writer.finish(info)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def merge_manifest(
+    root: Path, *, name: str, source: dict, splits: dict[str, list[str]], clip: ClipEntry
+) -> Manifest:
+    """Add or replace one clip in an existing manifest (or start one), keeping splits disjoint."""
+    from services.dataset.reader import load_manifest
+
+    path = root / MANIFEST
+    clips: list[ClipEntry] = []
+    merged: dict[str, list[str]] = {k: list(v) for k, v in splits.items()}
+    if path.exists():
+        old = load_manifest(root)
+        name, source = old.name, old.source
+        clips = [c for c in old.clips if c.id != clip.id]
+        for split, students in old.splits.items():
+            merged[split] = sorted(set(merged.get(split, [])) | set(students))
+    return write_manifest(root, name=name, source=source, splits=merged, clips=[*clips, clip])
 
 
 def write_manifest(

@@ -30,6 +30,8 @@ from services.simulator.body import (
     DESK_EDGE_FORWARD,
     DESK_TOP_ABOVE_HIP,
     DISCRETE_SLOTS,
+    ELBOW_FWD_L,
+    ELBOW_FWD_R,
     ELBOW_OUT_L,
     ELBOW_OUT_R,
     HAND_PITCH_L,
@@ -163,6 +165,10 @@ def _hand_slots(side: int) -> tuple[slice, slice, int, int, int, int]:
     if side > 0:
         return WRIST_R, WRIST_R_HEAD, WRIST_R_HEAD_W, ELBOW_OUT_R, HAND_PITCH_R, SHOULDER_RAISE_R
     return WRIST_L, WRIST_L_HEAD, WRIST_L_HEAD_W, ELBOW_OUT_L, HAND_PITCH_L, SHOULDER_RAISE_L
+
+
+def _elbow_forward_slot(side: int) -> int:
+    return ELBOW_FWD_R if side > 0 else ELBOW_FWD_L
 
 
 def _hand_code(side: int) -> int:
@@ -371,13 +377,15 @@ def behaviour_pose(
         p[head_w] = 1.0
         p[pitch] = -0.35
         p[elbow] = 0.08
+        p[_elbow_forward_slot(side)] = 1.1  # the elbow props the head up from the desk
         p[shoulder] = 12.0
         busy = _busy_arm(side) | HEAD | TRUNK
         if ep.u(5) < 0.25:
-            w2, hs2, hw2, _, pitch2, _ = _hand_slots(-side)
+            _, hs2, hw2, _, pitch2, _ = _hand_slots(-side)
             p[hs2] = (-side * 12.0, -178.0, 38.0)
             p[hw2] = 1.0
             p[pitch2] = -0.35
+            p[_elbow_forward_slot(-side)] = 1.1
             busy |= _busy_arm(-side)
     elif b == ATTENTIVE_LISTENING:
         p[TRUNK_PITCH] += 0.07 + 0.12 * ep.u(0)
@@ -460,9 +468,9 @@ def behaviour_pose(
         p[CUP_HAND] = _hand_code(side) if to_cup > 0.5 else 0
         busy = _busy_arm(side) | HEAD
     elif b == SIDE_CONVERSATION:
-        p[TRUNK_YAW] += side * (0.12 + 0.22 * ep.u(0))
+        p[TRUNK_YAW] += side * (0.15 + 0.25 * ep.u(0))
         p[TRUNK_ROLL] += side * 0.04
-        p[HEAD_YAW] += side * (0.45 + 0.4 * ep.u(1)) * min(a, 1.2)
+        p[HEAD_YAW] += side * (0.55 + 0.45 * ep.u(1)) * min(a, 1.2)
         p[HEAD_PITCH] += 0.05 * ep.u(2)
         talking = 0.0
         gesture = 0.0

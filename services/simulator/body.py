@@ -43,7 +43,8 @@ PHONE_SCREEN = 31  # 0 off, 1 lit
 CUP_HAND = 32  # 0 on the desk, 1 left, 2 right
 PEN_HAND = 33  # 0 on the desk, 1 left, 2 right
 BOOK_OPEN = 34  # 0 closed, 1 open
-NUM_POSE = 35
+ELBOW_FWD_L, ELBOW_FWD_R = 35, 36  # swing the elbow forward (an elbow propped on the desk)
+NUM_POSE = 37
 DISCRETE_SLOTS = (PHONE_HAND, PHONE_SCREEN, CUP_HAND, PEN_HAND, BOOK_OPEN)
 
 # Seat geometry shared with the classroom model (mm).
@@ -353,10 +354,15 @@ def pose_skeletons(body: BodyArrays, hip: np.ndarray, basis: np.ndarray, pose: n
     right = basis[:, :, 0]
     fwd = basis[:, :, 2]
     poles = np.empty((s, 2, 3))
-    for side, sign, slot in ((0, -1.0, ELBOW_OUT_L), (1, 1.0, ELBOW_OUT_R)):
+    for side, sign, slot, fwd_slot in (
+        (0, -1.0, ELBOW_OUT_L, ELBOW_FWD_L),
+        (1, 1.0, ELBOW_OUT_R, ELBOW_FWD_R),
+    ):
         out = pose[:, slot][:, None]
-        # Elbows hang down and back, and swing outward with ELBOW_OUT (a raised or resting arm).
-        poles[:, side] = -up * 0.8 - fwd * 0.35 + right * sign * (0.35 + out)
+        forward = pose[:, fwd_slot][:, None]
+        # Elbows hang down and back, swing outward with ELBOW_OUT (a raised arm) and forward
+        # with ELBOW_FWD (an elbow propped on the desk).
+        poles[:, side] = -up * 0.8 + fwd * (forward - 0.35) + right * sign * (0.35 + out)
     l1 = np.repeat(body.upper_arm, 2)
     l2 = np.repeat(body.forearm, 2)
     elbows, wrists = _two_bone_ik(

@@ -285,7 +285,7 @@ class Lighting:
 def sample_lighting(rng: np.random.Generator, low_light: bool) -> Lighting:
     if low_light:
         return Lighting(
-            level=float(rng.uniform(0.04, 0.14)),
+            level=float(rng.uniform(0.015, 0.06)),
             colour=(1.0, float(rng.uniform(0.75, 0.9)), float(rng.uniform(0.5, 0.7))),
             ambient=float(rng.uniform(0.3, 0.5)),
             key_direction=(float(rng.uniform(-0.5, 0.5)), -1.0, float(rng.uniform(-0.2, 0.6))),
@@ -397,7 +397,8 @@ def build_materials(
     # Emission is relative to light level 1; the light panels follow the room light.
     if lighting.lights_on:
         emission[M["light"]] = 3.0 * lighting.level
-    emission[M["window"]] = _rgb((1.6, 1.7, 1.9)) * lighting.window
+    # Daylight through the windows; at dusk (a low-light lecture) it fades with the room light.
+    emission[M["window"]] = _rgb((1.6, 1.7, 1.9)) * lighting.window * min(1.0, 3.0 * lighting.level)
     emission[M["screen_on"]] = _rgb((0.55, 0.65, 0.85)) * 1.2
     dropout[M["window"]] = 1.0
     dropout[M["screen_on"]] = dropout[M["screen_off"]] = 0.6

@@ -469,7 +469,7 @@ class ClassroomScene:
             rig.depth.intrinsics,
             holes=self.depth_holes,
             noise_scale=d.depth_noise_scale,
-            edge_dropout=0.9 if self.conditions.depth_holes else 0.6,
+            edge_dropout=0.9 if self.conditions.depth_holes else 0.4,
         )
 
         t_thermal = t + rig.thermal_lag_us * 1e-6

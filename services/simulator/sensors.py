@@ -63,7 +63,7 @@ def uniform_field(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarra
 RGB_TARGET_MEAN = 0.2  # linear mean the auto-exposure aims for
 RGB_TARGET_ELECTRONS = 1500.0  # electrons collected by a mean pixel at full exposure
 RGB_MIN_MEAN_AT_FULL_EXPOSURE = 0.15  # darker scenes hit the exposure ceiling
-RGB_MAX_EXTRA_GAIN = 4.0
+RGB_MAX_EXTRA_GAIN = 2.0
 RGB_READ_NOISE_E = 3.5
 
 
@@ -80,7 +80,7 @@ def auto_exposure(mean_radiance: float, low_light: bool) -> Exposure:
     e = min(e_max, RGB_TARGET_ELECTRONS / mean)
     base_gain = RGB_TARGET_MEAN / RGB_TARGET_ELECTRONS
     gain = min(RGB_MAX_EXTRA_GAIN * base_gain, RGB_TARGET_MEAN / (mean * e))
-    return Exposure(e, gain, 2.6 if low_light else 2.2)
+    return Exposure(e, gain, 2.4 if low_light else 2.2)
 
 
 def _blur3(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -181,15 +181,13 @@ def sense_depth(
     finite = np.isfinite(z)
     z = np.where(finite, z, np.float32(0.0))
     noisy = z + depth_noise_sigma_mm(z, noise_scale) * normal_field(rng, z.shape)
-    # Flying pixels at depth discontinuities are dropped by the sensor's filter.
-    k3 = np.ones((3, 3), np.uint8)
-    jump = cv2.dilate(z, k3) - cv2.erode(z, k3)
-    edge = jump > (np.float32(40.0) + np.float32(0.015) * z)
-    u = uniform_field(rng, z.shape)
-    invalid = edge & (u < edge_dropout)
-    # One-sided shadow band: surfaces just left of a nearer object see no returned light.
-    right_min = cv2.erode(z, np.ones((1, 3), np.uint8), anchor=(0, 0))
-    invalid |= right_min < z - np.float32(150.0)
+    # Flying pixels: the sensor's filter drops mixed returns on the far side of depth edges.
+    behind = z - cv2.erode(z, np.ones((3, 3), np.uint8))
+    edge = behind > (np.float32(40.0) + np.float32(0.015) * z)
+    invalid = edge & (uniform_field(rng, z.shape) < edge_dropout)
+    # One-sided shadow band: surfaces just left of a nearer object get no returned light.
+    right_min = cv2.erode(z, np.ones((1, 2), np.uint8), anchor=(0, 0))
+    invalid |= right_min < z - np.float32(250.0)
     invalid |= uniform_field(rng, z.shape) < dropout_probability
     invalid |= (z < DEPTH_RANGE_MM[0]) | (z > DEPTH_RANGE_MM[1]) | ~finite
     invalid |= ~nfov_mask(intrinsics)

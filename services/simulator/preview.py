@@ -1,0 +1,120 @@
+"""Contact sheets: raw RGB, depth and thermal with keypoints, degraded next to clean references.
+
+Rows: normal conditions, degraded conditions (low light, depth holes, low thermal
+contrast with drift), and the clean references of the degraded frame in the colour view
+(well-lit colour, complete depth, clean thermal). Columns: colour, colour with the
+ground-truth skeletons, depth, thermal. Depth and thermal are colour-mapped for display
+only; the data stay millimetres and degrees Celsius.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from services.common.vocabulary import SKELETON_EDGES
+from services.simulator.classroom import room_for
+from services.simulator.config import Conditions, SimConfig
+from services.simulator.session import build_live_scene
+
+TILE = (480, 270)
+DEPTH_RANGE_MM = (500.0, 6500.0)
+
+
+def colour_depth(depth_mm: np.ndarray) -> np.ndarray:
+    """Depth (mm, 0 = invalid) as a colour image; invalid pixels black."""
+    lo, hi = DEPTH_RANGE_MM
+    scaled = np.clip((depth_mm.astype(np.float32) - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
+    image = cv2.applyColorMap(255 - scaled, cv2.COLORMAP_TURBO)
+    image[depth_mm == 0] = 0
+    return image
+
+
+def colour_thermal(celsius: np.ndarray, lo: float = 18.0, hi: float = 38.0) -> np.ndarray:
+    scaled = np.clip((celsius - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
+
+
+def draw_skeletons(image: np.ndarray, students: list[dict], scale: float = 1.0) -> np.ndarray:
+    """Keypoints (analysis pixels) and skeleton edges; occluded keypoints hollow."""
+    out = image.copy()
+    for st in students:
+        kp = np.asarray(st["keypoints"], np.float32)
+        pts = (kp[:, :2] + 0.5) * scale - 0.5
+        colour = (80, 220, 80) if not st.get("extra") else (200, 200, 80)
+        for a, b in SKELETON_EDGES:
+            if kp[a, 2] > 0 and kp[b, 2] > 0:
+                cv2.line(
+                    out,
+                    tuple(np.rint(pts[a]).astype(int)),
+                    tuple(np.rint(pts[b]).astype(int)),
+                    colour,
+                    1,
+                    cv2.LINE_AA,
+                )
+        for k in range(len(kp)):
+            if kp[k, 2] == 2:
+                cv2.circle(out, tuple(np.rint(pts[k]).astype(int)), 2, (0, 0, 255), -1, cv2.LINE_AA)
+            elif kp[k, 2] == 1:
+                cv2.circle(out, tuple(np.rint(pts[k]).astype(int)), 2, (255, 160, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def _tile(image: np.ndarray, caption: str) -> np.ndarray:
+    w, h = TILE
+    ih, iw = image.shape[:2]
+    s = min(w / iw, h / ih)
+    resized = cv2.resize(image, (max(1, round(iw * s)), max(1, round(ih * s))), interpolation=cv2.INTER_AREA)
+    tile = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
+    tile[y : y + resized.shape[0], x : x + resized.shape[1]] = resized
+    cv2.rectangle(tile, (0, 0), (w, 20), (0, 0, 0), -1)
+    cv2.putText(tile, caption, (6, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def contact_sheet(
+    *, seed: int = 0, students: int = 20, rgb_size: tuple[int, int] = (640, 360), t: float = 40.0
+) -> np.ndarray:
+    """A 3 x 4 sheet (normal, degraded, clean references) of one classroom at one moment."""
+    config = SimConfig(rgb_size=rgb_size)
+    room = room_for(students)
+    degraded = Conditions(low_light=True, depth_holes=True, low_thermal_contrast=True, thermal_drift=True)
+    rows = []
+    for name, conditions in (("normal", Conditions()), ("degraded", degraded)):
+        scene = build_live_scene(
+            seed=seed, students=students, config=config, conditions=conditions, room=room
+        )
+        frame = scene.render(t, np.random.default_rng([seed, 1]), references=True)
+        scale = rgb_size[0] / config.analysis_size[0]
+        students_gt = frame.annotations["students"]
+        rows.append(
+            [
+                _tile(frame.rgb, f"{name}: raw RGB {rgb_size[0]}x{rgb_size[1]}"),
+                _tile(draw_skeletons(frame.rgb, students_gt, scale), f"{name}: 17 keypoints (ground truth)"),
+                _tile(colour_depth(frame.depth_mm), f"{name}: raw depth (Kinect NFOV, own pose)"),
+                _tile(colour_thermal(frame.thermal_c), f"{name}: raw thermal (own pose and lens)"),
+            ]
+        )
+        if name == "degraded":
+            assert frame.reference_rgb is not None and frame.reference_depth_mm is not None
+            assert frame.reference_thermal_c is not None
+            rows.append(
+                [
+                    _tile(frame.reference_rgb, "clean reference: well-lit RGB"),
+                    _tile(draw_skeletons(frame.reference_rgb, students_gt), "clean reference + keypoints"),
+                    _tile(colour_depth(frame.reference_depth_mm), "reference: complete depth, colour view"),
+                    _tile(colour_thermal(frame.reference_thermal_c), "reference: clean thermal, colour view"),
+                ]
+            )
+    return np.vstack([np.hstack(r) for r in rows])
+
+
+def write_contact_sheet(path: str | Path, **kwargs) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), contact_sheet(**kwargs)):
+        raise OSError(f"could not write {path}")
+    return path
