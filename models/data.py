@@ -69,8 +69,11 @@ def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def open_dataset(spec: str, split: str, seed: int = 0) -> WindowDataset:
-    """Resolve ``--data``: ``toy:N[:frames[:size]]`` now; ``sim:...`` and folders in part 2."""
+def open_dataset(spec: str, split: str, seed: int = 0, crop_size: int | None = None) -> WindowDataset:
+    """Resolve ``--data``: ``toy:N[:frames[:size]]`` now; ``sim:...`` and folders in part 2.
+
+    ``crop_size`` is the preset's crop size, used where the spec does not name one.
+    """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
     if spec.startswith("toy:"):
@@ -85,7 +88,7 @@ def open_dataset(spec: str, split: str, seed: int = 0) -> WindowDataset:
             raise ValueError(f"bad toy spec {spec!r}: expected toy:N[:frames[:size]] with N > 0")
         n = values[0] if split == "train" else max(4, values[0] // 4)
         frames = values[1] if len(values) > 1 else 8
-        size = values[2] if len(values) > 2 else 32
+        size = values[2] if len(values) > 2 else (crop_size or 32)
         split_seed = {"train": 0, "val": 1, "test": 2}[split]
         return ToyWindowDataset(n, window_frames=frames, crop_size=size, seed=seed * 10 + split_seed)
     raise NotImplementedError(

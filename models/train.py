@@ -331,8 +331,8 @@ def run(args: argparse.Namespace) -> int:
         model_overrides={"enhancement": args.enhancement} if args.enhancement else {},
     )
     try:
-        train_set = open_dataset(args.data, "train", seed=args.seed)
-        val_set = open_dataset(args.data, "val", seed=args.seed)
+        train_set = open_dataset(args.data, "train", seed=args.seed, crop_size=preset["crop_size"])
+        val_set = open_dataset(args.data, "val", seed=args.seed, crop_size=preset["crop_size"])
     except (NotImplementedError, ValueError, FileNotFoundError) as exc:
         print(f"classroom train: {exc}", file=sys.stderr)
         return 2

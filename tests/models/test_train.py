@@ -51,7 +51,8 @@ def test_toy_data_is_deterministic_and_consistent():
 
 def test_open_dataset_specs():
     ds = open_dataset("toy:12:4:32", "val")
-    assert len(ds) == 4 and ds.window_frames == 4
+    assert len(ds) == 4 and ds.window_frames == 4 and ds.crop_size == 32
+    assert open_dataset("toy:12", "train", crop_size=64).crop_size == 64
     with pytest.raises(NotImplementedError, match="part 2"):
         open_dataset("sim:small", "train")
     with pytest.raises(ValueError, match="toy spec"):
