@@ -56,7 +56,8 @@ def temperature_window(thermal_c: np.ndarray, params: EnhancementParams) -> tupl
 def to_display(thermal_c: np.ndarray, low: float, high: float) -> np.ndarray:
     """Linear map of [low, high] °C onto 0..255 (uint8, clipped)."""
     scale = 255.0 / (high - low)
-    return cv2.convertScaleAbs(thermal_c - np.float32(low), alpha=scale)
+    # convertScaleAbs rounds and saturates at 255, but takes |x|: clamp below the window to 0 first.
+    return cv2.convertScaleAbs(cv2.max(thermal_c - np.float32(low), 0.0), alpha=scale)
 
 
 def equalise_thermal(thermal_c: np.ndarray, params: EnhancementParams) -> tuple[np.ndarray, float]:

@@ -26,8 +26,8 @@ def test_narrow_window_is_widened_to_the_minimum_span() -> None:
 
 
 def test_display_mapping_hand_computed() -> None:
-    temps = np.array([[20.0, 25.0, 30.0, 35.0]], np.float32)
-    assert thermal.to_display(temps, 20.0, 30.0).tolist() == [[0, 128, 255, 255]]
+    temps = np.array([[15.0, 20.0, 25.0, 30.0, 35.0]], np.float32)
+    assert thermal.to_display(temps, 20.0, 30.0).tolist() == [[0, 0, 128, 255, 255]]
 
 
 def test_clahe_raises_the_contrast_of_a_low_contrast_frame() -> None:
