@@ -82,11 +82,21 @@ class ClassroomPipeline(nn.Module):
         return self.node_encoder.feature_dim
 
     def forward_fusion(self, crops: torch.Tensor, enhance: bool = False) -> FusionStageOutput:
-        """crops [N, 6, S, S] -> fused features, keypoints (crop px), node features."""
+        """crops [N, 6, S, S] -> fused features, keypoints (crop px), node features.
+
+        ``enhance=True`` (training on raw crops) runs the method's colour enhancement. Only a
+        learnable one is returned as ``enhanced`` (for eqs. 11-13); a fixed baseline
+        enhancement (Retinex, histogram equalisation) still transforms the crops, without
+        gradient, because it is part of that method.
+        """
         enhanced = None
-        if enhance and getattr(self.enhancement, "learnable", True):
-            enhanced = self.enhancement(crops[:, COLOUR])
-            crops = torch.cat([enhanced, crops[:, COLOUR.stop :]], dim=1)
+        if enhance:
+            if getattr(self.enhancement, "learnable", True):
+                enhanced = colour = self.enhancement(crops[:, COLOUR])
+            else:
+                with torch.no_grad():
+                    colour = self.enhancement(crops[:, COLOUR])
+            crops = torch.cat([colour, crops[:, COLOUR.stop :]], dim=1)
         fusion = self.fusion(crops)
         keypoints = self.keypoint_net(fusion.fused, crops)
         node_features = self.node_encoder(fusion.fused, keypoints.xy, crops.shape[-1])

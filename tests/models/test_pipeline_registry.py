@@ -81,6 +81,32 @@ def test_end_to_end_gradient_reaches_the_enhancement():
     assert model.enhancement.gain.grad is not None and model.enhancement.gain.grad != 0
 
 
+class FixedHalving(nn.Module):
+    """A fixed (non-learnable) enhancement, like the baselines' Retinex."""
+
+    learnable = False
+
+    def forward(self, colour: torch.Tensor) -> torch.Tensor:
+        return colour * 0.5
+
+
+def test_fixed_enhancement_is_applied_but_not_a_loss():
+    torch.manual_seed(0)
+    model = create_model("retinex_concat_gcn", **TINY).eval()
+    crops = tiny_batch()["crops"]
+    with torch.no_grad():
+        plain = model(crops)
+        model.enhancement = FixedHalving()
+        halved = model(crops)
+        manual = crops.clone()
+        manual[:, :, :3] *= 0.5
+        model.enhancement = FixedHalving()
+        expected = model.forward_fusion(manual.flatten(0, 1), enhance=False)
+    assert halved.enhanced is None
+    assert not torch.allclose(halved.logits, plain.logits)
+    torch.testing.assert_close(halved.node_features, expected.node_features)
+
+
 def test_method_configs_follow_the_tables():
     assert method_config("no_multidilation")["recognition"]["dilations"] == [1, 1, 1]
     assert method_config("proposed")["recognition"]["dilations"] == [1, 2, 4]
