@@ -149,7 +149,8 @@ def _time_case(
     from streamlit.testing.v1 import AppTest
 
     os.environ["DASHBOARD_DATABASE_URL"] = database_url
-    times, problems = [], ()
+    times: list[float] = []
+    problems: tuple[str, ...] = ()
     for attempt in range(repeats + 1):
         app = AppTest.from_file(str(APP_PATH), default_timeout=120)
         now = datetime.now(UTC)

@@ -274,6 +274,7 @@ class Alert:
 class AlertReport:
     alerts: list[Alert] = field(default_factory=list)
     sessions_checked: int = 0
+    models: set[tuple[str, bool]] = field(default_factory=set)  # (model version, trained) of those sessions
 
 
 def _aware(value: datetime | str) -> datetime:
@@ -733,7 +734,14 @@ def alerts_in_range(
             )
         if n_sessions == 0:
             return AlertReport([], 0)
-        return AlertReport(_alerts_for(connection, mapping, sessions), int(n_sessions))
+        models = connection.execute(
+            select(CLASS_SESSION.c.model_version, CLASS_SESSION.c.model_trained)
+            .where(CLASS_SESSION.c.id.in_(sessions))
+            .distinct()
+        ).all()
+        return AlertReport(
+            _alerts_for(connection, mapping, sessions), int(n_sessions), {(v, bool(t)) for v, t in models}
+        )
 
 
 def latest_day(engine: Engine, viewer: Viewer, *, timezone: str = "UTC") -> date | None:

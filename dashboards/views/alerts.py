@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
-from dashboards.views.common import PageContext, mapping_caption, open_button, percent
+from dashboards.views.common import PageContext, mapping_caption, model_banner, open_button, percent
 from dashboards.views.widgets import classroom_and_course, date_range
 
 
@@ -61,6 +61,7 @@ def render(ctx: PageContext) -> None:
     except queries.RangeTooWide as exc:
         st.warning(str(exc))
         return
+    model_banner(report.models)
     alerts = [
         a
         for a in report.alerts
@@ -88,7 +89,10 @@ def render(ctx: PageContext) -> None:
         for i, x in enumerate(alerts)
     }
     st.selectbox(
-        "Open the session of an alert", list(labels), format_func=labels.get, key="alerts_open_choice"
+        "Open the session of an alert",
+        list(labels),
+        format_func=lambda k: labels[k],
+        key="alerts_open_choice",
     )
     open_button(
         "Open session",

@@ -117,7 +117,7 @@ def _timeline_chart(ctx: PageContext, frame: pd.DataFrame, gaps: list[queries.Ga
             .mark_rect(opacity=0.25, color="gray")
             .encode(x="from:T", x2="to:T", tooltip=["what:N"]),
         )
-    return alt.layer(*layers).properties(height=280)
+    return alt.LayerChart(layer=layers, height=280)
 
 
 def alerts_frame(ctx: PageContext, alerts: list[queries.Alert]) -> pd.DataFrame:

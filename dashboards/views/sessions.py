@@ -28,7 +28,7 @@ def render(ctx: PageContext) -> None:
     st.title("Sessions")
     st.caption(mapping_caption(ctx.mapping))
     options = queries.filter_options(ctx.engine, ctx.viewer, timezone=ctx.settings.display_timezone)
-    if options.first_day is None:
+    if options.first_day is None or options.last_day is None:
         if ctx.viewer.is_admin:
             st.info("No sessions yet: the store has not recorded any class session in this database.")
         else:
@@ -105,7 +105,7 @@ def render(ctx: PageContext) -> None:
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id} · {r.classroom_id}"
         for r in listing.rows
     }
-    st.selectbox("Open a session", list(labels), format_func=labels.get, key="sessions_open_choice")
+    st.selectbox("Open a session", list(labels), format_func=lambda k: labels[k], key="sessions_open_choice")
     open_button(
         "Open session",
         page="session",

@@ -110,7 +110,7 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id}" for r in reversed(rows)
     }
     st.selectbox(
-        "Open one of these sessions", list(labels), format_func=labels.get, key="student_open_choice"
+        "Open one of these sessions", list(labels), format_func=lambda k: labels[k], key="student_open_choice"
     )
     open_button(
         "Open session",

@@ -47,8 +47,8 @@ def date_range(
     picked = st.date_input(
         "Dates", value=default, min_value=options.first_day, max_value=options.last_day, key=key
     )
-    days = picked if isinstance(picked, tuple) else (picked,)
-    days = tuple(d for d in days if d is not None)
+    chosen = [d for d in (picked if isinstance(picked, tuple) else (picked,)) if d is not None]
+    days = tuple(chosen)
     if not days:
         return None
     return days[0], days[-1]  # mid-selection the picker holds only the first day
