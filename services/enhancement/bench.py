@@ -1,0 +1,400 @@
+"""``classroom bench enhance``: section 3.2 quality against the baselines, and its speed.
+
+Quality, on low-light frame sets with clean references:
+- colour: PSNR, SSIM and EPI of each method against the well-lit reference (and the
+  unprocessed input), with each method's median colour-only time at the analysis size;
+- depth, in the colour camera's view: MAE / RMSE over the holes (pixels of the depth
+  sensor's view where the unrestored registered depth is missing and the reference has
+  depth) for no restoration, the conventional median filter and section 3.2;
+- thermal: RMS and local contrast of the linear stretch (conventional) and of CLAHE.
+
+Data: ``--data sim:small`` (default) takes the SmartClass-Sim test split's windows whose
+conditions include low light, ``--frames`` frame sets from them; any folder in the data-set
+format works too. ``--data synthetic`` uses scikit-image photographs darkened synthetically
+and ray-cast board scenes (labelled as such in the output).
+
+Speed: median milliseconds per frame set (all three modalities, ``Enhancer.process``) at
+640×360 and 1920×1080 analysis size on the CPU, wall clock and CPU time of the calling
+thread, with the machine's load average beside them; frame sets per second with
+``--threads`` frame sets in flight (the enhancement service's worker threads); and the torch
+path (``models.enhancement.TrimodalEnhancer``) batched on CUDA when a GPU is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+SIZES = ((640, 360), (1920, 1080))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="sim:small", help="sim:<preset>, a data-set folder, or 'synthetic'")
+    parser.add_argument("--split", default="test", help="split whose low-light windows are measured")
+    parser.add_argument("--frames", type=int, default=24, help="low-light frame sets for the quality table")
+    parser.add_argument("--frames-per-window", type=int, default=2, help="frame sets taken from each window")
+    parser.add_argument("--repeats", type=int, default=40, help="timed frame sets per speed figure")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="frame sets in flight for the throughput figure"
+    )
+    parser.add_argument(
+        "--sizes", default="640x360,1920x1080", help="analysis sizes timed, WxH comma separated"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="torch path device: auto (CUDA if present), cuda, cpu, none"
+    )
+    parser.add_argument("--batch", type=int, default=32, help="torch path batch size")
+    parser.add_argument(
+        "--params", default=None, help="EnhancementParams JSON (default: the documented defaults)"
+    )
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+
+
+@dataclass
+class FrameSample:
+    """One low-light frame set with its references (colour view at analysis size)."""
+
+    rgb: object
+    depth_mm: object
+    thermal_c: object
+    reference_rgb: object
+    reference_depth_mm: object
+    calibration: object
+    analysis_size: tuple[int, int]
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+
+    def render(self) -> str:
+        cells = [[_fmt(v) for v in row] for row in self.rows]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(self.columns)]
+        line = "| " + " | ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True)) + " |"
+        rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+        body = ["| " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) + " |" for r in cells]
+        return "\n".join([f"\n{self.title}", line, rule, *body])
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if value != value else (f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}")
+    return str(value)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _low_light_windows(dataset, split: str):
+    refs = dataset.windows(split)
+    plan = getattr(dataset, "plan", None)
+    for ref in refs:
+        if plan is not None:
+            if plan(split, int(ref.clip_id.rsplit("-", 1)[1])).conditions.low_light:
+                yield ref
+        elif any(
+            "low_light" in (a.conditions if hasattr(a, "conditions") else a.get("conditions", ()))
+            for a in dataset.load_annotations(ref)[:1]
+        ):
+            yield ref
+
+
+def load_dataset_samples(spec: str, split: str, frames: int, per_window: int) -> list[FrameSample]:
+    from services.dataset.api import open_dataset
+
+    dataset = open_dataset(spec)
+    samples: list[FrameSample] = []
+    for ref in _low_light_windows(dataset, split):
+        window = dataset.load_window(ref, references=True)
+        if not window.references:
+            continue
+        size = (window.camera.analysis_width, window.camera.analysis_height)
+        step = max(1, len(window.frames) // per_window)
+        for index in range(0, len(window.frames), step)[:per_window]:
+            frame, reference = window.frames[index], window.references[index]
+            samples.append(
+                FrameSample(
+                    frame.rgb,
+                    frame.depth_mm,
+                    frame.thermal_c,
+                    reference.rgb,
+                    reference.depth_mm,
+                    window.calibration,
+                    size,
+                )
+            )
+            if len(samples) >= frames:
+                return samples
+    if not samples:
+        raise SystemExit(f"{spec}: no low-light window with references in split {split!r}")
+    return samples
+
+
+def synthetic_samples(frames: int) -> list[FrameSample]:
+    """scikit-image photographs as colour (darkened), ray-cast boards for depth and thermal."""
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    from services.enhancement import synthetic
+
+    calibration = synthetic.example_calibration()
+    names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
+    samples = []
+    for i in range(frames):
+        rng = np.random.default_rng(i)
+        photo = np.ascontiguousarray(getattr(skimage.data, names[i % len(names)])()[..., ::-1])
+        scene = synthetic.render_box_scene(calibration, photo, synthetic.random_boards(rng))
+        clean = cv2.resize(photo, (640, 360), interpolation=cv2.INTER_AREA)
+        exposure, falloff = (0.05, 0.0) if i % 2 == 0 else (0.12, 0.5)
+        samples.append(
+            FrameSample(
+                synthetic.low_light(clean, rng, exposure=exposure, falloff=falloff),
+                synthetic.depth_holes(scene.depth_mm, rng),
+                synthetic.low_thermal_contrast(scene.thermal_c, rng),
+                clean,
+                np.rint(scene.colour_depth_mm).astype(np.uint16),
+                calibration,
+                (640, 360),
+            )
+        )
+    return samples
+
+
+# --- quality ---------------------------------------------------------------------------------
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def colour_quality(samples: list[FrameSample], params) -> Table:
+    from services.enhancement import baselines, metrics, retinex
+    from services.enhancement.alignment import resize_to
+
+    methods: dict[str, Callable] = {
+        "input (no enhancement)": lambda x: x,
+        "CLAHE on luminance": baselines.clahe_luminance,
+        "single-scale Retinex": baselines.single_scale_retinex,
+        "MSRCR": baselines.msrcr,
+        "conventional (global HE)": baselines.histogram_equalise_luma,
+        "GF Retinex, one fixed scale (w/o multi-scale weights)": lambda x: retinex.fixed_scale_retinex(
+            x, params
+        ),
+        "proposed (multi-scale weighted GF Retinex)": lambda x: retinex.enhance_low_light(x, params),
+    }
+    table = Table(
+        f"Colour, {len(samples)} low-light frame sets vs well-lit references",
+        ["method", "PSNR dB", "SSIM", "EPI", "ms/frame (colour only)"],
+    )
+    for name, method in methods.items():
+        scores = []
+        for s in samples:
+            colour = resize_to(s.rgb, s.analysis_size)
+            out = method(colour)
+            scores.append(
+                (
+                    metrics.psnr(out, s.reference_rgb),
+                    metrics.ssim(out, s.reference_rgb),
+                    metrics.edge_preservation_index(out, s.reference_rgb),
+                )
+            )
+        colour = resize_to(samples[0].rgb, samples[0].analysis_size)
+        ms = _median_ms(lambda m=method, c=colour: m(c), 15)
+        table.rows.append([name, *(statistics.fmean(x[i] for x in scores) for i in range(3)), ms])
+    return table
+
+
+def depth_and_thermal_quality(samples: list[FrameSample], params) -> tuple[Table, Table]:
+    import numpy as np
+
+    from services.enhancement import baselines, metrics, thermal
+    from services.enhancement.alignment import registration_tables, resize_to, splat_depth
+    from services.enhancement.depth import close_small_holes
+    from services.enhancement.pipeline import Enhancer
+
+    enhancer = Enhancer(params)
+
+    def register_raw(depth_mm, s):
+        """Registration without restoration: splat, close splat gaps, nothing else."""
+        tables = registration_tables(s.calibration, s.analysis_size)
+        grid, _ = splat_depth(depth_mm.astype(np.float32), depth_mm > 0, tables)
+        grid = close_small_holes(grid, (grid <= 0) & tables.depth_field_of_view_grid, 3)
+        return resize_to(grid, s.analysis_size, nearest=True), tables
+
+    rows = {"no restoration (registered raw)": [], "conventional (5x5 median)": [], "proposed (sec. 3.2)": []}
+    contrast = {"input, linear min-max stretch (conventional)": [], "proposed, CLAHE": []}
+    for s in samples:
+        raw, tables = register_raw(s.depth_mm, s)
+        reference = s.reference_depth_mm.astype(np.float32)
+        holes = (raw <= 0) & tables.depth_field_of_view & (reference > 0)
+        median, _ = register_raw(baselines.median_depth(s.depth_mm), s)
+        guide = np.zeros(s.analysis_size[::-1], np.float32)
+        proposed, _, _ = enhancer.register_depth(s.depth_mm, s.calibration, s.analysis_size, guide)
+        for name, depth in zip(rows, (raw, median, proposed), strict=True):
+            rows[name].append((*metrics.depth_hole_errors(depth, reference, holes), float(holes.mean())))
+        linear = thermal.linear_stretch(s.thermal_c)
+        equalised, _ = thermal.equalise_thermal(s.thermal_c, params)
+        for name, view in zip(contrast, (linear, equalised), strict=True):
+            contrast[name].append((metrics.rms_contrast(view), metrics.local_contrast(view)))
+    depth_table = Table(
+        "Depth in the colour view: error over the holes (mm)",
+        ["method", "MAE", "RMSE", "hole share of frame"],
+    )
+    for name, values in rows.items():
+        finite = [v for v in values if v[0] == v[0]]
+        depth_table.rows.append([name, *(statistics.fmean(v[i] for v in finite) for i in range(3))])
+    thermal_table = Table("Thermal contrast (sensor frame)", ["view", "RMS contrast", "local contrast (7x7)"])
+    for name, values in contrast.items():
+        thermal_table.rows.append(
+            [name, statistics.fmean(v[0] for v in values), statistics.fmean(v[1] for v in values)]
+        )
+    return depth_table, thermal_table
+
+
+# --- speed -----------------------------------------------------------------------------------
+
+
+def _frame_set_at(sample: FrameSample, size: tuple[int, int]):
+    """The sample's frame set with its colour resampled to ``size`` and the calibration to match."""
+    import cv2
+
+    from services.common.codecs import DecodedFrameSet
+
+    rgb = sample.rgb
+    calibration = sample.calibration
+    if (rgb.shape[1], rgb.shape[0]) != size:
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+        calibration = calibration.model_copy(update={"rgb": calibration.rgb.scaled(*size)})
+    return DecodedFrameSet(rgb, sample.depth_mm, sample.thermal_c, 0, 0, 0), calibration
+
+
+def cpu_speed(samples: list[FrameSample], params, sizes, repeats: int, threads: int) -> Table:
+    from services.enhancement.pipeline import Enhancer
+
+    enhancer = Enhancer(params)
+    table = Table(
+        "Speed, all three modalities per frame set (Enhancer.process, CPU, cv2 threads default)",
+        [
+            "analysis size",
+            "median ms (wall)",
+            "median ms (CPU)",
+            "frame sets/s (1 thread)",
+            f"frame sets/s ({threads} threads)",
+            "load avg (1 min)",
+        ],
+    )
+    for size in sizes:
+        frame_sets = [_frame_set_at(s, size) for s in samples[: min(len(samples), 8)]]
+        for fs, cal in frame_sets:
+            enhancer.process(fs, cal, size)  # warm: tables and allocator
+        wall, cpu = [], []
+        for i in range(repeats):
+            fs, cal = frame_sets[i % len(frame_sets)]
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            enhancer.process(fs, cal, size)
+            cpu.append(time.thread_time() - start_cpu)
+            wall.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            jobs = [(*frame_sets[k % len(frame_sets)], size) for k in range(repeats)]
+            list(pool.map(lambda job: enhancer.process(*job), jobs))
+        throughput = repeats / (time.perf_counter() - start)
+        median_wall = statistics.median(wall) * 1e3
+        table.rows.append(
+            [
+                f"{size[0]}x{size[1]}",
+                median_wall,
+                statistics.median(cpu) * 1e3,
+                1e3 / median_wall,
+                throughput,
+                os.getloadavg()[0],
+            ]
+        )
+    return table
+
+
+def torch_speed(
+    samples: list[FrameSample], params, sizes, device_name: str, batch: int, repeats: int
+) -> Table | None:
+    import numpy as np
+    import torch
+
+    from models.enhancement import TrimodalEnhancer
+
+    if device_name == "none":
+        return None
+    if device_name == "auto":
+        if not torch.cuda.is_available():
+            return None
+        device_name = "cuda"
+    device = torch.device(device_name)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    table = Table(
+        f"Speed, torch path batched ({name}, batch {batch})",
+        ["analysis size", "ms per batch", "frame sets/s"],
+    )
+    for size in sizes:
+        fs, calibration = _frame_set_at(samples[0], size)
+        module = TrimodalEnhancer(calibration, size, params).to(device).eval()
+        rgb = (
+            torch.from_numpy(fs.rgb).permute(2, 0, 1)[None].float().div(255).repeat(batch, 1, 1, 1).to(device)
+        )
+        depth = torch.from_numpy(fs.depth_mm.astype(np.float32))[None, None].repeat(batch, 1, 1, 1).to(device)
+        heat = torch.from_numpy(fs.thermal_c)[None, None].repeat(batch, 1, 1, 1).to(device)
+
+        def step(m=module, r=rgb, d=depth, t=heat):
+            with torch.inference_mode():
+                m(r, d, t)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        step()
+        ms = _median_ms(step, max(3, repeats // 4))
+        table.rows.append([f"{size[0]}x{size[1]}", ms, batch * 1e3 / ms])
+    return table
+
+
+def run(args: argparse.Namespace) -> int:
+    from services.enhancement.params import EnhancementParams
+
+    params = EnhancementParams.from_json(args.params) if args.params else EnhancementParams()
+    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",") if s]
+    if args.data == "synthetic":
+        samples = synthetic_samples(args.frames)
+        source = (
+            "SYNTHETIC: scikit-image photographs darkened (exposure, shot/read noise, gamma), ray-cast boards"
+        )
+    else:
+        samples = load_dataset_samples(args.data, args.split, args.frames, args.frames_per_window)
+        source = f"{args.data}, split {args.split}, windows with the low_light condition"
+    print(f"classroom bench enhance: {len(samples)} frame sets from {source}")
+    print(f"parameters: {args.params or 'documented defaults'}; machine: {os.cpu_count()} CPUs")
+    tables = [colour_quality(samples, params), *depth_and_thermal_quality(samples, params)]
+    tables.append(cpu_speed(samples, params, sizes, args.repeats, args.threads))
+    gpu = torch_speed(samples, params, sizes, args.device, args.batch, args.repeats)
+    if gpu is not None:
+        tables.append(gpu)
+    else:
+        print("\n(torch path on a GPU: no CUDA device here; run with --device cuda where one is)")
+    for table in tables:
+        print(table.render(), flush=True)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(
+                {"source": source, "tables": [t.__dict__ for t in tables]}, out, indent=2, default=float
+            )
+    return 0
