@@ -109,21 +109,28 @@ def bench_device(engine, args) -> dict:
     return result
 
 
-def bench_training_step(method: str, crop_size: int, windows: int, frames: int, repeats: int) -> dict:
+def bench_training_step(
+    method: str, crop_size: int, windows: int, frames: int, repeats: int, with_enhancement: bool = False
+) -> dict:
     """Seconds per optimiser step of end-to-end training (forward, multi-task loss, backward, AdamW)
-    on procedural toy windows of the given shape; the torch enhancement is left out (identity)."""
+    on procedural toy windows of the given shape; the method's torch enhancement only when asked
+    (it needs models/enhancement.py), with a random frozen phi for the perceptual loss."""
     import torch
 
     from models.data import collate
     from models.losses import LossConfig, MultiTaskLoss
+    from models.perceptual import PerceptualNet
     from models.registry import build_pipeline, method_config
     from models.toydata import ToyWindowDataset
 
     data = ToyWindowDataset(windows, window_frames=frames, crop_size=crop_size)
     batch = collate([data[i] for i in range(windows)])
     torch.manual_seed(0)
-    model = build_pipeline(method_config(method, enhancement="identity", crop_size=crop_size)).train()
-    criterion = MultiTaskLoss(LossConfig(**model.config["loss"]))
+    overrides = {} if with_enhancement else {"enhancement": "identity"}
+    model = build_pipeline(method_config(method, crop_size=crop_size, **overrides)).train()
+    criterion = MultiTaskLoss(
+        LossConfig(**model.config["loss"]), PerceptualNet() if with_enhancement else None
+    )
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
 
     def step() -> None:
@@ -138,6 +145,7 @@ def bench_training_step(method: str, crop_size: int, windows: int, frames: int, 
         "crop_size": crop_size,
         "windows": windows,
         "frames": frames,
+        "enhancement": model.config["enhancement"],
         "s_per_step": seconds,
         "cpu_s_per_step": cpu,
         "windows_per_s": windows / seconds,
@@ -168,6 +176,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also time one training step at this crop size (repeatable; uses --threads, --method)",
     )
     parser.add_argument("--train-windows", type=int, default=8, help="windows per training step")
+    parser.add_argument(
+        "--train-enhancement", action="store_true", help="include the method's torch enhancement in the step"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -215,12 +226,18 @@ def run(args: argparse.Namespace) -> int:
 
     for crop in args.train_step or []:
         r = bench_training_step(
-            args.method, crop, args.train_windows, WINDOW_FRAMES, max(3, args.repeats // 4)
+            args.method,
+            crop,
+            args.train_windows,
+            WINDOW_FRAMES,
+            max(3, args.repeats // 4),
+            args.train_enhancement,
         )
         results.append({"training_step": r, "threads": torch.get_num_threads()})
         shape = f"{args.train_windows} windows x {WINDOW_FRAMES} frames, {torch.get_num_threads()} thread(s)"
         print(
-            f"\ntraining step, {args.method}, crop {crop}px, {shape}: {r['s_per_step']:.2f} s "
+            f"\ntraining step, {args.method} (enhancement {r['enhancement']}), crop {crop}px, {shape}: "
+            f"{r['s_per_step']:.2f} s "
             f"({r['windows_per_s']:.1f} windows/s, CPU {r['cpu_s_per_step']:.2f} s)"
         )
     if args.json:
