@@ -157,6 +157,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="proposed")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the CPU budget is for 1)")
     parser.add_argument("--seats", type=int, default=20)
+    parser.add_argument(
+        "--crop-size",
+        type=int,
+        help="crop size of the untrained model (default 96; a checkpoint has its own)",
+    )
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--fuse-batches", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4, 8])
@@ -195,7 +200,13 @@ def run(args: argparse.Namespace) -> int:
         if device.startswith("cuda") and not torch.cuda.is_available():
             print(f"{device}: not available, skipped")
             continue
-        engine = InferenceEngine(args.checkpoint, device=device, method=args.method, tune_allocator=True)
+        engine = InferenceEngine(
+            args.checkpoint,
+            device=device,
+            method=args.method,
+            tune_allocator=True,
+            untrained_config={"crop_size": args.crop_size} if args.crop_size else None,
+        )
         r = bench_device(engine, args)
         r.update(
             model=engine.info.fusion_version, trained=engine.info.trained, crop_size=engine.info.crop_size

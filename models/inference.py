@@ -152,8 +152,10 @@ class InferenceEngine:
         device: str = "cpu",
         method: str = DEFAULT_METHOD,
         tune_allocator: bool = False,
+        untrained_config: dict | None = None,
     ) -> None:
-        """``method`` is used only without a checkpoint; ``tune_allocator`` calls tune_cpu_allocator()."""
+        """``method`` and ``untrained_config`` (registry overrides such as ``{"crop_size": 64}``) apply
+        only without a checkpoint; ``tune_allocator`` calls tune_cpu_allocator()."""
         from models.checkpoint import load_checkpoint
         from models.registry import create_model
 
@@ -166,7 +168,8 @@ class InferenceEngine:
         if checkpoint is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(UNTRAINED_SEED)
-                pipeline = cast(ClassroomPipeline, create_model(method, enhancement="identity"))
+                overrides = {**(untrained_config or {}), "enhancement": "identity"}
+                pipeline = cast(ClassroomPipeline, create_model(method, **overrides))
             trained, window_frames = False, None
             fusion_version = recognition_version = f"untrained-{method}"
         else:
