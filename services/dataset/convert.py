@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from services.common.calibration import CameraCalibration, Extrinsics, Intrinsics, SensorCalibration
 from services.common.vocabulary import BEHAVIOUR_INDEX, NUM_KEYPOINTS
 from services.dataset.format import (
+    MANIFEST,
     ClipEntry,
     ClipInfo,
     ClipStudent,
@@ -40,7 +42,9 @@ from services.dataset.format import (
     SeatBox,
     SensorFiles,
     StudentAnnotation,
+    student_split,
 )
+from services.dataset.reader import load_manifest
 from services.dataset.writer import ClipWriter, FrameData, encode_frame, label_segments, merge_manifest
 
 # pyk4a enumerations, as plain ints (pyk4a's IntEnums compare equal to them).
@@ -312,6 +316,7 @@ def convert_recording(
         raise DatasetError(f"{mkv}: recording missing")
     if not Path(thermal_video).is_file():
         raise DatasetError(f"{thermal_video}: thermal video missing")
+    _check_splits(Path(out), spec)
     playback = (playback_factory or open_kinect_playback)(Path(mkv))
     playback.open()
     thermal = ThermalStream(Path(thermal_video), spec.thermal)
@@ -333,8 +338,23 @@ def convert_recording(
             clip=ClipEntry(id=info.id, split=info.split, frames=info.frames),
         )
     except ValidationError as exc:
+        shutil.rmtree(Path(out) / "clips" / info.id, ignore_errors=True)
         raise DatasetError(f"{out}: cannot add {info.id} to the manifest: {exc.errors()[0]['msg']}") from None
     return info
+
+
+def _check_splits(out: Path, spec: RecordingAnnotations) -> None:
+    """Refuse before writing anything when a student already belongs to another split."""
+    if not (out / MANIFEST).exists():
+        return
+    existing = student_split(load_manifest(out))
+    for st in spec.students:
+        split = existing.get(st.id)
+        if not st.extra and split is not None and split != spec.split:
+            raise DatasetError(
+                f"{out}: cannot add {spec.clip_id}: student {st.id} is in {split} already, "
+                f"this recording puts them in {spec.split} (splits are by student)"
+            )
 
 
 def _convert(
