@@ -28,6 +28,7 @@ from dashboards.views.common import (
     current_route,
     mapping_caption,
     mirror_route_in_url,
+    plain,
 )
 from dashboards.views.login import logged_in_viewer, logout, render_login
 from services.common.engagement import EngagementMapping, load_mapping
@@ -53,26 +54,28 @@ def _startup() -> tuple[DashboardSettings, Engine, EngagementMapping] | None:
         problems = "; ".join(
             f"DASHBOARD_{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
-        st.error(f"The dashboard's configuration is invalid: {problems}")
+        st.error(f"The dashboard's configuration is invalid: {plain(problems)}")
         return None
     try:
         mapping = _mapping(
             str(settings.engagement_mapping_file) if settings.engagement_mapping_file else None
         )
     except (OSError, ValueError) as exc:
-        st.error(f"The engagement mapping cannot be loaded: {exc}")
+        st.error(f"The engagement mapping cannot be loaded: {plain(exc)}")
         return None
     try:
         engine = _engine(settings.database_url)
     except DatabaseUnavailable as exc:
-        st.error(f"{exc} The dashboard will show data again once the database is back; reload the page.")
+        st.error(
+            f"{plain(exc)} The dashboard will show data again once the database is back; reload the page."
+        )
         return None
     return settings, engine, mapping
 
 
 def _sidebar(ctx: PageContext, route: dict[str, str]) -> str:
     with st.sidebar:
-        st.markdown(f"**{ctx.viewer.username}** · {ctx.viewer.role.value}")
+        st.markdown(f"**{plain(ctx.viewer.username)}** · {ctx.viewer.role.value}")
         st.button("Log out", on_click=logout, key="logout")
         if NAV_KEY not in st.session_state:
             st.session_state[NAV_KEY] = route["page"]
@@ -110,10 +113,10 @@ def main() -> None:
             alerts.render(ctx)
         mirror_route_in_url(current_route())  # a page may have chosen a session or student meanwhile
     except SessionNotAccessible as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     except SQLAlchemyError as exc:
         log.exception("database error")
-        st.error(f"{describe_failure(settings.database_url, exc)} Try again in a moment.")
+        st.error(f"{plain(describe_failure(settings.database_url, exc))} Try again in a moment.")
     except Exception as exc:
         log.exception("page failed")
         st.error(f"This page failed ({type(exc).__name__}); the details are in the dashboard's log.")

@@ -18,7 +18,9 @@ import pytest
 from services.common.embedded_broker import EmbeddedBroker
 from services.common.topics import ensure_topics, topic_specs
 
-POSTGRES_URL = os.environ.get("CLASSROOM_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "CLASSROOM_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +163,9 @@ class ServiceThread:
         return self.exit_code
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2, what: str = "") -> Any:
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2, what: str = ""
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
@@ -178,7 +182,9 @@ class ModelServerThread:
         from services.modelserver.config import ModelServerSettings
         from services.modelserver.server import ModelServer
 
-        self.server = ModelServer(ModelServerSettings(port=port, device="cpu", checkpoint="untrained", max_delay_ms=2))
+        self.server = ModelServer(
+            ModelServerSettings(port=port, device="cpu", checkpoint="untrained", max_delay_ms=2)
+        )
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._main, daemon=True)

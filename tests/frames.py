@@ -27,7 +27,9 @@ def enhanced_frame_set(
     ts = T0_US + int(sequence * 1e6 / fps)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     base = (np.sin(xx / 37.0 + sequence * 0.1) + np.cos(yy / 23.0)) * 40 + 120
-    rgb = np.clip(np.stack([base, base * 0.9, base * 1.1], axis=2) + rng.normal(0, 2, (h, w, 3)), 0, 255).astype(np.uint8)
+    rgb = np.clip(
+        np.stack([base, base * 0.9, base * 1.1], axis=2) + rng.normal(0, 2, (h, w, 3)), 0, 255
+    ).astype(np.uint8)
     depth = (3000 + 800 * np.sin(xx / 80.0) + yy * 2).astype(np.uint16)
     thermal = (22 + 6 * np.exp(-((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (2 * 60.0**2))).astype(np.float32)
     thermal_eq = np.clip((thermal - 20) * 25, 0, 255).astype(np.uint8)

@@ -17,6 +17,7 @@ from dashboards.views.common import (
     model_banner,
     open_button,
     percent,
+    plain,
     sort_frame,
 )
 from dashboards.views.widgets import behaviour_bars, behaviour_label
@@ -201,15 +202,17 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
     try:
         info = queries.get_session(ctx.engine, ctx.viewer, session_id)
     except queries.SessionNotAccessible as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return
 
     st.subheader(
-        f"{info.course_name or info.course_id or '(no course)'} · {info.classroom_name or info.classroom_id}"
+        f"{plain(info.course_name or info.course_id or '(no course)')} · "
+        f"{plain(info.classroom_name or info.classroom_id)}"
     )
     st.caption(
-        f"Session `{info.session_id}` · {ctx.when(info.started_at)} – {ctx.when(info.ended_at, '%H:%M')} "
-        f"({ctx.settings.display_timezone}) · camera {info.camera_id or '?'}"
+        f"Session {plain(info.session_id)} · {ctx.when(info.started_at)} – "
+        f"{ctx.when(info.ended_at, '%H:%M')} ({ctx.settings.display_timezone}) · "
+        f"camera {plain(info.camera_id or '?')}"
     )
     models = queries.session_models(ctx.engine, ctx.viewer, session_id)
     model_banner(
@@ -219,7 +222,7 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
         st.caption(
             "Events by model: "
             + ", ".join(
-                f"{m.model_version} ({'trained' if m.model_trained else 'untrained'}): {m.events}"
+                f"{plain(m.model_version)} ({'trained' if m.model_trained else 'untrained'}): {m.events}"
                 for m in models
             )
         )

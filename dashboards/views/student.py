@@ -6,7 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
-from dashboards.views.common import PageContext, go, mapping_caption, model_banner, open_button, percent
+from dashboards.views.common import (
+    PageContext,
+    go,
+    mapping_caption,
+    model_banner,
+    open_button,
+    percent,
+    plain,
+)
 from dashboards.views.widgets import behaviour_bars, engagement_trend
 from services.common.vocabulary import BEHAVIOURS
 
@@ -72,10 +80,10 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         st.info("Choose a course and a student, or type a student id.")
         return
     rows = queries.student_sessions(ctx.engine, ctx.viewer, ctx.mapping, student_id)
-    st.subheader(f"Student {student_id}")
+    st.subheader(f"Student {plain(student_id)}")
     if not rows:
         scope = "any session" if ctx.viewer.is_admin else "any session of your courses"
-        st.info(f"Student {student_id!r} was not observed in {scope}.")
+        st.info(f"Student {plain(student_id)} was not observed in {scope}.")
         return
     model_banner({(r.model_version, r.model_trained) for r in rows})
 

@@ -19,12 +19,18 @@ class CaptureSettings(ServiceSettings):
     classroom_id: str = Field(min_length=1)
     camera_id: str = Field(min_length=1)
     course_id: str = Field(default="", description="course being taught; empty = none scheduled")
-    session_id: str = Field(default="", description="class session id; empty = <course or classroom>-<UTC start>")
+    session_id: str = Field(
+        default="", description="class session id; empty = <course or classroom>-<UTC start>"
+    )
     source: Literal["simulator", "dataset", "kinect", "mkv"] = "simulator"
     fps: float = Field(default=15.0, gt=0, le=60, description="frames per second published")
-    max_frames: int = Field(default=0, ge=0, description="stop after this many frame sets; 0 = run until stopped")
+    max_frames: int = Field(
+        default=0, ge=0, description="stop after this many frame sets; 0 = run until stopped"
+    )
     jpeg_quality: int = Field(default=90, ge=30, le=100)
-    reconnect_s: float = Field(default=5.0, gt=0, description="pause between attempts to reopen a missing camera")
+    reconnect_s: float = Field(
+        default=5.0, gt=0, description="pause between attempts to reopen a missing camera"
+    )
     ground_truth_out: Path | None = Field(
         default=None, description="JSONL file for ground-truth labels when the source knows them (no pixels)"
     )
@@ -40,10 +46,14 @@ class CaptureSettings(ServiceSettings):
     mkv_path: Path | None = Field(default=None, description="Azure Kinect recording (pyk4a playback)")
     # live / paired thermal camera
     kinect_device: int = Field(default=0, ge=0)
-    thermal_device: str = Field(default="", description="OpenCV VideoCapture index or URL of the thermal camera")
+    thermal_device: str = Field(
+        default="", description="OpenCV VideoCapture index or URL of the thermal camera"
+    )
     thermal_scale: float = Field(default=0.01, description="radiometric raw -> kelvin scale (Y16 cameras)")
     thermal_offset: float = Field(default=0.0, description="radiometric raw -> kelvin offset (Y16 cameras)")
-    thermal_video: Path | None = Field(default=None, description="radiometric thermal video paired with an MKV")
+    thermal_video: Path | None = Field(
+        default=None, description="radiometric thermal video paired with an MKV"
+    )
 
     @model_validator(mode="after")
     def _source_inputs(self) -> CaptureSettings:
@@ -52,5 +62,7 @@ class CaptureSettings(ServiceSettings):
         if self.source == "mkv" and self.mkv_path is None:
             raise ValueError("source=mkv needs CAPTURE_MKV_PATH")
         if self.source in ("kinect", "mkv") and not (self.thermal_device or self.thermal_video):
-            raise ValueError("kinect/mkv sources need a thermal camera (CAPTURE_THERMAL_DEVICE or CAPTURE_THERMAL_VIDEO)")
+            raise ValueError(
+                "kinect/mkv sources need a thermal camera (CAPTURE_THERMAL_DEVICE or CAPTURE_THERMAL_VIDEO)"
+            )
         return self

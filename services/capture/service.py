@@ -95,7 +95,9 @@ class CaptureService:
                 return source
             except CameraUnavailable as exc:
                 self._camera_ok, self._camera_detail = False, str(exc)
-                log.error("camera unavailable", extra={"error": str(exc), "retry_in_s": self.settings.reconnect_s})
+                log.error(
+                    "camera unavailable", extra={"error": str(exc), "retry_in_s": self.settings.reconnect_s}
+                )
                 self._halt.wait(self.settings.reconnect_s)
         return None
 
@@ -137,22 +139,34 @@ class CaptureService:
         frames = self._restamp(frames)
         try:
             message = frame_set_message(
-                frames, self.settings, session_id=self.session_id, frame_rate=source.frame_rate,
+                frames,
+                self.settings,
+                session_id=self.session_id,
+                frame_rate=source.frame_rate,
                 source=self.settings.source,
             )
         except ValueError as exc:  # a frame the source produced but that cannot be encoded (NaN thermal...)
             self.encode_failures += 1
             self.metrics.count_dead_letter("unencodable_frame")
-            log.error("frame cannot be encoded, skipped", extra={"sequence": frames.sequence, "error": str(exc)})
+            log.error(
+                "frame cannot be encoded, skipped", extra={"sequence": frames.sequence, "error": str(exc)}
+            )
             return
         if frames.annotations is not None and self._ground_truth is not None:
             self._ground_truth.write(
                 json.dumps(
-                    {"session_id": self.session_id, "classroom_id": self.settings.classroom_id,
-                     "camera_id": self.settings.camera_id, "sequence": frames.sequence,
-                     "capture_ts_us": frames.rgb_ts_us, **frames.annotations},
-                    separators=(",", ":"), default=float,
-                ) + "\n"
+                    {
+                        "session_id": self.session_id,
+                        "classroom_id": self.settings.classroom_id,
+                        "camera_id": self.settings.camera_id,
+                        "sequence": frames.sequence,
+                        "capture_ts_us": frames.rgb_ts_us,
+                        **frames.annotations,
+                    },
+                    separators=(",", ":"),
+                    default=float,
+                )
+                + "\n"
             )
         try:
             self._queue.put(message, timeout=1.0 if source.live else None)
@@ -224,7 +238,9 @@ class CaptureService:
         except OversizedMessage as exc:
             return await self._dead_letter(message, payload, exc)
 
-    async def _dead_letter(self, message: frames_pb2.FrameSet, payload: bytes, error: BadInput) -> asyncio.Future:
+    async def _dead_letter(
+        self, message: frames_pb2.FrameSet, payload: bytes, error: BadInput
+    ) -> asyncio.Future:
         self.metrics.count_dead_letter(error.reason_code)
         log.error(
             "frame set refused",

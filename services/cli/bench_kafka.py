@@ -20,7 +20,10 @@ async def _aiokafka_round(bootstrap: str, topic: str, payload: bytes, n: int) ->
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=len(payload) + 4096,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_request_size=len(payload) + 4096,
         max_batch_size=4 * 1024 * 1024,
     )
     await producer.start()
@@ -30,9 +33,15 @@ async def _aiokafka_round(bootstrap: str, topic: str, payload: bytes, n: int) ->
     produce_s = time.perf_counter() - started
     await producer.stop()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
-        enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500,
-        max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
     got, started = 0, None
@@ -56,7 +65,10 @@ def _kafka_python_round(bootstrap: str, topic: str, payload: bytes, n: int) -> t
     from kafka import KafkaConsumer, KafkaProducer
 
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=len(payload) + 4096,
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_request_size=len(payload) + 4096,
         batch_size=4 * 1024 * 1024,
     )
     started = time.perf_counter()
@@ -66,9 +78,15 @@ def _kafka_python_round(bootstrap: str, topic: str, payload: bytes, n: int) -> t
     produce_s = time.perf_counter() - started
     producer.close()
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"bench-{uuid.uuid4().hex[:6]}", auto_offset_reset="earliest",
-        enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500,
-        max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
     )
     got, started, n_timed = 0, None, n
     while got < n:
@@ -94,7 +112,9 @@ def run_benchmark(*, message_bytes: int = 300_000, messages: int = 300, rounds: 
             for client in ("aiokafka", "kafka-python"):
                 topic = f"bench-{client}-{r}-{uuid.uuid4().hex[:6]}"
                 ensure_topics(broker.bootstrap, [TopicSpec(topic, 4, 600_000)])
-                n = messages if client == "aiokafka" else max(30, messages // 5)  # kafka-python is ~20x slower
+                n = (
+                    messages if client == "aiokafka" else max(30, messages // 5)
+                )  # kafka-python is ~20x slower
                 if client == "aiokafka":
                     rows[client].append(asyncio.run(_aiokafka_round(broker.bootstrap, topic, payload, n)))
                 else:
@@ -113,9 +133,13 @@ def run_benchmark(*, message_bytes: int = 300_000, messages: int = 300, rounds: 
 
 
 def print_result(result: dict) -> None:
-    print(f"Kafka data plane, {result['message_bytes'] // 1000} KB messages, embedded broker on loopback, "
-          f"median of {result['rounds']} alternating rounds")
+    print(
+        f"Kafka data plane, {result['message_bytes'] // 1000} KB messages, embedded broker on loopback, "
+        f"median of {result['rounds']} alternating rounds"
+    )
     print(f"  {'client':<14}{'produce MB/s':>14}{'consume MB/s':>14}")
     for client in ("aiokafka", "kafka-python"):
         print(f"  {client:<14}{result[client]['produce_MBps']:>14}{result[client]['consume_MBps']:>14}")
-    print(f"  aiokafka / kafka-python: produce x{result['ratio_produce']}, consume x{result['ratio_consume']}")
+    print(
+        f"  aiokafka / kafka-python: produce x{result['ratio_produce']}, consume x{result['ratio_consume']}"
+    )

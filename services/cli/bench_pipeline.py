@@ -21,8 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, default=25.0, help="seconds before measuring (joins, first windows)")
-    parser.add_argument("--modes", default="paced,unpaced", help="paced (camera rate) and/or unpaced (flat out)")
+    parser.add_argument(
+        "--warmup", type=float, default=25.0, help="seconds before measuring (joins, first windows)"
+    )
+    parser.add_argument(
+        "--modes", default="paced,unpaced", help="paced (camera rate) and/or unpaced (flat out)"
+    )
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--skip-kafka", action="store_true", help="skip the client throughput comparison")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
@@ -34,7 +38,11 @@ def measure(classrooms: int, *, paced: bool, args: argparse.Namespace) -> dict:
 
     options = RunOptions(
         workdir=args.workdir / f"{classrooms}rooms-{'paced' if paced else 'unpaced'}-{time.time_ns()}",
-        classrooms=classrooms, students=args.students, fps=args.fps, checkpoint=args.checkpoint, realtime=paced,
+        classrooms=classrooms,
+        students=args.students,
+        fps=args.fps,
+        checkpoint=args.checkpoint,
+        realtime=paced,
         partitions=max(2, classrooms),
     )
     run = PipelineRun(options)
@@ -88,7 +96,9 @@ def print_pipeline(summary: dict) -> None:
     for stage, figures in summary["stages"].items():
         unit = " (events/s)" if stage in ("recognition", "store") else ""
         print(f"  {stage:<12}{figures['per_s']:>14.2f}{figures['dead_letters']:>14}{unit}")
-    print(f"  end to end (observations/s per classroom): {summary['end_to_end_frame_sets_per_s_per_classroom']}")
+    print(
+        f"  end to end (observations/s per classroom): {summary['end_to_end_frame_sets_per_s_per_classroom']}"
+    )
     print(
         f"  capture -> behaviour event latency: p50 {latency['p50']} s, p95 {latency['p95']} s "
         f"over {latency['n']} events (window {latency['window_s']} s)"

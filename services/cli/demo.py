@@ -25,14 +25,24 @@ STAGE_LABELS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--headless", action="store_true", help="no dashboard; exit after --seconds with a summary")
-    parser.add_argument("--seconds", type=float, default=0, help="run this long, then stop (0 = until Ctrl-C)")
+    parser.add_argument(
+        "--headless", action="store_true", help="no dashboard; exit after --seconds with a summary"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=0, help="run this long, then stop (0 = until Ctrl-C)"
+    )
     parser.add_argument("--students", type=int, default=20, help="students in the simulated classroom")
     parser.add_argument("--fps", type=float, default=15.0, help="camera frame rate")
     parser.add_argument("--seed", type=int, default=7, help="simulator seed")
-    parser.add_argument("--database-url", default=None, help="SQL store URL (default: SQLite in the work dir)")
-    parser.add_argument("--checkpoint", default=None, help="model checkpoint ('untrained' for random weights)")
-    parser.add_argument("--workdir", type=Path, default=Path("var/demo"), help="logs, campus file, SQLite database")
+    parser.add_argument(
+        "--database-url", default=None, help="SQL store URL (default: SQLite in the work dir)"
+    )
+    parser.add_argument(
+        "--checkpoint", default=None, help="model checkpoint ('untrained' for random weights)"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("var/demo"), help="logs, campus file, SQLite database"
+    )
     parser.add_argument("--dashboard-port", type=int, default=8501)
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
 
@@ -44,8 +54,12 @@ def run(args: argparse.Namespace) -> int:
         print("--headless needs --seconds N", file=sys.stderr)
         return 2
     options = RunOptions(
-        workdir=args.workdir, students=args.students, fps=args.fps, seed=args.seed,
-        database_url=args.database_url, checkpoint=args.checkpoint,
+        workdir=args.workdir,
+        students=args.students,
+        fps=args.fps,
+        seed=args.seed,
+        database_url=args.database_url,
+        checkpoint=args.checkpoint,
     )
     stop = {"flag": False}
 
@@ -63,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"classroom demo: work dir {options.workdir.resolve()}")
     try:
         pipeline.start()
-        print(f"  broker      embedded Tansu at {pipeline.broker.bootstrap} (memory only: nothing survives it)")
+        print(
+            f"  broker      embedded Tansu at {pipeline.broker.bootstrap} (memory only: nothing survives it)"
+        )
         print(f"  database    {pipeline.database_url}")
         print(f"  campus      {pipeline.campus_file}")
         print(f"  logs        {options.workdir / 'logs'}")
@@ -118,7 +134,9 @@ def print_summary(summary: dict) -> None:
     print(
         f"  behaviour events written: {summary['events_written']} for {summary['students_with_events']} students"
     )
-    print(f"  capture -> event latency: p50 {latency['p50']} s, p95 {latency['p95']} s (window {latency['window_s']} s)")
+    print(
+        f"  capture -> event latency: p50 {latency['p50']} s, p95 {latency['p95']} s (window {latency['window_s']} s)"
+    )
     versions = ", ".join(summary["model_versions"]) or "none yet"
     print(f"  model: {versions}")
     if summary["untrained_events"]:

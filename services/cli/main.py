@@ -16,14 +16,26 @@ from collections.abc import Sequence
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("services.cli.demo", "run the whole suite on this machine with a simulated classroom"),
-    "run": ("services.cli.run_service", "run one service (capture, enhancement, fusion, recognition, store, modelserver)"),
+    "run": (
+        "services.cli.run_service",
+        "run one service (capture, enhancement, fusion, recognition, store, modelserver)",
+    ),
     "topics": ("services.cli.topics", "create the suite's Kafka topics with their partition counts"),
     "simulate": ("services.simulator.cli", "write a SmartClass-Sim data set, or a preview contact sheet"),
-    "dataset": ("services.dataset.cli", "check a data set folder, or convert real recordings into the format"),
+    "dataset": (
+        "services.dataset.cli",
+        "check a data set folder, or convert real recordings into the format",
+    ),
     "train": ("models.train", "train the recognition models on a data set"),
-    "evaluate": ("models.evaluate", "evaluate methods and ablations; JSON and Markdown tables like the paper's"),
+    "evaluate": (
+        "models.evaluate",
+        "evaluate methods and ablations; JSON and Markdown tables like the paper's",
+    ),
     "export": ("models.export", "export the recognition network to ONNX / TorchScript"),
-    "bench": ("services.cli.bench", "print benchmark figures (pipeline, enhance, simulate, models, dashboard)"),
+    "bench": (
+        "services.cli.bench",
+        "print benchmark figures (pipeline, enhance, simulate, models, dashboard)",
+    ),
     "dashboard": ("dashboards.cli", "run the engagement dashboard, manage its users, generate semester data"),
 }
 
@@ -51,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(command)
     except ModuleNotFoundError as exc:
-        print(f"classroom {command}: not available in this installation ({exc.name} is missing)", file=sys.stderr)
+        print(
+            f"classroom {command}: not available in this installation ({exc.name} is missing)",
+            file=sys.stderr,
+        )
         return 2
     args = parser.parse_args(argv)
     if args.command is None:

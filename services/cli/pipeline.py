@@ -63,8 +63,12 @@ class Tap:
         from services.common.pb.classroom.v1 import events_pb2
 
         consumer = KafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, group_id=f"tap-{time.time_ns()}",
-            auto_offset_reset="latest", enable_auto_commit=False, session_timeout_ms=6000,
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=f"tap-{time.time_ns()}",
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
         )
         try:
@@ -77,7 +81,9 @@ class Tap:
                         self.model_versions.add(event.model_version)
                         self.window_s = (event.window_end_us - event.window_start_us) / 1e6
                         if event.frame_published_ts_us:
-                            self.latencies_s.append((event.published_ts_us - event.frame_published_ts_us) / 1e6)
+                            self.latencies_s.append(
+                                (event.published_ts_us - event.frame_published_ts_us) / 1e6
+                            )
         finally:
             consumer.close()
 
@@ -134,7 +140,9 @@ class PipelineRun:
             room, camera_id, course_id = f"room-{101 + i}", "front", f"COURSE-{101 + i}"
             seed = self.options.seed + i
             camera = SimulatedCamera(
-                seed=seed, students=self.options.students, fps=self.options.fps,
+                seed=seed,
+                students=self.options.students,
+                fps=self.options.fps,
                 rgb_size=(self.options.width, self.options.height),
             )
             classroom, course = camera.campus_classroom(room, camera_id, course_id)
@@ -174,30 +182,57 @@ class PipelineRun:
         self.supervisor.start("modelserver", "services.modelserver", model_env)
         model = f"127.0.0.1:{self.model_port}"
         campus = str(self.campus_file)
-        self.supervisor.start("store", "services.store", {
-            **self.common_env("STORE", "store"), "STORE_DATABASE_URL": self.database_url, "STORE_CAMPUS_FILE": campus,
-        })
-        self.supervisor.start("recognition", "services.recognition", {
-            **self.common_env("RECOGNITION", "recognition"), "RECOGNITION_MODEL_SERVER": model,
-            "RECOGNITION_STATE_DIR": str(self.workdir / "recognition"),
-        })
-        self.supervisor.start("fusion", "services.fusion", {
-            **self.common_env("FUSION", "fusion"), "FUSION_MODEL_SERVER": model, "FUSION_CAMPUS_FILE": campus,
-        })
-        self.supervisor.start("enhancement", "services.enhancement", {
-            **self.common_env("ENHANCE", "enhancement"), "ENHANCE_CAMPUS_FILE": campus,
-            "ENHANCE_WORKERS": str(self.options.enhancement_workers),
-        })
+        self.supervisor.start(
+            "store",
+            "services.store",
+            {
+                **self.common_env("STORE", "store"),
+                "STORE_DATABASE_URL": self.database_url,
+                "STORE_CAMPUS_FILE": campus,
+            },
+        )
+        self.supervisor.start(
+            "recognition",
+            "services.recognition",
+            {
+                **self.common_env("RECOGNITION", "recognition"),
+                "RECOGNITION_MODEL_SERVER": model,
+                "RECOGNITION_STATE_DIR": str(self.workdir / "recognition"),
+            },
+        )
+        self.supervisor.start(
+            "fusion",
+            "services.fusion",
+            {
+                **self.common_env("FUSION", "fusion"),
+                "FUSION_MODEL_SERVER": model,
+                "FUSION_CAMPUS_FILE": campus,
+            },
+        )
+        self.supervisor.start(
+            "enhancement",
+            "services.enhancement",
+            {
+                **self.common_env("ENHANCE", "enhancement"),
+                "ENHANCE_CAMPUS_FILE": campus,
+                "ENHANCE_WORKERS": str(self.options.enhancement_workers),
+            },
+        )
         self.tap = Tap(self.broker.bootstrap, BEHAVIOURS)
         self.tap.start()
         for room, camera_id, course_id, seed in self.rooms:
             name = f"capture-{room}"
             env = {
                 **self.common_env("CAPTURE", name),
-                "CAPTURE_CLASSROOM_ID": room, "CAPTURE_CAMERA_ID": camera_id, "CAPTURE_COURSE_ID": course_id,
-                "CAPTURE_SOURCE": "simulator", "CAPTURE_SIM_SEED": str(seed),
-                "CAPTURE_SIM_STUDENTS": str(self.options.students), "CAPTURE_FPS": str(self.options.fps),
-                "CAPTURE_SIM_WIDTH": str(self.options.width), "CAPTURE_SIM_HEIGHT": str(self.options.height),
+                "CAPTURE_CLASSROOM_ID": room,
+                "CAPTURE_CAMERA_ID": camera_id,
+                "CAPTURE_COURSE_ID": course_id,
+                "CAPTURE_SOURCE": "simulator",
+                "CAPTURE_SIM_SEED": str(seed),
+                "CAPTURE_SIM_STUDENTS": str(self.options.students),
+                "CAPTURE_FPS": str(self.options.fps),
+                "CAPTURE_SIM_WIDTH": str(self.options.width),
+                "CAPTURE_SIM_HEIGHT": str(self.options.height),
                 "CAPTURE_REALTIME": "true" if self.options.realtime else "false",
                 "CAPTURE_GROUND_TRUTH_OUT": str(self.ground_truth),
             }

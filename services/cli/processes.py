@@ -7,6 +7,7 @@ and are stopped with SIGTERM, a grace period, then SIGKILL: no process is left b
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -20,10 +21,8 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
     os.setsid()
 
 
@@ -53,7 +52,7 @@ class Supervisor:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PR_SET_PDEATHSIG
+            preexec_fn=_die_with_parent,
         )
         log_file.close()
         child = Child(name, process, log_path, metrics_port)

@@ -9,7 +9,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
     parser.add_argument("--prefix", default="", help="topic prefix (one suite per prefix)")
     parser.add_argument(
-        "--partitions", type=int, default=12,
+        "--partitions",
+        type=int,
+        default=12,
         help="partitions per topic: the most workers one stage can spread over (campus: >= GPUs and rooms/4)",
     )
     parser.add_argument("--list", action="store_true", help="only print the layout")

@@ -97,7 +97,9 @@ class Producer:
     def check_size(self, key: bytes | None, value: bytes) -> None:
         size = len(value) + len(key or b"")
         if size > self.max_message_bytes:
-            raise OversizedMessage(f"message of {size} bytes exceeds the configured limit of {self.max_message_bytes}")
+            raise OversizedMessage(
+                f"message of {size} bytes exceeds the configured limit of {self.max_message_bytes}"
+            )
 
     async def send(self, output: Output) -> asyncio.Future:
         """Queue one message; returns the future the broker's acknowledgement resolves."""
@@ -165,10 +167,10 @@ class StreamService(ABC):
 
     # -- hooks -------------------------------------------------------------------------
 
-    async def setup(self) -> None:
+    async def setup(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Connect to dependencies (model server, database). Called before consuming."""
 
-    async def teardown(self) -> None:
+    async def teardown(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release dependencies. Called after the last commit."""
 
     @abstractmethod
@@ -220,8 +222,10 @@ class StreamService(ABC):
                     await self._update_lag(tp)
             self.log.info("stopping", extra={"reason": self.stop.reason})
         except StoppedDuringOutage as exc:
-            self.log.warning("stopped while a dependency was down; the batch in flight will be redelivered",
-                             extra={"error": str(exc)})
+            self.log.warning(
+                "stopped while a dependency was down; the batch in flight will be redelivered",
+                extra={"error": str(exc)},
+            )
         finally:
             if self.consumer is not None:
                 await self.consumer.stop()
@@ -273,7 +277,9 @@ class StreamService(ABC):
             try:
                 results = await self.process_batch(records)
                 if len(results) != len(records):
-                    raise RuntimeError(f"{self.name}: process_batch returned {len(results)} results for {len(records)}")
+                    raise RuntimeError(
+                        f"{self.name}: process_batch returned {len(results)} results for {len(records)}"
+                    )
                 if not self._dependency_ok:
                     self.log.info("dependency recovered")
                 self._dependency_ok, self._dependency_detail = True, ""
@@ -281,7 +287,9 @@ class StreamService(ABC):
             except DependencyUnavailable as exc:
                 self._dependency_ok, self._dependency_detail = False, str(exc)
                 self.metrics.count_retry(type(exc).__name__)
-                self.log.warning("dependency unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay})
+                self.log.warning(
+                    "dependency unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay}
+                )
                 self.health.beat()
                 if await self.stop.wait(delay):
                     # Stopping mid-outage: leave the batch uncommitted; it is redelivered on restart.
@@ -308,7 +316,9 @@ class StreamService(ABC):
             keep_payload=self.settings.deadletter_keep_payload,
             max_payload=self.settings.max_message_bytes - 4096,
         )
-        return await self.producer.send(Output(self.dead_letter_topic, record.key or b"", envelope.SerializeToString()))
+        return await self.producer.send(
+            Output(self.dead_letter_topic, record.key or b"", envelope.SerializeToString())
+        )
 
     async def _update_lag(self, tp: TopicPartition) -> None:
         assert self.consumer is not None

@@ -98,7 +98,9 @@ class Campus(BaseModel):
             seats = {s.id for cam in rooms[course.classroom].cameras for s in cam.seats}
             for entry in course.roster:
                 if entry.seat not in seats:
-                    raise ValueError(f"course {course.id}: student {entry.student} has unknown seat {entry.seat}")
+                    raise ValueError(
+                        f"course {course.id}: student {entry.student} has unknown seat {entry.seat}"
+                    )
             students = [e.student for e in course.roster]
             if len(students) != len(set(students)):
                 raise ValueError(f"course {course.id}: a student appears twice in the roster")

@@ -61,7 +61,9 @@ def celsius_to_thermal16(celsius: np.ndarray) -> np.ndarray:
     return np.clip(raw, 0, 65535).astype(np.uint16)
 
 
-def thermal16_to_celsius(raw: np.ndarray, scale: float = THERMAL_SCALE, offset: float = THERMAL_OFFSET) -> np.ndarray:
+def thermal16_to_celsius(
+    raw: np.ndarray, scale: float = THERMAL_SCALE, offset: float = THERMAL_OFFSET
+) -> np.ndarray:
     return raw.astype(np.float32) * np.float32(scale) + np.float32(offset)
 
 
@@ -175,7 +177,9 @@ def parse_frame_set(payload: bytes) -> frames_pb2.FrameSet:
 
 def decode_frame_set(message: frames_pb2.FrameSet) -> DecodedFrameSet:
     """Decode the three images of a frame set, or raise the BadInput that names what is wrong."""
-    absent = [m for m in ("rgb", "depth", "thermal") if not message.HasField(m) or not getattr(message, m).data]
+    absent = [
+        m for m in ("rgb", "depth", "thermal") if not message.HasField(m) or not getattr(message, m).data
+    ]
     if absent:
         raise MissingModality(f"frame set {message.sequence} lacks {', '.join(absent)}")
     rgb = decode_image(message.rgb, name="rgb")

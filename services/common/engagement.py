@@ -50,7 +50,9 @@ class EngagementMapping(BaseModel):
         missing = set(BEHAVIOURS) - set(self.weights)
         unknown = set(self.weights) - set(BEHAVIOURS)
         if missing or unknown:
-            raise ValueError(f"weights must name exactly the 10 behaviours (missing {sorted(missing)}, unknown {sorted(unknown)})")
+            raise ValueError(
+                f"weights must name exactly the 10 behaviours (missing {sorted(missing)}, unknown {sorted(unknown)})"
+            )
         bad = {k: v for k, v in self.weights.items() if not 0.0 <= v <= 1.0}
         if bad:
             raise ValueError(f"weights must lie in [0, 1]: {bad}")

@@ -29,7 +29,9 @@ def service_main(
     )
     args = parser.parse_args(argv)
     settings = load_settings(settings_class, validate_only=args.validate_config)
-    setup_logging(name, level=getattr(settings, "log_level", "INFO"), fmt=getattr(settings, "log_format", "json"))
+    setup_logging(
+        name, level=getattr(settings, "log_level", "INFO"), fmt=getattr(settings, "log_format", "json")
+    )
     service = make_service(settings)
     try:
         return int(asyncio.run(service.run()) or 0)

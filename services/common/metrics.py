@@ -12,7 +12,14 @@ import time
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 
@@ -25,29 +32,42 @@ class ServiceMetrics:
         self.registry = CollectorRegistry()
         labels = ["service"]
         self.messages_in = Counter(
-            "classroom_messages_in_total", "messages consumed", labels + ["topic"], registry=self.registry
+            "classroom_messages_in_total", "messages consumed", [*labels, "topic"], registry=self.registry
         )
         self.messages_out = Counter(
-            "classroom_messages_out_total", "messages produced", labels + ["topic"], registry=self.registry
+            "classroom_messages_out_total", "messages produced", [*labels, "topic"], registry=self.registry
         )
         self.dead_letters = Counter(
-            "classroom_dead_letters_total", "messages sent to the dead-letter topic", labels + ["reason"],
+            "classroom_dead_letters_total",
+            "messages sent to the dead-letter topic",
+            [*labels, "reason"],
             registry=self.registry,
         )
         self.retries = Counter(
-            "classroom_retries_total", "retried calls to a dependency", labels + ["dependency"], registry=self.registry
+            "classroom_retries_total",
+            "retried calls to a dependency",
+            [*labels, "dependency"],
+            registry=self.registry,
         )
         self.consumer_lag = Gauge(
-            "classroom_consumer_lag", "messages behind the partition end", labels + ["topic", "partition"],
+            "classroom_consumer_lag",
+            "messages behind the partition end",
+            [*labels, "topic", "partition"],
             registry=self.registry,
         )
         self.stage_seconds = Histogram(
-            "classroom_stage_seconds", "time to process one message in this stage", labels,
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "classroom_stage_seconds",
+            "time to process one message in this stage",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.capture_to_here_seconds = Histogram(
-            "classroom_capture_to_stage_seconds", "time from capture to this stage's output", labels,
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "classroom_capture_to_stage_seconds",
+            "time from capture to this stage's output",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.ready = Gauge("classroom_ready", "1 when the service is ready", labels, registry=self.registry)
         self.ready.labels(service).set(0)

@@ -26,7 +26,9 @@ TRANSIENT = {
 class ModelClient:
     """One channel to a model server (or a load balancer in front of several)."""
 
-    def __init__(self, target: str, *, timeout_s: float = 10.0, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, target: str, *, timeout_s: float = 10.0, max_message_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self.target = target
         self.timeout_s = timeout_s
         self._options = [
@@ -41,7 +43,9 @@ class ModelClient:
     def _stubs(self) -> tuple[inference_pb2_grpc.FusionKeypointsStub, inference_pb2_grpc.RecognitionStub]:
         if self._channel is None:
             self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
-        return inference_pb2_grpc.FusionKeypointsStub(self._channel), inference_pb2_grpc.RecognitionStub(self._channel)
+        return inference_pb2_grpc.FusionKeypointsStub(self._channel), inference_pb2_grpc.RecognitionStub(
+            self._channel
+        )
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -53,14 +57,18 @@ class ModelClient:
             return await method(request, timeout=self.timeout_s, wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
             if exc.code() in TRANSIENT:
-                raise DependencyUnavailable(f"model server {self.target} {what}: {exc.code().name} {exc.details()}") from exc
+                raise DependencyUnavailable(
+                    f"model server {self.target} {what}: {exc.code().name} {exc.details()}"
+                ) from exc
             raise
 
     async def fuse(self, request: inference_pb2.FusionBatchRequest) -> inference_pb2.FusionBatchResponse:
         fusion, _ = self._stubs()
         return await self._call(fusion.Infer, request, "fusion")
 
-    async def recognise(self, request: inference_pb2.RecognitionBatchRequest) -> inference_pb2.RecognitionBatchResponse:
+    async def recognise(
+        self, request: inference_pb2.RecognitionBatchRequest
+    ) -> inference_pb2.RecognitionBatchResponse:
         _, recognition = self._stubs()
         return await self._call(recognition.Infer, request, "recognition")
 

@@ -31,11 +31,15 @@ class ServiceSettings(BaseSettings):
     )
     session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer-group session timeout")
     max_poll_records: int = Field(default=16, ge=1, description="messages handled per poll")
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus/health port; 0 picks a free one")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus/health port; 0 picks a free one"
+    )
     metrics_host: str = Field(default="127.0.0.1")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
-    campus_file: Path | None = Field(default=None, description="campus YAML: classrooms, cameras, seat maps, rosters")
+    campus_file: Path | None = Field(
+        default=None, description="campus YAML: classrooms, cameras, seat maps, rosters"
+    )
     deadletter_keep_payload: bool = Field(
         default=True,
         description="keep the failed message's bytes in the dead letter (bounded by the topic's retention)",

@@ -48,13 +48,23 @@ RECOGNITION_STATE = "classroom-recognition-windows-changelog"
 def topic_specs(prefix: str = "", *, partitions: int = 12) -> list[TopicSpec]:
     """The suite's topics. ``partitions`` bounds how many workers of one stage share the load."""
     return [
-        TopicSpec(prefix + FRAMES_RAW, partitions, 15 * MINUTE_MS, description="captured frame sets (images)"),
-        TopicSpec(prefix + FRAMES_ENHANCED, partitions, 15 * MINUTE_MS, description="enhanced, aligned frame sets"),
-        TopicSpec(prefix + OBSERVATIONS, partitions, 60 * MINUTE_MS, description="per-student keypoints + features"),
+        TopicSpec(
+            prefix + FRAMES_RAW, partitions, 15 * MINUTE_MS, description="captured frame sets (images)"
+        ),
+        TopicSpec(
+            prefix + FRAMES_ENHANCED, partitions, 15 * MINUTE_MS, description="enhanced, aligned frame sets"
+        ),
+        TopicSpec(
+            prefix + OBSERVATIONS, partitions, 60 * MINUTE_MS, description="per-student keypoints + features"
+        ),
         TopicSpec(prefix + BEHAVIOURS, partitions, 7 * 24 * 60 * MINUTE_MS, description="behaviour events"),
-        TopicSpec(prefix + DEAD_LETTER, max(1, partitions // 4), 24 * 60 * MINUTE_MS, description="dead letters"),
+        TopicSpec(
+            prefix + DEAD_LETTER, max(1, partitions // 4), 24 * 60 * MINUTE_MS, description="dead letters"
+        ),
         # Same partition count as observations: faust co-partitions a table with its source.
-        TopicSpec(prefix + RECOGNITION_STATE, partitions, 0, compacted=True, description="recognition windows"),
+        TopicSpec(
+            prefix + RECOGNITION_STATE, partitions, 0, compacted=True, description="recognition windows"
+        ),
     ]
 
 
@@ -80,7 +90,9 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 
             break
         except (KafkaError, OSError) as exc:
             if time.monotonic() > deadline:
-                raise ConnectionError(f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s: {exc}") from exc
+                raise ConnectionError(
+                    f"Kafka at {bootstrap} did not answer within {timeout_s:.0f} s: {exc}"
+                ) from exc
             time.sleep(0.5)
     created: list[str] = []
     try:

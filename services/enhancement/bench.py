@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--params", default=None, help="EnhancementParams JSON (default: the documented defaults)"
     )
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--images", default=None, help="write before/after images of the first frame set into this folder"
+    )
 
 
 @dataclass
@@ -218,30 +221,34 @@ def colour_quality(samples: list[FrameSample], params) -> Table:
     return table
 
 
+def register_unrestored(depth_mm, sample: FrameSample):
+    """Registration without restoration: splat, close the splat's sampling gaps, nothing else."""
+    import numpy as np
+
+    from services.enhancement.alignment import registration_tables, resize_to, splat_depth
+    from services.enhancement.depth import close_small_holes
+
+    tables = registration_tables(sample.calibration, sample.analysis_size)
+    grid, _ = splat_depth(depth_mm.astype(np.float32), depth_mm > 0, tables)
+    grid = close_small_holes(grid, (grid <= 0) & tables.depth_field_of_view_grid, 3)
+    return resize_to(grid, sample.analysis_size, nearest=True), tables
+
+
 def depth_and_thermal_quality(samples: list[FrameSample], params) -> tuple[Table, Table]:
     import numpy as np
 
     from services.enhancement import baselines, metrics, thermal
-    from services.enhancement.alignment import registration_tables, resize_to, splat_depth
-    from services.enhancement.depth import close_small_holes
     from services.enhancement.pipeline import Enhancer
 
     enhancer = Enhancer(params)
 
-    def register_raw(depth_mm, s):
-        """Registration without restoration: splat, close splat gaps, nothing else."""
-        tables = registration_tables(s.calibration, s.analysis_size)
-        grid, _ = splat_depth(depth_mm.astype(np.float32), depth_mm > 0, tables)
-        grid = close_small_holes(grid, (grid <= 0) & tables.depth_field_of_view_grid, 3)
-        return resize_to(grid, s.analysis_size, nearest=True), tables
-
     rows = {"no restoration (registered raw)": [], "conventional (5x5 median)": [], "proposed (sec. 3.2)": []}
     contrast = {"input, linear min-max stretch (conventional)": [], "proposed, CLAHE": []}
     for s in samples:
-        raw, tables = register_raw(s.depth_mm, s)
+        raw, tables = register_unrestored(s.depth_mm, s)
         reference = s.reference_depth_mm.astype(np.float32)
         holes = (raw <= 0) & tables.depth_field_of_view & (reference > 0)
-        median, _ = register_raw(baselines.median_depth(s.depth_mm), s)
+        median, _ = register_unrestored(baselines.median_depth(s.depth_mm), s)
         guide = np.zeros(s.analysis_size[::-1], np.float32)
         proposed, _, _ = enhancer.register_depth(s.depth_mm, s.calibration, s.analysis_size, guide)
         for name, depth in zip(rows, (raw, median, proposed), strict=True):
@@ -368,6 +375,68 @@ def torch_speed(
     return table
 
 
+def _labelled(image, text: str):
+    import cv2
+
+    out = image.copy()
+    cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def write_images(sample: FrameSample, params, folder: str, source: str) -> list[str]:
+    """enhancement-rgb.png, enhancement-depth.png, enhancement-thermal.png: before | after | reference."""
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    from services.common.codecs import DecodedFrameSet
+    from services.enhancement.alignment import resize_to
+    from services.enhancement.pipeline import Enhancer
+    from services.enhancement.thermal import linear_stretch, pseudo_colour
+
+    out = Enhancer(params).process(
+        DecodedFrameSet(sample.rgb, sample.depth_mm, sample.thermal_c, 0, 0, 0),
+        sample.calibration,
+        sample.analysis_size,
+    )
+    raw, _ = register_unrestored(sample.depth_mm, sample)
+    top = max(float(sample.reference_depth_mm.max()), 1.0)
+
+    def depth_view(d):
+        view = cv2.applyColorMap(np.clip(d / top * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+        view[d <= 0] = 0
+        return view
+
+    size = sample.analysis_size
+    thermal_in = resize_to(pseudo_colour(linear_stretch(sample.thermal_c)), size)
+    tag = f"[{source}]"
+    panels = {
+        "enhancement-rgb.png": [
+            _labelled(resize_to(sample.rgb, size), f"low-light input {tag}"),
+            _labelled(out.rgb, "section 3.2 enhanced"),
+            _labelled(sample.reference_rgb, "well-lit reference"),
+        ],
+        "enhancement-depth.png": [
+            _labelled(depth_view(raw), f"raw depth registered, holes black {tag}"),
+            _labelled(depth_view(out.depth_mm.astype(np.float32)), "restored + registered"),
+            _labelled(depth_view(sample.reference_depth_mm.astype(np.float32)), "reference"),
+        ],
+        "enhancement-thermal.png": [
+            _labelled(thermal_in, f"thermal, linear stretch (sensor view) {tag}"),
+            _labelled(pseudo_colour(out.thermal_equalised), "CLAHE + pseudo-colour, registered"),
+        ],
+    }
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, images in panels.items():
+        path = str(Path(folder) / name)
+        cv2.imwrite(path, np.hstack(images))
+        written.append(path)
+    return written
+
+
 def run(args: argparse.Namespace) -> int:
     from services.enhancement.params import EnhancementParams
 
@@ -392,6 +461,9 @@ def run(args: argparse.Namespace) -> int:
         print("\n(torch path on a GPU: no CUDA device here; run with --device cuda where one is)")
     for table in tables:
         print(table.render(), flush=True)
+    if args.images:
+        for path in write_images(samples[0], params, args.images, source.split(":")[0]):
+            print(f"wrote {path}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(

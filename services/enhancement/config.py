@@ -15,7 +15,9 @@ class EnhancementSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="ENHANCE_", frozen=True, extra="ignore")
 
-    campus_file: Path = Field(description="campus YAML with every camera's calibration and analysis resolution")
+    campus_file: Path = Field(
+        description="campus YAML with every camera's calibration and analysis resolution"
+    )
     params_file: Path | None = Field(
         default=None,
         description="EnhancementParams JSON (a trained checkpoint's enhancement.json); unset = the default "

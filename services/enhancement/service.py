@@ -51,7 +51,9 @@ class EnhancementService(StreamService):
         message = codecs.parse_frame_set(payload)
         camera = self.campus.camera(message.classroom_id, message.camera_id)
         if camera is None:
-            raise UnknownCamera(f"camera {message.classroom_id}/{message.camera_id} is not in the campus file")
+            raise UnknownCamera(
+                f"camera {message.classroom_id}/{message.camera_id} is not in the campus file"
+            )
         if camera.calibration is None:
             raise InvalidCalibration(f"camera {message.classroom_id}/{message.camera_id} has no calibration")
         decoded = codecs.decode_frame_set(message)
@@ -66,7 +68,9 @@ class EnhancementService(StreamService):
                     f"{name} is {image.shape[1]}x{image.shape[0]}, the camera's calibration is for "
                     f"{intrinsics.width}x{intrinsics.height}"
                 )
-        enhanced = self.enhancer.process(decoded, calibration, (camera.analysis_width, camera.analysis_height))
+        enhanced = self.enhancer.process(
+            decoded, calibration, (camera.analysis_width, camera.analysis_height)
+        )
         ts = message.capture_ts_us
         report = frames_pb2.EnhancementReport(
             **{k: float(v) for k, v in enhanced.report.items() if k != "method"},

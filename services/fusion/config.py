@@ -15,7 +15,9 @@ class FusionSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="FUSION_", frozen=True, extra="ignore")
 
-    campus_file: Path = Field(description="campus YAML with every camera's seat map and every course's roster")
+    campus_file: Path = Field(
+        description="campus YAML with every camera's seat map and every course's roster"
+    )
     model_server: str = Field(description="host:port of the model server (or its load balancer)")
     model_timeout_s: float = Field(default=10.0, gt=0)
     max_poll_records: int = Field(default=8, ge=1, description="frame sets sent to the model server per call")

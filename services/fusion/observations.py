@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from services.common.campus import Campus, Camera
+from services.common.campus import Camera, Campus
 from services.common.pb.classroom.v1 import frames_pb2, inference_pb2, observations_pb2
 
 
 def seat_regions(camera: Camera) -> list[inference_pb2.SeatRegion]:
     return [
-        inference_pb2.SeatRegion(seat_id=s.id, box=observations_pb2.Box(x0=s.box[0], y0=s.box[1], x1=s.box[2], y1=s.box[3]))
+        inference_pb2.SeatRegion(
+            seat_id=s.id, box=observations_pb2.Box(x0=s.box[0], y0=s.box[1], x1=s.box[2], y1=s.box[3])
+        )
         for s in camera.seats
     ]
 

@@ -77,6 +77,12 @@ class FusionService(StreamService):
                 )
                 self.metrics.observe_since_capture((published - frame_set.capture_ts_us) / 1e6)
                 results[i] = RecordResult(
-                    [Output(self.output_topic, frame_set.classroom_id.encode(), observations.SerializeToString())]
+                    [
+                        Output(
+                            self.output_topic,
+                            frame_set.classroom_id.encode(),
+                            observations.SerializeToString(),
+                        )
+                    ]
                 )
         return [r for r in results if r is not None]

@@ -9,6 +9,7 @@ from other classrooms while a batch computes; that is what lets one GPU serve ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,10 +61,8 @@ class MicroBatcher(Generic[In, Out]):
         if self._worker is not None:
             await self._queue.join()
             self._worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)
 
     async def submit_many(self, items: Sequence[In]) -> list[Out]:
@@ -101,7 +100,9 @@ class MicroBatcher(Generic[In, Out]):
             try:
                 outputs = await loop.run_in_executor(self._executor, self.run_batch, items)
                 if len(outputs) != len(items):
-                    raise RuntimeError(f"{self.name}: model returned {len(outputs)} outputs for {len(items)} inputs")
+                    raise RuntimeError(
+                        f"{self.name}: model returned {len(outputs)} outputs for {len(items)} inputs"
+                    )
                 for (_, future, _), output in zip(batch, outputs, strict=True):
                     if not future.done():
                         future.set_result(output)

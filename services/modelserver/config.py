@@ -29,7 +29,9 @@ class ModelServerSettings(BaseSettings):
     torch_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = torch's default")
     max_batch_frames: int = Field(default=16, ge=1, description="frame sets per fusion batch")
     max_batch_windows: int = Field(default=256, ge=1, description="student windows per recognition batch")
-    max_delay_ms: float = Field(default=8.0, ge=0, description="longest a request waits for its batch to fill")
+    max_delay_ms: float = Field(
+        default=8.0, ge=0, description="longest a request waits for its batch to fill"
+    )
     max_message_bytes: int = Field(default=64 * 1024 * 1024, description="largest gRPC request accepted")
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)

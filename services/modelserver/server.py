@@ -64,7 +64,9 @@ def decode_fusion_item(item: inference_pb2.FusionItem):  # type: ignore[no-untyp
         raise BadInput(f"enhanced modalities are not pixel-aligned: sizes {sorted(shapes)}")
     scale = fs.thermal_radiometric.scale or codecs.THERMAL_SCALE
     offset = fs.thermal_radiometric.offset if fs.thermal_radiometric.scale else codecs.THERMAL_OFFSET
-    seats = np.array([[s.box.x0, s.box.y0, s.box.x1, s.box.y1] for s in item.seats], dtype=np.float32).reshape(-1, 4)
+    seats = np.array(
+        [[s.box.x0, s.box.y0, s.box.x1, s.box.y1] for s in item.seats], dtype=np.float32
+    ).reshape(-1, 4)
     if len(seats) and not (np.all(seats[:, 2] > seats[:, 0]) and np.all(seats[:, 3] > seats[:, 1])):
         raise BadInput("a seat box has x1 <= x0 or y1 <= y0")
     return FusionInput(
@@ -89,7 +91,9 @@ def decode_window(item: inference_pb2.RecognitionItem, *, window_frames: int, fe
             f"window byte sizes {len(item.keypoints)}/{len(item.node_features)}, expected {expected_kp}/{expected_feat}"
         )
     keypoints = np.frombuffer(item.keypoints, dtype="<f4").reshape(window_frames, NUM_KEYPOINTS, 3)
-    features = np.frombuffer(item.node_features, dtype="<f2").reshape(window_frames, NUM_KEYPOINTS, feature_dim)
+    features = np.frombuffer(item.node_features, dtype="<f2").reshape(
+        window_frames, NUM_KEYPOINTS, feature_dim
+    )
     if not (np.isfinite(keypoints).all() and np.isfinite(features).all()):
         raise BadInput("window contains NaN or infinity")
     return _Window(keypoints, features)
@@ -102,12 +106,18 @@ class ModelServer:
         self.metrics = ServiceMetrics("modelserver")
         self.health_http = HealthServer(self.metrics, readiness=self._readiness)
         self.batch_size = Histogram(
-            "classroom_model_batch_items", "items per model batch", ["service", "model"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=self.metrics.registry,
+            "classroom_model_batch_items",
+            "items per model batch",
+            ["service", "model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.metrics.registry,
         )
         self.batch_seconds = Histogram(
-            "classroom_model_batch_seconds", "compute time per model batch", ["service", "model"],
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=self.metrics.registry,
+            "classroom_model_batch_seconds",
+            "compute time per model batch",
+            ["service", "model"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+            registry=self.metrics.registry,
         )
         self.engine = engine
         self.server: grpc.aio.Server | None = None
@@ -133,7 +143,10 @@ class ModelServer:
         if not engine.info.trained:
             log.warning(
                 "serving UNTRAINED weights: outputs are not recognition",
-                extra={"fusion_model": engine.info.fusion_version, "recognition_model": engine.info.recognition_version},
+                extra={
+                    "fusion_model": engine.info.fusion_version,
+                    "recognition_model": engine.info.recognition_version,
+                },
             )
         return engine
 
@@ -152,7 +165,8 @@ class ModelServer:
         features = np.stack([w.node_features for w in windows])
         out = self.engine.recognise(keypoints, features)
         return [
-            (out.probabilities[i], out.keypoint_attention[i], out.frame_attention[i]) for i in range(len(windows))
+            (out.probabilities[i], out.keypoint_attention[i], out.frame_attention[i])
+            for i in range(len(windows))
         ]
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -166,12 +180,18 @@ class ModelServer:
         if self.engine is None:
             self.engine = await asyncio.to_thread(self._load_engine)
         self._fusion_batcher = MicroBatcher(
-            self._run_fusion, max_items=self.settings.max_batch_frames,
-            max_delay_s=self.settings.max_delay_ms / 1000, name="fusion", on_batch=self._observer("fusion"),
+            self._run_fusion,
+            max_items=self.settings.max_batch_frames,
+            max_delay_s=self.settings.max_delay_ms / 1000,
+            name="fusion",
+            on_batch=self._observer("fusion"),
         )
         self._recognition_batcher = MicroBatcher(
-            self._run_recognition, max_items=self.settings.max_batch_windows,
-            max_delay_s=self.settings.max_delay_ms / 1000, name="recognition", on_batch=self._observer("recognition"),
+            self._run_recognition,
+            max_items=self.settings.max_batch_windows,
+            max_delay_s=self.settings.max_delay_ms / 1000,
+            name="recognition",
+            on_batch=self._observer("recognition"),
         )
         self._fusion_batcher.start()
         self._recognition_batcher.start()
@@ -206,8 +226,12 @@ class ModelServer:
         log.info(
             "serving",
             extra={
-                "port": port, "metrics_port": metrics_port, "device": info.device, "trained": info.trained,
-                "fusion_model": info.fusion_version, "recognition_model": info.recognition_version,
+                "port": port,
+                "metrics_port": metrics_port,
+                "device": info.device,
+                "trained": info.trained,
+                "fusion_model": info.fusion_version,
+                "recognition_model": info.recognition_version,
             },
         )
         while not await self.stop.wait(1.0):
@@ -234,7 +258,7 @@ class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
     def __init__(self, server: ModelServer) -> None:
         self.server = server
 
-    async def Infer(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def Infer(self, request, context):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         results: list[inference_pb2.FusionResult | None] = []
         inputs, positions = [], []
@@ -247,7 +271,11 @@ class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
                 results.append(None)
             except BadInput as exc:
                 self.server.metrics.count_dead_letter(exc.reason_code)
-                results.append(inference_pb2.FusionResult(request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}"))
+                results.append(
+                    inference_pb2.FusionResult(
+                        request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}"
+                    )
+                )
         if inputs:
             assert self.server._fusion_batcher is not None
             outputs = await self.server._fusion_batcher.submit_many(inputs)
@@ -260,7 +288,7 @@ class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
             results=results, model_version=info.fusion_version, model_trained=info.trained
         )
 
-    async def Info(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def Info(self, request, context):  # type: ignore[no-untyped-def]
         return self.server.model_info()
 
 
@@ -272,7 +300,9 @@ def _fusion_result(item: inference_pb2.FusionItem, out) -> inference_pb2.FusionR
         seats.append(
             inference_pb2.SeatResult(
                 seat_id=seat.seat_id,
-                keypoints=[observations_pb2.Keypoint(x=float(x), y=float(y), confidence=float(c)) for x, y, c in kps],
+                keypoints=[
+                    observations_pb2.Keypoint(x=float(x), y=float(y), confidence=float(c)) for x, y, c in kps
+                ],
                 node_features=np.ascontiguousarray(out.node_features[s], dtype="<f2").tobytes(),
                 feature_dim=feature_dim,
                 occupancy=float(out.occupancy[s]),
@@ -293,20 +323,24 @@ class _RecognitionServicer(inference_pb2_grpc.RecognitionServicer):
     def __init__(self, server: ModelServer) -> None:
         self.server = server
 
-    async def Infer(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def Infer(self, request, context):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         info = self.server.engine.info
         results: list[inference_pb2.RecognitionResult | None] = []
         windows, positions = [], []
         for i, item in enumerate(request.items):
             try:
-                windows.append(decode_window(item, window_frames=info.window_frames, feature_dim=info.feature_dim))
+                windows.append(
+                    decode_window(item, window_frames=info.window_frames, feature_dim=info.feature_dim)
+                )
                 positions.append(i)
                 results.append(None)
             except BadInput as exc:
                 self.server.metrics.count_dead_letter(exc.reason_code)
                 results.append(
-                    inference_pb2.RecognitionResult(request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}")
+                    inference_pb2.RecognitionResult(
+                        request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}"
+                    )
                 )
         if windows:
             assert self.server._recognition_batcher is not None
@@ -317,7 +351,8 @@ class _RecognitionServicer(inference_pb2_grpc.RecognitionServicer):
                 results[i] = inference_pb2.RecognitionResult(
                     request_id=request.items[i].request_id,
                     probabilities=[
-                        events_pb2.LabelProbability(label=info.labels[j], probability=float(probabilities[j])) for j in order
+                        events_pb2.LabelProbability(label=info.labels[j], probability=float(probabilities[j]))
+                        for j in order
                     ],
                     attention=events_pb2.AttentionSummary(
                         keypoint_weights=[float(w) for w in kp_attention],
@@ -330,5 +365,5 @@ class _RecognitionServicer(inference_pb2_grpc.RecognitionServicer):
             results=results, model_version=info.recognition_version, model_trained=info.trained
         )
 
-    async def Info(self, request, context):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def Info(self, request, context):  # type: ignore[no-untyped-def]
         return self.server.model_info()

@@ -9,7 +9,9 @@ from services.recognition.config import RecognitionSettings
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.recognition", description=RecognitionSettings.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.recognition", description=RecognitionSettings.__doc__
+    )
     parser.add_argument("--validate-config", action="store_true", help="check the configuration and exit 0/1")
     args = parser.parse_args()
     settings = load_settings(RecognitionSettings, validate_only=args.validate_config)

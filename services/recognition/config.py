@@ -18,5 +18,7 @@ class RecognitionSettings(ServiceSettings):
     model_server: str = Field(description="host:port of the model server (or its load balancer)")
     model_timeout_s: float = Field(default=10.0, gt=0)
     state_dir: Path = Field(default=Path("var/recognition"), description="faust's data directory")
-    standby_replicas: int = Field(default=0, ge=0, description="warm copies of the window table on other workers")
+    standby_replicas: int = Field(
+        default=0, ge=0, description="warm copies of the window table on other workers"
+    )
     commit_interval_s: float = Field(default=1.0, gt=0)

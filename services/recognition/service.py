@@ -63,7 +63,9 @@ def topic_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int
             if time.monotonic() > deadline:
                 raise ConnectionError(f"cannot describe {topic} at {bootstrap}: {exc}") from exc
         if time.monotonic() > deadline:
-            raise ConnectionError(f"topic {topic} does not exist at {bootstrap}; run `classroom topics` first")
+            raise ConnectionError(
+                f"topic {topic} does not exist at {bootstrap}; run `classroom topics` first"
+            )
         time.sleep(0.5)
 
 
@@ -128,7 +130,11 @@ class RecognitionService:
         self.tracker = WindowTracker(self.table, frames=self.window_frames, fps=WINDOW_FPS, hop=HOP_FRAMES)
         log.info(
             "model server answers",
-            extra={"model": info.recognition_model_version, "trained": info.trained, "window_frames": self.window_frames},
+            extra={
+                "model": info.recognition_model_version,
+                "trained": info.trained,
+                "window_frames": self.window_frames,
+            },
         )
         while True:
             self.health.beat()
@@ -146,7 +152,9 @@ class RecognitionService:
             except DependencyUnavailable as exc:
                 self._model_ok, self._model_detail = False, str(exc)
                 self.metrics.count_retry("model_server")
-                log.warning("model server unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay})
+                log.warning(
+                    "model server unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay}
+                )
                 self.health.beat()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -164,7 +172,9 @@ class RecognitionService:
 
     async def _handle(self, payload: bytes) -> None:
         if len(payload) > self.settings.max_message_bytes:
-            raise OversizedMessage(f"observation set of {len(payload)} bytes exceeds {self.settings.max_message_bytes}")
+            raise OversizedMessage(
+                f"observation set of {len(payload)} bytes exceeds {self.settings.max_message_bytes}"
+            )
         observations = parse_message(payload, observations_pb2.ObservationSet)
         assert isinstance(observations, observations_pb2.ObservationSet)
         if not observations.classroom_id or not observations.session_id:
@@ -191,16 +201,22 @@ class RecognitionService:
 
     def _arrays(self, student: observations_pb2.StudentObservation) -> tuple[np.ndarray, np.ndarray]:
         if len(student.keypoints) != NUM_KEYPOINTS:
-            raise BadInput(f"student {student.student_id}: {len(student.keypoints)} keypoints, expected {NUM_KEYPOINTS}")
+            raise BadInput(
+                f"student {student.student_id}: {len(student.keypoints)} keypoints, expected {NUM_KEYPOINTS}"
+            )
         if self.feature_dim and student.feature_dim != self.feature_dim:
-            raise BadInput(f"student {student.student_id}: feature_dim {student.feature_dim}, model takes {self.feature_dim}")
+            raise BadInput(
+                f"student {student.student_id}: feature_dim {student.feature_dim}, model takes {self.feature_dim}"
+            )
         if len(student.node_features) != NUM_KEYPOINTS * student.feature_dim * 2:
             raise BadInput(f"student {student.student_id}: node features have the wrong byte length")
         box = (student.box.x0, student.box.y0, student.box.x1, student.box.y1)
         if not (box[2] > box[0] and box[3] > box[1]):
             raise BadInput(f"student {student.student_id}: empty seat box")
         keypoints = np.array([[k.x, k.y, k.confidence] for k in student.keypoints], dtype=np.float32)
-        features = np.frombuffer(student.node_features, dtype="<f2").reshape(NUM_KEYPOINTS, student.feature_dim)
+        features = np.frombuffer(student.node_features, dtype="<f2").reshape(
+            NUM_KEYPOINTS, student.feature_dim
+        )
         return normalise_keypoints(keypoints, box), features
 
     async def _classify_and_emit(
@@ -225,7 +241,9 @@ class RecognitionService:
         futures = []
         for (window, student), result in zip(ready, response.results, strict=True):
             if result.error or not result.probabilities:
-                log.warning("model refused a window", extra={"student": student.student_id, "error": result.error})
+                log.warning(
+                    "model refused a window", extra={"student": student.student_id, "error": result.error}
+                )
                 self.metrics.count_dead_letter("model_refused_window")
                 continue
             top = result.probabilities[0]
@@ -253,7 +271,9 @@ class RecognitionService:
                 frame_published_ts_us=observations.frame_published_ts_us,
             )
             futures.append(
-                await self.behaviours.send(key=observations.classroom_id.encode(), value=event.SerializeToString())
+                await self.behaviours.send(
+                    key=observations.classroom_id.encode(), value=event.SerializeToString()
+                )
             )
             self.metrics.count_out(self.behaviours.get_topic_name())
             if observations.frame_published_ts_us:
@@ -268,7 +288,9 @@ class RecognitionService:
     async def _dead_letter(self, event, error: BadInput) -> None:  # type: ignore[no-untyped-def]
         message = event.message
         payload = event.value or b""
-        keep = self.settings.deadletter_keep_payload and len(payload) <= self.settings.max_message_bytes - 4096
+        keep = (
+            self.settings.deadletter_keep_payload and len(payload) <= self.settings.max_message_bytes - 4096
+        )
         envelope = deadletter_pb2.DeadLetter(
             service=self.name,
             source_topic=message.topic,

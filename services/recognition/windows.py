@@ -67,7 +67,9 @@ class SlotEntry:
         slot, ts, sequence, c = cls._HEADER.unpack_from(raw)
         offset = cls._HEADER.size
         kp_bytes = NUM_KEYPOINTS * 3 * 4
-        keypoints = np.frombuffer(raw, dtype="<f4", count=NUM_KEYPOINTS * 3, offset=offset).reshape(NUM_KEYPOINTS, 3)
+        keypoints = np.frombuffer(raw, dtype="<f4", count=NUM_KEYPOINTS * 3, offset=offset).reshape(
+            NUM_KEYPOINTS, 3
+        )
         features = np.frombuffer(raw, dtype="<f2", count=NUM_KEYPOINTS * c, offset=offset + kp_bytes).reshape(
             NUM_KEYPOINTS, c
         )
@@ -97,7 +99,7 @@ class WindowTracker:
         self.table = table
         self.frames = frames
         self.hop = hop
-        self.slot_us = int(round(1e6 / fps))
+        self.slot_us = round(1e6 / fps)
 
     def slot_of(self, capture_ts_us: int) -> int:
         return capture_ts_us // self.slot_us
@@ -138,11 +140,15 @@ class WindowTracker:
             # Same slot again, or a redelivered/out-of-order observation: already covered.
             return self._pending_window(student_key, meta)
         if meta is None or slot - meta.last_slot > MAX_GAP_SLOTS + 1:
-            meta = StudentMeta(first_slot=slot, last_slot=slot, last_emitted=-1, seat_id=seat_id, course_id=course_id)
+            meta = StudentMeta(
+                first_slot=slot, last_slot=slot, last_emitted=-1, seat_id=seat_id, course_id=course_id
+            )
         else:
             meta.last_slot = slot
             meta.seat_id, meta.course_id = seat_id, course_id
-        entry = SlotEntry(slot, capture_ts_us, sequence, keypoints.astype(np.float32), node_features.astype(np.float16))
+        entry = SlotEntry(
+            slot, capture_ts_us, sequence, keypoints.astype(np.float32), node_features.astype(np.float16)
+        )
         self.table[self._slot_key(student_key, slot)] = entry.encode()
         self.table[self._meta_key(student_key)] = meta.encode()
         return self._pending_window(student_key, meta)
@@ -173,7 +179,9 @@ class WindowTracker:
         window_start = start * self.slot_us
         window_end = (end + 1) * self.slot_us
         first_event = meta.last_emitted < 0
-        segment_start = window_start if first_event else max(window_start, (meta.last_emitted + 1) * self.slot_us)
+        segment_start = (
+            window_start if first_event else max(window_start, (meta.last_emitted + 1) * self.slot_us)
+        )
         return ReadyWindow(
             student_key=student_key,
             end_slot=end,

@@ -118,3 +118,63 @@ def write_contact_sheet(path: str | Path, **kwargs) -> Path:
     if not cv2.imwrite(str(path), contact_sheet(**kwargs)):
         raise OSError(f"could not write {path}")
     return path
+
+
+def keypoint_figure(*, seed: int = 3, size: tuple[int, int] = (760, 820)) -> np.ndarray:
+    """One seated student seen from close by, the 17 keypoints numbered and named (docs/keypoints.md)."""
+    import dataclasses
+
+    from services.common.calibration import Intrinsics
+    from services.common.vocabulary import KEYPOINTS
+    from services.simulator.behaviours import UPRIGHT_SITTING, Episode
+    from services.simulator.classroom import ROOMS, room_seats
+    from services.simulator.config import Difficulty
+    from services.simulator.geometry import SensorPose, look_at
+    from services.simulator.scene import BehaviourTrack
+    from services.simulator.session import Occupant, build_window_scene, subject_profile
+
+    config = SimConfig(difficulty=Difficulty(fidget_rate_per_min=0.0, idle_motion=0.0))
+    room = ROOMS["small"]
+    seat = room_seats(room)[1]
+    student = Occupant(subject_profile(seed, 0, config.difficulty), seat, UPRIGHT_SITTING)
+    scene = build_window_scene(
+        config=config,
+        room=room,
+        room_seed=seed,
+        occupants=[student],
+        conditions=Conditions(),
+        window=(50.0, 52.0),
+        seed=(seed,),
+    )
+    # Sitting upright, looking ahead, forearms on the desk: every keypoint in view.
+    facing = Episode(
+        UPRIGHT_SITTING, 0.0, 100.0, 1, 1.0, 1.0, params=(0.9, 0.5, 0.5, 0.5, 0.9, 0.5, 0.5, 0.5)
+    )
+    scene.students[0].track = BehaviourTrack([facing])
+    u, f = seat.basis[:, 1], seat.basis[:, 2]
+    eye = seat.hip + f * 1500.0 + u * 750.0
+    rotation = look_at(eye, seat.hip + u * 380.0 + f * 120.0)
+    w, h = size
+    k = Intrinsics(width=w, height=h, fx=1100.0, fy=1100.0, cx=(w - 1) / 2, cy=(h - 1) / 2)
+    pose = SensorPose(k, rotation, -rotation @ eye)
+    scene.rig = dataclasses.replace(scene.rig, colour=pose, analysis=pose, depth_lag_us=0, thermal_lag_us=0)
+    frame = scene.render(50.0, np.random.default_rng(seed))
+    image = draw_skeletons(frame.rgb, frame.annotations["students"])
+    kp = np.asarray(frame.annotations["students"][0]["keypoints"], np.float32)
+    # Labels in two columns (the student's right side on the image's left), spaced apart.
+    for column, members in (("left", kp[:, 0] < w / 2), ("right", kp[:, 0] >= w / 2)):
+        order = [i for i in np.argsort(kp[:, 1]) if members[i]]
+        last_y = -100.0
+        for i in order:
+            x, y = float(kp[i, 0]), float(kp[i, 1])
+            ty = max(y, last_y + 20.0)
+            last_y = ty
+            text = f"{i} {KEYPOINTS[i]}"
+            tx = 8 if column == "left" else w - 8 - 8 * len(text)
+            anchor = (tx + 8 * len(text) + 4, int(ty) - 4) if column == "left" else (tx - 4, int(ty) - 4)
+            cv2.line(image, (int(x), int(y)), anchor, (255, 255, 255), 1, cv2.LINE_AA)
+            for colour, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+                cv2.putText(
+                    image, text, (tx, int(ty)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, thick, cv2.LINE_AA
+                )
+    return image

@@ -36,7 +36,11 @@ def _ts(us: int) -> datetime:
 
 def event_row(message: events_pb2.BehaviourEvent) -> BehaviourEvent:
     """Check one event and turn it into a table row; raises BadInput naming the problem."""
-    missing = [f for f in ("event_id", "classroom_id", "session_id", "student_id", "label") if not getattr(message, f)]
+    missing = [
+        f
+        for f in ("event_id", "classroom_id", "session_id", "student_id", "label")
+        if not getattr(message, f)
+    ]
     if missing:
         raise MalformedMessage(f"behaviour event lacks {', '.join(missing)}")
     if message.label not in BEHAVIOUR_INDEX:
@@ -49,7 +53,9 @@ def event_row(message: events_pb2.BehaviourEvent) -> BehaviourEvent:
         raise BadInput(f"confidence {message.confidence} outside [0, 1]")
     attention = message.attention
     if attention.keypoint_weights and len(attention.keypoint_weights) != NUM_KEYPOINTS:
-        raise BadInput(f"{len(attention.keypoint_weights)} keypoint attention weights, expected {NUM_KEYPOINTS}")
+        raise BadInput(
+            f"{len(attention.keypoint_weights)} keypoint attention weights, expected {NUM_KEYPOINTS}"
+        )
     return BehaviourEvent(
         event_id=message.event_id,
         session_id=message.session_id,

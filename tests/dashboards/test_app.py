@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,12 +20,17 @@ MAPPING = EngagementMapping()
 PAGES = ["sessions", "session", "student", "alerts"]
 
 
+def shown(markdown: object) -> str:
+    """Markdown as a reader sees it: the page escapes ids and names, the reader sees them plain."""
+    return re.sub(r"\\(.)", r"\1", str(markdown))
+
+
 def texts(app) -> str:  # type: ignore[no-untyped-def]
     """Everything a reader sees as text: titles, markdown, captions and messages, main area and sidebar."""
     kinds = ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success")
-    parts = [str(e.value) for kind in kinds for e in getattr(app, kind)]
-    parts += [str(e.value) for kind in ("markdown", "caption") for e in getattr(app.sidebar, kind)]
-    return "\n".join(parts)
+    parts = [shown(e.value) for kind in kinds for e in getattr(app, kind)]
+    parts += [shown(e.value) for kind in ("markdown", "caption") for e in getattr(app.sidebar, kind)]
+    return shown("\n".join(parts))
 
 
 def metrics(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -47,8 +53,8 @@ def table(app, name: str):  # type: ignore[no-untyped-def]
 
 def failures(app) -> list[str]:  # type: ignore[no-untyped-def]
     """Error messages and exceptions, not counting the untrained-model banner (an error box on purpose)."""
-    errors = [str(e.value) for e in app.error if not str(e.value).startswith("Untrained model")]
-    return errors + [str(e.value) for e in app.exception]
+    errors = [shown(e.value) for e in app.error if not shown(e.value).startswith("Untrained model")]
+    return errors + [shown(e.value) for e in app.exception]
 
 
 def test_login_form_then_the_sessions_page(hand_db):
@@ -82,7 +88,7 @@ def test_wrong_password_says_so_and_stays_on_the_form(fresh_db):
     app.text_input(key="login_username").input("root")
     app.text_input(key="login_password").input("wrong-password")
     app.button[0].click().run()
-    assert [e.value for e in app.error] == ["Wrong username or password."]
+    assert [shown(e.value) for e in app.error] == ["Wrong username or password."]
     assert app.title[0].value == "Classroom engagement"
 
 
@@ -96,7 +102,7 @@ def test_repeated_failures_lock_the_login_form(fresh_db):
     app.text_input(key="login_username").input("ines")
     app.text_input(key="login_password").input(PASSWORD)
     app.button[0].click().run()
-    assert "Too many failed logins" in app.error[0].value
+    assert "Too many failed logins" in shown(app.error[0].value)
     assert app.title[0].value == "Classroom engagement"
 
 
@@ -107,7 +113,7 @@ def test_an_old_login_expires(hand_db):
     app.session_state["login"] = LoginSession("root", issued, datetime.now(UTC))
     app.run()
     assert app.title[0].value == "Classroom engagement"
-    assert "expired after 480 minutes" in app.info[0].value
+    assert "expired after 480 minutes" in shown(app.info[0].value)
 
 
 def test_a_removed_user_is_logged_out(fresh_db):
@@ -117,7 +123,7 @@ def test_a_removed_user_is_logged_out(fresh_db):
     remove_user(engine, "paul")
     app.run()
     assert app.title[0].value == "Classroom engagement"
-    assert "no longer exists" in app.info[0].value
+    assert "no longer exists" in shown(app.info[0].value)
 
 
 def test_log_out(hand_db):
@@ -125,7 +131,7 @@ def test_log_out(hand_db):
     app = open_app(url, user="root").run()
     app.button(key="logout").click().run()
     assert app.title[0].value == "Classroom engagement"
-    assert app.info[0].value == "You are logged out."
+    assert shown(app.info[0].value) == "You are logged out."
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -147,7 +153,7 @@ def test_sessions_page_numbers(hand_db):
     assert (table.loc["s-math-1", "classroom"], table.loc["s-math-1", "course"]) == ("Room A", "Calculus")
     assert table.loc["s-math-1", "minutes"] == 10
     # one untrained session is listed: the banner says so
-    assert any(str(e.value).startswith("Untrained model (v0-untrained)") for e in app.error)
+    assert any(shown(e.value).startswith("Untrained model (v0-untrained)") for e in app.error)
 
 
 def test_sessions_filter_by_course_draws_the_trend(hand_db):
@@ -168,14 +174,14 @@ def test_instructor_cannot_open_another_courses_session_from_the_page(hand_db):
     assert "PHYS" not in [o for o in app.selectbox(key="sessions_course").options]
     app.sidebar.radio[0].set_value("session").run()
     app.text_input(key="session_id_input").input("s-phys-1").run()
-    assert "not one of your courses" in app.error[0].value
+    assert "not one of your courses" in shown(app.error[0].value)
     assert not app.metric and not app.dataframe
 
 
 def test_instructor_cannot_open_another_courses_session_by_url(hand_db):
     url, _ = hand_db
     app = open_app(url, user="ines", query={"page": "session", "session": "s-phys-1"}).run()
-    assert [e.value for e in app.error] == [
+    assert [shown(e.value) for e in app.error] == [
         "Session 's-phys-1' is not one of your courses' sessions (or does not exist)."
     ]
     assert not app.metric and not app.dataframe and not app.get("arrow_vega_lite_chart")
@@ -213,7 +219,7 @@ def test_session_page_numbers(hand_db):
     assert table(app, "session_alerts_table").to_dict("records") == [
         {"from": "09:00", "to": "09:07", "minutes": 7, "who": "bob", "mean engagement (%)": 1}
     ]
-    assert not [e for e in app.error if "Untrained" in str(e.value)]  # a trained model: no banner
+    assert not [e for e in app.error if "Untrained" in shown(e.value)]  # a trained model: no banner
 
 
 def test_session_page_student_detail_follows_the_url(hand_db):
@@ -248,8 +254,8 @@ def test_untrained_session_gets_the_banner_and_the_gap_is_named(hand_db):
     url, _ = hand_db
     app = open_app(url, user="ines", route={"page": "session", "session": "s-math-2"}).run()
     assert failures(app) == []
-    assert any("Untrained model (v0-untrained)" in str(e.value) for e in app.error)
-    assert any("No observations from 09:06 to 09:09 (3 min)" in str(w.value) for w in app.warning)
+    assert any("Untrained model (v0-untrained)" in shown(e.value) for e in app.error)
+    assert any("No observations from 09:06 to 09:09 (3 min)" in shown(w.value) for w in app.warning)
     alerts = table(app, "session_alerts_table")
     assert alerts["who"].tolist() == ["whole class", "alice", "dave"]
 
@@ -290,7 +296,7 @@ def test_alerts_page_defaults_to_the_latest_day(hand_db):
     url, _ = hand_db
     app = open_app(url, user="root", route={"page": "alerts"}).run()
     assert failures(app) == []
-    assert any(str(e.value).startswith("Untrained model (v0-untrained)") for e in app.error)
+    assert any(shown(e.value).startswith("Untrained model (v0-untrained)") for e in app.error)
     assert metrics(app) == {"Sessions checked": "1", "Class alerts": "1", "Student alerts": "2"}
     listed = table(app, "alerts_table")
     assert listed[["from", "to", "minutes", "who"]].values.tolist() == [
@@ -319,7 +325,7 @@ def test_alerts_page_over_a_range_and_only_classes(hand_db):
 def test_alerts_page_for_an_instructor_without_alerts(hand_db):
     url, _ = hand_db
     app = open_app(url, user="paul", route={"page": "alerts"}).run()
-    assert "No sustained low engagement" in app.success[0].value
+    assert "No sustained low engagement" in shown(app.success[0].value)
 
 
 def test_no_sessions_yet(tmp_path):
@@ -331,16 +337,16 @@ def test_no_sessions_yet(tmp_path):
         app = open_app(url, user="root", route={"page": page}).run()
         assert failures(app) == [], page
     app = open_app(url, user="root").run()
-    assert "No sessions yet" in app.info[0].value
+    assert "No sessions yet" in shown(app.info[0].value)
     app = open_app(url, user="root", route={"page": "session", "session": "s-1"}).run()
-    assert app.error[0].value == "There is no session 's-1'."
+    assert shown(app.error[0].value) == "There is no session 's-1'."
 
 
 def test_database_unreachable_is_a_message_not_a_stack_trace(tmp_path):
     app = open_app("postgresql+psycopg2://nobody@127.0.0.1:9/none").run()
     assert not app.exception
-    assert "cannot be reached" in app.error[0].value
-    assert "nobody@127.0.0.1:9" in app.error[0].value
+    assert "cannot be reached" in shown(app.error[0].value)
+    assert "nobody@127.0.0.1:9" in shown(app.error[0].value)
 
 
 def test_a_database_failing_mid_flight_is_a_message(fresh_db):
@@ -352,8 +358,8 @@ def test_a_database_failing_mid_flight_is_a_message(fresh_db):
         connection.execute("DROP TABLE student_session_summary")
     app.run()
     assert not app.exception
-    assert "cannot be reached or read" in app.error[0].value
-    assert "no such table" in app.error[0].value
+    assert "cannot be reached or read" in shown(app.error[0].value)
+    assert "no such table" in shown(app.error[0].value)
 
 
 def test_invalid_settings_are_a_message(hand_db):
@@ -361,7 +367,7 @@ def test_invalid_settings_are_a_message(hand_db):
     os.environ["DASHBOARD_SESSION_TTL_MINUTES"] = "0"
     app = open_app(url).run()
     assert not app.exception
-    assert "DASHBOARD_SESSION_TTL_MINUTES" in app.error[0].value
+    assert "DASHBOARD_SESSION_TTL_MINUTES" in shown(app.error[0].value)
 
 
 def test_a_campus_mapping_file_changes_numbers_and_name(hand_db, tmp_path: Path):

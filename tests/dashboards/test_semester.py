@@ -22,6 +22,7 @@ from dashboards.semester import (
 from services.common.db.models import SECONDS_COLUMNS, BehaviourEvent, StudentSessionSummary
 from services.common.engagement import EngagementMapping
 from tests.dashboards.conftest import open_app
+from tests.dashboards.test_app import shown
 
 TINY = SemesterPlan(
     rooms=2, weeks=1, days_per_week=2, slots_per_day=2, students_min=5, students_max=8, population=40
@@ -144,9 +145,9 @@ def test_the_dashboard_says_generated_data_is_synthetic(tmp_path):
     add_user(engine, "root", "correct-horse-1", Role.ADMIN)
     engine.dispose()
     app = open_app(url, user="root").run()
-    assert any("Synthetic data (synthetic/semester-v1)" in str(w.value) for w in app.warning)
+    assert any("Synthetic data (synthetic/semester-v1)" in shown(w.value) for w in app.warning)
     assert not [
-        e for e in app.error if "Untrained" in str(e.value)
+        e for e in app.error if "Untrained" in shown(e.value)
     ]  # synthetic is said as such, not as untrained
     assert app.dataframe[0].value["start"].min().date() == date(2025, 9, 1)
 

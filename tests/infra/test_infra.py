@@ -23,7 +23,12 @@ from services.store.config import StoreSettings
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 SETTINGS = [
-    CaptureSettings, EnhancementSettings, FusionSettings, RecognitionSettings, StoreSettings, ModelServerSettings,
+    CaptureSettings,
+    EnhancementSettings,
+    FusionSettings,
+    RecognitionSettings,
+    StoreSettings,
+    ModelServerSettings,
     DashboardSettings,
 ]
 KNOWN = set().union(*(env_names(cls) for cls in SETTINGS))
@@ -114,9 +119,13 @@ def test_example_campus_file_validates() -> None:
 def test_model_servers_get_gpus_and_scale_on_their_own() -> None:
     gpu = compose()["services"]["modelserver"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert "gpu" in gpu["capabilities"]
-    deployment = next(d for d in k8s_documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "modelserver")
+    deployment = next(
+        d for d in k8s_documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "modelserver"
+    )
     assert containers(deployment)[0]["resources"]["limits"]["nvidia.com/gpu"] == 1
-    service = next(d for d in k8s_documents() if d["kind"] == "Service" and d["metadata"]["name"] == "modelserver")
+    service = next(
+        d for d in k8s_documents() if d["kind"] == "Service" and d["metadata"]["name"] == "modelserver"
+    )
     assert service["spec"]["clusterIP"] == "None"  # clients see every replica and balance across them
 
 
@@ -124,6 +133,10 @@ def test_partitions_cover_every_worker_group() -> None:
     job = next(d for d in k8s_documents() if d["kind"] == "Job")
     command = containers(job)[0]["command"]
     partitions = int(command[command.index("--partitions") + 1])
-    workers = [d for d in k8s_documents() if d["kind"] == "Deployment" and d["metadata"]["name"] in
-               ("enhancement", "fusion", "recognition", "store")]
+    workers = [
+        d
+        for d in k8s_documents()
+        if d["kind"] == "Deployment"
+        and d["metadata"]["name"] in ("enhancement", "fusion", "recognition", "store")
+    ]
     assert workers and all(d["spec"]["replicas"] <= partitions for d in workers)

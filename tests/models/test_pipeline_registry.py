@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 from torch import nn
@@ -14,7 +12,7 @@ from models.losses import LossConfig, MultiTaskLoss
 from models.mstgcn import MSTGCN
 from models.perceptual import PerceptualNet
 from models.pipeline import ClassroomPipeline
-from models.registry import METHODS, build_enhancement, create_model, list_models, method_config
+from models.registry import METHODS, create_model, list_models, method_config
 from services.common.vocabulary import NUM_KEYPOINTS
 
 TINY = {
@@ -127,14 +125,6 @@ def test_components_and_unknown_names():
     assert "proposed" in list_models() and "dcanet" in list_models()
     with pytest.raises(KeyError, match="unknown method"):
         create_model("resnet50")
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("models.enhancement") is not None, reason="models/enhancement.py exists"
-)
-def test_missing_torch_enhancement_is_a_clear_error():
-    with pytest.raises(NotImplementedError, match=r"models/enhancement\.py"):
-        build_enhancement("mswgf")
 
 
 def test_checkpoint_round_trip(tmp_path):

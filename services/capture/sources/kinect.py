@@ -42,7 +42,12 @@ def intrinsics_from_k4a(calibration, camera, width: int, height: int) -> Intrins
     # we keep OpenCV's 5-term subset, which is what the enhancement's remap tables use.
     five = tuple(float(v) for v in (list(dist[:5]) + [0.0] * 5)[:5])
     return Intrinsics(
-        width=width, height=height, fx=matrix[0, 0], fy=matrix[1, 1], cx=matrix[0, 2], cy=matrix[1, 2],
+        width=width,
+        height=height,
+        fx=matrix[0, 0],
+        fy=matrix[1, 1],
+        cx=matrix[0, 2],
+        cy=matrix[1, 2],
         distortion=five,  # type: ignore[arg-type]
     )
 
@@ -154,8 +159,13 @@ class KinectSource:
             if not self.live:
                 thermal_ts = rgb_ts  # recordings: the thermal video is read in lock-step
             yield CapturedFrameSet(
-                sequence=sequence, rgb=colour, depth_mm=depth, thermal_c=thermal_c,
-                rgb_ts_us=rgb_ts, depth_ts_us=depth_ts, thermal_ts_us=thermal_ts,
+                sequence=sequence,
+                rgb=colour,
+                depth_mm=depth,
+                thermal_c=thermal_c,
+                rgb_ts_us=rgb_ts,
+                depth_ts_us=depth_ts,
+                thermal_ts_us=thermal_ts,
             )
             sequence += 1
             try:
@@ -177,7 +187,9 @@ def kinect_source(settings) -> KinectSource:  # type: ignore[no-untyped-def]
     from services.common.campus import load_campus
 
     if settings.campus_file is None:
-        raise CameraUnavailable("the Kinect source needs CAPTURE_CAMPUS_FILE for the thermal camera's calibration")
+        raise CameraUnavailable(
+            "the Kinect source needs CAPTURE_CAMPUS_FILE for the thermal camera's calibration"
+        )
     camera = load_campus(settings.campus_file).camera(settings.classroom_id, settings.camera_id)
     if camera is None or camera.calibration is None:
         raise CameraUnavailable(

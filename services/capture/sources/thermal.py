@@ -52,7 +52,9 @@ class ThermalCamera:
             )
         if frame.ndim == 3:
             frame = frame[..., 0]
-        return (frame.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset) - np.float32(KELVIN))
+        return (
+            frame.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset) - np.float32(KELVIN)
+        )
 
     def close(self) -> None:
         self.capture.release()

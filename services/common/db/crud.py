@@ -20,8 +20,8 @@ from services.common.campus import Campus
 from services.common.db.models import (
     SECONDS_COLUMNS,
     BehaviourEvent,
-    ClassSession,
     Classroom,
+    ClassSession,
     Course,
     CourseInstructor,
     SessionMinute,
@@ -47,7 +47,11 @@ def sync_campus(*, session: Session, campus: Campus) -> None:
     """Upsert classrooms, courses and instructors from the campus file."""
     for room in campus.classrooms:
         stmt = _insert(session, Classroom).values(id=room.id, name=room.name, building=room.building)
-        session.exec(stmt.on_conflict_do_update(index_elements=["id"], set_={"name": room.name, "building": room.building}))  # type: ignore[call-overload]
+        session.exec(
+            stmt.on_conflict_do_update(
+                index_elements=["id"], set_={"name": room.name, "building": room.building}
+            )
+        )  # type: ignore[call-overload]
     for course in campus.courses:
         stmt = _insert(session, Course).values(id=course.id, name=course.name, classroom_id=course.classroom)
         session.exec(  # type: ignore[call-overload]
@@ -150,7 +154,9 @@ def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
             inc.seconds[column] += seconds
             session_minutes[(event.session_id, minute)].seconds[column] += seconds
             student_minutes[(event.session_id, event.student_id, minute)].seconds[column] += seconds
-        session_minutes[(event.session_id, event.segment_start.replace(second=0, microsecond=0))].n_events += 1
+        session_minutes[
+            (event.session_id, event.segment_start.replace(second=0, microsecond=0))
+        ].n_events += 1
         student_minutes[
             (event.session_id, event.student_id, event.segment_start.replace(second=0, microsecond=0))
         ].n_events += 1

@@ -9,7 +9,7 @@ import pytest
 
 from services.common import codecs
 from services.common.calibration import CameraCalibration, Extrinsics, Intrinsics, SensorCalibration
-from services.common.campus import Campus, Camera, Classroom, dump_campus
+from services.common.campus import Camera, Campus, Classroom, dump_campus
 from services.common.pb.classroom.v1 import deadletter_pb2, frames_pb2
 from services.common.topics import DEAD_LETTER, FRAMES_ENHANCED, FRAMES_RAW
 from services.enhancement.config import EnhancementSettings
@@ -40,24 +40,37 @@ def raw_frame_set(sequence: int, *, camera: str = "cam-1") -> frames_pb2.FrameSe
     ts = T0_US + sequence * 66_666
     yy, xx = np.mgrid[0:360, 0:640].astype(np.float32)
     dim = (np.sin(xx / 40) + np.cos(yy / 30)) * 10 + 30  # a dark room
-    rgb = np.clip(np.stack([dim, dim * 0.9, dim * 1.1], 2) + rng.normal(0, 3, (360, 640, 3)), 0, 255).astype(np.uint8)
-    dy, dx = np.mgrid[0:288, 0:320]
+    rgb = np.clip(np.stack([dim, dim * 0.9, dim * 1.1], 2) + rng.normal(0, 3, (360, 640, 3)), 0, 255).astype(
+        np.uint8
+    )
+    dy, _dx = np.mgrid[0:288, 0:320]
     depth = (3500 + 5 * dy).astype(np.uint16)
     depth[100:140, 100:160] = 0  # a hole
     thermal = (22 + 10 * np.exp(-((np.mgrid[0:240, 0:320][1] - 160) ** 2) / 800.0)).astype(np.float32)
     return frames_pb2.FrameSet(
-        classroom_id="room-1", session_id="sess-1", camera_id=camera, course_id="c-1", sequence=sequence,
-        capture_ts_us=ts, rgb=codecs.encode_rgb(rgb, capture_ts_us=ts),
+        classroom_id="room-1",
+        session_id="sess-1",
+        camera_id=camera,
+        course_id="c-1",
+        sequence=sequence,
+        capture_ts_us=ts,
+        rgb=codecs.encode_rgb(rgb, capture_ts_us=ts),
         depth=codecs.encode_depth(depth, capture_ts_us=ts + 5_000),
-        thermal=codecs.encode_thermal(thermal, capture_ts_us=ts + 20_000), frame_rate=15.0, published_ts_us=ts,
+        thermal=codecs.encode_thermal(thermal, capture_ts_us=ts + 20_000),
+        frame_rate=15.0,
+        published_ts_us=ts,
     )
 
 
 def test_enhanced_output_and_dead_letters(broker, topic_prefix, tmp_path) -> None:
-    campus = Campus(classrooms=(Classroom(id="room-1", cameras=(Camera(id="cam-1", calibration=CALIBRATION),)),))
+    campus = Campus(
+        classrooms=(Classroom(id="room-1", cameras=(Camera(id="cam-1", calibration=CALIBRATION),)),)
+    )
     dump_campus(campus, tmp_path / "campus.yaml")
     settings = EnhancementSettings(
-        kafka_bootstrap=broker.bootstrap, topic_prefix=topic_prefix, campus_file=tmp_path / "campus.yaml",
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=topic_prefix,
+        campus_file=tmp_path / "campus.yaml",
         session_timeout_ms=6000,
     )
     corrupt = raw_frame_set(2)
@@ -96,5 +109,12 @@ def test_enhanced_output_and_dead_letters(broker, topic_prefix, tmp_path) -> Non
     assert 15 < float(np.median(thermal)) < 40  # radiometric values kept in °C
     reasons = sorted(deadletter_pb2.DeadLetter.FromString(r.value).reason_code for r in letters)
     assert reasons == sorted(
-        ["malformed_message", "corrupt_image", "missing_modality", "wrong_resolution", "unknown_camera", "oversized_message"]
+        [
+            "malformed_message",
+            "corrupt_image",
+            "missing_modality",
+            "wrong_resolution",
+            "unknown_camera",
+            "oversized_message",
+        ]
     )

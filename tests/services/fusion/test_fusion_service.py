@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.campus import Campus, Camera, Classroom, Course, RosterEntry, Seat, dump_campus
+from services.common.campus import Camera, Campus, Classroom, Course, RosterEntry, Seat, dump_campus
 from services.common.embedded_broker import free_port
 from services.common.pb.classroom.v1 import deadletter_pb2, observations_pb2
 from services.common.topics import DEAD_LETTER, FRAMES_ENHANCED, OBSERVATIONS
@@ -23,7 +23,11 @@ def campus_file(tmp_path):
     campus = Campus(
         classrooms=(Classroom(id="room-1", cameras=(Camera(id="cam-1", seats=seats),)),),
         courses=(
-            Course(id="c-1", classroom="room-1", roster=(RosterEntry(student="s-ana", seat="A0"), RosterEntry(student="s-bo", seat="A1"))),
+            Course(
+                id="c-1",
+                classroom="room-1",
+                roster=(RosterEntry(student="s-ana", seat="A0"), RosterEntry(student="s-bo", seat="A1")),
+            ),
         ),
     )
     path = tmp_path / "campus.yaml"
@@ -31,11 +35,18 @@ def campus_file(tmp_path):
     return path
 
 
-def test_fusion_waits_for_the_model_server_and_dead_letters_bad_frames(broker, topic_prefix, tmp_path) -> None:
+def test_fusion_waits_for_the_model_server_and_dead_letters_bad_frames(
+    broker, topic_prefix, tmp_path
+) -> None:
     port = free_port()
     settings = FusionSettings(
-        kafka_bootstrap=broker.bootstrap, topic_prefix=topic_prefix, campus_file=campus_file(tmp_path),
-        model_server=f"127.0.0.1:{port}", model_timeout_s=5, session_timeout_ms=6000, min_occupancy=0.0,
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=topic_prefix,
+        campus_file=campus_file(tmp_path),
+        model_server=f"127.0.0.1:{port}",
+        model_timeout_s=5,
+        session_timeout_ms=6000,
+        min_occupancy=0.0,
     )
     corrupt = enhanced_frame_set(2)
     corrupt.depth.data = corrupt.depth.data[:64]
@@ -54,8 +65,12 @@ def test_fusion_waits_for_the_model_server_and_dead_letters_bad_frames(broker, t
     model = None
     try:
         # No model server yet: fusion retries and is not ready; nothing is committed or lost.
-        wait_for(lambda: fusion.service.metrics.retries.labels("fusion", "DependencyUnavailable")._value.get() >= 2,
-                 what="fusion to retry against the missing model server")
+        wait_for(
+            lambda: (
+                fusion.service.metrics.retries.labels("fusion", "DependencyUnavailable")._value.get() >= 2
+            ),
+            what="fusion to retry against the missing model server",
+        )
         assert fusion.service.readiness()[0] is False
         model = ModelServerThread(port).start()
         observations = consume_all(broker.bootstrap, topic_prefix + OBSERVATIONS, expect=3, timeout=90)
@@ -67,12 +82,18 @@ def test_fusion_waits_for_the_model_server_and_dead_letters_bad_frames(broker, t
     parsed = [observations_pb2.ObservationSet.FromString(r.value) for r in observations]
     assert sorted(o.sequence for o in parsed) == [0, 1, 4]
     first = parsed[0]
-    assert {s.student_id for s in first.students} == {"s-ana", "s-bo", "seat:A2"}  # unrostered seat: no name guessed
+    assert {s.student_id for s in first.students} == {
+        "s-ana",
+        "s-bo",
+        "seat:A2",
+    }  # unrostered seat: no name guessed
     assert all(len(s.keypoints) == 17 for s in first.students)
     assert "untrained" in first.model_version
     reasons = sorted(deadletter_pb2.DeadLetter.FromString(r.value).reason_code for r in letters)
     assert reasons == ["corrupt_image", "malformed_message", "oversized_message", "unknown_camera"]
     oversized = next(
-        d for d in (deadletter_pb2.DeadLetter.FromString(r.value) for r in letters) if d.reason_code == "oversized_message"
+        d
+        for d in (deadletter_pb2.DeadLetter.FromString(r.value) for r in letters)
+        if d.reason_code == "oversized_message"
     )
     assert oversized.payload_dropped and oversized.payload_size == 1_200_000

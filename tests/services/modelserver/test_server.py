@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 def seats(n: int) -> list[inference_pb2.SeatRegion]:
     return [
-        inference_pb2.SeatRegion(seat_id=f"S{i}", box=observations_pb2.Box(x0=20 + 60 * i, y0=100, x1=80 + 60 * i, y1=200))
+        inference_pb2.SeatRegion(
+            seat_id=f"S{i}", box=observations_pb2.Box(x0=20 + 60 * i, y0=100, x1=80 + 60 * i, y1=200)
+        )
         for i in range(n)
     ]
 
@@ -55,7 +57,9 @@ async def _scenario():
                 node_features=np.zeros((t, NUM_KEYPOINTS, c), np.float16).tobytes(),
             )
             short = inference_pb2.RecognitionItem(request_id="w1", frames=t - 1, feature_dim=c)
-            recognised = await recognition.Infer(inference_pb2.RecognitionBatchRequest(items=[good, short]), timeout=60)
+            recognised = await recognition.Infer(
+                inference_pb2.RecognitionBatchRequest(items=[good, short]), timeout=60
+            )
     finally:
         await server.shutdown()
     return health, info, fused, recognised
@@ -81,7 +85,9 @@ def test_model_server_answers_batches_and_isolates_bad_items() -> None:
     w0, w1 = recognised.results
     assert not w0.error and len(w0.probabilities) == len(BEHAVIOURS)
     probabilities = [p.probability for p in w0.probabilities]
-    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) == pytest.approx(1.0, abs=1e-4)
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) == pytest.approx(
+        1.0, abs=1e-4
+    )
     assert sum(w0.attention.keypoint_weights) == pytest.approx(1.0, abs=1e-4)
     assert len(w0.attention.top_keypoints) == 3
     assert w1.error.startswith("bad_input")

@@ -4,6 +4,7 @@ dead-lettered."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -38,7 +39,11 @@ def start_worker(broker, prefix: str, model_port: int, state_dir: Path, log: Pat
         "PYTHONUNBUFFERED": "1",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "services.recognition"], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+        [sys.executable, "-m", "services.recognition"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -58,14 +63,23 @@ def test_windows_survive_a_restart_and_a_late_model_server(broker, topic_prefix,
         model = ModelServerThread(model_port).start()
         feature_dim = model.server.engine.info.feature_dim
         first = [observation_set(k, students=students, feature_dim=feature_dim) for k in range(60)]
-        produce(broker.bootstrap, topic_prefix + OBSERVATIONS, [(b"room-1", o.SerializeToString()) for o in first])
+        produce(
+            broker.bootstrap, topic_prefix + OBSERVATIONS, [(b"room-1", o.SerializeToString()) for o in first]
+        )
         before = consume_all(broker.bootstrap, topic_prefix + BEHAVIOURS, expect=6, timeout=120)
         assert len(before) == 6, log.read_text()[-3000:]
         assert stop_worker(worker) == 0
         # While the worker is down, the camera keeps sending.
         second = [observation_set(k, students=students, feature_dim=feature_dim) for k in range(60, 120)]
-        bad = [(b"room-1", b"\x0a\x03abc\x12\xff"), (b"room-1", observation_set(120, students=["s-x"], feature_dim=3).SerializeToString())]
-        produce(broker.bootstrap, topic_prefix + OBSERVATIONS, [(b"room-1", o.SerializeToString()) for o in second] + bad)
+        bad = [
+            (b"room-1", b"\x0a\x03abc\x12\xff"),
+            (b"room-1", observation_set(120, students=["s-x"], feature_dim=3).SerializeToString()),
+        ]
+        produce(
+            broker.bootstrap,
+            topic_prefix + OBSERVATIONS,
+            [(b"room-1", o.SerializeToString()) for o in second] + bad,
+        )
         worker = start_worker(broker, topic_prefix, model_port, tmp_path / "state", log)
         events = consume_all(broker.bootstrap, topic_prefix + BEHAVIOURS, expect=14, timeout=120)
         letters = consume_all(broker.bootstrap, topic_prefix + DEAD_LETTER, expect=2, timeout=30)
@@ -82,7 +96,7 @@ def test_windows_survive_a_restart_and_a_late_model_server(broker, topic_prefix,
         # Window ending at slot 39 spans slots 24..39: half of it was stored before the restart.
         assert ends == [15, 23, 31, 39, 47, 55, 63]
         mine = sorted((e for e in parsed if e.student_id == student), key=lambda e: e.window_end_us)
-        for a, b in zip(mine, mine[1:], strict=False):
+        for a, b in itertools.pairwise(mine):
             assert a.segment_end_us == b.segment_start_us  # no gap, no double counting
     event = parsed[0]
     assert event.model_trained is False and event.model_version

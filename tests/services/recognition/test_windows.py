@@ -17,7 +17,14 @@ def feed(tracker: WindowTracker, key: str, slots: list[int], *, offset_us: int =
     windows = []
     for s in slots:
         kp, feat = obs(float(s))
-        w = tracker.observe(key, capture_ts_us=s * SLOT + offset_us, keypoints=kp, node_features=feat, seat_id="A1", course_id="c")
+        w = tracker.observe(
+            key,
+            capture_ts_us=s * SLOT + offset_us,
+            keypoints=kp,
+            node_features=feat,
+            seat_id="A1",
+            course_id="c",
+        )
         if w is not None:
             windows.append(w)
             tracker.mark_emitted(key, w.end_slot)
@@ -42,9 +49,13 @@ def test_two_frames_in_one_slot_keep_the_first() -> None:
     table: dict[bytes, bytes] = {}
     tracker = WindowTracker(table, frames=16, fps=8.0, hop=8)
     kp, feat = obs(1.0)
-    tracker.observe("k", capture_ts_us=5 * SLOT + 1, keypoints=kp, node_features=feat, seat_id="A", course_id="c")
+    tracker.observe(
+        "k", capture_ts_us=5 * SLOT + 1, keypoints=kp, node_features=feat, seat_id="A", course_id="c"
+    )
     kp2, feat2 = obs(2.0)
-    tracker.observe("k", capture_ts_us=5 * SLOT + 60_000, keypoints=kp2, node_features=feat2, seat_id="A", course_id="c")
+    tracker.observe(
+        "k", capture_ts_us=5 * SLOT + 60_000, keypoints=kp2, node_features=feat2, seat_id="A", course_id="c"
+    )
     stored = SlotEntry.decode(table[b"k|5"])
     assert stored.keypoints[0, 0] == 1.0 and stored.capture_ts_us == 5 * SLOT + 1
 
@@ -67,16 +78,25 @@ def test_replayed_observations_change_nothing_and_re_emit_the_same_window() -> N
     kp, feat = obs(0.0)
     window = None
     for s in range(16):
-        window = tracker.observe("k", capture_ts_us=s * SLOT, keypoints=kp, node_features=feat, seat_id="A", course_id="c")
+        window = tracker.observe(
+            "k", capture_ts_us=s * SLOT, keypoints=kp, node_features=feat, seat_id="A", course_id="c"
+        )
     assert window is not None and window.end_slot == 15
     snapshot = dict(table)
     # Crash before mark_emitted: the redelivered last observation yields the same window again.
-    again = tracker.observe("k", capture_ts_us=15 * SLOT, keypoints=kp, node_features=feat, seat_id="A", course_id="c")
+    again = tracker.observe(
+        "k", capture_ts_us=15 * SLOT, keypoints=kp, node_features=feat, seat_id="A", course_id="c"
+    )
     assert again is not None and again.end_slot == 15
     assert event_id(again.student_key, again.end_slot) == event_id(window.student_key, window.end_slot)
     assert table == snapshot
     tracker.mark_emitted("k", 15)
-    assert tracker.observe("k", capture_ts_us=15 * SLOT, keypoints=kp, node_features=feat, seat_id="A", course_id="c") is None
+    assert (
+        tracker.observe(
+            "k", capture_ts_us=15 * SLOT, keypoints=kp, node_features=feat, seat_id="A", course_id="c"
+        )
+        is None
+    )
 
 
 def test_state_lives_only_in_the_table() -> None:

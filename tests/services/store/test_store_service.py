@@ -47,7 +47,11 @@ def make_event(i: int, *, student: str = "s01", label: str = "note_taking") -> e
 
 def settings(broker, prefix: str, url: str, **extra) -> StoreSettings:
     return StoreSettings(
-        kafka_bootstrap=broker.bootstrap, topic_prefix=prefix, database_url=url, session_timeout_ms=6000, **extra
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=prefix,
+        database_url=url,
+        session_timeout_ms=6000,
+        **extra,
     )
 
 
@@ -70,7 +74,9 @@ def test_events_are_stored_once_even_when_replayed(broker, topic_prefix, tmp_pat
     try:
         wait_for(lambda: count_events(url) == 10, what="10 events in SQLite")
         # A replay (producer retry, consumer rewind) of the same events.
-        produce(broker.bootstrap, topic_prefix + BEHAVIOURS, [(b"room-1", e.SerializeToString()) for e in events])
+        produce(
+            broker.bootstrap, topic_prefix + BEHAVIOURS, [(b"room-1", e.SerializeToString()) for e in events]
+        )
         wait_for(lambda: service.service.processed >= 20, what="replay consumed")
     finally:
         service.stop()
@@ -117,19 +123,29 @@ def test_database_outage_loses_and_duplicates_nothing(broker, topic_prefix, post
     url = postgres_schema_url.replace(f"{real.host}:{real.port}", f"127.0.0.1:{proxy.port}")
     service = ServiceThread(StoreService(settings(broker, topic_prefix, url))).start()
     try:
-        produce(broker.bootstrap, topic_prefix + BEHAVIOURS, [(b"room-1", make_event(i).SerializeToString()) for i in range(5)])
+        produce(
+            broker.bootstrap,
+            topic_prefix + BEHAVIOURS,
+            [(b"room-1", make_event(i).SerializeToString()) for i in range(5)],
+        )
         wait_for(lambda: count_events(postgres_schema_url) == 5, what="first 5 events in PostgreSQL")
         proxy.cut()
         produce(
-            broker.bootstrap, topic_prefix + BEHAVIOURS, [(b"room-1", make_event(i).SerializeToString()) for i in range(5, 12)]
+            broker.bootstrap,
+            topic_prefix + BEHAVIOURS,
+            [(b"room-1", make_event(i).SerializeToString()) for i in range(5, 12)],
         )
         wait_for(
-            lambda: service.service.metrics.retries.labels("store", "DependencyUnavailable")._value.get() >= 2,
+            lambda: (
+                service.service.metrics.retries.labels("store", "DependencyUnavailable")._value.get() >= 2
+            ),
             what="the store to retry against the dead database",
         )
         assert not service.service.readiness()[0]
         proxy.restore()
-        wait_for(lambda: count_events(postgres_schema_url) == 12, timeout=60, what="all 12 events after recovery")
+        wait_for(
+            lambda: count_events(postgres_schema_url) == 12, timeout=60, what="all 12 events after recovery"
+        )
         assert service.service.readiness()[0]
     finally:
         service.stop()
@@ -137,7 +153,11 @@ def test_database_outage_loses_and_duplicates_nothing(broker, topic_prefix, post
     # Restart from scratch: a new store re-reads nothing it already committed, and a forced replay adds nothing.
     replay = ServiceThread(StoreService(settings(broker, topic_prefix, postgres_schema_url))).start()
     try:
-        produce(broker.bootstrap, topic_prefix + BEHAVIOURS, [(b"room-1", make_event(i).SerializeToString()) for i in range(12)])
+        produce(
+            broker.bootstrap,
+            topic_prefix + BEHAVIOURS,
+            [(b"room-1", make_event(i).SerializeToString()) for i in range(12)],
+        )
         wait_for(lambda: replay.service.processed >= 12, what="replay consumed")
     finally:
         replay.stop()
