@@ -11,8 +11,9 @@ A sample is one student's window of T frames as crops from ``models/crops.py``:
 - ``label``: behaviour index (vocabulary.BEHAVIOURS);
 - ``occupied`` float32 [T]: 1 if a student is in the seat (None means all 1).
 
-The SmartClass-Sim / recorded-data adapter (``sim:`` specs and folders) arrives with part 2
-of issue 5; until then only ``toy:`` (models/toydata.py, for smoke tests) resolves.
+``open_dataset`` resolves ``sim:<preset>[?seed=N]`` (SmartClass-Sim) and folders in the
+data-set format (docs/dataset-format.md) through ``models/scenedata.py``, and ``toy:`` to the
+procedural stick figures of models/toydata.py (smoke tests only, never a reported figure).
 """
 
 from __future__ import annotations
@@ -69,10 +70,23 @@ def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def open_dataset(spec: str, split: str, seed: int = 0, crop_size: int | None = None) -> WindowDataset:
-    """Resolve ``--data``: ``toy:N[:frames[:size]]`` now; ``sim:...`` and folders in part 2.
+def open_dataset(
+    spec: str,
+    split: str,
+    seed: int = 0,
+    crop_size: int | None = None,
+    *,
+    workers: int | None = None,
+    params_file: str | None = None,
+    limit: int | None = None,
+    log=print,
+) -> WindowDataset:
+    """Resolve ``--data``: ``sim:<preset>[?seed=N]``, a data-set folder, or ``toy:N[:frames[:size]]``.
 
-    ``crop_size`` is the preset's crop size, used where the spec does not name one.
+    ``crop_size`` is the preset's crop size, used where the spec does not name one;
+    ``seed`` only seeds the toy set (a SmartClass-Sim seed is part of its spec);
+    ``limit`` keeps the first windows of the split (quick checks);
+    ``params_file`` is the section 3.2 parameters used to restore depth and thermal.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
@@ -91,7 +105,18 @@ def open_dataset(spec: str, split: str, seed: int = 0, crop_size: int | None = N
         size = values[2] if len(values) > 2 else (crop_size or 32)
         split_seed = {"train": 0, "val": 1, "test": 2}[split]
         return ToyWindowDataset(n, window_frames=frames, crop_size=size, seed=seed * 10 + split_seed)
-    raise NotImplementedError(
-        f"--data {spec!r}: the SmartClass-Sim and recorded-data adapter lands with part 2 of issue 5 "
-        "(services/dataset); only toy:N[:frames[:size]] is available now"
-    )
+    from models.scenedata import SceneWindowDataset
+    from services.dataset.format import DatasetError
+
+    try:
+        return SceneWindowDataset(
+            spec,
+            split,
+            crop_size or 96,
+            workers=workers,
+            params_file=params_file,
+            limit=limit,
+            log=log,
+        )
+    except DatasetError as exc:
+        raise ValueError(str(exc)) from exc

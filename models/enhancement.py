@@ -116,6 +116,9 @@ class MultiScaleRetinex(nn.Module):
     """Retinex with multi-scale weighted guided filtering (eqs. 1-2), [B, 3, H, W] BGR in [0, 1] → same."""
 
     learnable = True
+    # one of the two, per learn_gamma (annotations only: nn.Module keeps these out of __dict__)
+    gamma_logit: nn.Parameter
+    gamma_value: torch.Tensor
 
     def __init__(
         self, params: EnhancementParams | None = None, *, multi_scale: bool = True, learn_gamma: bool = False
@@ -458,6 +461,19 @@ _TABLE_ARRAYS = (
 
 class RegistrationTensors(nn.Module):
     """The NumPy library's per-camera tables (alignment.registration_tables) as device buffers."""
+
+    # buffers registered in __init__ (_TABLE_ARRAYS, then the fields of view)
+    depth_ray_z: torch.Tensor
+    depth_grid0_x: torch.Tensor
+    depth_grid0_y: torch.Tensor
+    depth_grid1_x: torch.Tensor
+    depth_grid1_y: torch.Tensor
+    thermal_map0_x: torch.Tensor
+    thermal_map0_y: torch.Tensor
+    thermal_map1_x: torch.Tensor
+    thermal_map1_y: torch.Tensor
+    fov_grid: torch.Tensor
+    fov: torch.Tensor
 
     def __init__(self, tables) -> None:
         super().__init__()

@@ -280,8 +280,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method", default="proposed", help="registry method name (models/registry.py METHODS)"
     )
     parser.add_argument(
-        "--data", required=True, help="data: toy:N[:frames[:size]] now; sim:SPEC or a folder in part 2"
+        "--data",
+        default="sim:small",
+        help="sim:<preset>[?seed=N] (SmartClass-Sim), a data-set folder (docs/dataset-format.md), "
+        "or toy:N[:frames[:size]] for smoke tests (default sim:small)",
     )
+    parser.add_argument("--workers", type=int, help="processes preparing uncached windows (default: cores)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
     parser.add_argument("--out", type=Path, help="output folder (default var/train/<method>)")
     parser.add_argument("--epochs", type=int, help="maximum epochs (preset default)")
@@ -331,8 +335,12 @@ def run(args: argparse.Namespace) -> int:
         model_overrides={"enhancement": args.enhancement} if args.enhancement else {},
     )
     try:
-        train_set = open_dataset(args.data, "train", seed=args.seed, crop_size=preset["crop_size"])
-        val_set = open_dataset(args.data, "val", seed=args.seed, crop_size=preset["crop_size"])
+        train_set = open_dataset(
+            args.data, "train", seed=args.seed, crop_size=preset["crop_size"], workers=args.workers
+        )
+        val_set = open_dataset(
+            args.data, "val", seed=args.seed, crop_size=preset["crop_size"], workers=args.workers
+        )
     except (NotImplementedError, ValueError, FileNotFoundError) as exc:
         print(f"classroom train: {exc}", file=sys.stderr)
         return 2

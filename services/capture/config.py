@@ -43,6 +43,9 @@ class CaptureSettings(ServiceSettings):
     realtime: bool = Field(default=True, description="pace non-live sources (simulator, dataset, MKV) to fps")
     # recorded sources
     dataset_path: Path | None = Field(default=None, description="data-set folder (docs/dataset-format.md)")
+    dataset_clip: str = Field(
+        default="", description="play only this clip of the data set; empty = every clip, manifest order"
+    )
     mkv_path: Path | None = Field(default=None, description="Azure Kinect recording (pyk4a playback)")
     # live / paired thermal camera
     kinect_device: int = Field(default=0, ge=0)

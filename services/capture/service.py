@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from datetime import UTC, datetime
+from typing import TextIO
 
 from services.capture.config import CaptureSettings
 from services.capture.sources import CameraUnavailable, FrameSource, open_source
@@ -78,7 +79,7 @@ class CaptureService:
         self.encode_failures = 0
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._halt = threading.Event()
-        self._ground_truth = None
+        self._ground_truth: TextIO | None = None
 
     def readiness(self) -> tuple[bool, str]:
         return self._camera_ok, self._camera_detail

@@ -44,18 +44,19 @@ async def _aiokafka_round(bootstrap: str, topic: str, payload: bytes, n: int) ->
         fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
-    got, started = 0, None
+    got, n_timed = 0, n
+    consume_started: float | None = None
     while got < n:
         batches = await consumer.getmany(timeout_ms=1000)
-        if batches and started is None:
-            started = time.perf_counter() - 1e-9
+        if batches and consume_started is None:
+            consume_started = time.perf_counter() - 1e-9
             # the first fetch's records were read before the clock started: count them out
             first = sum(len(v) for v in batches.values())
             n_timed = n - first
             got += first
             continue
         got += sum(len(v) for v in batches.values())
-    consume_s = time.perf_counter() - (started or time.perf_counter())
+    consume_s = time.perf_counter() - (consume_started or time.perf_counter())
     await consumer.stop()
     size = len(payload)
     return n * size / produce_s / 1e6, max(n_timed, 1) * size / max(consume_s, 1e-9) / 1e6
@@ -88,17 +89,18 @@ def _kafka_python_round(bootstrap: str, topic: str, payload: bytes, n: int) -> t
         max_partition_fetch_bytes=16 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
-    got, started, n_timed = 0, None, n
+    got, n_timed = 0, n
+    consume_started: float | None = None
     while got < n:
         batches = consumer.poll(timeout_ms=1000)
         count = sum(len(v) for v in batches.values())
-        if count and started is None:
-            started = time.perf_counter()
+        if count and consume_started is None:
+            consume_started = time.perf_counter()
             n_timed = n - count
             got += count
             continue
         got += count
-    consume_s = time.perf_counter() - (started or time.perf_counter())
+    consume_s = time.perf_counter() - (consume_started or time.perf_counter())
     consumer.close()
     size = len(payload)
     return n * size / produce_s / 1e6, max(n_timed, 1) * size / max(consume_s, 1e-9) / 1e6

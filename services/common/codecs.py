@@ -8,6 +8,7 @@ sensor or a network can get wrong and raises a ``BadInput`` subclass naming the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -203,7 +204,18 @@ def decode_frame_set(message: frames_pb2.FrameSet) -> DecodedFrameSet:
     )
 
 
-def parse_message(payload: bytes, message_type: type) -> object:
+class _WireMessage(Protocol):
+    """What parse_message needs of a generated protobuf message class."""
+
+    DESCRIPTOR: Any
+
+    def ParseFromString(self, serialized: bytes, /) -> int | None: ...
+
+
+_M = TypeVar("_M", bound=_WireMessage)
+
+
+def parse_message(payload: bytes, message_type: type[_M]) -> _M:
     """Parse wire bytes as ``message_type`` or raise MalformedMessage."""
     message = message_type()
     try:

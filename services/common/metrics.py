@@ -8,8 +8,10 @@ broker, model server, database). Metric names are shared by all services and car
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from typing import cast
 
 from aiohttp import web
 from prometheus_client import (
@@ -121,8 +123,9 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port  # type: ignore[union-attr]
+        # a listening TCP site's server is the loop's Server, which has .sockets
+        server = cast("asyncio.Server | None", site._server)
+        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
         return self.port
 
     async def stop(self) -> None:

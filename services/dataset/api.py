@@ -123,19 +123,21 @@ def default_cache_dir() -> Path | None:
 
 
 def open_dataset(spec: str | os.PathLike, *, cache: bool | str | os.PathLike = True) -> Dataset:
-    """A folder in the format, or ``sim:<preset>[?seed=N]`` for a virtual SmartClass-Sim data set."""
+    """A folder in the format, or ``sim:<preset>[?seed=N][&conditions=NAME]`` for a virtual
+    SmartClass-Sim data set (``conditions``: one scenario for every window, see
+    services/dataset/virtual.py ``parse_sim_options``)."""
     text = str(spec)
     if text.startswith("sim:"):
-        from services.dataset.virtual import VirtualDataset, parse_sim_spec
+        from services.dataset.virtual import VirtualDataset, parse_sim_options
 
-        preset, seed = parse_sim_spec(text)
+        preset, seed, conditions = parse_sim_options(text)
         if cache is True:
             cache_dir = default_cache_dir()
         elif cache is False:
             cache_dir = None
         else:
             cache_dir = Path(cache)
-        return VirtualDataset(preset, seed=seed, cache_dir=cache_dir)
+        return VirtualDataset(preset, seed=seed, cache_dir=cache_dir, conditions=conditions)
     from services.dataset.reader import FolderDataset
 
     path = Path(text)

@@ -168,7 +168,7 @@ def open_kinect_playback(path: Path) -> Any:
 
 def fit_opencv_distortion(
     coefficients: np.ndarray, fx: float, extent: tuple[float, float] = (0.9, 0.55)
-) -> tuple[tuple[float, ...], float]:
+) -> tuple[tuple[float, float, float, float, float], float]:
     """OpenCV (k1, k2, p1, p2, k3) closest to a (k1, k2, p1, p2, k3, k4, k5, k6) rational model.
 
     Both models are linear in the 5 coefficients once the undistorted point is fixed, so a
@@ -193,7 +193,8 @@ def fit_opencv_distortion(
     b = np.concatenate([xd - x, yd - y])
     sol, *_ = np.linalg.lstsq(a, b, rcond=None)
     rms_px = float(np.sqrt(np.mean((a @ sol - b) ** 2)) * fx)
-    return tuple(float(v) for v in sol), rms_px
+    cv_k1, cv_k2, cv_p1, cv_p2, cv_k3 = (float(v) for v in sol)
+    return (cv_k1, cv_k2, cv_p1, cv_p2, cv_k3), rms_px
 
 
 def _intrinsics(calibration: Any, camera: int, width: int, height: int) -> tuple[Intrinsics, float]:

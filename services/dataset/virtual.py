@@ -58,7 +58,7 @@ from services.dataset.writer import (
 )
 from services.simulator.body import random_profile
 from services.simulator.classroom import ROOMS, room_seats
-from services.simulator.config import Conditions, SimConfig
+from services.simulator.config import NAMED_CONDITIONS, Conditions, SimConfig
 from services.simulator.session import Occupant, build_window_scene, subject_profile
 
 # Bump when rendering changes, so caches of older renders are not mixed in.
@@ -124,15 +124,44 @@ PRESETS: dict[str, DatasetPreset] = {
 }
 
 
-def parse_sim_spec(spec: str) -> tuple[DatasetPreset, int]:
-    """``sim:<preset>`` or ``sim:<preset>?seed=N``."""
-    m = re.fullmatch(r"sim:([a-z0-9_]+)(?:\?seed=(\d+))?", spec.strip())
+def parse_sim_options(spec: str) -> tuple[DatasetPreset, int, str | None]:
+    """``sim:<preset>[?seed=N][&conditions=NAME]`` -> (preset, seed, conditions or None).
+
+    ``conditions`` (a name of ``NAMED_CONDITIONS``: normal, low_light, occlusion, movement, ...)
+    renders every window under that one condition instead of the preset's random mix; the
+    rest of each window (students, behaviours, seats, timing) stays the same, so the sets are
+    paired scenario by scenario (the robustness study of section 4.2.3).
+    """
+    m = re.fullmatch(r"sim:([a-z0-9_]+)(?:\?(.*))?", spec.strip())
     if not m:
-        raise ValueError(f"{spec!r}: expected sim:<preset>[?seed=N], presets: {', '.join(PRESETS)}")
-    name, seed = m.group(1), int(m.group(2) or 0)
+        raise ValueError(
+            f"{spec!r}: expected sim:<preset>[?seed=N][&conditions=NAME], presets: {', '.join(PRESETS)}"
+        )
+    name = m.group(1)
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-    return PRESETS[name], seed
+    seed, conditions = 0, None
+    for part in (m.group(2) or "").split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if key == "seed" and value.isdigit():
+            seed = int(value)
+        elif key == "conditions" and value in NAMED_CONDITIONS:
+            conditions = value
+        else:
+            raise ValueError(
+                f"{spec!r}: bad option {part!r}; options: seed=N, conditions={'|'.join(NAMED_CONDITIONS)}"
+            )
+    return PRESETS[name], seed, conditions
+
+
+def parse_sim_spec(spec: str) -> tuple[DatasetPreset, int]:
+    """``sim:<preset>`` or ``sim:<preset>?seed=N``."""
+    preset, seed, conditions = parse_sim_options(spec)
+    if conditions is not None:
+        raise ValueError(f"{spec!r}: conditions= is not accepted here")
+    return preset, seed
 
 
 @dataclass(frozen=True)
@@ -163,10 +192,20 @@ class WindowPlan:
 class VirtualDataset:
     """A preset rendered on demand (same API as FolderDataset)."""
 
-    def __init__(self, preset: DatasetPreset, *, seed: int = 0, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        preset: DatasetPreset,
+        *,
+        seed: int = 0,
+        cache_dir: Path | None = None,
+        conditions: str | None = None,
+    ) -> None:
+        if conditions is not None and conditions not in NAMED_CONDITIONS:
+            raise ValueError(f"unknown conditions {conditions!r}; known: {', '.join(NAMED_CONDITIONS)}")
         self.preset = preset
         self.seed = seed
-        self.name = f"sim-{preset.name}-seed{seed}"
+        self.fixed_conditions = conditions
+        self.name = f"sim-{preset.name}-seed{seed}" + (f"-{conditions}" if conditions else "")
         self.cache_root = None if cache_dir is None else Path(cache_dir) / f"{self.name}-r{RENDER_VERSION}"
         perm = np.random.default_rng([seed, 31]).permutation(preset.subjects)
         a, b, _ = preset.split_subjects
@@ -212,7 +251,9 @@ class VirtualDataset:
                     f"extra-{k + 1:02d}", seats[free[k]].seat_id, int(rng.integers(NUM_BEHAVIOURS)), -1, k
                 )
             )
-        conditions = p.sim.condition_mix.sample(rng)
+        conditions = p.sim.condition_mix.sample(rng)  # drawn always, so the rest of the plan is the same
+        if self.fixed_conditions is not None:
+            conditions = Conditions.from_tags(NAMED_CONDITIONS[self.fixed_conditions])
         t0 = float(rng.uniform(60.0, 3600.0))
         start_ts = _BASE_TS_US + (code * 100_000 + index) * 4_000_000_000 + round(t0 * 1e6)
         return WindowPlan(split, index, room, self._room_seeds[room], tuple(people), conditions, t0, start_ts)
@@ -367,7 +408,7 @@ class VirtualDataset:
         )
 
     def load_annotations(self, ref: WindowRef) -> list[FrameAnnotation]:
-        if self._cached(ref.clip_id):
+        if self.cache_root is not None and self._cached(ref.clip_id):
             info = load_clip_info(self.cache_root, ref.clip_id)
             return parse_annotations(clip_dir(self.cache_root, ref.clip_id) / ANNOTATIONS_FILE, info)
         return [
@@ -397,7 +438,16 @@ class VirtualDataset:
         if workers > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 futures = [
-                    pool.submit(_export_one, self.preset.name, self.seed, out, ref, references)
+                    pool.submit(
+                        _export_one,
+                        self.preset.name,
+                        self.seed,
+                        out,
+                        ref,
+                        references,
+                        None,
+                        self.fixed_conditions,
+                    )
                     for ref in jobs
                 ]
                 for fut in futures:
@@ -430,9 +480,15 @@ class VirtualDataset:
 
 
 def _export_one(
-    preset: str, seed: int, out: Path, ref: WindowRef, references: bool, dataset: VirtualDataset | None = None
+    preset: str,
+    seed: int,
+    out: Path,
+    ref: WindowRef,
+    references: bool,
+    dataset: VirtualDataset | None = None,
+    conditions: str | None = None,
 ) -> ClipEntry:
-    ds = dataset or VirtualDataset(PRESETS[preset], seed=seed)
+    ds = dataset or VirtualDataset(PRESETS[preset], seed=seed, conditions=conditions)
     info, encoded = ds.encoded(ref, references=references)
     write_clip(out, info, encoded)
     return ClipEntry(id=info.id, split=info.split, frames=info.frames)

@@ -174,8 +174,8 @@ def registration_tables(calibration: CameraCalibration, analysis_size: tuple[int
     )
     # The depth sensor's footprint: its whole image at the working distance, splatted and closed.
     plane = np.full((depth_intr.height, depth_intr.width), calibration.working_distance_mm, np.float32)
-    footprint = splat_depth(plane, np.ones_like(plane, bool), tables)[0] > 0
-    footprint = cv2.morphologyEx(footprint.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    splatted = splat_depth(plane, np.ones_like(plane, bool), tables)[0] > 0
+    footprint = cv2.morphologyEx(splatted.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     fov = cv2.resize(footprint, (aw, ah), interpolation=cv2.INTER_NEAREST).astype(bool)
     if not fov.any():
         raise InvalidCalibration(

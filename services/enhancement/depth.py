@@ -64,7 +64,7 @@ def fill_regions(depth: np.ndarray, holes: np.ndarray) -> np.ndarray:
     if not holes.any():
         return depth
     weight = (~holes).astype(np.float32)
-    levels = [(depth * weight, weight)]
+    levels: list[tuple[np.ndarray, np.ndarray]] = [(depth * weight, weight)]
     # Pull: 2×2 averages of weighted depth and of weight, until a level has no empty cell or is 1 pixel.
     while levels[-1][1].min() <= 0.0 and min(levels[-1][1].shape) > 1:
         value, w = levels[-1]

@@ -15,6 +15,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 # Parameters with their own range checks below; every other one must be positive.
 _MAY_BE_ZERO = frozenset(
@@ -120,7 +121,7 @@ class EnhancementParams:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(f"unknown enhancement parameters: {', '.join(unknown)}")
-        typed = {}
+        typed: dict[str, Any] = {}  # int or float, as each field declares
         for name, value in values.items():
             typed[name] = int(value) if known[name].type in ("int", int) else float(value)
         if "lambda1" in typed or "lambda2" in typed:

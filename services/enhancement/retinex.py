@@ -118,7 +118,7 @@ def large_scale_coefficients(
     else:
         coarse, noise_var = prior, noise * noise
     mean_a, mean_b, _, var = guided_coefficients(coarse, radius, eps)
-    texture2 = cv2.max(var - np.float32(noise_var), 0.0) * np.float32(1.0 / (noise * noise))
+    texture2: np.ndarray = cv2.max(var - np.float32(noise_var), 0.0) * np.float32(1.0 / (noise * noise))
     if subsample > 1:
         mean_a, mean_b, texture2 = (
             cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (mean_a, mean_b, texture2)

@@ -80,7 +80,7 @@ def depth_holes(
     h, w = out.shape
     # Shadow: the side of a depth discontinuity the emitter cannot see (right of near edges).
     grad = cv2.Sobel(depth_mm.astype(np.float32), cv2.CV_32F, 1, 0, ksize=3)
-    edges = (grad > 200.0).astype(np.uint8)
+    edges: np.ndarray = (grad > 200.0).astype(np.uint8)
     if shadow_px > 0:
         kernel = np.ones((1, 2 * shadow_px + 1), np.uint8)
         kernel[:, :shadow_px] = 0

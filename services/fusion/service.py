@@ -32,17 +32,17 @@ class FusionService(StreamService):
 
     def _parse(self, record: ConsumerRecord) -> tuple[frames_pb2.EnhancedFrameSet, inference_pb2.FusionItem]:
         frame_set = parse_message(record.value or b"", frames_pb2.EnhancedFrameSet)
-        if not frame_set.classroom_id or not frame_set.camera_id or not frame_set.session_id:  # type: ignore[attr-defined]
+        if not frame_set.classroom_id or not frame_set.camera_id or not frame_set.session_id:
             raise MalformedMessage("enhanced frame set lacks classroom, camera or session id")
-        camera = self.campus.camera(frame_set.classroom_id, frame_set.camera_id)  # type: ignore[attr-defined]
+        camera = self.campus.camera(frame_set.classroom_id, frame_set.camera_id)
         if camera is None:
             raise UnknownCamera(
-                f"camera {frame_set.classroom_id}/{frame_set.camera_id} is not in the campus file"  # type: ignore[attr-defined]
+                f"camera {frame_set.classroom_id}/{frame_set.camera_id} is not in the campus file"
             )
         item = inference_pb2.FusionItem(
             request_id=f"{record.partition}:{record.offset}", frame_set=frame_set, seats=seat_regions(camera)
         )
-        return frame_set, item  # type: ignore[return-value]
+        return frame_set, item
 
     async def process_batch(self, records: Sequence[ConsumerRecord]) -> list[RecordResult]:
         results: list[RecordResult | None] = [None] * len(records)

@@ -384,8 +384,8 @@ def pose_skeletons(body: BodyArrays, hip: np.ndarray, basis: np.ndarray, pose: n
     hands = wrists + hand_dir * (70.0 * body.scale)[:, None, None]
 
     keypoints = np.empty((s, NUM_KEYPOINTS, 3))
-    for name, local in _FACE.items():
-        keypoints[:, KEYPOINT_INDEX[name]] = head_centre + _apply(head, np.asarray(local) * hs[:, None])
+    for name, face_local in _FACE.items():
+        keypoints[:, KEYPOINT_INDEX[name]] = head_centre + _apply(head, np.asarray(face_local) * hs[:, None])
     jaw = np.clip(pose[:, JAW], 0.0, 1.0)
     keypoints[:, KEYPOINT_INDEX["chin"]] -= head[:, :, 1] * (jaw * 12.0)[:, None]
     keypoints[:, KEYPOINT_INDEX["neck"]] = neck_base + _apply(
@@ -521,7 +521,7 @@ def body_primitives(
     part = np.tile(np.asarray(parts, np.int16), s)
     owner = np.repeat(np.asarray(owners, np.int32), count)
     # Only long-haired students keep the hair that falls down the back.
-    keep = np.ones((s, count), bool)
+    keep: np.ndarray = np.ones((s, count), bool)
     keep[:, long_hair_slot] = body.long_hair
     keep = keep.reshape(-1)
     return Primitives(

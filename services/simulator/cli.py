@@ -4,6 +4,7 @@ classroom simulate --preset small --out data/sim-small --workers 2
 classroom simulate --preset paper --out data/paper-test --splits test --limit 50
 classroom simulate --session 120 --fps 15 --students 20 --out data/session
 classroom simulate --preview docs/images/simulator-preview.png
+classroom simulate --keypoint-figure docs/images/keypoints.png
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--split", default="test", help="session: the split its students belong to")
     parser.add_argument("--preview", type=Path, default=None, help="write a contact sheet PNG")
+    parser.add_argument(
+        "--keypoint-figure",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the 17-keypoint figure PNG (docs/keypoints.md)",
+    )
     parser.add_argument("--list-presets", action="store_true", help="list the presets and exit")
 
 
@@ -62,9 +70,16 @@ def run(args: argparse.Namespace) -> int:
                 f"per class {per_class}: {p.description}"
             )
         return 0
-    if args.preview is None and args.out is None:
-        print("classroom simulate: give --out (a data set or a --session) and/or --preview", file=sys.stderr)
+    if args.preview is None and args.keypoint_figure is None and args.out is None:
+        print(
+            "classroom simulate: give --out (a data set or a --session), --preview and/or --keypoint-figure",
+            file=sys.stderr,
+        )
         return 2
+    if args.keypoint_figure is not None:
+        from services.simulator.preview import write_keypoint_figure
+
+        print(f"wrote {write_keypoint_figure(args.keypoint_figure)}")
     if args.preview is not None:
         from services.simulator.preview import write_contact_sheet
 

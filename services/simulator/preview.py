@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from services.common.vocabulary import SKELETON_EDGES
+from services.common.vocabulary import HEAD_KEYPOINTS, KEYPOINTS, SKELETON_EDGES
 from services.simulator.classroom import room_for
 from services.simulator.config import Conditions, SimConfig
 from services.simulator.session import build_live_scene
@@ -125,7 +125,6 @@ def keypoint_figure(*, seed: int = 3, size: tuple[int, int] = (760, 820)) -> np.
     import dataclasses
 
     from services.common.calibration import Intrinsics
-    from services.common.vocabulary import KEYPOINTS
     from services.simulator.behaviours import UPRIGHT_SITTING, Episode
     from services.simulator.classroom import ROOMS, room_seats
     from services.simulator.config import Difficulty
@@ -158,23 +157,82 @@ def keypoint_figure(*, seed: int = 3, size: tuple[int, int] = (760, 820)) -> np.
     k = Intrinsics(width=w, height=h, fx=1100.0, fy=1100.0, cx=(w - 1) / 2, cy=(h - 1) / 2)
     pose = SensorPose(k, rotation, -rotation @ eye)
     scene.rig = dataclasses.replace(scene.rig, colour=pose, analysis=pose, depth_lag_us=0, thermal_lag_us=0)
-    frame = scene.render(50.0, np.random.default_rng(seed))
-    image = draw_skeletons(frame.rgb, frame.annotations["students"])
+    # The clean reference (well lit, no sensor noise): legible, and small as a PNG.
+    frame = scene.render(50.0, np.random.default_rng(seed), references=True)
+    assert frame.reference_rgb is not None
     kp = np.asarray(frame.annotations["students"][0]["keypoints"], np.float32)
-    # Labels in two columns (the student's right side on the image's left), spaced apart.
-    for column, members in (("left", kp[:, 0] < w / 2), ("right", kp[:, 0] >= w / 2)):
-        order = [i for i in np.argsort(kp[:, 1]) if members[i]]
-        last_y = -100.0
-        for i in order:
-            x, y = float(kp[i, 0]), float(kp[i, 1])
-            ty = max(y, last_y + 20.0)
-            last_y = ty
+    return _label_keypoints(frame.reference_rgb, kp[:, :2])
+
+
+FIGURE_FONT = cv2.FONT_HERSHEY_SIMPLEX
+HEAD_COLOUR = (0, 200, 255)  # BGR: amber, the head keypoints (thermal-refined)
+BODY_COLOUR = (60, 60, 235)  # BGR: red, the other keypoints
+EDGE_COLOUR = (80, 220, 80)
+
+
+def _text_box(
+    image: np.ndarray, text: str, x: int, y: int, scale: float, indent: int = 0
+) -> tuple[int, int, int, int]:
+    """White text on a dark box whose top-left corner is (x, y); returns the box (x0, y0, x1, y1)."""
+    (tw, th), base = cv2.getTextSize(text, FIGURE_FONT, scale, 1)
+    x1, y1 = x + indent + tw + 8, y + th + base + 6
+    cv2.rectangle(image, (x, y), (x1, y1), (30, 30, 30), -1)
+    cv2.putText(
+        image, text, (x + indent + 4, y + th + 3), FIGURE_FONT, scale, (255, 255, 255), 1, cv2.LINE_AA
+    )
+    return x, y, x1, y1
+
+
+def _label_keypoints(background: np.ndarray, points: np.ndarray, scale: float = 0.5) -> np.ndarray:
+    """Skeleton, dots and numbered names in two columns (the student's right on the image's left)."""
+    image = background.copy()
+    h, w = image.shape[:2]
+    pts = [(round(float(x)), round(float(y))) for x, y in points]
+    for a, b in SKELETON_EDGES:
+        cv2.line(image, pts[a], pts[b], EDGE_COLOUR, 2, cv2.LINE_AA)
+    (_, text_h), base = cv2.getTextSize("0 head_top", FIGURE_FONT, scale, 1)
+    box_h = text_h + base + 6
+    legend_top = h - box_h - 10
+    for column in ("left", "right"):
+        members = [i for i in range(len(pts)) if (pts[i][0] < w / 2) == (column == "left")]
+        members.sort(key=lambda i: pts[i][1])
+        # Boxes centred on their point's height, pushed apart downwards, then up from the legend.
+        tops: list[int] = []
+        for i in members:
+            top = pts[i][1] - box_h // 2
+            tops.append(max(top, tops[-1] + box_h + 4) if tops else max(top, 4))
+        limit = legend_top - box_h - 8
+        for k in range(len(tops) - 1, -1, -1):
+            tops[k] = min(tops[k], limit)
+            limit = tops[k] - box_h - 4
+        for i, top in zip(members, tops, strict=True):
             text = f"{i} {KEYPOINTS[i]}"
-            tx = 8 if column == "left" else w - 8 - 8 * len(text)
-            anchor = (tx + 8 * len(text) + 4, int(ty) - 4) if column == "left" else (tx - 4, int(ty) - 4)
-            cv2.line(image, (int(x), int(y)), anchor, (255, 255, 255), 1, cv2.LINE_AA)
-            for colour, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-                cv2.putText(
-                    image, text, (tx, int(ty)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, thick, cv2.LINE_AA
-                )
+            (tw, _), _ = cv2.getTextSize(text, FIGURE_FONT, scale, 1)
+            x = 6 if column == "left" else w - 6 - (tw + 8)
+            anchor = (x + tw + 8, top + box_h // 2) if column == "left" else (x, top + box_h // 2)
+            cv2.line(image, anchor, pts[i], (255, 255, 255), 1, cv2.LINE_AA)
+            _text_box(image, text, x, top, scale)
+    for i, p in enumerate(pts):
+        colour = HEAD_COLOUR if i in HEAD_KEYPOINTS else BODY_COLOUR
+        cv2.circle(image, p, 5, (0, 0, 0), -1, cv2.LINE_AA)
+        cv2.circle(image, p, 4, colour, -1, cv2.LINE_AA)
+    # Legend along the bottom.
+    x = 6
+    for colour, text in (
+        (HEAD_COLOUR, "head keypoints 0-6"),
+        (BODY_COLOUR, "body keypoints 7-16"),
+        (EDGE_COLOUR, "skeleton edges"),
+    ):
+        x0, y0, x1, y1 = _text_box(image, text, x, legend_top, scale, indent=20)
+        cv2.circle(image, (x0 + 12, (y0 + y1) // 2), 6, colour, -1, cv2.LINE_AA)
+        x = x1 + 8
     return image
+
+
+def write_keypoint_figure(path: str | Path, **kwargs) -> Path:
+    """Write ``keypoint_figure()`` as a PNG (docs/images/keypoints.png)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), keypoint_figure(**kwargs), [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+        raise OSError(f"could not write {path}")
+    return path

@@ -152,7 +152,8 @@ class RenderedFrame:
     debug: dict | None = None
 
 
-_STATIC_CACHE: OrderedDict[tuple, tuple[Primitives, dict]] = OrderedDict()
+_StaticEntry = tuple[Primitives, dict[tuple, Raster]]  # a room's primitives, its rasters by sensor pose
+_STATIC_CACHE: OrderedDict[tuple, _StaticEntry] = OrderedDict()
 _STATIC_CACHE_SIZE = 6
 
 
@@ -160,14 +161,14 @@ def _pose_key(pose: SensorPose) -> tuple:
     return (pose.intrinsics, pose.rotation.tobytes(), pose.translation.tobytes())
 
 
-def _static_scene(room: RoomLayout, room_seed: int) -> tuple[Primitives, dict]:
+def _static_scene(room: RoomLayout, room_seed: int) -> _StaticEntry:
     """Static primitives of a room and their per-sensor rasters (cached: rooms repeat)."""
     key = (room, room_seed)
     if key in _STATIC_CACHE:
         _STATIC_CACHE.move_to_end(key)
         return _STATIC_CACHE[key]
     prims = static_primitives(room, np.random.default_rng([room_seed, 7]))
-    entry = (prims, {})
+    entry: _StaticEntry = (prims, {})
     _STATIC_CACHE[key] = entry
     while len(_STATIC_CACHE) > _STATIC_CACHE_SIZE:
         _STATIC_CACHE.popitem(last=False)

@@ -224,13 +224,27 @@ def window_track(
     onset = (
         t0 + rng.uniform(0.0, difficulty.onset_max_s) if rng.random() < 0.35 else t0 - rng.uniform(0.5, 20.0)
     )
-    kw = {
-        "tempo_spread": difficulty.tempo_spread,
-        "amplitude_spread": difficulty.amplitude_spread,
-        "neighbour_side": neighbour_side,
-    }
-    ep = sample_episode(rng, occupant.label, prof, onset, t1 + rng.uniform(1.0, 15.0), window=window, **kw)
-    prev = sample_episode(rng, before, prof, min(ep.start, onset) - 30.0, min(ep.start, onset), **kw)
+    ep = sample_episode(
+        rng,
+        occupant.label,
+        prof,
+        onset,
+        t1 + rng.uniform(1.0, 15.0),
+        tempo_spread=difficulty.tempo_spread,
+        amplitude_spread=difficulty.amplitude_spread,
+        window=window,
+        neighbour_side=neighbour_side,
+    )
+    prev = sample_episode(
+        rng,
+        before,
+        prof,
+        min(ep.start, onset) - 30.0,
+        min(ep.start, onset),
+        tempo_spread=difficulty.tempo_spread,
+        amplitude_spread=difficulty.amplitude_spread,
+        neighbour_side=neighbour_side,
+    )
     fidgets = sample_fidgets(rng, t0 - 4.0, t1 + 1.0, difficulty.fidget_rate_per_min, prof)
     shifts = _shifts(rng, t0 - 6.0, t1 + 1.0, difficulty.movement_scale) if movement else []
     return BehaviourTrack([prev, ep], fidgets, shifts)

@@ -131,7 +131,7 @@ class StoreService(StreamService):
         for record in records:
             try:
                 message = parse_message(record.value or b"", events_pb2.BehaviourEvent)
-                rows.append(event_row(message))  # type: ignore[arg-type]
+                rows.append(event_row(message))
                 results.append(RecordResult([]))
             except BadInput as exc:
                 results.append(RecordResult([], exc))

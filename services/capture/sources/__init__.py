@@ -36,7 +36,7 @@ def open_source(settings) -> FrameSource:  # type: ignore[no-untyped-def]
     if settings.source == "dataset":
         from services.capture.sources.recorded import DatasetSource
 
-        return DatasetSource(settings.dataset_path, fps=settings.fps)
+        return DatasetSource(settings.dataset_path, fps=settings.fps, clip=settings.dataset_clip or None)
     if settings.source in ("kinect", "mkv"):
         from services.capture.sources.kinect import kinect_source
 

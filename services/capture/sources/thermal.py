@@ -30,7 +30,7 @@ class ThermalCamera:
         # Ask for raw 16-bit frames: no conversion to 8-bit BGR.
         self.capture.set(cv2.CAP_PROP_CONVERT_RGB, 0)
         if isinstance(target, int):
-            self.capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"Y16 "))
+            self.capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"Y16 "))
 
     @property
     def frame_rate(self) -> float:
