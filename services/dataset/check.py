@@ -18,6 +18,7 @@ from services.dataset.format import (
     CLIPS_DIR,
     MODALITIES,
     SPLITS,
+    CorruptFileError,
     DatasetError,
     clip_dir,
 )
@@ -45,10 +46,23 @@ def _quick_complete(path: Path) -> None:
         raise DatasetError(f"{path}: missing")
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(16)
-        f.seek(max(0, size - 64))
-        tail = f.read(64)
-    check_complete(head + tail if size > 80 else head, path)
+        if size > 80:
+            head = f.read(16)
+            f.seek(size - 64)
+            sample = head + f.read(64)
+        else:
+            sample = f.read()  # small enough to look at whole
+    try:
+        check_complete(sample, path)
+    except CorruptFileError as exc:
+        # check_complete counts the bytes it was given: say how big the file really is.
+        message = str(exc)
+        sampled = f"({len(sample)} bytes"
+        if sampled in message:
+            message = message.replace(sampled, f"({size} bytes", 1)
+        else:
+            message = f"{message} (file size {size} bytes)"
+        raise CorruptFileError(message) from None
 
 
 def check_dataset(root: str | Path, *, deep: bool = False, max_problems: int = 200) -> CheckReport:

@@ -32,7 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("spec", help="a folder or sim:<preset>[?seed=N]")
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def run(args: argparse.Namespace) -> int:
+    """Exit status: 0 done (check: no problems), 1 check found problems, 2 the command could not run
+    (a data set, recording or annotation file it cannot use, printed as one line)."""
+    from pydantic import ValidationError
+
     from services.dataset.format import DatasetError
 
     command = getattr(args, "dataset_command", None)
@@ -60,7 +68,13 @@ def run(args: argparse.Namespace) -> int:
             return 0
         from services.dataset.api import open_dataset
 
-        ds = open_dataset(args.spec, cache=False)
+        try:
+            ds = open_dataset(args.spec, cache=False)
+        except ValidationError:
+            raise
+        except ValueError as exc:  # a malformed or unknown sim: spec
+            print(f"classroom dataset info: {_one_line(str(exc))}", file=sys.stderr)
+            return 2
         print(f"{ds.name}")
         for split, students in ds.splits.items():
             samples = ds.samples(split)
@@ -70,5 +84,11 @@ def run(args: argparse.Namespace) -> int:
             print("    " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return 0
     except DatasetError as exc:
-        print(f"classroom dataset {command}: {exc}", file=sys.stderr)
-        return 1
+        print(f"classroom dataset {command}: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:  # a value the format refuses that no check above named
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"classroom dataset {command}: {exc.title}: {_one_line(problems)}", file=sys.stderr)
+        return 2

@@ -33,6 +33,7 @@ from services.common.calibration import CameraCalibration, Extrinsics, Intrinsic
 from services.common.vocabulary import BEHAVIOUR_INDEX, NUM_KEYPOINTS
 from services.dataset.format import (
     MANIFEST,
+    AnnotationError,
     ClipEntry,
     ClipInfo,
     ClipStudent,
@@ -93,7 +94,7 @@ class KeypointEntry(BaseModel):
 
     frame: int = Field(ge=0)
     student: str
-    points: list[tuple[float, float, int]]
+    points: list[tuple[float, float, int]]  # x, y in analysis pixels; visibility 0, 1 or 2
 
     @field_validator("points")
     @classmethod
@@ -101,6 +102,17 @@ class KeypointEntry(BaseModel):
         if len(value) != NUM_KEYPOINTS:
             raise ValueError(f"{len(value)} keypoints, expected {NUM_KEYPOINTS}")
         return value
+
+
+def check_keypoint_values(path: Path, spec: RecordingAnnotations) -> None:
+    """Raise AnnotationError for a keypoint the data-set format cannot hold (names file and entry)."""
+    for i, entry in enumerate(spec.keypoints):
+        for k, (x, y, v) in enumerate(entry.points):
+            where = f"{path}: keypoints.{i}.points.{k} (frame {entry.frame}, student {entry.student})"
+            if v not in (0, 1, 2):
+                raise AnnotationError(f"{where}: visibility {v} is not 0, 1 or 2")
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise AnnotationError(f"{where}: position ({x}, {y}) is not a finite number")
 
 
 class RecordingAnnotations(BaseModel):
@@ -144,14 +156,17 @@ def load_recording_annotations(path: Path) -> RecordingAnnotations:
     if not path.is_file():
         raise DatasetError(f"{path}: annotation file missing")
     try:
-        return RecordingAnnotations.model_validate(json.loads(path.read_text()))
+        spec = RecordingAnnotations.model_validate(json.loads(path.read_text()))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: not valid JSON ({exc})") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise FormatError(f"{path}: {problems}") from None
+        raise FormatError(f"{path}: {_problems(exc)}") from None
+    check_keypoint_values(path, spec)
+    return spec
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
 
 
 def open_kinect_playback(path: Path) -> Any:
@@ -324,6 +339,11 @@ def convert_recording(
     writer = ClipWriter(Path(out), spec.clip_id)
     try:
         info = _convert(spec, playback, thermal, writer, Path(mkv), max_frames)
+    except ValidationError as exc:
+        # A value of the annotation file that the data-set format refuses (checked up front
+        # where known; this keeps any other one a clear error, not a traceback).
+        writer.abort()
+        raise AnnotationError(f"{annotations}: {_problems(exc)}") from None
     except BaseException:
         writer.abort()
         raise

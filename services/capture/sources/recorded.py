@@ -81,7 +81,8 @@ class DatasetSource:
             raise ValueError(f"fps must be positive, not {fps}")
         self.path = Path(path)
         if not self.path.is_dir():
-            raise CameraUnavailable(f"data-set folder {self.path} does not exist")
+            why = "is not a folder" if self.path.exists() else "does not exist"
+            raise CameraUnavailable(f"data-set folder {self.path} {why}")
         try:
             self.dataset = FolderDataset(self.path)
         except DatasetError as exc:
@@ -100,7 +101,9 @@ class DatasetSource:
             try:
                 self._infos[clip_id] = self.dataset.clip_info(clip_id)
             except DatasetError as exc:
-                raise CameraUnavailable(f"data set {self.path}: clip {clip_id} cannot be read: {exc}") from None
+                raise CameraUnavailable(
+                    f"data set {self.path}: clip {clip_id} cannot be read: {exc}"
+                ) from None
         first = self.clips[0]
         self.calibration: CameraCalibration = self._infos[first].calibration
         for clip_id in self.clips[1:]:

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from services.cli.main import main
 from services.dataset.check import check_dataset
 from services.dataset.convert import convert_recording, fit_opencv_distortion
-from services.dataset.format import DatasetError, FormatError
+from services.dataset.format import AnnotationError, DatasetError, FormatError, StudentAnnotation
 from services.dataset.reader import FolderDataset
 from services.simulator.geometry import rotation_x
 
@@ -224,6 +225,50 @@ def test_bad_annotation_file_and_missing_inputs(recording, tmp_path):
             annotations=_annotation_file(ann),
             out=tmp_path / "o",
         )
+
+
+def test_keypoint_visibility_outside_0_1_2_is_a_clear_error(recording, tmp_path, capsys):
+    mkv, video, ann = recording
+    doc = json.loads(ann.read_text())
+    doc["keypoints"][0]["points"][5][2] = 3
+    ann.write_text(json.dumps(doc))
+    playback = FakePlayback(_captures(6))
+    with pytest.raises(AnnotationError) as caught:
+        convert_recording(
+            mkv=mkv,
+            thermal_video=video,
+            annotations=ann,
+            out=tmp_path / "o",
+            playback_factory=lambda p: playback,
+        )
+    message = str(caught.value)
+    assert message.startswith(f"{ann}: keypoints.0.points.5 (frame 2, student S01)")
+    assert "visibility 3 is not 0, 1 or 2" in message
+    assert not playback.opened and not (tmp_path / "o").exists()  # refused before anything is read
+    # The CLI prints it as one line and exits 2 (no pyk4a needed: the file is checked first).
+    argv = ["dataset", "convert", "--mkv", str(mkv), "--thermal", str(video), "--annotations", str(ann)]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"classroom dataset convert: {message}\n"
+
+
+def test_cli_prints_validation_problems_as_one_line(recording, tmp_path, capsys, monkeypatch):
+    mkv, video, ann = recording
+
+    def invalid(**kwargs):
+        StudentAnnotation(student_id="S01", keypoints=[(0.0, 0.0, 7)] * 17)
+
+    monkeypatch.setattr("services.dataset.convert.convert_recording", invalid)
+    argv = ["dataset", "convert", "--mkv", str(mkv), "--thermal", str(video), "--annotations", str(ann)]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(
+        "classroom dataset convert: StudentAnnotation: (top): Value error, keypoint visibility 7"
+    )
+    assert main(["dataset", "info", "sim:nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("classroom dataset info: ") and err.count("\n") == 1
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pyk4a") is not None, reason="pyk4a is installed here")

@@ -78,11 +78,15 @@ def test_missing_manifest_and_clip_file(copy, tmp_path):
 def test_truncated_image_is_caught(copy, name):
     path = _clip(copy) / name
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+    size = len(data) // 2
+    path.write_bytes(data[:size])
     ds = FolderDataset(copy)
     with pytest.raises(CorruptFileError, match="truncated"):
         ds.load_window(ds.windows("train")[0])
-    assert any("truncated" in p for p in check_dataset(copy).problems)
+    for deep in (False, True):  # the quick check reads only the first and last bytes
+        problems = [p for p in check_dataset(copy, deep=deep).problems if "truncated" in p]
+        assert len(problems) == 1 and name in problems[0]
+        assert f"({size} bytes, no " in problems[0]  # the file's real size, not the bytes sampled
 
 
 def test_truncated_annotations_and_clip_json(copy):
