@@ -139,5 +139,9 @@ def print_summary(summary: dict) -> None:
     )
     versions = ", ".join(summary["model_versions"]) or "none yet"
     print(f"  model: {versions}")
+    if summary.get("agreement"):
+        from services.cli.agreement import print_agreement
+
+        print_agreement(summary["agreement"])
     if summary["untrained_events"]:
         print("  NOTE: events came from UNTRAINED weights; their labels are not recognition.")

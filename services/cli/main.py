@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "models.evaluate",
         "evaluate methods and ablations; JSON and Markdown tables like the paper's",
     ),
+    "agreement": (
+        "services.cli.agreement",
+        "how often a run's behaviour events agree with the simulator's ground truth",
+    ),
     "export": ("models.export", "export the recognition network to ONNX / TorchScript"),
     "bench": (
         "services.cli.bench",

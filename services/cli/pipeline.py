@@ -337,7 +337,21 @@ class PipelineRun:
             "model_versions": sorted(self.tap.model_versions) if self.tap else [],
             "untrained_events": self.tap.untrained if self.tap else 0,
             "database_url": self.database_url,
+            "agreement": self.agreement(),
         }
+
+    def agreement(self) -> dict | None:
+        """Events against the simulator's ground truth (services/cli/agreement.py), if any was written."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from services.cli.agreement import measure_agreement
+
+        if not self.ground_truth.is_file():
+            return None
+        try:
+            return measure_agreement(self.database_url, self.ground_truth)
+        except (SQLAlchemyError, OSError):
+            return None
 
 
 def median(values: list[float]) -> float:
