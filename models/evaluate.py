@@ -99,6 +99,7 @@ class MethodResult:
     quality_subset: str
     fps: float
     fps_device: str
+    occupancy_accuracy: float = float("nan")
     training: dict[str, Any] = field(default_factory=dict)
 
 
@@ -195,7 +196,7 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
     from models.data import collate
 
     pipeline.eval()
-    probabilities, labels, quality = [], [], []
+    probabilities, labels, quality, occupancy = [], [], [], []
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             indices = list(range(start, min(start + batch_size, len(dataset))))
@@ -204,6 +205,8 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
             out = pipeline(batch["crops"])
             probabilities.append(torch.softmax(out.logits.float(), dim=-1).numpy())
             labels.append(batch["label"].numpy())
+            predicted_occupied = (out.keypoints.occupancy_logits > 0).numpy()
+            occupancy.append(predicted_occupied == (batch["occupied"].flatten().numpy() > 0.5))
             b, t = batch["crops"].shape[:2]
             fused = out.fusion.fused.view(b, t, *out.fusion.fused.shape[1:])
             for k, index in enumerate(indices):
@@ -218,7 +221,12 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
                             enhanced[j], samples[k].reference[f], fused[k, f].numpy(), raw[j].numpy()
                         )
                     )
-    return np.concatenate(probabilities), np.concatenate(labels), quality
+    return (
+        np.concatenate(probabilities),
+        np.concatenate(labels),
+        quality,
+        float(np.concatenate(occupancy).mean()),
+    )
 
 
 def measure_fps(
@@ -255,10 +263,16 @@ def measure_fps(
 
 
 def _quality_subset(dataset) -> tuple[set[int], str]:
-    low_light = {i for i in range(len(dataset)) if "low_light" in dataset.conditions(i)}
+    occupied = {i for i in range(len(dataset)) if _label_of(dataset, i) >= 0}
+    low_light = {i for i in occupied if "low_light" in dataset.conditions(i)}
     if low_light:
         return low_light, "low_light test windows"
-    return set(range(len(dataset))), "all test windows (none under low light)"
+    return occupied, "all test windows (none under low light)"
+
+
+def _label_of(dataset, index: int) -> int:
+    meta = getattr(dataset, "meta", None)
+    return int(meta(index).label) if meta is not None else int(dataset[index].label)
 
 
 def evaluate_checkpoint(
@@ -273,6 +287,7 @@ def evaluate_checkpoint(
     quality: bool = True,
 ) -> MethodResult:
     from models.checkpoint import load_checkpoint
+    from models.losses import IGNORE_LABEL
     from models.registry import create_model
     from services.common.vocabulary import BEHAVIOURS
 
@@ -283,7 +298,9 @@ def evaluate_checkpoint(
         )
     pipeline = create_model(data["method"], checkpoint=data)
     indices, subset = _quality_subset(dataset) if quality else (set(), "not measured")
-    probabilities, labels, frames = predict(pipeline, dataset, batch_size, indices, frame_stride)
+    probabilities, labels, frames, occupancy = predict(pipeline, dataset, batch_size, indices, frame_stride)
+    labelled = labels != IGNORE_LABEL  # empty seats have no behaviour; occupancy scores them
+    probabilities, labels = probabilities[labelled], labels[labelled]
     scores = recognition_metrics(probabilities, labels, len(BEHAVIOURS))
 
     def mean_of(key: str) -> float:
@@ -319,6 +336,7 @@ def evaluate_checkpoint(
         quality_subset=subset,
         fps=fps,
         fps_device=device_name,
+        occupancy_accuracy=occupancy,
         training={
             k: data.get("training", {}).get(k) for k in ("epochs_run", "best_epoch", "best_val_accuracy")
         },
@@ -394,7 +412,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         best = t.get("best_val_accuracy")
         lines.append(
             f"| `{m}` | `{r['checkpoint']}` | `{r['trained_on']}` | {t.get('epochs_run')} | "
-            f"{t.get('best_epoch')} | {'' if best is None else f'{100 * best:.2f}'} |"
+            f"{t.get('best_epoch')} | {'' if best is None else f'{100 * best:.2f}'} | "
+            f"{_cell(100 * r.get('occupancy_accuracy', float('nan')), '{:.2f}')} |"
         )
     return "\n".join(lines) + "\n"
 

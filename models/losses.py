@@ -58,6 +58,8 @@ from torch import nn
 
 from services.common.vocabulary import NUM_BEHAVIOURS
 
+IGNORE_LABEL = -1  # a sample without a behaviour: an empty seat (models/scenedata.py)
+
 
 def perceptual_loss(
     phi: Callable[[torch.Tensor], torch.Tensor], enhanced: torch.Tensor, reference: torch.Tensor
@@ -134,7 +136,15 @@ def alignment_loss(rgb: torch.Tensor, depth: torch.Tensor, thermal: torch.Tensor
 def weighted_focal_loss(
     logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None, gamma: float = 2.0
 ) -> torch.Tensor:
-    """eq. 16 with focal modulation: mean over the batch of -w_y (1 - p_y)^gamma log p_y."""
+    """eq. 16 with focal modulation: mean over the batch of -w_y (1 - p_y)^gamma log p_y.
+
+    Samples labelled ``IGNORE_LABEL`` (an empty seat) do not count; 0 if none is labelled.
+    """
+    keep = target != IGNORE_LABEL
+    if not bool(keep.all()):
+        if not bool(keep.any()):
+            return logits.sum() * 0.0
+        logits, target = logits[keep], target[keep]
     log_p = torch.log_softmax(logits, dim=-1).gather(1, target.view(-1, 1)).squeeze(1)
     loss = -log_p
     if gamma:
@@ -150,8 +160,10 @@ def adaptive_loss_weights(losses: torch.Tensor, temperature: float = 0.1) -> tor
 
 
 def class_weights(labels: np.ndarray, num_classes: int = NUM_BEHAVIOURS) -> torch.Tensor:
-    """Inverse class frequency, mean 1 over the classes present; absent classes get 1."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes).astype(np.float64)
+    """Inverse class frequency, mean 1 over the classes present; absent classes get 1 (empty seats,
+    ``IGNORE_LABEL``, are not a class)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels[labels != IGNORE_LABEL], minlength=num_classes).astype(np.float64)
     weights = np.ones(num_classes)
     present = counts > 0
     if present.any():

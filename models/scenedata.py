@@ -13,6 +13,11 @@ through exactly what serving does before the model:
 - crops of the student's seat box by ``models.crops.extract_student_crops`` (the one crop
   function the model server also uses), ground-truth keypoints mapped into crop pixels.
 
+Empty seats: every window also gives up to ``EMPTY_SEATS_PER_WINDOW`` samples of a seat with
+nobody in it (label ``IGNORE_LABEL``, ``occupied`` 0, no visible keypoint), so the keypoint
+stage learns the occupancy the fusion service uses to skip empty seats; they train occupancy
+and visibility only, never the behaviour classifier, and no accuracy counts them.
+
 Preparing a window costs a render (simulator) or a decode, plus the enhancement, so the crops
 are prepared once per (data set, split, crop size, enhancement parameters) and cached under
 ``var/cache/crops`` as one ``.npz`` per sample (float16 crops). Windows are prepared in
@@ -38,6 +43,8 @@ from models.data import WindowSample
 from services.common.vocabulary import NUM_KEYPOINTS
 
 CACHE_ENV = "CLASSROOM_CROP_CACHE"
+EMPTY_SEATS_PER_WINDOW = 1
+IGNORE_LABEL = -1  # = models.losses.IGNORE_LABEL (not imported: that module imports torch)
 CACHE_FORMAT = 1  # bump when what a cached sample holds changes
 _MEMORY_BUDGET_BYTES = 6 * 1024**3  # keep a split's samples in memory below this size
 
@@ -96,9 +103,9 @@ def prepare_window(
 
     dataset = open_scene_dataset(spec)
     ref = dataset.windows(split)[window_index]
-    samples = [s for s in dataset.samples(split) if s.window == ref]
+    metas = _window_metas(dataset, ref, dataset.samples(split))
     out_root = Path(root)
-    todo = [s for s in samples if not _sample_file(out_root, _meta(s)).is_file()]
+    todo = [m for m in metas if not _sample_file(out_root, m).is_file()]
     if not todo:
         return 0
     window = dataset.load_window(ref, references=True)
@@ -121,12 +128,12 @@ def prepare_window(
         if window.references is not None:
             references.append(window.references[t].rgb)
     boxes = []
-    for s in todo:
-        if s.seat_id not in seat_boxes:
+    for m in todo:
+        if m.seat_id not in seat_boxes:
             raise ValueError(
-                f"{ref.clip_id}: student {s.student_id} sits in seat {s.seat_id!r}, not in the seat map"
+                f"{ref.clip_id}: student {m.student_id} sits in seat {m.seat_id!r}, not in the seat map"
             )
-        boxes.append(seat_boxes[s.seat_id])
+        boxes.append(seat_boxes[m.seat_id])
     box_array = np.stack(boxes)
     crops = extract_student_crops(aligned, [box_array] * len(aligned), crop_size)
     n_students = len(todo)
@@ -145,8 +152,9 @@ def prepare_window(
     # crops are frame-major over the students; a student's square is the same in every frame
     origin = crops.geometry.origin.reshape(frames, n_students, 2)[0]
     scale = crops.geometry.scale.reshape(frames, n_students)[0]
-    for j, s in enumerate(todo):
-        kp_px = window.keypoints(s.student_id)  # [T, 17, 3] analysis px + visibility
+    for j, m in enumerate(todo):
+        empty = m.label == IGNORE_LABEL
+        kp_px = window.keypoints(m.student_id)  # [T, 17, 3] analysis px + visibility (0: nobody)
         geometry = CropGeometry(
             origin=np.repeat(origin[j : j + 1], frames, axis=0),
             scale=np.repeat(scale[j : j + 1], frames),
@@ -157,12 +165,12 @@ def prepare_window(
         arrays: dict[str, np.ndarray] = {
             "crops": tensor[:, j].astype(np.float16),
             "keypoints": kp.astype(np.float32),
-            "label": np.array(s.label_index, np.int64),
-            "occupied": np.ones(frames, np.float32),
+            "label": np.array(m.label, np.int64),
+            "occupied": np.zeros(frames, np.float32) if empty else np.ones(frames, np.float32),
         }
         if references:
             arrays["reference"] = ref_tensor[:, j].astype(np.float16)
-        path = _sample_file(out_root, _meta(s))
+        path = _sample_file(out_root, m)
         partial = path.with_suffix(".partial.npz")
         _savez(partial, **arrays)
         os.replace(partial, path)
@@ -171,6 +179,37 @@ def prepare_window(
 
 # numpy's stub types **kwds of savez as bool (it also takes allow_pickle=); these are arrays
 _savez = cast(Callable[..., None], np.savez)
+
+
+def _empty_seats(dataset, ref) -> list[str]:
+    """Seats of the window's camera with nobody in them (not even a background extra), a few."""
+    plan_of = getattr(dataset, "plan", None)
+    if plan_of is not None:  # SmartClass-Sim: the plan knows, no rendering
+        from services.simulator.classroom import ROOMS, room_seats
+
+        index = int(ref.clip_id.rsplit("-", 1)[1])
+        plan = plan_of(ref.split, index)
+        taken = {p.seat_id for p in plan.people}
+        free = sorted(s.seat_id for s in room_seats(ROOMS[plan.room]) if s.seat_id not in taken)
+    else:
+        info = dataset.clip_info(ref.clip_id)
+        taken = {st.seat for st in info.students}
+        free = sorted(seat.id for seat in info.seats if seat.id not in taken)
+        index = ref.start + sum(map(ord, ref.clip_id))
+    if not free:
+        return []
+    # a different free seat from window to window, deterministically
+    return [free[(index + k) % len(free)] for k in range(min(EMPTY_SEATS_PER_WINDOW, len(free)))]
+
+
+def _window_metas(dataset, ref, samples) -> list[SampleMeta]:
+    """The window's samples: its students (from ``samples``) and a few empty seats."""
+    metas = [_meta(s) for s in samples if s.window == ref]
+    metas += [
+        SampleMeta(ref.clip_id, ref.start, f"empty-{seat}", seat, IGNORE_LABEL)
+        for seat in _empty_seats(dataset, ref)
+    ]
+    return metas
 
 
 def _window_conditions(dataset, ref) -> list[str]:
@@ -217,7 +256,10 @@ class SceneWindowDataset:
         samples = [s for s in dataset.samples(split) if s.window in window_set]
         if not samples:
             raise ValueError(f"{spec}: split {split!r} has no samples")
-        self._meta = [_meta(s) for s in samples]
+        by_window: dict = {}
+        for sample in samples:
+            by_window.setdefault(sample.window, []).append(sample)
+        self._meta = [m for ref in windows for m in _window_metas(dataset, ref, by_window.get(ref, []))]
         self._conditions = {(r.clip_id, r.start): _window_conditions(dataset, r) for r in windows}
         self._window_index = {ref: k for k, ref in enumerate(dataset.windows(split))}
         self.window_frames = len(windows[0].frame_indices)

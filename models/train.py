@@ -62,23 +62,35 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def evaluate_accuracy(pipeline, dataset, batch_size: int) -> dict[str, float]:
-    """Top-1 accuracy and mean keypoint error (crop px, visible points) on a data set."""
+    """Top-1 accuracy over samples with a behaviour, mean keypoint error (crop px, visible points),
+    and per-frame occupancy accuracy (empty seats included) on a data set."""
     import numpy as np
     import torch
 
+    from models.losses import IGNORE_LABEL
+
     pipeline.eval()
     correct, total, kp_error, kp_count = 0, 0, 0.0, 0.0
+    occupancy_right, occupancy_total = 0, 0
     with torch.inference_mode():
         for batch in _batches(dataset, np.arange(len(dataset)), batch_size):
             out = pipeline(batch["crops"])
-            correct += int((out.logits.argmax(-1) == batch["label"]).sum())
-            total += len(batch["label"])
+            labelled = batch["label"] != IGNORE_LABEL
+            correct += int((out.logits.argmax(-1) == batch["label"])[labelled].sum())
+            total += int(labelled.sum())
             target = batch["keypoints"].flatten(0, 1)
             visible = target[..., 2] > 0
             err = (out.keypoints.xy - target[..., :2]).norm(dim=-1)
             kp_error += float(err[visible].sum())
             kp_count += float(visible.sum())
-    return {"accuracy": correct / max(total, 1), "keypoint_error_px": kp_error / max(kp_count, 1.0)}
+            occupied = batch["occupied"].flatten() > 0.5
+            occupancy_right += int(((out.keypoints.occupancy_logits > 0) == occupied).sum())
+            occupancy_total += int(occupied.numel())
+    return {
+        "accuracy": correct / max(total, 1),
+        "keypoint_error_px": kp_error / max(kp_count, 1.0),
+        "occupancy_accuracy": occupancy_right / max(occupancy_total, 1),
+    }
 
 
 def train(
@@ -218,13 +230,15 @@ def train(
             "train": train_parts,
             "val_accuracy": val["accuracy"],
             "val_keypoint_error_px": val["keypoint_error_px"],
+            "val_occupancy_accuracy": val["occupancy_accuracy"],
             "seconds": time.perf_counter() - epoch_began,
         }
         history.append(record)
         log(
             f"epoch {epoch + 1}: loss {train_parts.get('total', float('nan')):.4f} "
             f"focal {train_parts.get('focal', float('nan')):.4f} val acc {val['accuracy']:.4f} "
-            f"kp err {val['keypoint_error_px']:.2f}px{' *' if improved else ''}"
+            f"kp err {val['keypoint_error_px']:.2f}px occupancy {val['occupancy_accuracy']:.3f}"
+            f"{' *' if improved else ''}"
         )
         stopped_early = stale >= options.patience
         atomic_save(

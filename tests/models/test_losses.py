@@ -166,3 +166,17 @@ def test_adaptive_weights_on_loss_ratios_and_raw():
     raw = MultiTaskLoss(LossConfig(normalise="none")).module_weights(["fus", "rec"], torch.tensor([1.0, 1.1]))
     e = np.exp([10.0, 11.0])
     np.testing.assert_allclose(raw.numpy(), e / e.sum(), rtol=1e-5)
+
+
+def test_empty_seats_do_not_train_the_classifier():
+    from models.losses import IGNORE_LABEL, class_weights, weighted_focal_loss
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [9.0, -9.0, 0.0]])
+    with_empty = weighted_focal_loss(logits, torch.tensor([0, 1, IGNORE_LABEL]), gamma=2.0)
+    without = weighted_focal_loss(logits[:2], torch.tensor([0, 1]), gamma=2.0)
+    torch.testing.assert_close(with_empty, without)
+    only_empty = weighted_focal_loss(logits[2:], torch.tensor([IGNORE_LABEL]))
+    assert float(only_empty) == 0.0 and only_empty.requires_grad is logits.requires_grad
+    weights = class_weights(np.array([0, 0, 1, IGNORE_LABEL, IGNORE_LABEL]), num_classes=3)
+    # inverse frequency over the present classes 0 (2x) and 1 (1x), mean 1; class 2 absent -> 1
+    torch.testing.assert_close(weights, torch.tensor([2 / 3, 4 / 3, 1.0]))

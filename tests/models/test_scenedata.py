@@ -8,6 +8,7 @@ import pytest
 
 from models.crops import DEPTH, DEPTH_SCALE_MM, THERMAL, THERMAL_CENTRE_C, THERMAL_SCALE_C
 from models.data import open_dataset
+from models.scenedata import IGNORE_LABEL
 from services.common.vocabulary import BEHAVIOURS, HEAD_KEYPOINTS, KEYPOINT_INDEX, NUM_KEYPOINTS
 from services.dataset.api import open_dataset as open_scene_dataset
 
@@ -27,18 +28,29 @@ def val_set(tmp_path_factory):
     return ds
 
 
-def test_samples_are_the_split_students_with_their_labels(val_set):
+def test_samples_are_the_split_students_with_their_labels_and_an_empty_seat(val_set):
     scene = open_scene_dataset("sim:tiny", cache=False)
     expected = [s for s in scene.samples("val") if s.window.clip_id in ("val-00000", "val-00001")]
-    assert len(val_set) == len(expected) == 2  # one val student, two windows
-    assert [BEHAVIOURS[i] for i in val_set.labels()] == [s.label for s in expected]
-    for i, ref in enumerate(expected):
+    labels = list(val_set.labels())
+    assert len(expected) == 2  # one val student, two windows
+    students = [i for i, label in enumerate(labels) if label != IGNORE_LABEL]
+    empties = [i for i, label in enumerate(labels) if label == IGNORE_LABEL]
+    assert len(students) == 2 and 1 <= len(empties) <= 2  # at most one empty seat per window (if any is free)
+    assert [BEHAVIOURS[labels[i]] for i in students] == [s.label for s in expected]
+    for i, ref in zip(students, expected, strict=True):
         sample = val_set[i]
         assert sample.label == ref.label_index
         assert sample.crops.shape == (16, 6, CROP, CROP) and sample.crops.dtype == np.float32
         assert sample.reference is not None and sample.reference.shape == (16, 3, CROP, CROP)
         assert sample.keypoints.shape == (16, NUM_KEYPOINTS, 3)
         assert set(np.unique(sample.keypoints[..., 2])) <= {0.0, 1.0}
+        assert sample.occupied is not None and sample.occupied.min() == 1.0
+    for i in empties:
+        sample = val_set[i]
+        plan = scene.plan("val", int(val_set.meta(i).clip_id.rsplit("-", 1)[1]))
+        assert val_set.meta(i).seat_id not in {p.seat_id for p in plan.people}  # nobody, not even an extra
+        assert sample.occupied is not None and sample.occupied.max() == 0.0
+        assert sample.keypoints[..., 2].max() == 0.0
     assert val_set.conditions(0) == list(scene.plan("val", 0).conditions.tags)
 
 
@@ -48,6 +60,8 @@ def test_visible_keypoints_land_on_the_warm_body_inside_the_crop(val_set):
     warmer = []
     for i in range(len(val_set)):
         sample = val_set[i]
+        if sample.label == IGNORE_LABEL:
+            continue
         for t in range(0, 16, 3):
             temperature = sample.crops[t, THERMAL] * THERMAL_SCALE_C + THERMAL_CENTRE_C
             median = float(np.median(temperature))
@@ -70,6 +84,8 @@ def test_restored_depth_covers_the_torso_and_colour_is_raw(val_set):
     valid, spreads = [], []
     for i in range(len(val_set)):
         sample = val_set[i]
+        if sample.label == IGNORE_LABEL:
+            continue
         assert np.abs(sample.crops[:, DEPTH]).max() <= 3.0
         assert sample.crops[:, :3].min() >= 0.0 and sample.crops[:, :3].max() <= 1.0
         for t in range(16):
@@ -90,16 +106,17 @@ def test_restored_depth_covers_the_torso_and_colour_is_raw(val_set):
 
 def test_a_second_open_reads_the_cache_and_a_damaged_file_is_a_clear_error(val_set, tmp_path):
     assert val_set.missing_windows() == []
-    first = val_set[1]
-    path = next(val_set.cache_root.glob("val-00001-*.npz"))
+    index = next(i for i in range(len(val_set)) if val_set.meta(i).clip_id == "val-00001")
+    first = val_set[index]
+    path = next(val_set.cache_root.glob(f"val-00001-*-{val_set.meta(index).student_id}.npz"))
     path.write_bytes(b"not an npz")
     val_set._memory = None  # read from disk
     with pytest.raises(ValueError, match="delete it to prepare it again"):
-        val_set[1]
+        val_set[index]
     path.unlink()
     assert val_set.missing_windows() == [1]
     val_set.prepare(workers=1)
-    again = val_set[1]
+    again = val_set[index]
     np.testing.assert_array_equal(again.crops, first.crops)
 
 

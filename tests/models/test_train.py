@@ -53,8 +53,8 @@ def test_open_dataset_specs():
     ds = open_dataset("toy:12:4:32", "val")
     assert len(ds) == 4 and ds.window_frames == 4 and ds.crop_size == 32
     assert open_dataset("toy:12", "train", crop_size=64).crop_size == 64
-    with pytest.raises(NotImplementedError, match="part 2"):
-        open_dataset("sim:small", "train")
+    with pytest.raises(ValueError, match="unknown preset"):
+        open_dataset("sim:nosuchpreset", "train")
     with pytest.raises(ValueError, match="toy spec"):
         open_dataset("toy:x", "train")
 
@@ -144,4 +144,4 @@ def test_cli(tmp_path, capsys):
     assert code == 0 and (out / "model.pt").is_file()
     assert '"method": "no_multidilation"' in capsys.readouterr().out
     assert main(["train", "--data", "toy:4", "--method", "nope"]) == 2
-    assert main(["train", "--data", "sim:small", "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "--data", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "x")]) == 2

@@ -80,7 +80,9 @@ def store(tmp_path):
     write_truth(truth, rows)
     with Session(engine) as session:
         session.add(event("e1", "S01", 0.0, 1.9, "head_down_writing"))  # right, one true label
-        session.add(event("e2", "S01", 1.5, 2.9, "hand_raising"))  # 1.5-2.9: 5 writing, 10 hand-raising frames
+        session.add(
+            event("e2", "S01", 1.5, 2.9, "hand_raising")
+        )  # 1.5-2.9: 5 writing, 10 hand-raising frames
         session.add(event("e3", "S02", 0.0, 1.9, "upright_sitting"))  # wrong
         session.add(event("e4", "S02", 2.0, 3.9, "attentive_listening"))  # right
         session.add(event("e5", "S03", 0.0, 1.9, "attentive_listening"))  # no ground truth
