@@ -64,13 +64,26 @@ def reflect_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
 
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over (2r+1)² windows of [B, C, H, W], separable, reflect-101 border (cv2.boxFilter)."""
+    """Mean over (2r+1)² windows of [B, C, H, W], separable, reflect-101 border (cv2.boxFilter).
+
+    Small windows (the section 3.2 radii are 1 to 3) sum shifted slices, which measured 1.6-4.6x
+    faster than avg_pool2d forward + backward on the CPU; larger ones use avg_pool2d.
+    """
     if radius <= 0:
         return x
     k = 2 * radius + 1
     x = reflect_pad(x, radius, radius)
-    x = F.avg_pool2d(x, (1, k), stride=1)
-    return F.avg_pool2d(x, (k, 1), stride=1)
+    if radius > 4:
+        x = F.avg_pool2d(x, (1, k), stride=1)
+        return F.avg_pool2d(x, (k, 1), stride=1)
+    h, w = x.shape[-2] - 2 * radius, x.shape[-1] - 2 * radius
+    rows = x[..., :w]
+    for i in range(1, k):
+        rows = rows + x[..., i : i + w]
+    total = rows[..., :h, :]
+    for i in range(1, k):
+        total = total + rows[..., i : i + h, :]
+    return total * (1.0 / (k * k))
 
 
 def sobel_xy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
