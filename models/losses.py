@@ -248,23 +248,28 @@ class MultiTaskLoss(nn.Module):
             values = torch.where(start > 0, values / start.clamp_min(1e-12), torch.ones_like(values))
         return adaptive_loss_weights(values, cfg.temperature)
 
-    def forward(
-        self, output, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
-    ) -> LossTerms:
-        """``output``: models.pipeline.PipelineOutput; ``batch``: keypoints [B,T,K,3] (crop px),
-        label [B], occupied [B,T], reference [B,T,3,S,S] (optional)."""
+    def front_end_terms(
+        self,
+        enhanced: torch.Tensor | None,
+        fusion,
+        keypoints,
+        target: torch.Tensor,
+        occupied: torch.Tensor,
+        reference: torch.Tensor | None,
+        crop_size: float,
+        generator: torch.Generator | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Per-crop terms: L_enh (eqs. 11-13), L_fus (eqs. 14-15) where the method has them, and
+        ``kp`` = keypoint position + visibility + occupancy, over N crops (target [N, K, 3])."""
         cfg = self.config
         parts: dict[str, float] = {}
         module_losses: dict[str, torch.Tensor] = {}
-        crop_size = float(output.crop_size)
-        if output.enhanced is not None and "reference" in batch and self.perceptual_net is not None:
-            reference = batch["reference"].flatten(0, 1)
+        if enhanced is not None and reference is not None and self.perceptual_net is not None:
             self.perceptual_net.eval()
-            l_percep = perceptual_loss(self.perceptual_net, output.enhanced, reference)
-            l_edge = edge_loss(output.enhanced, reference)
+            l_percep = perceptual_loss(self.perceptual_net, enhanced, reference)
+            l_edge = edge_loss(enhanced, reference)
             module_losses["enh"] = cfg.mu * l_percep + (1.0 - cfg.mu) * l_edge
             parts.update(percep=float(l_percep.detach()), edge=float(l_edge.detach()))
-        fusion = output.fusion
         if fusion.rgb is not None and fusion.depth is not None and fusion.thermal is not None:
             hw = fusion.rgb.shape[-1] * fusion.rgb.shape[-2]
             positions = None
@@ -279,21 +284,39 @@ class MultiTaskLoss(nn.Module):
             module_losses["fus"] = l_mi + l_align
             p = hw if positions is None else len(positions)
             parts.update(mi_nats=float(2 * math.log(p) - l_mi.detach()), align=float(l_align.detach()))
-        kp = output.keypoints
-        target = batch["keypoints"].flatten(0, 1)
-        l_pos, l_vis = keypoint_loss(kp.xy, kp.visibility_logits, target, crop_size)
-        occupied = batch["occupied"].flatten().to(kp.occupancy_logits.dtype)
-        l_occ = F.binary_cross_entropy_with_logits(kp.occupancy_logits, occupied)
-        l_focal = weighted_focal_loss(output.logits, batch["label"], self.weights, cfg.focal_gamma)
-        module_losses["rec"] = l_focal + cfg.keypoint_weight * (
+        l_pos, l_vis = keypoint_loss(keypoints.xy, keypoints.visibility_logits, target, crop_size)
+        l_occ = F.binary_cross_entropy_with_logits(
+            keypoints.occupancy_logits, occupied.to(keypoints.occupancy_logits.dtype)
+        )
+        module_losses["kp"] = cfg.keypoint_weight * (
             l_pos + cfg.visibility_weight * l_vis + cfg.occupancy_weight * l_occ
         )
         parts.update(
-            focal=float(l_focal.detach()),
-            kp_l1=float(l_pos.detach()),
-            visibility=float(l_vis.detach()),
-            occupancy=float(l_occ.detach()),
+            kp_l1=float(l_pos.detach()), visibility=float(l_vis.detach()), occupancy=float(l_occ.detach())
         )
+        return module_losses, parts
+
+    def forward(
+        self, output, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> LossTerms:
+        """``output``: models.pipeline.PipelineOutput; ``batch``: keypoints [B,T,K,3] (crop px),
+        label [B], occupied [B,T], reference [B,T,3,S,S] (optional)."""
+        cfg = self.config
+        reference = batch["reference"].flatten(0, 1) if "reference" in batch else None
+        module_losses, parts = self.front_end_terms(
+            output.enhanced,
+            output.fusion,
+            output.keypoints,
+            batch["keypoints"].flatten(0, 1),
+            batch["occupied"].flatten(),
+            reference,
+            float(output.crop_size),
+            generator,
+        )
+        keypoint_terms = module_losses.pop("kp")
+        l_focal = weighted_focal_loss(output.logits, batch["label"], self.weights, cfg.focal_gamma)
+        module_losses["rec"] = l_focal + keypoint_terms
+        parts["focal"] = float(l_focal.detach())
         names = list(module_losses)
         stacked = torch.stack([module_losses[k] for k in names])
         lambdas = self.module_weights(names, stacked)
