@@ -469,6 +469,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"classroom evaluate: {path}: {exc}", file=sys.stderr)
             return 2
         if wanted is None or data["method"] in wanted:
+            if data["method"] in by_method:
+                print(
+                    f"classroom evaluate: two checkpoints of {data['method']}: {by_method[data['method']]} and "
+                    f"{path}; keep one in {args.runs} or name them with --checkpoint",
+                    file=sys.stderr,
+                )
+                return 2
             by_method[data["method"]] = path
             crop_sizes.add(int(data["crop_size"]))
     if len(crop_sizes) != 1:
