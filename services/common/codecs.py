@@ -90,7 +90,7 @@ def encode_gray8(gray: np.ndarray, *, capture_ts_us: int) -> frames_pb2.EncodedI
     """PNG of an HxW uint8 single-channel image (equalised thermal)."""
     if gray.dtype != np.uint8 or gray.ndim != 2:
         raise ValueError(f"gray image must be HxW uint8, got {gray.dtype} {gray.shape}")
-    ok, buf = cv2.imencode(".png", gray, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buf = cv2.imencode(".png", gray, PNG_PARAMS)
     if not ok:
         raise ValueError("PNG encoding failed")
     return EncodedImage(
@@ -103,9 +103,22 @@ def encode_gray8(gray: np.ndarray, *, capture_ts_us: int) -> frames_pb2.EncodedI
     )
 
 
+# Lossless PNG, tuned for speed: zlib level 1 (noise makes higher levels cost 3x the time for
+# ~10% size), run-length strategy and the "sub" row filter instead of adaptive filtering:
+# 2-4x faster to encode than OpenCV's defaults at 640x360 for a size within +-10%
+# (measured on SmartClass-Sim depth, 16-bit thermal and equalised thermal).
+PNG_PARAMS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_SUB,
+]
+
+
 def _png16(image: np.ndarray) -> bytes:
-    # Level 1: depth and thermal noise makes higher levels cost 3x the time for ~10% size.
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, buf = cv2.imencode(".png", image, PNG_PARAMS)
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
