@@ -66,13 +66,29 @@ def run_demo(tmp_path, *extra: str) -> dict:
     return summary
 
 
+def students_with_events(database_url: str) -> set[str]:
+    from sqlmodel import Session, select
+
+    from services.common.db.engine import make_engine
+    from services.common.db.models import BehaviourEvent
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            return set(session.exec(select(BehaviourEvent.student_id).distinct()).all())
+    finally:
+        engine.dispose()
+
+
 def check_summary(summary: dict) -> None:
     stages = summary["stages"]
     for stage in ("capture", "enhancement", "fusion", "recognition", "store"):
         assert stages[stage]["total"] > 0, stage
         assert stages[stage]["dead_letters"] == 0, stage
     assert summary["events_written"] >= STUDENTS
-    assert summary["students_with_events"] == STUDENTS  # every simulated student has events
+    # every simulated student has events (seats the model wrongly thinks occupied may add more)
+    roster = {f"S{i:02d}" for i in range(1, STUDENTS + 1)}
+    assert roster <= students_with_events(summary["database_url"])
     assert summary["model_versions"], "events name the checkpoint that produced them"
     agreement = summary["agreement"]
     assert agreement is not None and agreement["scored"] > 0 and agreement["without_ground_truth"] == 0
