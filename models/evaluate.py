@@ -18,8 +18,9 @@ the TEST split (students never seen in training) and writes ``results.json`` and
   the fused map's energy (L2 norm over channels, upsampled to the crop) and, in turn, the clean
   reference luminance, the restored depth (where valid) and the radiometric thermal channel,
   averaged over the three. Same frames as PSNR/SSIM.
-- EPI (-1..1): edge preservation index (Sattar et al. 1997) of the same fused energy map
-  against the clean reference luminance: do the scene's edges survive fusion.
+- EPI (-1..1): edge preservation index (Sattar et al. 1997) of the fused energy map against
+  the clean reference luminance, both at the fused map's resolution (the luminance
+  area-averaged down to it; stride 4 of the crop): do the scene's edges survive fusion.
 - Top-1, Top-5, macro-F1 (%): behaviour recognition on every test sample.
 - FPS: frame sets per second of the whole method (enhancement, fusion, keypoints, node
   encoding, and recognition amortised over a hop of ``HOP_FRAMES`` frames) for a classroom of
@@ -163,6 +164,8 @@ def frame_quality(
 
     ``enhanced``, ``reference`` [3, S, S] BGR 0..1; ``fused`` [C, h, w]; ``crop`` [6, S, S].
     """
+    import cv2
+
     from models.crops import DEPTH, THERMAL
     from services.enhancement import metrics
 
@@ -177,11 +180,14 @@ def frame_quality(
     ]
     if depth_valid.sum() >= 16:
         mi_terms.append(metrics.normalised_mutual_information(energy, crop[DEPTH], mask=depth_valid))
+    feature_energy = np.sqrt((fused.astype(np.float64) ** 2).sum(axis=0)).astype(np.float32)
+    h, w = feature_energy.shape
+    reference_small = cv2.resize(reference_luma, (w, h), interpolation=cv2.INTER_AREA)
     return {
         "psnr": metrics.psnr(enhanced_u8, reference_u8),
         "ssim": metrics.ssim(enhanced_u8, reference_u8),
         "mi": float(np.mean(mi_terms)),
-        "epi": metrics.edge_preservation_index(_scaled_u8(energy), _scaled_u8(reference_luma)),
+        "epi": metrics.edge_preservation_index(_scaled_u8(feature_energy), _scaled_u8(reference_small)),
     }
 
 
@@ -404,9 +410,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "## Checkpoints",
         "",
-        "| method | checkpoint | trained on | epochs | best epoch | best val top-1 |",
+        "Occupancy: per-frame accuracy of the seat-occupancy head on the test samples, empty seats included.",
+        "",
+        "| method | checkpoint | trained on | epochs | best epoch | best val top-1 (%) | test occupancy (%) |",
     ]
-    lines.append("| --- | --- | --- | ---: | ---: | ---: |")
+    lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for m, r in results.items():
         t = r.get("training") or {}
         best = t.get("best_val_accuracy")
