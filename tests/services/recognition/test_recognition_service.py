@@ -101,5 +101,8 @@ def test_windows_survive_a_restart_and_a_late_model_server(broker, topic_prefix,
     event = parsed[0]
     assert event.model_trained is False and event.model_version
     assert len(event.top5) == 5 and len(event.attention.keypoint_weights) == 17
-    reasons = sorted(deadletter_pb2.DeadLetter.FromString(r.value).reason_code for r in letters)
-    assert reasons == ["bad_input", "malformed_message"]
+    # Dead letters are at-least-once: a redelivery after the group rebalances (the stopped
+    # worker's session expiring) may repeat one; each bad record must be there, nothing else.
+    dead = [deadletter_pb2.DeadLetter.FromString(r.value) for r in letters]
+    by_record = {(d.source_partition, d.source_offset): d.reason_code for d in dead}
+    assert sorted(by_record.values()) == ["bad_input", "malformed_message"]
