@@ -12,6 +12,7 @@ import json
 import statistics
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from services.common.embedded_broker import EmbeddedBroker, free_port
 from services.common.topics import BEHAVIOURS, ensure_topics, topic_specs
 
 STAGES = ("capture", "enhancement", "fusion", "recognition", "store")
+READY_TIMEOUT_S = 180.0
 STOP_ORDER = ["capture", "enhancement", "fusion", "recognition", "store", "modelserver"]
 
 
@@ -104,6 +106,21 @@ def scrape(port: int) -> dict[str, float]:
                 continue
             values[sample.name] = values.get(sample.name, 0.0) + sample.value
     return values
+
+
+def readyz(port: int) -> tuple[bool, str]:
+    """(ready, detail) from one service's /readyz; not ready while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            body = json.loads(response.read() or b"{}")
+            return bool(body.get("ready")), str(body.get("detail", ""))
+    except urllib.error.HTTPError as exc:  # 503: not ready, with its reason
+        try:
+            return False, str(json.loads(exc.read() or b"{}").get("detail", exc.reason))
+        except ValueError:
+            return False, str(exc.reason)
+    except (OSError, ValueError) as exc:
+        return False, f"not answering ({exc})"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -220,6 +237,10 @@ class PipelineRun:
         )
         self.tap = Tap(self.broker.bootstrap, BEHAVIOURS)
         self.tap.start()
+        # Cameras start once every stage consumes and the model server answers, so the first
+        # frames do not wait behind group joins and table recovery (and a stage that never gets
+        # ready fails the run with its reason instead of a silent zero in the summary).
+        self.wait_ready(["modelserver", "store", "recognition", "fusion", "enhancement"])
         for room, camera_id, course_id, seed in self.rooms:
             name = f"capture-{room}"
             env = {
@@ -237,6 +258,25 @@ class PipelineRun:
                 "CAPTURE_GROUND_TRUTH_OUT": str(self.ground_truth),
             }
             self.supervisor.start(name, "services.capture", env)
+
+    def wait_ready(self, names: list[str], timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Poll each service's /readyz until all answer ready; raise with the laggards' reasons."""
+        deadline = time.monotonic() + timeout_s
+        waiting = {name: "not answering yet" for name in names}
+        while waiting:
+            self.check_children()
+            for name in list(waiting):
+                ready, detail = readyz(self.ports[name])
+                if ready:
+                    del waiting[name]
+                else:
+                    waiting[name] = detail
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                reasons = "; ".join(f"{name}: {detail}" for name, detail in waiting.items())
+                raise RuntimeError(f"not ready after {timeout_s:.0f} s: {reasons}")
+            time.sleep(0.25)
 
     # -- progress ----------------------------------------------------------------------------
 

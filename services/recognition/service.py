@@ -34,6 +34,7 @@ from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inferenc
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
+from services.recognition.ordering import FaustConsumerView, OffsetOrder
 from services.recognition.windows import ReadyWindow, WindowTracker, event_id, normalise_keypoints
 
 log = logging.getLogger("recognition")
@@ -114,11 +115,14 @@ class RecognitionService:
         self.table = self.app.Table(
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes, partitions=self.partitions
         )
+        self.order = OffsetOrder(FaustConsumerView(self.app), self.metrics)
         self.app.agent(self.observations, name="recognise", concurrency=1)(self._agent)
         self.app.task(self._on_start)
         self.tracker = WindowTracker(self.table, frames=WINDOW_FRAMES, fps=WINDOW_FPS, hop=HOP_FRAMES)
 
     def readiness(self) -> tuple[bool, str]:
+        if not self._table_restored():
+            return False, "joining the consumer group or restoring the window table"
         return (self._model_ok, self._model_detail)
 
     async def _on_start(self) -> None:
@@ -159,10 +163,44 @@ class RecognitionService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
+    def _table_restored(self) -> bool:
+        """The worker has its partitions and its window table is restored (faust's "Worker ready")."""
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # on faust's TableManager
+        return not self.app.rebalancing and recovery.completed.is_set()
+
+    async def _settled(self, event) -> bool:  # type: ignore[no-untyped-def]
+        """Wait out a rebalance and its table recovery; False if the event's partition moved away.
+
+        faust 0.15 can hand the agent records fetched between a partition's assignment and its
+        pause, while the window table is still being restored from the changelog: processed then,
+        they would start every student's window afresh (lost windows), and recovery would then
+        overwrite what they wrote. Waiting until the rebalance is over ("Worker ready") makes them
+        see the recovered table; a record of a partition that was revoked meanwhile is left to its
+        new owner (faust discards commits of revoked partitions, so it is redelivered there).
+        """
+        waited = False
+        while not self._table_restored():
+            waited = True
+            self.health.beat()
+            await asyncio.sleep(0.02)
+        if waited and event.message.tp not in self.app.consumer.assignment():
+            log.info(
+                "skipped a record of a revoked partition",
+                extra={"partition": event.message.partition, "offset": event.message.offset},
+            )
+            return False
+        return True
+
     async def _agent(self, stream) -> None:  # type: ignore[no-untyped-def]
         async for event in stream.events():
+            if not await self._settled(event):
+                continue
+            if not await self.order.admit(event.message.tp, event.message.offset):
+                continue
             self.metrics.count_in(event.message.topic)
             started = time.perf_counter()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("observation set p%s o%s", event.message.partition, event.message.offset)
             try:
                 await self._handle(event.value or b"")
             except BadInput as exc:
@@ -196,6 +234,14 @@ class RecognitionService:
             )
             if window is not None:
                 ready.append((window, student))
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "window state %s slot %s meta %s ready %s",
+                    student.student_id,
+                    self.tracker.slot_of(observations.capture_ts_us),
+                    self.tracker.meta(key),
+                    window.end_slot if window is not None else None,
+                )
         if ready:
             await self._classify_and_emit(observations, ready)
 

@@ -89,7 +89,7 @@ def test_windows_survive_a_restart_and_a_late_model_server(broker, topic_prefix,
         if model is not None:
             model.stop()
     parsed = [events_pb2.BehaviourEvent.FromString(r.value) for r in events]
-    assert len(parsed) == 14 and len({e.event_id for e in parsed}) == 14
+    assert len(parsed) == 14 and len({e.event_id for e in parsed}) == 14, log.read_text()[-4000:]
     t0_slot = first[0].capture_ts_us // SLOT_US
     for student in students:
         ends = sorted(e.window_end_us // SLOT_US - 1 - t0_slot for e in parsed if e.student_id == student)
