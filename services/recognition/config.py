@@ -22,3 +22,11 @@ class RecognitionSettings(ServiceSettings):
         default=0, ge=0, description="warm copies of the window table on other workers"
     )
     commit_interval_s: float = Field(default=1.0, gt=0)
+    producer_max_batch_bytes: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "producer batch size; 1 sends one record per batch, which the embedded broker needs for "
+            "correct end offsets (faust's table recovery reads up to them); 16384+ on Apache Kafka"
+        ),
+    )

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import faust
 import numpy as np
+from faust.types import Message as FaustMessage
 
 from services.common.bus import DependencyUnavailable, now_us
 from services.common.codecs import parse_message
@@ -34,7 +35,7 @@ from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inferenc
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
-from services.recognition.ordering import FaustConsumerView, OffsetOrder
+from services.recognition.ordering import FaustConsumerView, Gap, GapReader, OffsetOrder, Record
 from services.recognition.windows import ReadyWindow, WindowTracker, event_id, normalise_keypoints
 
 log = logging.getLogger("recognition")
@@ -105,6 +106,10 @@ class RecognitionService:
             consumer_auto_offset_reset="earliest",
             table_standby_replicas=settings.standby_replicas,
             producer_max_request_size=settings.max_message_bytes + 512,
+            # One record per produce batch: the embedded broker answers ListOffsets with the last
+            # batch's base offset + 1, so a changelog batch of several records would make faust's
+            # recovery stop short of the newest window updates (measured, see README).
+            producer_max_batch_size=settings.producer_max_batch_bytes,
             producer_acks=-1,
             stream_wait_empty=False,
         )
@@ -115,7 +120,8 @@ class RecognitionService:
         self.table = self.app.Table(
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes, partitions=self.partitions
         )
-        self.order = OffsetOrder(FaustConsumerView(self.app), self.metrics)
+        self.order = OffsetOrder(FaustConsumerView(self.app))
+        self.gap_reader = GapReader(settings.kafka_bootstrap, max_fetch_bytes=settings.max_message_bytes * 4)
         self.app.agent(self.observations, name="recognise", concurrency=1)(self._agent)
         self.app.task(self._on_start)
         self.tracker = WindowTracker(self.table, frames=WINDOW_FRAMES, fps=WINDOW_FPS, hop=HOP_FRAMES)
@@ -193,20 +199,57 @@ class RecognitionService:
 
     async def _agent(self, stream) -> None:  # type: ignore[no-untyped-def]
         async for event in stream.events():
+            message = event.message
             if not await self._settled(event):
                 continue
-            if not await self.order.admit(event.message.tp, event.message.offset):
-                continue
-            self.metrics.count_in(event.message.topic)
-            started = time.perf_counter()
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("observation set p%s o%s", event.message.partition, event.message.offset)
-            try:
-                await self._handle(event.value or b"")
-            except BadInput as exc:
-                await self._dead_letter(event, exc)
-            self.processed += 1
-            self.metrics.observe_stage(time.perf_counter() - started)
+            gap = await self.order.check(message.tp, message.offset)
+            if gap is not None:
+                await self._fill_gap(message.tp, gap)
+            await self._process(
+                Record(message.topic, message.partition, message.offset, 0, event.key, event.value)
+            )
+
+    async def _process(self, record: Record) -> None:
+        self.metrics.count_in(record.topic)
+        started = time.perf_counter()
+        try:
+            await self._handle(record.value or b"")
+        except BadInput as exc:
+            await self._dead_letter(record, exc)
+        self.processed += 1
+        self.metrics.observe_stage(time.perf_counter() - started)
+
+    async def _fill_gap(self, tp, gap: Gap) -> None:  # type: ignore[no-untyped-def]
+        """Handle the records faust skipped (services/recognition/ordering.py), then acknowledge them."""
+        log.warning(
+            "the consumer skipped records; reading them from the broker",
+            extra={"partition": tp.partition, "from_offset": gap.start, "to_offset": gap.end},
+        )
+        self.metrics.count_retry("skipped_records")
+        records = await self.gap_reader.read(tp.topic, tp.partition, gap.start, gap.end)
+        for record in records:
+            await self._process(record)
+            self.app.consumer.ack(
+                FaustMessage(
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.timestamp_ms / 1000,
+                    0,
+                    None,
+                    record.key,
+                    record.value,
+                    None,
+                    tp=tp,
+                )
+            )
+        missing = (gap.end - gap.start) - len(records)
+        if missing:
+            log.error(
+                "records missing from the partition, going on without them",
+                extra={"partition": tp.partition, "missing": missing, "from_offset": gap.start},
+            )
+            self.metrics.count_dead_letter("offset_gap")
 
     async def _handle(self, payload: bytes) -> None:
         if len(payload) > self.settings.max_message_bytes:
@@ -331,18 +374,17 @@ class RecognitionService:
         for window, _ in ready:
             self.tracker.mark_emitted(window.student_key, window.end_slot)
 
-    async def _dead_letter(self, event, error: BadInput) -> None:  # type: ignore[no-untyped-def]
-        message = event.message
-        payload = event.value or b""
+    async def _dead_letter(self, record: Record, error: BadInput) -> None:
+        payload = record.value or b""
         keep = (
             self.settings.deadletter_keep_payload and len(payload) <= self.settings.max_message_bytes - 4096
         )
         envelope = deadletter_pb2.DeadLetter(
             service=self.name,
-            source_topic=message.topic,
-            source_partition=message.partition,
-            source_offset=message.offset,
-            key=event.key or b"",
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            key=record.key or b"",
             reason_code=error.reason_code,
             reason=error.detail[:2000],
             failed_ts_us=now_us(),
@@ -352,7 +394,7 @@ class RecognitionService:
         )
         self.metrics.count_dead_letter(error.reason_code)
         log.warning("dead letter", extra={"reason_code": error.reason_code, "reason": error.detail[:300]})
-        await (await self.dead_letters.send(key=event.key or b"", value=envelope.SerializeToString()))
+        await (await self.dead_letters.send(key=record.key or b"", value=envelope.SerializeToString()))
 
     def run(self) -> int:
         """Run the faust worker in this process until SIGINT/SIGTERM; it commits acked offsets on the way out."""
