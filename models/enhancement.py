@@ -1,8 +1,11 @@
 """Section 3.2 in torch: the same math as ``services/enhancement``, batched, differentiable, GPU-capable.
 
-Every function here mirrors one in the NumPy/OpenCV library, in the same order of
-operations and with the same border rule (reflect-101), so the two agree to float32
-rounding (``tests/models/test_enhancement_torch.py`` states the tolerances):
+Every function here mirrors one in the NumPy/OpenCV library, step for step and with the
+same border rule (reflect-101), so the two agree to float32 rounding
+(``tests/models/test_enhancement_torch.py`` states the tolerances). The NumPy path regroups
+a few products for speed (``retinex.py``'s module docstring lists them: b = mean·eps/(var+eps),
+A(L) folded into the reflectance sums, ...); here they stay in the textbook form, which is
+the same quantity and easier to differentiate:
 
 - ``MultiScaleRetinex``: eqs. 1-2 (``services/enhancement/retinex.py``) on [B, 3, H, W] BGR in
   [0, 1]. eq. 2's λ1, λ2 are learnable and kept normalised (softmax of two logits, so

@@ -25,7 +25,8 @@ into its distorted pixel coordinates):
   tests bound it).
 
 Everything that depends only on the calibration and the analysis size is a table computed
-once per camera and cached (``registration_tables``).
+once per camera and cached (``registration_tables``), including the differences between the
+two projections that each frame interpolates between.
 """
 
 from __future__ import annotations
@@ -94,11 +95,15 @@ class RegistrationTables:
     depth_grid0_y: np.ndarray
     depth_grid1_x: np.ndarray
     depth_grid1_y: np.ndarray
+    depth_grid_dx: np.ndarray  # depth_grid1_x − depth_grid0_x
+    depth_grid_dy: np.ndarray
     # Thermal maps (analysis HxW float32) at inverse depth 0 and at 1/working distance.
     thermal_map0_x: np.ndarray
     thermal_map0_y: np.ndarray
     thermal_map1_x: np.ndarray
     thermal_map1_y: np.ndarray
+    thermal_map_dx: np.ndarray  # thermal_map1_x − thermal_map0_x
+    thermal_map_dy: np.ndarray
     inverse_working_distance: float
     depth_field_of_view: np.ndarray  # analysis HxW bool: where the depth sensor sees at working distance
     depth_field_of_view_grid: np.ndarray  # the same on the splat grid
@@ -146,8 +151,10 @@ def registration_tables(calibration: CameraCalibration, analysis_size: tuple[int
     rays = np.stack([dx, dy, np.ones_like(dx)], axis=-1) @ rotation.T  # R·(x, y, 1) per pixel
     inverse_wd = 1.0 / calibration.working_distance_mm
     # X_rgb = z·ray + t; divided by z: ray + q·t, which projects to the same pixel.
-    grid0 = [c.astype(np.float32) for c in project(rays, grid)]
-    grid1 = [c.astype(np.float32) for c in project(rays + inverse_wd * translation, grid)]
+    grid0 = [np.nan_to_num(c.astype(np.float32), nan=-1e6) for c in project(rays, grid)]
+    grid1 = [
+        np.nan_to_num(c.astype(np.float32), nan=-1e6) for c in project(rays + inverse_wd * translation, grid)
+    ]
 
     colour_rays = undistorted_rays(analysis)
     map0 = _thermal_map(calibration, analysis, colour_rays, 0.0)
@@ -160,14 +167,18 @@ def registration_tables(calibration: CameraCalibration, analysis_size: tuple[int
         grid=grid,
         depth_ray_z=np.ascontiguousarray(rays[..., 2], dtype=np.float32),
         depth_t_z=float(translation[2]),
-        depth_grid0_x=np.nan_to_num(grid0[0], nan=-1e6),
-        depth_grid0_y=np.nan_to_num(grid0[1], nan=-1e6),
-        depth_grid1_x=np.nan_to_num(grid1[0], nan=-1e6),
-        depth_grid1_y=np.nan_to_num(grid1[1], nan=-1e6),
+        depth_grid0_x=grid0[0],
+        depth_grid0_y=grid0[1],
+        depth_grid1_x=grid1[0],
+        depth_grid1_y=grid1[1],
+        depth_grid_dx=grid1[0] - grid0[0],
+        depth_grid_dy=grid1[1] - grid0[1],
         thermal_map0_x=map0[0],
         thermal_map0_y=map0[1],
         thermal_map1_x=map1[0],
         thermal_map1_y=map1[1],
+        thermal_map_dx=map1[0] - map0[0],
+        thermal_map_dy=map1[1] - map0[1],
         inverse_working_distance=inverse_wd,
         depth_field_of_view=np.zeros((ah, aw), bool),
         depth_field_of_view_grid=np.zeros((grid.height, grid.width), bool),
@@ -192,36 +203,44 @@ def splat_depth(
     Returns the grid (float32, colour-frame Z in mm, 0 where nothing landed) and, on the same
     grid, the boolean ``carry`` flag of the depth pixel that won each grid cell (False if none).
     """
-    z_rgb = depth_mm * tables.depth_ray_z + np.float32(tables.depth_t_z)
-    keep = valid & (z_rgb > _MIN_Z_MM) & (depth_mm > 0)
-    z = depth_mm[keep]
-    t = np.float32(1.0 / tables.inverse_working_distance) / z  # q / q_wd
-    x0, y0 = tables.depth_grid0_x[keep], tables.depth_grid0_y[keep]
-    u = x0 + t * (tables.depth_grid1_x[keep] - x0)
-    v = y0 + t * (tables.depth_grid1_y[keep] - y0)
-    ui = np.floor(u + 0.5).astype(np.int64)
-    vi = np.floor(v + 0.5).astype(np.int64)
     gw, gh = tables.grid.width, tables.grid.height
-    inside = (ui >= 0) & (ui < gw) & (vi >= 0) & (vi < gh)
-    cells = vi[inside] * gw + ui[inside]
-    z_cells = z_rgb[keep][inside]
-    zbuffer = np.full(gh * gw, np.inf, np.float32)
-    np.minimum.at(zbuffer, cells, z_cells)
-    carried = np.zeros(gh * gw, bool)
+    z_rgb = depth_mm * tables.depth_ray_z + np.float32(tables.depth_t_z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.float32(1.0 / tables.inverse_working_distance) / depth_mm  # q / q_wd
+        u = np.floor(tables.depth_grid0_x + t * tables.depth_grid_dx + np.float32(0.5))
+        v = np.floor(tables.depth_grid0_y + t * tables.depth_grid_dy + np.float32(0.5))
+    lands = valid & (z_rgb > _MIN_Z_MM) & (depth_mm > 0) & (u >= 0) & (u < gw) & (v >= 0) & (v < gh)
+    # Every pixel that does not land votes for one extra cell past the grid, dropped at the end.
+    # Cell numbers are whole numbers, exact in float32 below 2**24 (a 4096×4096 grid).
+    exact = np.float32 if gh * gw < 2**24 else np.float64
+    with np.errstate(invalid="ignore"):  # inf − inf where a pixel does not land
+        cells = np.where(lands, v.astype(exact, copy=False) * gw + u, gh * gw).astype(np.intp)
+    zbuffer = np.full(gh * gw + 1, np.inf, np.float32)
+    np.minimum.at(zbuffer, cells.ravel(), z_rgb.ravel())
+    carried = np.zeros(gh * gw + 1, bool)
     if carry is not None:
-        winners = zbuffer[cells] == z_cells
-        carried[cells[winners]] = carry[keep][inside][winners]
-    zbuffer[np.isinf(zbuffer)] = 0.0
-    return zbuffer.reshape(gh, gw), carried.reshape(gh, gw)
+        winners = lands & (zbuffer[cells] == z_rgb)
+        carried[cells[winners]] = carry[winners]
+    # Cells nothing landed on (still +inf) become 0: "to zero above the largest float".
+    grid = cv2.threshold(
+        zbuffer[:-1].reshape(gh, gw), float(np.finfo(np.float32).max), 0.0, cv2.THRESH_TOZERO_INV
+    )[1]
+    return grid, carried[:-1].reshape(gh, gw)
 
 
 def thermal_maps(depth_rgb_mm: np.ndarray, tables: RegistrationTables) -> tuple[np.ndarray, np.ndarray]:
-    """remap() maps from analysis pixels to thermal pixels through registered depth (0: working distance)."""
-    with np.errstate(divide="ignore"):
-        q = np.where(depth_rgb_mm > 0, 1.0 / depth_rgb_mm, tables.inverse_working_distance).astype(np.float32)
+    """remap() maps from analysis pixels to thermal pixels through registered depth (0: working distance).
+
+    ``depth_rgb_mm`` is the registered depth at the analysis size or on the splat grid; on the
+    grid, inverse depth is computed there and upsampled by nearest neighbour, which is what it
+    would be on the grid's nearest-neighbour upsampling (``resize_to(..., nearest=True)``).
+    """
+    q = np.full(depth_rgb_mm.shape, tables.inverse_working_distance, np.float32)
+    np.divide(np.float32(1.0), depth_rgb_mm, out=q, where=depth_rgb_mm > 0)
     t = q * np.float32(1.0 / tables.inverse_working_distance)
-    map_x = tables.thermal_map0_x + t * (tables.thermal_map1_x - tables.thermal_map0_x)
-    map_y = tables.thermal_map0_y + t * (tables.thermal_map1_y - tables.thermal_map0_y)
+    t = resize_to(t, tables.analysis_size, nearest=True)
+    map_x = tables.thermal_map0_x + t * tables.thermal_map_dx
+    map_y = tables.thermal_map0_y + t * tables.thermal_map_dy
     return map_x, map_y
 
 

@@ -17,7 +17,9 @@ own sensor frame:
    validity weight are averaged down an image pyramid ("pull") until every hole is covered,
    then each level fills its holes from the level below ("push"), so depth flows smoothly in
    from the whole hole boundary. It costs O(pixels), a fraction of a millisecond at Kinect
-   resolution, where OpenCV's Telea inpainting took 10-60 ms on the same holes.
+   resolution, where OpenCV's Telea inpainting took 10-60 ms on the same holes. The finest
+   level holds weight 1 (measured) or 0 (hole), so its push step is a plain selection: a
+   measured pixel keeps its depth, a hole takes the upsampled coarser estimate.
 
 A frame with no valid pixel has nothing to propagate: it is returned all-zero with every
 pixel marked unfilled (a defined output; the report says its invalid fraction is 1).
@@ -40,6 +42,11 @@ class RestoredDepth:
     filled: np.ndarray  # HxW bool: a hole that closing or region filling filled
 
 
+def _keep_where(kept: np.ndarray, source: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``np.where(kept, source, scratch)``, written into the caller's temporary ``scratch`` (cv2.copyTo)."""
+    return cv2.copyTo(source, kept.view(np.uint8), scratch)
+
+
 def valid_depth(depth_mm: np.ndarray, params: EnhancementParams) -> np.ndarray:
     return (depth_mm >= params.depth_min_mm) & (depth_mm <= params.depth_max_mm)
 
@@ -56,15 +63,18 @@ def close_small_holes(depth: np.ndarray, holes: np.ndarray, kernel_size: int) ->
     k = kernel_size
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     closed = cv2.morphologyEx(depth, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
-    return np.where(holes, closed, depth)
+    return _keep_where(~holes, depth, closed)
 
 
 def fill_regions(depth: np.ndarray, holes: np.ndarray) -> np.ndarray:
     """Push-pull filling of ``holes`` in a float32 depth map; pixels outside ``holes`` keep their value."""
     if not holes.any():
         return depth
-    weight = (~holes).astype(np.float32)
-    levels: list[tuple[np.ndarray, np.ndarray]] = [(depth * weight, weight)]
+    depth = np.asarray(depth, np.float32)
+    measured = ~holes
+    levels: list[tuple[np.ndarray, np.ndarray]] = [
+        (np.multiply(depth, measured, dtype=np.float32), measured.astype(np.float32))
+    ]
     # Pull: 2×2 averages of weighted depth and of weight, until a level has no empty cell or is 1 pixel.
     while levels[-1][1].min() <= 0.0 and min(levels[-1][1].shape) > 1:
         value, w = levels[-1]
@@ -79,22 +89,23 @@ def fill_regions(depth: np.ndarray, holes: np.ndarray) -> np.ndarray:
     value, w = levels[-1]
     filled = value / np.maximum(w, 1e-12)
     # Push: a cell with full weight keeps its own average; emptier cells lean on the coarser estimate.
-    for value, w in reversed(levels[:-1]):
+    for value, w in reversed(levels[1:-1]):
         h, wd = value.shape
         coarse = cv2.resize(filled, (wd, h), interpolation=cv2.INTER_LINEAR)
         trust = np.minimum(w, 1.0)
         filled = np.where(w > 0, value / np.maximum(w, 1e-12), 0.0) * trust + coarse * (1.0 - trust)
-    return np.where(holes, filled, depth).astype(np.float32)
+    # The finest level: weight 1 keeps the measured depth, weight 0 (a hole) takes the coarser estimate.
+    h, wd = depth.shape
+    return _keep_where(measured, depth, cv2.resize(filled, (wd, h), interpolation=cv2.INTER_LINEAR))
 
 
 def restore_depth(depth_mm: np.ndarray, params: EnhancementParams) -> RestoredDepth:
     """Steps 1-4 above on one uint16 depth map in its own sensor frame."""
     valid = valid_depth(depth_mm, params)
-    depth = np.where(valid, depth_mm, 0).astype(np.float32)
+    depth = np.multiply(depth_mm, valid, dtype=np.float32)  # invalid → 0
     if not valid.any():
         return RestoredDepth(depth, valid, np.zeros_like(valid))
-    depth = bilateral_depth(depth, params)
-    depth[~valid] = 0.0
+    depth = np.multiply(bilateral_depth(depth, params), valid, dtype=np.float32)  # holes stay holes
     holes = ~valid
     depth = close_small_holes(depth, holes, params.closing_kernel)
     remaining = depth <= 0.0

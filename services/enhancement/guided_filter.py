@@ -1,11 +1,15 @@
 """Guided filtering (He, Sun and Tang, "Guided Image Filtering", TPAMI 2013) on OpenCV box filters.
 
 Section 3.2 estimates illumination with a large-scale and a small-scale guided filter. Both
-are built here from ``cv2.boxFilter`` (a running-sum filter, O(1) per pixel whatever the
-radius), in float32. The large scale runs subsampled, as in He and Sun's "Fast Guided
-Filter" (arXiv:1505.00996): the linear coefficients are computed on an image ``s`` times
-smaller and upsampled bilinearly, which costs ~1/s² of the full filter and changes the
-output little because the coefficients are smooth at that scale by construction.
+are built here from separable box filters in float32: ``cv2.sepFilter2D`` with a (2r+1)-tap
+kernel of 1/(2r+1) on rows, then on columns. For the radii section 3.2 uses (1 to 3) it
+measured 1.3-1.9x faster on this project's 2-core machine than ``cv2.boxFilter`` (whose
+running sums are kept in double) and agrees with it to one float32 rounding (≤ 1.2e-7 on
+values in [0, 1]). ``window_sums`` sums uint8 windows exactly (integer sums are exact in
+float32). ``fast_guided_filter`` is He and Sun's "Fast Guided Filter" (arXiv:1505.00996):
+the linear coefficients are computed on an image ``s`` times smaller and upsampled
+bilinearly, which costs ~1/s² of the full filter and changes the output little where the
+coefficients are smooth at that scale.
 
 Border convention (shared with the torch twin in ``models/enhancement.py``): every box
 mean uses OpenCV's default border, reflect-101 (``dcb|abcdefgh|gfe``).
@@ -13,18 +17,35 @@ mean uses OpenCV's default border, reflect-101 (``dcb|abcdefgh|gfe``).
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
 _BORDER = cv2.BORDER_REFLECT_101
 
 
+@functools.lru_cache(maxsize=32)
+def _taps(k: int, value: float) -> np.ndarray:
+    taps = np.full(k, value, np.float32)
+    taps.flags.writeable = False  # shared by every call
+    return taps
+
+
 def box_mean(image: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over the (2r+1)×(2r+1) window around each pixel, reflect-101 border."""
+    """Mean over the (2r+1)×(2r+1) window around each pixel, reflect-101 border (float32 in and out)."""
     if radius <= 0:
         return image
     k = 2 * radius + 1
-    return cv2.boxFilter(image, -1, (k, k), normalize=True, borderType=_BORDER)
+    taps = _taps(k, 1.0 / k)
+    return cv2.sepFilter2D(image, -1, taps, taps, borderType=_BORDER)
+
+
+def window_sums(image_u8: np.ndarray, radius: int) -> np.ndarray:
+    """Exact sums of a uint8 image over (2r+1)×(2r+1) windows, reflect-101, as float32."""
+    k = 2 * radius + 1
+    taps = _taps(k, 1.0)
+    return cv2.sepFilter2D(image_u8, cv2.CV_32F, taps, taps, borderType=_BORDER)
 
 
 def guided_filter_coefficients(

@@ -13,6 +13,13 @@
   radiometric °C and the equalised image are both mapped onto the colour grid through the
   registered depth (working-distance plane where there is none).
 
+Speed: the three modalities run one after the other on the calling thread; parallelism
+comes from several frame sets in flight (the service's ``workers`` threads; OpenCV releases
+the GIL). Running colour on a helper thread beside depth and thermal was measured slower on
+the shared 2-core machine, in latency as in throughput (docs/benchmarks.md, issue 4).
+``opencv_threads`` gives OpenCV's own per-call thread pool only the cores that the frame
+sets in flight leave over.
+
 Bad input raises a ``BadInput`` subclass naming the problem (wrong dtype or shape, NaN
 temperatures, a calibration that does not fit the frames). Frames that are merely hopeless
 get a defined output: an all-black colour frame stays black, a saturated one stays white,
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +42,18 @@ import numpy as np
 from services.common.calibration import CameraCalibration
 from services.common.codecs import DecodedFrameSet
 from services.common.errors import CorruptImage, InvalidCalibration
-from services.enhancement.alignment import registration_tables, resize_to, splat_depth, thermal_maps
+from services.enhancement.alignment import (
+    RegistrationTables,
+    registration_tables,
+    resize_to,
+    splat_depth,
+    thermal_maps,
+)
 from services.enhancement.depth import close_small_holes, fill_regions, restore_depth
 from services.enhancement.guided_filter import guided_filter
 from services.enhancement.metrics import rms_contrast
 from services.enhancement.params import EnhancementParams
-from services.enhancement.retinex import multiscale_retinex
+from services.enhancement.retinex import enhance_low_light
 from services.enhancement.thermal import check_thermal, equalise_thermal, linear_stretch
 
 __all__ = ["METHOD", "EnhancedFrame", "EnhancementParams", "Enhancer"]
@@ -47,8 +61,8 @@ __all__ = ["METHOD", "EnhancedFrame", "EnhancementParams", "Enhancer"]
 METHOD = "sec3.2-msgf-retinex/1"
 # Parallax holes on the splat grid are at most a few grid pixels wide (Kinect baseline ~32 mm).
 _PARALLAX_KERNEL = 3
-# Report statistics are taken on every 2nd pixel in each direction.
-_REPORT_STRIDE = 2
+# BT.601 luma weights of B, G, R (what cv2.COLOR_BGR2GRAY uses).
+_LUMA_BGR = (0.114, 0.587, 0.299)
 
 
 @dataclass(frozen=True)
@@ -126,8 +140,23 @@ def _check_analysis_size(analysis_size) -> tuple[int, int]:
 
 
 def _mean_luma(bgr_u8: np.ndarray) -> float:
-    sample = np.ascontiguousarray(bgr_u8[::_REPORT_STRIDE, ::_REPORT_STRIDE])
-    return cv2.mean(cv2.cvtColor(sample, cv2.COLOR_BGR2GRAY))[0] / 255.0
+    """Mean BT.601 luma in [0, 1]: luma is linear, so it is the weighted mean of the channel means."""
+    means = cv2.mean(bgr_u8)
+    return sum(w * m for w, m in zip(_LUMA_BGR, means, strict=False)) / 255.0
+
+
+def _luma_guide(bgr_u8: np.ndarray) -> np.ndarray:
+    return np.multiply(cv2.cvtColor(bgr_u8, cv2.COLOR_BGR2GRAY), np.float32(1.0 / 255.0), dtype=np.float32)
+
+
+def opencv_threads(frame_sets_in_flight: int) -> int:
+    """Threads for OpenCV's per-call pool (``cv2.setNumThreads``): the cores each frame set in flight gets.
+
+    OpenCV's pool busy-waits between calls; with as many frame sets in flight as cores, it mostly
+    burns CPU that the other frame sets could use (measured: 5-24 % more CPU per frame set at
+    640×360 on 2 cores with 2 in flight, for no lower latency and no higher throughput).
+    """
+    return max(1, (os.cpu_count() or 1) // max(1, frame_sets_in_flight))
 
 
 class Enhancer:
@@ -138,20 +167,35 @@ class Enhancer:
         tune_allocator()
 
     def enhance_colour(self, rgb: np.ndarray, analysis_size: tuple[int, int]) -> np.ndarray:
-        return multiscale_retinex(resize_to(rgb, analysis_size), self.params).output
+        return enhance_low_light(resize_to(rgb, analysis_size), self.params)
 
     def register_depth(
         self,
         depth_mm: np.ndarray,
         calibration: CameraCalibration,
         analysis_size: tuple[int, int],
-        guide: np.ndarray,
+        guide: np.ndarray | None,
     ) -> tuple[np.ndarray, float, float]:
-        """Registered float32 mm at analysis size; invalid fraction in; invalid fraction out (depth view)."""
-        params = self.params
+        """Registered float32 mm at analysis size; invalid fraction in; invalid fraction out (depth view).
+
+        ``guide`` is the enhanced colour's luma in [0, 1]; it is needed only when ``depth_guide_radius`` > 0.
+        """
         tables = registration_tables(calibration, analysis_size)
+        grid, invalid_in, invalid_out = self._register_depth(depth_mm, tables, guide)
+        return resize_to(grid, tables.analysis_size, nearest=True), invalid_in, invalid_out
+
+    def _register_depth(
+        self,
+        depth_mm: np.ndarray,
+        tables: RegistrationTables,
+        guide: np.ndarray | None,
+    ) -> tuple[np.ndarray, float, float]:
+        """Registered depth on the splat grid (the analysis size is its nearest-neighbour upsampling)."""
+        params = self.params
         restored = restore_depth(depth_mm, params)
-        grid, invented = splat_depth(restored.depth_mm, restored.depth_mm > 0, tables, carry=restored.filled)
+        # Which grid cells carry depth that restoration invented matters only to the guided refinement.
+        carry = restored.filled if params.depth_guide_radius > 0 else None
+        grid, invented = splat_depth(restored.depth_mm, restored.depth_mm > 0, tables, carry=carry)
         fov = tables.depth_field_of_view_grid
         if restored.valid_in.any():
             grid = close_small_holes(grid, (grid <= 0) & fov, _PARALLAX_KERNEL)
@@ -161,6 +205,8 @@ class Enhancer:
                 # Depth that region filling invented (here or in the sensor frame) follows the colour's edges.
                 invented |= large_holes
                 if invented.any():
+                    if guide is None:
+                        raise ValueError("depth_guide_radius > 0 needs the enhanced colour as a guide")
                     small_guide = cv2.resize(
                         guide, (grid.shape[1], grid.shape[0]), interpolation=cv2.INTER_AREA
                     )
@@ -168,10 +214,11 @@ class Enhancer:
                         small_guide, grid, params.depth_guide_radius, params.depth_guide_eps
                     )
                     grid = np.where(invented & fov, refined, grid)
-        registered = resize_to(grid, analysis_size, nearest=True)
-        invalid_in = 1.0 - float(restored.valid_in.mean())
-        invalid_out = float((registered[tables.depth_field_of_view] <= 0).mean())
-        return registered, invalid_in, invalid_out
+        invalid_in = 1.0 - int(np.count_nonzero(restored.valid_in)) / restored.valid_in.size
+        view = tables.depth_field_of_view
+        missing = resize_to((grid <= 0).view(np.uint8), tables.analysis_size, nearest=True)
+        invalid_out = int(np.count_nonzero(missing & view)) / int(np.count_nonzero(view))
+        return grid, invalid_in, invalid_out
 
     def process(
         self, frame_set: DecodedFrameSet, calibration: CameraCalibration, analysis_size: tuple[int, int]
@@ -182,32 +229,33 @@ class Enhancer:
         tables = registration_tables(calibration, analysis_size)  # raises InvalidCalibration
 
         colour_in = resize_to(frame_set.rgb, analysis_size)
-        colour = multiscale_retinex(colour_in, self.params)
-        guide = cv2.cvtColor(colour.output, cv2.COLOR_BGR2GRAY).astype(np.float32) * np.float32(1.0 / 255.0)
-        depth, invalid_in, invalid_out = self.register_depth(
-            frame_set.depth_mm, calibration, analysis_size, guide
-        )
+        rgb = enhance_low_light(colour_in, self.params)
+        guide = _luma_guide(rgb) if self.params.depth_guide_radius > 0 else None
+        depth_grid, invalid_in, invalid_out = self._register_depth(frame_set.depth_mm, tables, guide)
 
         thermal_c = frame_set.thermal_c
         equalised, ambient_c = equalise_thermal(thermal_c, self.params)
-        map_x, map_y = thermal_maps(depth, tables)
+        map_x, map_y = thermal_maps(depth_grid, tables)
         thermal_aligned = cv2.remap(
             thermal_c, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=ambient_c
         )
         equalised_aligned = cv2.remap(
             equalised, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
         )
-        depth_u16 = np.clip(np.rint(depth), 0, 65535).astype(np.uint16)
+        # Rounded to nearest (ties to even, as np.rint) and saturated to 0..65535 on the grid, then upsampled.
+        depth_u16 = resize_to(cv2.add(depth_grid, 0.0, dtype=cv2.CV_16U), analysis_size, nearest=True)
+        thermal_contrast_in = rms_contrast(linear_stretch(thermal_c))
+        thermal_contrast_out = rms_contrast(equalised)
+        if not np.isfinite(thermal_aligned).all():  # pragma: no cover - remap of finite input is finite
+            raise InvalidCalibration("thermal registration produced non-finite temperatures")
         report = {
             "rgb_mean_luma_in": _mean_luma(colour_in),
-            "rgb_mean_luma_out": _mean_luma(colour.output),
+            "rgb_mean_luma_out": _mean_luma(rgb),
             "depth_invalid_fraction_in": invalid_in,
             "depth_invalid_fraction_out": invalid_out,
-            "thermal_contrast_in": rms_contrast(linear_stretch(thermal_c)),
-            "thermal_contrast_out": rms_contrast(equalised),
+            "thermal_contrast_in": thermal_contrast_in,
+            "thermal_contrast_out": thermal_contrast_out,
             "processing_ms": (time.perf_counter() - start) * 1e3,
             "method": f"{METHOD} lambda1={self.params.lambda1:.3f} lambda2={self.params.lambda2:.3f}",
         }
-        if not np.isfinite(thermal_aligned).all():  # pragma: no cover - remap of finite input is finite
-            raise InvalidCalibration("thermal registration produced non-finite temperatures")
-        return EnhancedFrame(colour.output, depth_u16, thermal_aligned, equalised_aligned, report)
+        return EnhancedFrame(rgb, depth_u16, thermal_aligned, equalised_aligned, report)

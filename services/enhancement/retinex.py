@@ -38,16 +38,26 @@ Speed: all filtering runs at a processing resolution of at most ``processing_hei
 the coefficients of step 4, bilinearly upsampled and applied to its own full-resolution V
 (He and Sun's fast guided filter transfer), and the upsampled reflectance R̃. Radii are in
 processing pixels. The torch twin (``models/enhancement.py``) computes the same steps.
+
+The colour planes are handled one at a time (``cv2.split``), so per-pixel factors never
+have to be broadcast over three channels. Where the frame is processed at its own
+resolution (s = 1), steps 5 and 6 are one weighted sum per plane: R̃_c·A(L) =
+box_s(I_c)·ω·A(L)/(box_s(V)+δ) + box_c(I_c)·(1−ω)·A(L)/(box_c(V)+δ), with the constants
+folded into the two per-pixel factors. ``enhance_low_light`` (what the service runs) skips
+the intermediates only analysis needs (L_l as an image, R̃ as an image); its output is
+``multiscale_retinex``'s, bit for bit (tested). The arithmetic is regrouped in a few places
+(b = mean·eps/(var+eps) for mean − a·mean; σ folded into the Sobel scale; L = L_l + ω·(L_s −
+L_l) for A·V + B at s = 1): the same quantities to float32 rounding.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from services.enhancement.guided_filter import box_mean
+from services.enhancement.guided_filter import box_mean, window_sums
 from services.enhancement.params import EnhancementParams
 
 # δ: keeps ratios finite in black regions (1/255 is one grey level).
@@ -59,6 +69,8 @@ MIN_NOISE = 1.0 / 1024.0
 MIN_WHITE = 1.0 / 255.0
 # Immerkær's mask: the difference of two Laplacians, zero on locally planar image content.
 NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+# ... which is separable: [1, −2, 1] along rows, then along columns.
+_NOISE_TAPS = np.array([1, -2, 1], dtype=np.float32)
 # The white point is a percentile over every 4th pixel in each direction: robust and cheap.
 WHITE_POINT_STRIDE = 4
 
@@ -70,10 +82,20 @@ def processing_factor(height: int, params: EnhancementParams) -> int:
     return max(1, round(height / params.processing_height))
 
 
+def colour_planes(bgr_u8: np.ndarray) -> list[np.ndarray]:
+    """The B, G and R planes of an HxWx3 uint8 frame (contiguous HxW uint8 each)."""
+    return list(cv2.split(bgr_u8))
+
+
+def prior_of_planes(planes: list[np.ndarray]) -> np.ndarray:
+    """V = max(B, G, R) as float32 in [0, 1] (HxW), from the three uint8 planes."""
+    b, g, r = planes
+    return np.multiply(cv2.max(cv2.max(b, g), r), np.float32(1.0 / 255.0), dtype=np.float32)
+
+
 def illumination_prior(bgr_u8: np.ndarray) -> np.ndarray:
     """V = max(B, G, R) as float32 in [0, 1] (HxW)."""
-    b, g, r = (cv2.extractChannel(bgr_u8, c) for c in range(3))
-    return cv2.max(cv2.max(b, g), r).astype(np.float32) * np.float32(1.0 / 255.0)
+    return prior_of_planes(colour_planes(bgr_u8))
 
 
 def noise_sigma(channel_u8: np.ndarray) -> float:
@@ -85,25 +107,42 @@ def noise_sigma(channel_u8: np.ndarray) -> float:
     h, w = channel_u8.shape
     if h < 3 or w < 3:
         return MIN_NOISE
-    response = cv2.filter2D(channel_u8, cv2.CV_32F, NOISE_KERNEL, borderType=_BORDER)[1:-1, 1:-1]
-    total = cv2.norm(np.ascontiguousarray(response), cv2.NORM_L1)
+    # Integer responses (|I ∗ N| ≤ 16·255) are exact in int16, whatever the order of the sums.
+    response = cv2.sepFilter2D(channel_u8, cv2.CV_16S, _NOISE_TAPS, _NOISE_TAPS, borderType=_BORDER)
+    total = cv2.norm(response[1:-1, 1:-1], cv2.NORM_L1)
     sigma = np.sqrt(np.pi / 2.0) / 6.0 * total / ((h - 2) * (w - 2)) / 255.0
     return max(float(sigma), MIN_NOISE)
 
 
 def guided_coefficients(
-    prior: np.ndarray, radius: int, eps: float
+    prior: np.ndarray, radius: int, eps: float, prior_sq: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Self-guided filter of V at one scale (L = mean_a·V + mean_b); also returns box(V) and var_w(V)."""
+    """Self-guided filter of V at one scale (L = mean_a·V + mean_b); also returns box(V) and var_w(V).
+
+    ``prior_sq`` is V² when the caller has it (both scales share it).
+    """
     mean = box_mean(prior, radius)
-    var = box_mean(prior * prior, radius) - mean * mean
-    a = var / (var + np.float32(eps))
-    b = mean - a * mean
+    var = box_mean(prior * prior if prior_sq is None else prior_sq, radius) - mean * mean
+    denominator = var + np.float32(eps)
+    a = var / denominator
+    b = cv2.divide(mean, denominator, scale=eps)  # mean − a·mean = mean·eps/(var + eps)
     return box_mean(a, radius), box_mean(b, radius), mean, var
 
 
+def texture_energy(window_var: np.ndarray, window_noise_var: float, noise: float) -> np.ndarray:
+    """T² = max(var_w(V) − σ_w², 0)/σ²: the noise-free local variance of V in units of σ²."""
+    scale = 1.0 / (noise * noise)
+    texture2 = cv2.addWeighted(window_var, scale, window_var, 0.0, -window_noise_var * scale)
+    return cv2.max(texture2, 0.0)
+
+
 def large_scale_coefficients(
-    prior: np.ndarray, radius: int, eps: float, subsample: int, noise: float
+    prior: np.ndarray,
+    radius: int,
+    eps: float,
+    subsample: int,
+    noise: float,
+    prior_sq: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(a_l, b_l) of L_l by the fast guided filter, and T² (in units of σ²) on the same windows.
 
@@ -114,11 +153,11 @@ def large_scale_coefficients(
         coarse = cv2.resize(
             prior, (max(1, w // subsample), max(1, h // subsample)), interpolation=cv2.INTER_AREA
         )
-        noise_var = (noise / subsample) ** 2
+        coarse_sq, noise_var = None, (noise / subsample) ** 2
     else:
-        coarse, noise_var = prior, noise * noise
-    mean_a, mean_b, _, var = guided_coefficients(coarse, radius, eps)
-    texture2: np.ndarray = cv2.max(var - np.float32(noise_var), 0.0) * np.float32(1.0 / (noise * noise))
+        coarse, coarse_sq, noise_var = prior, prior_sq, noise * noise
+    mean_a, mean_b, _, var = guided_coefficients(coarse, radius, eps, coarse_sq)
+    texture2 = texture_energy(var, noise_var, noise)
     if subsample > 1:
         mean_a, mean_b, texture2 = (
             cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (mean_a, mean_b, texture2)
@@ -128,16 +167,22 @@ def large_scale_coefficients(
 
 def squared_gradient(guide: np.ndarray, noise: float) -> np.ndarray:
     """|∇G|² in units of σ², from 3×3 Sobel derivatives scaled to per-pixel differences."""
-    gx = cv2.Sobel(guide, cv2.CV_32F, 1, 0, ksize=3, scale=0.125, borderType=_BORDER)
-    gy = cv2.Sobel(guide, cv2.CV_32F, 0, 1, ksize=3, scale=0.125, borderType=_BORDER)
-    return (gx * gx + gy * gy) * np.float32(1.0 / (noise * noise))
+    scale = 0.125 / noise  # 1/8: Sobel's weights sum to 8 per direction; 1/σ: noise units
+    gx = cv2.Sobel(guide, cv2.CV_32F, 1, 0, ksize=3, scale=scale, borderType=_BORDER)
+    gy = cv2.Sobel(guide, cv2.CV_32F, 0, 1, ksize=3, scale=scale, borderType=_BORDER)
+    gradient2 = cv2.multiply(gx, gx)
+    cv2.accumulateSquare(gy, gradient2)
+    return gradient2
 
 
 def adaptive_weight(gradient2: np.ndarray, texture2: np.ndarray, params: EnhancementParams) -> np.ndarray:
     """eq. 2: ω = λ1·ĝ + λ2·T̂ with ĝ = g²/(g²+κ_g²), T̂ = T²/(T²+κ_T²) (g, T in units of σ)."""
-    g_hat = gradient2 / (gradient2 + np.float32(params.gradient_scale**2))
-    t_hat = texture2 / (texture2 + np.float32(params.texture_scale**2))
-    return np.float32(params.lambda1) * g_hat + np.float32(params.lambda2) * t_hat
+    shape = np.shape(gradient2)
+    # OpenCV reads a 1-D array of up to 4 numbers as a scalar: work on 2-D views.
+    g2, t2 = (np.asarray(x, np.float32).reshape(-1, shape[-1] if shape else 1) for x in (gradient2, texture2))
+    g_hat = cv2.divide(g2, g2 + np.float32(params.gradient_scale**2))
+    t_hat = cv2.divide(t2, t2 + np.float32(params.texture_scale**2))
+    return cv2.addWeighted(g_hat, params.lambda1, t_hat, params.lambda2, 0.0).reshape(shape)
 
 
 def white_point(illumination: np.ndarray, params: EnhancementParams) -> float:
@@ -159,32 +204,57 @@ def reconstruction_gain(
     return np.clip(adjusted / level, 1.0, params.max_gain)
 
 
-def optimised_reflectance(
-    frame_u8: np.ndarray,
-    prior: np.ndarray,
-    local_prior: np.ndarray,
-    weight: np.ndarray,
-    params: EnhancementParams,
-) -> np.ndarray:
-    """R̃ = ω·R̃_s + (1−ω)·R̃_l, R̃_r,c = box_r(I_c)/(box_r(V) + δ) at the small and the chroma radius (HxWx3).
+@dataclass(frozen=True)
+class ReflectanceMix:
+    """Step 5's R̃ = ω·box_f(I)/(box_f(V)+δ) + (1−ω)·box_c(I)/(box_c(V)+δ); ω None means ω ≡ 0."""
 
-    ``local_prior`` is box(V) at the small radius (the small guided filter's mean, reused).
-    """
-    fine_k, coarse_k = 2 * params.small_radius + 1, 2 * params.chroma_radius + 1
-    # Exact window sums of the uint8 colour; 1/(255·k²) turns them into box means in [0, 1].
-    fine_w = weight * np.float32(1.0 / (255.0 * fine_k * fine_k)) / (local_prior + np.float32(DELTA))
-    coarse_w = (
-        (1.0 - weight)
-        * np.float32(1.0 / (255.0 * coarse_k * coarse_k))
-        / (box_mean(prior, params.chroma_radius) + np.float32(DELTA))
-    )
-    fine_sums = cv2.boxFilter(frame_u8, cv2.CV_32F, (fine_k, fine_k), normalize=False, borderType=_BORDER)
-    coarse_sums = cv2.boxFilter(
-        frame_u8, cv2.CV_32F, (coarse_k, coarse_k), normalize=False, borderType=_BORDER
-    )
-    fine = cv2.multiply(fine_sums, cv2.cvtColor(fine_w, cv2.COLOR_GRAY2BGR))
-    coarse = cv2.multiply(coarse_sums, cv2.cvtColor(coarse_w, cv2.COLOR_GRAY2BGR))
-    return cv2.add(fine, coarse)
+    weight: np.ndarray | None
+    fine_prior: np.ndarray | None  # box_f(V); unused when ω ≡ 0
+    coarse_prior: np.ndarray  # box_c(V)
+    fine_radius: int
+    coarse_radius: int
+
+    def factors(self, level: np.ndarray | None, scale: float) -> list[tuple[int, np.ndarray]]:
+        """[(r, f_r)] with Σ_r window_sum_r(I_c)·f_r = 255·scale·level·R̃_c for every colour plane c.
+
+        box_r(I_c) = window_sum_r(I_c)/(255·k_r²), k_r = 2r+1; ``level`` None stands for 1.
+        """
+        delta = np.float32(DELTA)
+        fine_k2 = (2 * self.fine_radius + 1) ** 2
+        coarse_k2 = (2 * self.coarse_radius + 1) ** 2
+        if self.weight is None:
+            if level is None:
+                return [(self.coarse_radius, np.float32(scale / coarse_k2) / (self.coarse_prior + delta))]
+            return [
+                (self.coarse_radius, cv2.divide(level, self.coarse_prior + delta, scale=scale / coarse_k2))
+            ]
+        assert self.fine_prior is not None
+        fine_share = self.weight if level is None else cv2.multiply(self.weight, level)
+        coarse_share = (1.0 - self.weight) if level is None else level - fine_share
+        return [
+            (self.fine_radius, cv2.divide(fine_share, self.fine_prior + delta, scale=scale / fine_k2)),
+            (
+                self.coarse_radius,
+                cv2.divide(coarse_share, self.coarse_prior + delta, scale=scale / coarse_k2),
+            ),
+        ]
+
+
+def weighted_window_sums(planes: list[np.ndarray], terms: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+    """Per uint8 plane c: Σ_r window_sum_r(I_c)·f_r (float32 HxW each)."""
+    totals = []
+    for plane in planes:
+        (radius, factor), *others = terms
+        total = cv2.multiply(window_sums(plane, radius), factor)
+        for radius, factor in others:
+            cv2.accumulateProduct(window_sums(plane, radius), factor, total)
+        totals.append(total)
+    return totals
+
+
+def _to_u8(grey_levels: np.ndarray) -> np.ndarray:
+    """Round to nearest (ties to even) and saturate to 0..255, like cv2's arithmetic with dtype=CV_8U."""
+    return cv2.add(grey_levels, 0.0, dtype=cv2.CV_8U)
 
 
 @dataclass(frozen=True)
@@ -213,74 +283,159 @@ def _processing_frame(bgr_u8: np.ndarray, factor: int) -> np.ndarray:
     return cv2.resize(bgr_u8, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
 
 
-def _transfer(
+def _reconstruct(
     bgr_u8: np.ndarray,
-    coeff_a: np.ndarray,
-    coeff_b: np.ndarray,
-    reflectance: np.ndarray,
+    planes: list[np.ndarray],
+    illumination: np.ndarray,
+    coefficients: tuple[np.ndarray, np.ndarray] | None,
+    mix: ReflectanceMix,
     params: EnhancementParams,
-    white: float,
-    prior: np.ndarray | None,
     *,
     keep_float: bool,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Full-resolution L = A↑·V + B↑ and I_out = R̃↑·A(L) (eq. 1); (uint8, optional float)."""
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Steps 5-6, I_out = R̃ · A(L) (eq. 1) at full resolution: (uint8, optional float in [0, 1], P).
+
+    ``planes`` and ``illumination`` are at the processing resolution; ``coefficients`` (A, B of
+    L = A·V + B there) are needed only when that is smaller than ``bgr_u8``.
+    """
+    white = white_point(illumination, params)
     h, w = bgr_u8.shape[:2]
-    if coeff_a.shape != (h, w):
-        prior = None  # the processing-resolution V; the full-resolution one is computed below
-        coeff_a, coeff_b = (cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in (coeff_a, coeff_b))
-        reflectance = cv2.resize(reflectance, (w, h), interpolation=cv2.INTER_LINEAR)
-    full_prior = prior if prior is not None else illumination_prior(bgr_u8)
-    illumination = coeff_a * full_prior + coeff_b
-    gain = reconstruction_gain(illumination, white, params)
-    adjusted = cv2.cvtColor(illumination * gain, cv2.COLOR_GRAY2BGR)  # A(L)
-    out_u8 = cv2.multiply(reflectance, adjusted, scale=255.0, dtype=cv2.CV_8U)
-    out_float = np.clip(cv2.multiply(reflectance, adjusted), 0.0, 1.0) if keep_float else None
-    return out_u8, out_float
+    if planes[0].shape == (h, w):
+        # Processed at its own size: A(L) folds into the two per-pixel factors of each plane's sum.
+        gain = reconstruction_gain(illumination, white, params)
+        if isinstance(gain, float):
+            totals = weighted_window_sums(planes, mix.factors(illumination, gain))
+        else:
+            totals = weighted_window_sums(planes, mix.factors(illumination * gain, 1.0))
+        out_u8 = cv2.merge([_to_u8(t) for t in totals])
+        if not keep_float:
+            return out_u8, None, white
+        out_float = cv2.merge([np.clip(t * np.float32(1.0 / 255.0), 0.0, 1.0) for t in totals])
+        return out_u8, out_float, white
+    # Fast guided filter transfer: coefficients and R̃ upsampled, applied to the full-resolution V.
+    assert coefficients is not None
+    reflectance = weighted_window_sums(planes, mix.factors(None, 1.0 / 255.0))
+    coeff_a, coeff_b = (cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR) for x in coefficients)
+    full_planes = colour_planes(bgr_u8)
+    full_illumination = coeff_a * prior_of_planes(full_planes) + coeff_b
+    gain = reconstruction_gain(full_illumination, white, params)
+    # A(L) = gain·L; a scalar gain goes into the multiplications' scale.
+    adjusted, scale = (
+        (full_illumination, gain) if isinstance(gain, float) else (full_illumination * gain, 1.0)
+    )
+    upsampled = [cv2.resize(r, (w, h), interpolation=cv2.INTER_LINEAR) for r in reflectance]
+    out_u8 = cv2.merge([cv2.multiply(r, adjusted, scale=255.0 * scale, dtype=cv2.CV_8U) for r in upsampled])
+    if not keep_float:
+        return out_u8, None, white
+    out_float = cv2.merge([np.clip(cv2.multiply(r, adjusted, scale=scale), 0.0, 1.0) for r in upsampled])
+    return out_u8, out_float, white
+
+
+@dataclass(frozen=True)
+class _MultiScale:
+    """Steps 1-4 at the processing resolution: what the output and every intermediate are made of."""
+
+    factor: int
+    planes: list[np.ndarray]
+    prior: np.ndarray
+    noise: float
+    large_a: np.ndarray
+    large_b: np.ndarray
+    small: np.ndarray
+    small_a: np.ndarray
+    small_b: np.ndarray
+    gradient2: np.ndarray
+    texture2: np.ndarray
+    weight: np.ndarray
+    mix: ReflectanceMix
+
+    def large(self) -> np.ndarray:
+        return self.large_a * self.prior + self.large_b
+
+    def coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """(A, B) of L = A·V + B: A = ω·a_s + (1−ω)·a_l, B = ω·b_s + (1−ω)·b_l."""
+        w = self.weight
+        return self.large_a + w * (self.small_a - self.large_a), self.large_b + w * (
+            self.small_b - self.large_b
+        )
+
+
+def _multi_scale(bgr_u8: np.ndarray, params: EnhancementParams) -> _MultiScale:
+    factor = processing_factor(bgr_u8.shape[0], params)
+    planes = colour_planes(_processing_frame(bgr_u8, factor))
+    prior = prior_of_planes(planes)
+    noise = noise_sigma(planes[1])
+    var_n = noise * noise
+    prior_sq = prior * prior
+    a_l, b_l, texture2 = large_scale_coefficients(
+        prior, params.large_radius, params.large_eps * var_n, params.large_subsample, noise, prior_sq
+    )
+    a_s, b_s, local_prior, _ = guided_coefficients(
+        prior, params.small_radius, params.small_eps * var_n, prior_sq
+    )
+    small = a_s * prior + b_s
+    gradient2 = squared_gradient(small, noise)
+    weight = adaptive_weight(gradient2, texture2, params)  # eq. 2
+    chroma_prior = (
+        local_prior if params.chroma_radius == params.small_radius else box_mean(prior, params.chroma_radius)
+    )
+    # R̃ at the two scales mixed by the same ω: fine chroma at edges and texture, smooth in flat regions.
+    mix = ReflectanceMix(weight, local_prior, chroma_prior, params.small_radius, params.chroma_radius)
+    return _MultiScale(
+        factor, planes, prior, noise, a_l, b_l, small, a_s, b_s, gradient2, texture2, weight, mix
+    )
+
+
+def _illumination(
+    scales: _MultiScale,
+) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+    """L = ω·L_s + (1−ω)·L_l at the processing resolution; L_l if that needed it; (A, B) to transfer."""
+    if scales.factor == 1:
+        large = scales.large()
+        return large + scales.weight * (scales.small - large), large, None
+    coeff_a, coeff_b = scales.coefficients()
+    return coeff_a * scales.prior + coeff_b, None, (coeff_a, coeff_b)
 
 
 def multiscale_retinex(
     bgr_u8: np.ndarray, params: EnhancementParams, *, keep_float: bool = False
 ) -> RetinexResult:
     """Section 3.2 RGB enhancement (eqs. 1-2) of an HxWx3 uint8 BGR frame, with intermediates."""
-    factor = processing_factor(bgr_u8.shape[0], params)
-    frame = _processing_frame(bgr_u8, factor)
-    prior = illumination_prior(frame)
-    noise = noise_sigma(cv2.extractChannel(frame, 1))
-    var_n = noise * noise
-    a_l, b_l, texture2 = large_scale_coefficients(
-        prior, params.large_radius, params.large_eps * var_n, params.large_subsample, noise
+    scales = _multi_scale(bgr_u8, params)
+    illumination, large, coefficients = _illumination(scales)
+    if large is None:
+        large = scales.large()
+    out_u8, out_float, white = _reconstruct(
+        bgr_u8, scales.planes, illumination, coefficients, scales.mix, params, keep_float=keep_float
     )
-    a_s, b_s, local_prior, _ = guided_coefficients(prior, params.small_radius, params.small_eps * var_n)
-    large = a_l * prior + b_l
-    small = a_s * prior + b_s
-    gradient2 = squared_gradient(small, noise)
-    weight = adaptive_weight(gradient2, texture2, params)  # eq. 2
-    # L = ω·L_s + (1−ω)·L_l, kept as L = A·V + B so that it transfers to full resolution.
-    coeff_a = a_l + weight * (a_s - a_l)
-    coeff_b = b_l + weight * (b_s - b_l)
-    illumination = coeff_a * prior + coeff_b
-    # R̃ at the two scales mixed by the same ω: fine chroma at edges and texture, smooth in flat regions.
-    reflectance = optimised_reflectance(frame, prior, local_prior, weight, params)
-    white = white_point(illumination, params)
-    out_u8, out_float = _transfer(
-        bgr_u8, coeff_a, coeff_b, reflectance, params, white, prior, keep_float=keep_float
-    )
+    reflectance = cv2.merge(weighted_window_sums(scales.planes, scales.mix.factors(None, 1.0 / 255.0)))
     return RetinexResult(
         out_u8,
         out_float,
-        prior,
+        scales.prior,
         large,
-        small,
-        gradient2,
-        texture2,
-        weight,
+        scales.small,
+        scales.gradient2,
+        scales.texture2,
+        scales.weight,
         illumination,
         reflectance,
-        noise,
+        scales.noise,
         white,
-        factor,
+        scales.factor,
     )
+
+
+def enhance_low_light(bgr_u8: np.ndarray, params: EnhancementParams) -> np.ndarray:
+    """Section 3.2 RGB enhancement of an HxWx3 uint8 BGR frame (same size, uint8 BGR).
+
+    ``multiscale_retinex(...).output`` without the intermediates that only analysis needs.
+    """
+    scales = _multi_scale(bgr_u8, params)
+    illumination, _, coefficients = _illumination(scales)
+    return _reconstruct(
+        bgr_u8, scales.planes, illumination, coefficients, scales.mix, params, keep_float=False
+    )[0]
 
 
 def fixed_scale_retinex(bgr_u8: np.ndarray, params: EnhancementParams) -> np.ndarray:
@@ -290,17 +445,13 @@ def fixed_scale_retinex(bgr_u8: np.ndarray, params: EnhancementParams) -> np.nda
     resolution as in the proposed method, so the difference measures eq. 2's weighting alone.
     """
     factor = processing_factor(bgr_u8.shape[0], params)
-    frame = _processing_frame(bgr_u8, factor)
-    prior = illumination_prior(frame)
-    noise = noise_sigma(cv2.extractChannel(frame, 1))
-    coeff_a, coeff_b, _, _ = guided_coefficients(prior, params.fixed_radius, params.fixed_eps * noise * noise)
+    planes = colour_planes(_processing_frame(bgr_u8, factor))
+    prior = prior_of_planes(planes)
+    noise = noise_sigma(planes[1])
+    coeff_a, coeff_b, mean, _ = guided_coefficients(
+        prior, params.fixed_radius, params.fixed_eps * noise * noise
+    )
     # One scale: ω ≡ 0 with the chroma window at the fixed radius too.
-    single = replace(params, chroma_radius=params.fixed_radius)
-    reflectance = optimised_reflectance(frame, prior, prior, np.zeros_like(prior), single)
-    white = white_point(coeff_a * prior + coeff_b, params)
-    return _transfer(bgr_u8, coeff_a, coeff_b, reflectance, params, white, prior, keep_float=False)[0]
-
-
-def enhance_low_light(bgr_u8: np.ndarray, params: EnhancementParams) -> np.ndarray:
-    """Section 3.2 RGB enhancement of an HxWx3 uint8 BGR frame (same size, uint8 BGR)."""
-    return multiscale_retinex(bgr_u8, params).output
+    mix = ReflectanceMix(None, None, mean, params.fixed_radius, params.fixed_radius)
+    illumination = coeff_a * prior + coeff_b
+    return _reconstruct(bgr_u8, planes, illumination, (coeff_a, coeff_b), mix, params, keep_float=False)[0]

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 from aiokafka import ConsumerRecord
 
 from services.common import codecs
@@ -20,7 +21,7 @@ from services.common.errors import BadInput, InvalidCalibration, UnknownCamera, 
 from services.common.pb.classroom.v1 import frames_pb2
 from services.common.topics import FRAMES_ENHANCED, FRAMES_RAW
 from services.enhancement.config import EnhancementSettings
-from services.enhancement.pipeline import EnhancementParams, Enhancer
+from services.enhancement.pipeline import EnhancementParams, Enhancer, opencv_threads
 
 
 def load_params(settings: EnhancementSettings) -> EnhancementParams:
@@ -42,6 +43,8 @@ class EnhancementService(StreamService):
         self.output_topic = settings.topic_prefix + FRAMES_ENHANCED
         self.enhancer = Enhancer(load_params(settings))
         self.pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="enhance")
+        # `workers` frame sets in flight share the cores; OpenCV's own pool gets what is left.
+        cv2.setNumThreads(opencv_threads(settings.workers))
 
     async def teardown(self) -> None:
         self.pool.shutdown(wait=True)

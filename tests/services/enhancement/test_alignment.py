@@ -108,3 +108,52 @@ def test_depth_camera_looking_away_is_refused() -> None:
     )
     with pytest.raises(InvalidCalibration, match="does not land in the colour image"):
         alignment.registration_tables(calibration, (640, 360))
+
+
+def _reference_splat(depth, tables, carry):
+    """The z-buffer written the plain way: one point per landing pixel, the nearest per cell by sorting."""
+    z_rgb = depth * tables.depth_ray_z + np.float32(tables.depth_t_z)
+    keep = (z_rgb > 1.0) & (depth > 0)
+    t = np.float32(1.0 / tables.inverse_working_distance) / depth[keep]
+    x0, y0 = tables.depth_grid0_x[keep], tables.depth_grid0_y[keep]
+    u = np.floor(x0 + t * (tables.depth_grid1_x[keep] - x0) + 0.5).astype(np.int64)
+    v = np.floor(y0 + t * (tables.depth_grid1_y[keep] - y0) + 0.5).astype(np.int64)
+    gw, gh = tables.grid.width, tables.grid.height
+    inside = (u >= 0) & (u < gw) & (v >= 0) & (v < gh)
+    cells, z, flags = v[inside] * gw + u[inside], z_rgb[keep][inside], carry[keep][inside]
+    grid, carried = np.zeros(gh * gw, np.float32), np.zeros(gh * gw, bool)
+    order = np.lexsort((np.arange(cells.size), z, cells))  # by cell, then nearest, then raster order
+    first = np.ones(order.size, bool)
+    first[1:] = cells[order][1:] != cells[order][:-1]
+    grid[cells[order][first]] = z[order][first]
+    # Among points at the nearest Z of a cell, the last in raster order sets the flag.
+    winners = z == grid[cells]
+    carried[cells[winners]] = flags[winners]
+    return grid.reshape(gh, gw), carried.reshape(gh, gw)
+
+
+@pytest.mark.parametrize("size", [(640, 360), (320, 180)])
+def test_splat_is_the_nearest_surface_per_cell_exactly(size) -> None:
+    # At 320×180 several depth pixels land in most cells: the z-buffer decides every one of them.
+    calibration = synthetic.example_calibration(*size)
+    tables = alignment.registration_tables(calibration, size)
+    depth = _boards_scene(calibration).depth_mm.astype(np.float32)
+    depth[np.random.default_rng(1).random(depth.shape) < 0.1] = 0.0
+    carry = np.random.default_rng(2).random(depth.shape) < 0.3
+    grid, carried = alignment.splat_depth(depth, depth > 0, tables, carry=carry)
+    expected_grid, expected_carried = _reference_splat(depth, tables, carry)
+    np.testing.assert_array_equal(grid, expected_grid)
+    np.testing.assert_array_equal(carried, expected_carried)
+
+
+def test_thermal_maps_from_the_splat_grid_equal_maps_from_its_upsampling() -> None:
+    calibration = synthetic.example_calibration(1920, 1080)
+    tables = alignment.registration_tables(calibration, (1920, 1080))
+    assert tables.splat_factor > 1
+    grid = np.random.default_rng(3).uniform(500, 6000, (tables.grid.height, tables.grid.width))
+    grid = np.where(np.random.default_rng(4).random(grid.shape) < 0.2, 0.0, grid).astype(np.float32)
+    upsampled = alignment.resize_to(grid, (1920, 1080), nearest=True)
+    for ours, theirs in zip(
+        alignment.thermal_maps(grid, tables), alignment.thermal_maps(upsampled, tables), strict=True
+    ):
+        np.testing.assert_array_equal(ours, theirs)

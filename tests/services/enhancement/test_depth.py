@@ -1,5 +1,6 @@
 """Depth restoration: each step against hand-computed values, and holes filled close to the truth."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -85,3 +86,31 @@ def test_no_valid_pixel_gives_all_zero_and_nothing_filled() -> None:
 def test_all_out_of_range_is_treated_as_no_depth(value: int) -> None:
     restored = depth.restore_depth(np.full((24, 32), value, np.uint16), P)
     assert not restored.depth_mm.any()
+
+
+def _reference_push_pull(depth: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """Push-pull with the push step applied at every level, the finest included."""
+    weight = (~holes).astype(np.float32)
+    levels = [(depth * weight, weight)]
+    while levels[-1][1].min() <= 0.0 and min(levels[-1][1].shape) > 1:
+        value, w = levels[-1]
+        size = (max(1, (value.shape[1] + 1) // 2), max(1, (value.shape[0] + 1) // 2))
+        area = [cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (value, w)]
+        levels.append((area[0], area[1]))
+    value, w = levels[-1]
+    filled = value / np.maximum(w, 1e-12)
+    for value, w in reversed(levels[:-1]):
+        coarse = cv2.resize(filled, (value.shape[1], value.shape[0]), interpolation=cv2.INTER_LINEAR)
+        trust = np.minimum(w, 1.0)
+        filled = np.where(w > 0, value / np.maximum(w, 1e-12), 0.0) * trust + coarse * (1.0 - trust)
+    return np.where(holes, filled, depth).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(288, 320), (45, 81), (1, 9)])
+def test_push_pull_finest_level_is_a_plain_selection(shape) -> None:
+    """fill_regions skips the finest level's push arithmetic (weights 0 or 1 there): bit for bit the same."""
+    rng = np.random.default_rng(shape[1])
+    holes = cv2.dilate((rng.random(shape) < 0.02).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    holes[0, 0] = True
+    depth_mm = np.where(holes, 0.0, rng.uniform(500, 6000, shape)).astype(np.float32)
+    np.testing.assert_array_equal(depth.fill_regions(depth_mm, holes), _reference_push_pull(depth_mm, holes))

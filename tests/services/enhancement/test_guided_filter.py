@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from services.enhancement.guided_filter import box_mean, fast_guided_filter, guided_filter
+from services.enhancement.guided_filter import box_mean, fast_guided_filter, guided_filter, window_sums
 
 
 def direct_box_mean(image: np.ndarray, radius: int) -> np.ndarray:
@@ -90,3 +90,10 @@ def test_fast_guided_filter_is_close_to_the_full_filter_on_smooth_content() -> N
     full = guided_filter(image, image, 8, 0.001)
     fast = fast_guided_filter(image, image, 8, 0.001, 4)
     assert np.abs(full - fast)[8:-8, 8:-8].max() < 0.02
+
+
+@pytest.mark.parametrize("radius", [1, 3])
+def test_window_sums_are_exact_integer_sums(radius: int) -> None:
+    image = np.random.default_rng(6 + radius).integers(0, 256, (19, 27), np.uint8)
+    expected = direct_box_mean(image, radius) * (2 * radius + 1) ** 2
+    np.testing.assert_array_equal(window_sums(image, radius), np.rint(expected))

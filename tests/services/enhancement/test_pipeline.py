@@ -1,5 +1,8 @@
 """Enhancer.process end to end: aligned outputs with kept temperatures, the report, and every bad input."""
 
+import os
+
+import cv2
 import numpy as np
 import pytest
 import skimage.data
@@ -8,7 +11,7 @@ from services.common.codecs import DecodedFrameSet
 from services.common.errors import BadInput, CorruptImage, InvalidCalibration
 from services.common.pb.classroom.v1 import frames_pb2
 from services.enhancement import alignment, synthetic
-from services.enhancement.pipeline import EnhancedFrame, EnhancementParams, Enhancer
+from services.enhancement.pipeline import EnhancedFrame, EnhancementParams, Enhancer, opencv_threads
 
 CALIBRATION = synthetic.example_calibration()
 SIZE = (640, 360)
@@ -149,3 +152,31 @@ def test_calibration_for_another_camera_is_refused(scene) -> None:
     other = synthetic.example_calibration(1920, 1080)
     with pytest.raises(InvalidCalibration, match="calibration is for 1920x1080"):
         Enhancer().process(frame_set(scene.rgb, scene.depth_mm, scene.thermal_c), other, SIZE)
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1920, 1080)])
+def test_depth_output_is_the_registered_depth_rounded(scene, size) -> None:
+    """process() rounds on the splat grid and upsamples: the same as rounding the upsampled depth."""
+    calibration = synthetic.example_calibration(*size)
+    holed = synthetic.depth_holes(scene.depth_mm, np.random.default_rng(5))
+    rgb = cv2.resize(scene.rgb, size, interpolation=cv2.INTER_LINEAR)
+    out = Enhancer().process(frame_set(rgb, holed, scene.thermal_c), calibration, size)
+    registered, invalid_in, invalid_out = Enhancer().register_depth(holed, calibration, size, None)
+    np.testing.assert_array_equal(out.depth_mm, np.clip(np.rint(registered), 0, 65535).astype(np.uint16))
+    tables = alignment.registration_tables(calibration, size)
+    assert invalid_out == float((registered[tables.depth_field_of_view] <= 0).mean())
+    assert (
+        out.report["depth_invalid_fraction_in"] == invalid_in == pytest.approx((holed == 0).mean(), rel=1e-12)
+    )
+
+
+def test_report_mean_luma_is_the_luma_image_mean(scene) -> None:
+    out = Enhancer().process(frame_set(scene.rgb, scene.depth_mm, scene.thermal_c), CALIBRATION, SIZE)
+    luma = cv2.cvtColor(out.rgb, cv2.COLOR_BGR2GRAY).mean() / 255.0  # per-pixel rounding: within 1/510
+    assert out.report["rgb_mean_luma_out"] == pytest.approx(luma, abs=1 / 510)
+
+
+def test_opencv_threads_share_the_cores_among_frame_sets_in_flight() -> None:
+    cores = os.cpu_count() or 1
+    assert opencv_threads(1) == cores
+    assert opencv_threads(cores) == 1 and opencv_threads(4 * cores) == 1

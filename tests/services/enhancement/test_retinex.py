@@ -130,3 +130,50 @@ def test_large_frames_are_filtered_at_the_processing_resolution(clean_photos) ->
     # The full-resolution output, averaged back down, is the 360-line result up to interpolation.
     down = cv2.resize(result.output, (640, 360), interpolation=cv2.INTER_AREA)
     assert np.abs(down.astype(int) - small.astype(int)).mean() < 2.5
+
+
+@pytest.mark.parametrize(
+    "size, params",
+    [((640, 360), P), ((640, 360), replace(P, illumination_gamma=0.6)), ((1920, 1080), P)],
+)
+def test_service_path_output_is_multiscale_retinex_output_bit_for_bit(clean_photos, size, params) -> None:
+    """enhance_low_light skips the analysis-only intermediates; its output must not move by a grey level."""
+    frame = cv2.resize(clean_photos[1], size, interpolation=cv2.INTER_LINEAR)
+    dark = synthetic.low_light(frame, np.random.default_rng(6), exposure=0.08, falloff=0.4)
+    np.testing.assert_array_equal(
+        retinex.enhance_low_light(dark, params), retinex.multiscale_retinex(dark, params).output
+    )
+
+
+def test_output_is_step5_reflectance_times_adjusted_illumination() -> None:
+    """The folded per-plane sums equal eq. 1's I_out = R̃·A(L), R̃ and A(L) written out in float64."""
+    frame = synthetic.low_light(
+        cv2.resize(np.random.default_rng(7).integers(0, 255, (45, 80, 3), np.uint8), (160, 90)),
+        np.random.default_rng(8),
+    )
+    r = retinex.multiscale_retinex(frame, P, keep_float=True)
+    image = frame.astype(np.float64) / 255.0
+    prior = image.max(axis=2)
+
+    def box(x, radius):
+        k = 2 * radius + 1
+        return cv2.blur(x, (k, k), borderType=cv2.BORDER_REFLECT_101)
+
+    w = r.weight.astype(np.float64)[..., None]
+    fine = box(image, P.small_radius) / (box(prior, P.small_radius) + retinex.DELTA)[..., None]
+    coarse = box(image, P.chroma_radius) / (box(prior, P.chroma_radius) + retinex.DELTA)[..., None]
+    reflectance = w * fine + (1 - w) * coarse
+    np.testing.assert_allclose(r.reflectance, reflectance, atol=1e-5)
+    gain = retinex.reconstruction_gain(r.illumination, r.white, P)
+    expected = np.clip(reflectance * (gain * r.illumination.astype(np.float64))[..., None], 0.0, 1.0)
+    assert r.output_float is not None
+    np.testing.assert_allclose(r.output_float, expected, atol=2e-5)
+
+
+def test_noise_estimate_is_the_direct_immerkaer_sum() -> None:
+    """The separable int16 filter gives exactly the 3×3 mask's sum (integers, no rounding)."""
+    channel = np.random.default_rng(9).integers(0, 256, (37, 53), np.uint8)
+    response = cv2.filter2D(channel.astype(np.float64), -1, retinex.NOISE_KERNEL.astype(np.float64))
+    total = np.abs(response[1:-1, 1:-1]).sum()
+    expected = np.sqrt(np.pi / 2.0) / 6.0 * total / (35 * 51) / 255.0
+    assert retinex.noise_sigma(channel) == pytest.approx(expected, rel=1e-12)
