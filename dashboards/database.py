@@ -4,13 +4,15 @@ The dashboard reads the store's tables and owns two small tables of its own (use
 login attempts, dashboards/auth.py), created in the same database. A PostgreSQL URL may
 name a schema through ``options=-csearch_path=<schema>``; the schema is created when it
 does not exist, so tests and the semester data set never collide with other tables.
+PostgreSQL connections run without JIT compilation (see ``_without_jit``).
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -39,6 +41,8 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     Raises DatabaseUnavailable with a readable reason when the database cannot be reached.
     """
     engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _without_jit)
     try:
         schema = postgres_schema(url)
         if schema is not None and create:
@@ -58,6 +62,22 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         engine.dispose()
         raise DatabaseUnavailable(describe_failure(url, exc)) from exc
     return engine
+
+
+def _without_jit(dbapi_connection: Any, _record: Any) -> None:
+    """Turn PostgreSQL's JIT compilation off for the dashboard's connections.
+
+    The pages' queries read a few thousand aggregate rows through indexes, yet the
+    planner's estimates for the alert queries cross ``jit_above_cost``; on the semester
+    data set compiling the student-alert query took about 360 ms of its 520-560 ms
+    (docs/benchmarks.md, "Dashboard (issue 6)").
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET inside the pool's first transaction would be rolled back
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET jit = off")
+    cursor.close()
+    dbapi_connection.autocommit = autocommit
 
 
 def describe_failure(url: str, exc: BaseException) -> str:

@@ -56,6 +56,8 @@ MIN_OBSERVED_SECONDS = 20.0
 # Alerts over a date range read StudentMinute of every session in it; past this many
 # sessions the page asks for a narrower range instead of answering slowly.
 MAX_ALERT_SESSIONS = 400
+# Sessions whose minutes one alert query reads (see _alerts_for).
+ALERT_SESSIONS_PER_QUERY = 100
 SYNTHETIC_PREFIX = "synthetic/"
 
 CLASS_SESSION: Table = ClassSession.__table__  # type: ignore[attr-defined]
@@ -631,7 +633,7 @@ def _low_runs(
     table: Table,
     keys: Sequence[str],
     mapping: EngagementMapping,
-    session_ids: Select[Any],
+    session_ids: Sequence[str],
 ) -> Select[Any]:
     """Runs of consecutive low-engagement minutes (gaps and islands: minute number minus row number)."""
     scored = (
@@ -680,26 +682,35 @@ def _alerts_for(connection: Connection, mapping: EngagementMapping, session_ids:
             )
         )
     }
+    # The minute tables are read by session id lists, not by the sessions' subquery: joined
+    # to a subquery of a few hundred sessions, PostgreSQL's planner takes the rows of one
+    # session for scattered and scans the whole of StudentMinute instead of its primary key
+    # (two days of the semester data set: 5.9 s for that one query; 0.47 s for all of the
+    # alerts in pieces of 100 sessions, docs/benchmarks.md).
+    # Alerts never span sessions, so the lists can be cut into pieces.
+    ids = sorted(courses)
+    chunks = [ids[i : i + ALERT_SESSIONS_PER_QUERY] for i in range(0, len(ids), ALERT_SESSIONS_PER_QUERY)]
     alerts = []
     for kind, table, keys in (
         ("class", SESSION_MINUTE, ("session_id",)),
         ("student", STUDENT_MINUTE, ("session_id", "student_id")),
     ):
-        for r in connection.execute(_low_runs(table, keys, mapping, session_ids)).mappings():
-            course_id, classroom_id = courses.get(r["session_id"], ("", ""))
-            alerts.append(
-                Alert(
-                    kind=kind,
-                    session_id=r["session_id"],
-                    student_id=r.get("student_id"),
-                    start=_aware(r["first_minute"]),
-                    end=_aware(r["last_minute"]) + timedelta(minutes=1),
-                    minutes=int(r["minutes"]),
-                    mean_engagement=float(r["mean_score"]),
-                    course_id=course_id,
-                    classroom_id=classroom_id,
+        for chunk in chunks:
+            for r in connection.execute(_low_runs(table, keys, mapping, chunk)).mappings():
+                course_id, classroom_id = courses.get(r["session_id"], ("", ""))
+                alerts.append(
+                    Alert(
+                        kind=kind,
+                        session_id=r["session_id"],
+                        student_id=r.get("student_id"),
+                        start=_aware(r["first_minute"]),
+                        end=_aware(r["last_minute"]) + timedelta(minutes=1),
+                        minutes=int(r["minutes"]),
+                        mean_engagement=float(r["mean_score"]),
+                        course_id=course_id,
+                        classroom_id=classroom_id,
+                    )
                 )
-            )
     alerts.sort(key=lambda a: (a.start, a.kind != "class", a.session_id, a.student_id or ""))
     return alerts
 

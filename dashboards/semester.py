@@ -1,4 +1,4 @@
-"""One semester of synthetic behaviour events for a whole campus, written through the store's code.
+"""One semester of synthetic behaviour events for a whole campus, with the aggregates the store keeps.
 
 What it generates (``SemesterPlan``; the defaults are the benchmark's data set):
 50 classrooms, 4 sessions a day, 5 days a week, 15 weeks (15,000 class sessions of
@@ -17,12 +17,17 @@ phase so a minute bucket mixes two behaviours). The pages read only the aggregat
 (StudentSessionSummary, SessionMinute, StudentMinute), and those have exactly the
 per-minute and per-session shape they would have with 1 s events.
 
-Every event goes through ``services.common.db.crud.record_events`` (one transaction per
-session), so the aggregates are built by the same code the store runs. Event ids are
-deterministic, sessions already present are skipped, so an interrupted run resumes.
-Several worker processes can share the work: building events and SQLAlchemy's statement
-construction run in parallel; SQLite's WAL lets one of them write at a time (the busy
-timeout covers the wait), PostgreSQL lets them write concurrently.
+The aggregates are always built by the store's own arithmetic, by one of two writers:
+``bulk`` (the default) folds a batch of 25 sessions with ``crud.fold_events``, takes the
+rows record_events would insert for events new to the database
+(``crud.student_summary_values``, ``crud.minute_values``) and writes them and the events
+with PostgreSQL's COPY (SQLite: executemany) in one transaction; ``store`` sends every
+session through ``crud.record_events`` (the store's write path, one transaction per
+session, 13-25 times slower: docs/benchmarks.md). Both write the same rows
+(tests/dashboards/test_semester.py compares every table). Event ids are deterministic and
+sessions already present are skipped, so an interrupted run resumes. Several worker
+processes can share the work: PostgreSQL takes their writes concurrently; SQLite's WAL
+lets one write at a time (the busy timeout covers the wait).
 
 Events carry ``model_version = "synthetic/semester-v1"`` and ``model_trained = False``:
 nothing here was recognised from a camera, and the dashboard says so on every page.
@@ -30,22 +35,37 @@ nothing here was recognised from a camera, and the dashboard says so on every pa
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import multiprocessing
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter, methodcaller
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql import sqltypes
+from sqlalchemy.sql.schema import Column, Table
 from sqlmodel import Session, select
 
 from dashboards.database import open_engine
+from dashboards.queries import CLASS_SESSION, EVENT, SESSION_MINUTE, STUDENT_MINUTE, SUMMARY
 from services.common.campus import Camera, Campus, Classroom, Course, RosterEntry, Seat
-from services.common.db.crud import record_events, sync_campus
+from services.common.db.crud import (
+    SESSION_MINUTE_KEYS,
+    STUDENT_MINUTE_KEYS,
+    fold_events,
+    minute_values,
+    record_events,
+    student_summary_values,
+    sync_campus,
+)
 from services.common.db.models import BehaviourEvent, ClassSession
 from services.common.vocabulary import BEHAVIOURS
 
@@ -137,10 +157,12 @@ class PlannedSession:
 
 @dataclass
 class GenerationReport:
+    writer: str = "bulk"
     sessions_written: int = 0
     sessions_skipped: int = 0
     events: int = 0
-    seconds: float = 0.0
+    write_seconds: float = 0.0  # generating and writing, without the final ANALYZE
+    seconds: float = 0.0  # everything
 
 
 def _room_id(r: int) -> str:
@@ -269,7 +291,35 @@ def _top5(rng: random.Random, label: str) -> tuple[float, str]:
     return confidence, json.dumps([[label, confidence], *map(list, zip(others, probabilities, strict=True))])
 
 
+class SemesterEvent(NamedTuple):
+    """One generated event: a BehaviourEvent's columns, without an ORM object's cost (a semester has millions)."""
+
+    event_id: str
+    created_at: datetime
+    session_id: str
+    classroom_id: str
+    course_id: str
+    camera_id: str
+    student_id: str
+    seat_id: str
+    window_start: datetime
+    window_end: datetime
+    segment_start: datetime
+    segment_end: datetime
+    label: str
+    confidence: float
+    top5: str
+    attention: str
+    model_version: str
+    model_trained: bool
+
+
 def session_events(plan: SemesterPlan, campus: Campus, planned: PlannedSession) -> list[BehaviourEvent]:
+    """The events of one class session as the store receives them (see ``session_records``)."""
+    return [BehaviourEvent(**record._asdict()) for record in session_records(plan, campus, planned)]
+
+
+def session_records(plan: SemesterPlan, campus: Campus, planned: PlannedSession) -> list[SemesterEvent]:
     """The events of one class session (deterministic in the plan's seed and the session id)."""
     rng = random.Random(f"{plan.seed}:session:{planned.session_id}")
     course = campus.course(planned.course_id)
@@ -288,7 +338,7 @@ def session_events(plan: SemesterPlan, campus: Campus, planned: PlannedSession) 
     attendance = rng.uniform(0.85, 0.97)
     created = planned.started_at + timedelta(seconds=length)
 
-    events: list[BehaviourEvent] = []
+    events: list[SemesterEvent] = []
     for entry in course.roster:
         if rng.random() > attendance:
             continue
@@ -318,7 +368,7 @@ def session_events(plan: SemesterPlan, campus: Campus, planned: PlannedSession) 
             start = planned.started_at + timedelta(seconds=round(t, 3))
             stop = planned.started_at + timedelta(seconds=round(end, 3))
             events.append(
-                BehaviourEvent(
+                SemesterEvent(
                     event_id=f"{planned.session_id}:{entry.student}:{k}",
                     created_at=created,
                     session_id=planned.session_id,
@@ -343,51 +393,184 @@ def session_events(plan: SemesterPlan, campus: Campus, planned: PlannedSession) 
     return events
 
 
+WRITERS = ("bulk", "store")
+BULK_BATCH_SESSIONS = 25  # sessions per transaction of the bulk writer (about 30,000 events)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# every table a bulk batch writes, in the order it writes them
+_BULK_TABLES: tuple[Table, ...] = (CLASS_SESSION, SUMMARY, SESSION_MINUTE, STUDENT_MINUTE, EVENT)
+
+
+def bulk_rows(records: Sequence[SemesterEvent]) -> dict[str, list[dict[str, Any]]]:
+    """The rows ``records`` add to each store table, by table name, for events not stored yet.
+
+    The aggregates come from the store's own arithmetic (crud.fold_events and the row
+    values record_events inserts), so a bulk load writes exactly what record_events would
+    have written for the same new events.
+    """
+    folded = fold_events(records)
+    return {
+        CLASS_SESSION.name: [cs.model_dump() for cs in folded.sessions.values()],
+        SUMMARY.name: [
+            student_summary_values(session_id, student_id, inc)
+            for (session_id, student_id), inc in folded.students.items()
+        ],
+        SESSION_MINUTE.name: minute_values(SESSION_MINUTE_KEYS, folded.session_minutes),
+        STUDENT_MINUTE.name: minute_values(STUDENT_MINUTE_KEYS, folded.student_minutes),
+        EVENT.name: [record._asdict() for record in records],
+    }
+
+
+def _copy_naive_utc(value: datetime) -> str:
+    # a column without a time zone holds UTC, as record_events stores it
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(" ")
+
+
+def _copy_formatter(column: Column[Any]) -> Callable[[Any], str]:
+    """How one column's values are written in COPY's text format (C-level callables: millions of rows)."""
+    column_type = column.type
+    if isinstance(column_type, sqltypes.TypeDecorator):  # sqlmodel's AutoString wraps a String
+        column_type = column_type.impl_instance
+    formatter: Callable[[Any], str]
+    if isinstance(column_type, sqltypes.DateTime):
+        # with an offset PostgreSQL stores the instant; naive values are read as UTC (the COPY sets it)
+        formatter = methodcaller("isoformat", " ") if column_type.timezone else _copy_naive_utc
+    elif isinstance(column_type, sqltypes.Boolean):
+        formatter = {True: "t", False: "f"}.__getitem__
+    elif isinstance(column_type, sqltypes.String):  # Text too
+        formatter = methodcaller("translate", _COPY_ESCAPES)
+    elif isinstance(column_type, sqltypes.Integer | sqltypes.Float):
+        formatter = repr  # repr of a float round-trips exactly, as psycopg2 sends it
+    else:
+        raise TypeError(f"no COPY format for {column} ({column_type})")
+    if column.nullable:
+        not_null = formatter
+        formatter = lambda value: r"\N" if value is None else not_null(value)  # noqa: E731
+    return formatter
+
+
+def _copy_rows(cursor: Any, table: Table, rows: list[dict[str, Any]]) -> None:
+    """COPY ``rows`` into ``table`` (PostgreSQL text format; the search path selects the schema)."""
+    if not rows:
+        return
+    columns = [c.name for c in table.columns]
+    formatters = [_copy_formatter(c) for c in table.columns]
+    pick = itemgetter(*columns)
+    lines = io.StringIO()
+    for row in rows:
+        lines.write("\t".join([f(v) for f, v in zip(formatters, pick(row), strict=True)]))
+        lines.write("\n")
+    lines.seek(0)
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN', lines)
+
+
+def write_bulk(engine: Engine, records: Sequence[SemesterEvent]) -> int:
+    """Write events that are not stored yet and their aggregates in one transaction; how many events.
+
+    PostgreSQL gets COPY, SQLite executemany. Unlike record_events this does not merge into
+    rows already there: an event id or aggregate key that is already stored makes the
+    whole transaction fail (the generator only writes sessions that are absent).
+    """
+    if not records:
+        return 0
+    rows = bulk_rows(records)
+    if engine.dialect.name == "postgresql":
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("SET TIME ZONE 'UTC'")
+            # a crash loses at most the last batches, which a rerun writes again
+            cursor.execute("SET synchronous_commit TO off")
+            for table in _BULK_TABLES:
+                _copy_rows(cursor, table, rows[table.name])
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
+    elif engine.dialect.name == "sqlite":
+        with engine.begin() as connection:
+            for table in _BULK_TABLES:
+                if rows[table.name]:
+                    connection.execute(table.insert(), rows[table.name])
+    else:
+        raise NotImplementedError(
+            f"the bulk writer supports SQLite and PostgreSQL, not {engine.dialect.name}"
+        )
+    return len(records)
+
+
+class _Progress:
+    """Prints a worker's progress to stderr about every ``every`` sessions."""
+
+    def __init__(self, worker_index: int, n_sessions: int, every: int = 500) -> None:
+        self.worker_index, self.n_sessions, self.every = worker_index, n_sessions, every
+        self.started = time.monotonic()
+        self.next_report = every
+
+    def __call__(self, written: int, skipped: int, events: int) -> None:
+        if written < self.next_report:
+            return
+        self.next_report = (written // self.every + 1) * self.every
+        elapsed = time.monotonic() - self.started
+        rate = written / elapsed
+        left = (self.n_sessions - written - skipped) / rate if rate else float("nan")
+        print(
+            f"  worker {self.worker_index}: {written + skipped}/{self.n_sessions} sessions, "
+            f"{rate:.2f} sessions/s, {events / elapsed:,.0f} events/s, about {left / 60:.0f} min left",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def _write_sessions(
     database_url: str,
     plan: SemesterPlan,
     sessions: list[PlannedSession],
-    progress: Callable[[int, int], None] | None = None,
+    *,
+    writer: str = "bulk",
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[int, int, int]:
-    """Write ``sessions`` (skipping those present) through record_events; (written, skipped, events)."""
+    """Write ``sessions`` (skipping those present); (written, skipped, events).
+
+    ``store``: through record_events, one transaction per session. ``bulk``: write_bulk,
+    one transaction per BULK_BATCH_SESSIONS sessions. Either way a session is stored with
+    all its events and aggregates or not at all, so an interrupted run resumes.
+    """
     engine = open_engine(database_url)
     campus = build_campus(plan)
     with Session(engine) as session:
         sync_campus(session=session, campus=campus)
         session.commit()
         present = set(session.exec(select(ClassSession.id)).all())
-    written = skipped = n_events = 0
-    for planned in sessions:
-        if planned.session_id in present:
-            skipped += 1
-            continue
-        events = session_events(plan, campus, planned)
-        with Session(engine) as session:
-            n_events += record_events(session=session, events=events)
-            session.commit()
-        written += 1
+    absent = [planned for planned in sessions if planned.session_id not in present]
+    skipped, written, n_events = len(sessions) - len(absent), 0, 0
+    batch_size = BULK_BATCH_SESSIONS if writer == "bulk" else 1
+    for first in range(0, len(absent), batch_size):
+        batch = absent[first : first + batch_size]
+        if writer == "bulk":
+            n_events += write_bulk(
+                engine, [r for planned in batch for r in session_records(plan, campus, planned)]
+            )
+        else:
+            with Session(engine) as session:
+                n_events += record_events(session=session, events=session_events(plan, campus, batch[0]))
+                session.commit()
+        written += len(batch)
         if progress is not None:
-            progress(written, skipped)
+            progress(written, skipped, n_events)
     engine.dispose()
     return written, skipped, n_events
 
 
-def _worker(job: tuple[str, SemesterPlan, list[PlannedSession], int]) -> tuple[int, int, int]:
-    database_url, plan, sessions, worker_index = job
-    started = time.monotonic()
-
-    def progress(written: int, skipped: int) -> None:
-        if written % 100 == 0:
-            rate = written / (time.monotonic() - started)
-            left = (len(sessions) - written - skipped) / rate if rate else float("nan")
-            print(
-                f"  worker {worker_index}: {written + skipped}/{len(sessions)} sessions, "
-                f"{rate:.2f}/s, about {left / 60:.0f} min left",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    return _write_sessions(database_url, plan, sessions, progress)
+def _worker(job: tuple[str, SemesterPlan, list[PlannedSession], int, str]) -> tuple[int, int, int]:
+    database_url, plan, sessions, worker_index, writer = job
+    return _write_sessions(
+        database_url, plan, sessions, writer=writer, progress=_Progress(worker_index, len(sessions))
+    )
 
 
 def analyse(database_url: str) -> None:
@@ -399,17 +582,32 @@ def analyse(database_url: str) -> None:
 
 
 def generate_semester(
-    database_url: str, plan: SemesterPlan, *, workers: int = 1, limit_sessions: int | None = None
+    database_url: str,
+    plan: SemesterPlan,
+    *,
+    workers: int = 1,
+    limit_sessions: int | None = None,
+    writer: str = "bulk",
 ) -> GenerationReport:
-    """Generate the plan's semester into ``database_url``; ``limit_sessions`` writes only the first N."""
+    """Generate the plan's semester into ``database_url``; ``limit_sessions`` writes only the first N.
+
+    ``writer`` is ``bulk`` (fast: write_bulk) or ``store`` (record_events, the store's own
+    write path, one session at a time); both write the same rows.
+    """
+    if writer not in WRITERS:
+        raise ValueError(f"writer must be one of {', '.join(WRITERS)}, not {writer!r}")
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if limit_sessions is not None and limit_sessions < 0:
+        raise ValueError("limit_sessions must not be negative")
     started = time.monotonic()
     campus = build_campus(plan)
     sessions = planned_sessions(plan, campus)[:limit_sessions]
-    report = GenerationReport()
-    workers = max(1, min(workers, len(sessions) or 1))
+    report = GenerationReport(writer=writer)
+    workers = min(workers, len(sessions) or 1)
     open_engine(database_url).dispose()  # schema and tables exist before any worker starts
     # interleave so every worker gets a share of every week (progress is even)
-    jobs = [(database_url, plan, sessions[w::workers], w) for w in range(workers)]
+    jobs = [(database_url, plan, sessions[w::workers], w, writer) for w in range(workers)]
     if workers == 1:
         results = [_worker(jobs[0])]
     else:
@@ -419,6 +617,7 @@ def generate_semester(
         report.sessions_written += written
         report.sessions_skipped += skipped
         report.events += n_events
+    report.write_seconds = time.monotonic() - started
     analyse(database_url)
     report.seconds = time.monotonic() - started
     return report

@@ -206,17 +206,18 @@ def warm_up_front_end(pipeline, criterion, train_set, val_set, options: TrainOpt
             for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + value * len(samples)
         val = evaluate_accuracy(pipeline, val_set, options.batch_size, keypoints_only=True)
+        means = {k: v / max(seen, 1) for k, v in sums.items()}
         record = {
             "phase": "warm-up",
             "epoch": epoch + 1,
-            "train": {k: v / max(seen, 1) for k, v in sums.items()},
+            "train": means,
             "val_keypoint_error_px": val["keypoint_error_px"],
             "val_occupancy_accuracy": val["occupancy_accuracy"],
             "seconds": time.perf_counter() - epoch_began,
         }
         history.append(record)
         log(
-            f"warm-up {epoch + 1}: kp l1 {record['train'].get('kp_l1', float('nan')):.4f} "
+            f"warm-up {epoch + 1}: kp l1 {means.get('kp_l1', float('nan')):.4f} "
             f"val kp err {val['keypoint_error_px']:.2f}px occupancy {val['occupancy_accuracy']:.3f}"
         )
     return history

@@ -110,6 +110,7 @@ def test_generate_then_bench_prints_every_page(capsys, tmp_path):
         "one session",
         "one student",
         "alerts (latest day)",
+        "alerts (widest, 8 sessions)",  # the whole tiny semester is within the page's limit
     ):
         assert "admin bench-admin" in out and page in out
     assert "instructor instr-" in out
@@ -126,6 +127,13 @@ def test_generate_refuses_an_impossible_plan(capsys, tmp_path):
         == 2
     )
     assert "students_max" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--limit-sessions", "-1"]])
+def test_generate_refuses_bad_options(capsys, tmp_path, option):
+    assert run("--database-url", f"sqlite:///{tmp_path / 'x.db'}", "generate-semester", *option) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.db").exists()  # refused before anything was written
 
 
 @pytest.mark.postgres

@@ -207,6 +207,14 @@ def test_alerts_in_a_date_range_are_scoped_and_bounded(hand_db):
         queries.alerts_in_range(engine, ADMIN, MAPPING, queries.SessionFilter(), max_sessions=2)
 
 
+def test_alerts_are_the_same_when_read_one_session_at_a_time(hand_db, monkeypatch):
+    _, engine = hand_db
+    together = queries.alerts_in_range(engine, ADMIN, MAPPING, queries.SessionFilter())
+    monkeypatch.setattr(queries, "ALERT_SESSIONS_PER_QUERY", 1)
+    apart = queries.alerts_in_range(engine, ADMIN, MAPPING, queries.SessionFilter())
+    assert apart.alerts == together.alerts and len({a.session_id for a in apart.alerts}) == 2
+
+
 def test_student_across_sessions_respects_scope(hand_db):
     _, engine = hand_db
     rows = queries.student_sessions(engine, ADMIN, MAPPING, "alice")
@@ -267,5 +275,24 @@ def test_the_same_numbers_on_postgresql(postgres_schema_url):
         assert [(g.start, g.minutes) for g in timeline.gaps] == [(at(5, 9, 6), 3)]
         with pytest.raises(queries.SessionNotAccessible):
             queries.get_session(engine, INES, "s-phys-1")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_dashboard_connections_to_postgresql_run_without_jit(postgres_schema_url):
+    from sqlalchemy import text
+
+    from dashboards.database import open_engine, postgres_schema
+
+    engine = open_engine(postgres_schema_url)
+    try:
+        for _ in range(2):  # the pool's rollback between checkouts must not undo it
+            with engine.connect() as connection:
+                assert connection.execute(text("SHOW jit")).scalar_one() == "off"
+                assert connection.execute(text("SELECT current_schema()")).scalar_one() == postgres_schema(
+                    postgres_schema_url
+                )
     finally:
         engine.dispose()

@@ -171,3 +171,107 @@ def test_postgresql_gets_the_same_aggregates_as_sqlite(tmp_path, postgres_schema
     assert results[0][0] == results[1][0]
     assert results[0][1] == results[1][1]
     assert results[0][2] == results[1][2]
+
+
+def _dump_store_tables(url: str) -> dict[str, list[tuple]]:
+    """Every row of the tables a semester writes, in primary-key order."""
+    engine = open_engine(url)
+    with engine.connect() as connection:
+        dump = {
+            table.name: [
+                tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))
+            ]
+            for table in (
+                queries.CLASS_SESSION,
+                queries.SUMMARY,
+                queries.SESSION_MINUTE,
+                queries.STUDENT_MINUTE,
+                queries.EVENT,
+            )
+        }
+    engine.dispose()
+    return dump
+
+
+def test_the_bulk_writer_writes_exactly_what_record_events_writes(tmp_path):
+    store_url, bulk_url = f"sqlite:///{tmp_path / 'store.db'}", f"sqlite:///{tmp_path / 'bulk.db'}"
+    by_store = generate_semester(store_url, TINY, writer="store")
+    # half the sessions through the store first, then the bulk writer resumes with the rest
+    generate_semester(bulk_url, TINY, writer="store", limit_sessions=3)
+    by_bulk = generate_semester(bulk_url, TINY, writer="bulk")
+    assert (by_bulk.sessions_written, by_bulk.sessions_skipped) == (5, 3)
+    expected, written = _dump_store_tables(store_url), _dump_store_tables(bulk_url)
+    assert by_store.events == len(expected["behaviour_event"]) > 100
+    assert {name: len(rows) for name, rows in written.items()} == {
+        name: len(rows) for name, rows in expected.items()
+    }
+    for name in expected:
+        assert written[name] == expected[name], name  # exactly equal, floats included
+
+
+def test_the_bulk_writer_refuses_events_that_are_already_stored(tmp_path):
+    from sqlalchemy.exc import IntegrityError
+
+    from dashboards.semester import session_records, write_bulk
+
+    url = f"sqlite:///{tmp_path / 'semester.db'}"
+    campus = build_campus(TINY)
+    first, second = planned_sessions(TINY, campus)[:2]
+    engine = open_engine(url)
+    write_bulk(engine, session_records(TINY, campus, first))
+    before = _dump_store_tables(url)
+    with pytest.raises(IntegrityError):
+        # the second session is new, the first one's events are not: nothing of the batch is kept
+        write_bulk(engine, session_records(TINY, campus, second) + session_records(TINY, campus, first))
+    engine.dispose()
+    assert _dump_store_tables(url) == before
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"writer": "fast"}, "writer must be one of bulk, store"),
+        ({"workers": 0}, "workers"),
+        ({"limit_sessions": -1}, "limit_sessions"),
+    ],
+)
+def test_bad_generation_options_are_refused(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        generate_semester(f"sqlite:///{tmp_path / 'semester.db'}", TINY, **options)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_the_bulk_writer_matches_record_events_on_postgresql(postgres_schema_url):
+    from sqlalchemy import text
+
+    generate_semester(postgres_schema_url, TINY, writer="store", limit_sessions=4)
+    expected = _dump_store_tables(postgres_schema_url)
+    engine = open_engine(postgres_schema_url)
+    with engine.begin() as connection:
+        connection.execute(text("TRUNCATE " + ", ".join(expected)))
+    engine.dispose()
+    report = generate_semester(postgres_schema_url, TINY, writer="bulk", limit_sessions=4, workers=2)
+    assert report.sessions_written == 4
+    written = _dump_store_tables(postgres_schema_url)
+    assert len(written["behaviour_event"]) == report.events > 100
+    for name in expected:
+        assert written[name] == expected[name], name
+
+
+@pytest.mark.postgres
+@pytest.mark.integration
+def test_copy_keeps_tabs_newlines_and_backslashes(postgres_schema_url):
+    from dashboards.semester import session_records, write_bulk
+
+    campus = build_campus(TINY)
+    record = session_records(TINY, campus, planned_sessions(TINY, campus)[0])[0]
+    awkward = record._replace(attention='{"note": "a\tb\\\\n\nc\r"}', seat_id="back\\slash")
+    engine = open_engine(postgres_schema_url)
+    assert write_bulk(engine, [awkward]) == 1
+    with engine.connect() as connection:
+        stored = connection.execute(select(BehaviourEvent.attention, BehaviourEvent.seat_id)).one()
+        seats = connection.execute(select(StudentSessionSummary.seat_id)).scalars().all()
+    engine.dispose()
+    assert tuple(stored) == (awkward.attention, "back\\slash") and seats == ["back\\slash"]

@@ -1,8 +1,11 @@
 """Data functions of the store: idempotent event inserts that keep the aggregates current.
 
-Every function takes the SQLModel ``session`` as a keyword argument and leaves the
-commit to the caller, so a batch of events and its aggregate updates land in one
-transaction or not at all.
+Every function that touches the database takes the SQLModel ``session`` as a keyword
+argument and leaves the commit to the caller, so a batch of events and its aggregate
+updates land in one transaction or not at all. The aggregates' arithmetic itself
+(``fold_events`` and the row values of what it folded) is pure, so a bulk loader of
+events that are new by construction (dashboards/semester.py) writes exactly the rows
+record_events would.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +35,8 @@ from services.common.db.models import (
 )
 
 HAND_RAISING = "hand_raising"
+SESSION_MINUTE_KEYS = ("session_id", "minute")
+STUDENT_MINUTE_KEYS = ("session_id", "student_id", "minute")
 
 
 def _insert(session: Session, table: type[SQLModel]):  # type: ignore[no-untyped-def]
@@ -64,14 +70,59 @@ def sync_campus(*, session: Session, campus: Campus) -> None:
             session.exec(stmt.on_conflict_do_nothing())  # type: ignore[call-overload]
 
 
+class EventFields(Protocol):
+    """What the aggregate fold reads of an event: a BehaviourEvent, or any record with its fields."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def classroom_id(self) -> str: ...
+
+    @property
+    def course_id(self) -> str: ...
+
+    @property
+    def camera_id(self) -> str: ...
+
+    @property
+    def student_id(self) -> str: ...
+
+    @property
+    def seat_id(self) -> str: ...
+
+    @property
+    def window_start(self) -> datetime: ...
+
+    @property
+    def window_end(self) -> datetime: ...
+
+    @property
+    def segment_start(self) -> datetime: ...
+
+    @property
+    def segment_end(self) -> datetime: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def model_version(self) -> str: ...
+
+    @property
+    def model_trained(self) -> bool: ...
+
+
 @dataclass
-class _Increment:
+class Increment:
+    """What a batch of events adds to one aggregate row: seconds per behaviour column and events."""
+
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     n_events: int = 0
 
 
 @dataclass
-class _StudentIncrement(_Increment):
+class StudentIncrement(Increment):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     classroom_id: str = ""
@@ -80,6 +131,20 @@ class _StudentIncrement(_Increment):
     first_label: str = ""
     last_label: str = ""
     onsets_after_first: int = 0  # hand-raise onsets within the batch, not counting its first event
+
+
+@dataclass
+class AggregateIncrements:
+    """What a batch of events adds to ClassSession and the three aggregate tables."""
+
+    sessions: dict[str, ClassSession] = field(default_factory=dict)
+    students: dict[tuple[str, str], StudentIncrement] = field(default_factory=dict)
+    session_minutes: dict[tuple[str, datetime], Increment] = field(
+        default_factory=lambda: defaultdict(Increment)
+    )
+    student_minutes: dict[tuple[str, str, datetime], Increment] = field(
+        default_factory=lambda: defaultdict(Increment)
+    )
 
 
 def _minute_slices(start: datetime, end: datetime) -> Iterable[tuple[datetime, float]]:
@@ -92,29 +157,18 @@ def _minute_slices(start: datetime, end: datetime) -> Iterable[tuple[datetime, f
         cursor = stop
 
 
-def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
-    """Insert events that are not stored yet and fold exactly those into the aggregates.
+def fold_events(events: Iterable[EventFields]) -> AggregateIncrements:
+    """The aggregates' arithmetic: what ``events`` add to each session, student and minute row.
 
-    Returns how many were new. A replayed event (same ``event_id``) changes nothing.
-    Events of one student must come in time order within a call (they do: one
-    classroom's messages stay on one partition).
+    The one implementation of it: record_events folds the events it inserted, and a bulk
+    loader (dashboards/semester.py) folds a whole session before writing it in one go.
+    Events of one student must come in time order (ties keep their order).
     """
-    if not events:
-        return 0
-    rows = [e.model_dump() for e in events]
-    stmt = _insert(session, BehaviourEvent).values(rows)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(BehaviourEvent.event_id)  # type: ignore[attr-defined]
-    inserted_ids = set(session.exec(stmt).scalars().all())  # type: ignore[call-overload]
-    new_events = [e for e in events if e.event_id in inserted_ids]
-    if not new_events:
-        return 0
+    folded = AggregateIncrements()
+    sessions, students = folded.sessions, folded.students
+    session_minutes, student_minutes = folded.session_minutes, folded.student_minutes
 
-    sessions: dict[str, ClassSession] = {}
-    students: dict[tuple[str, str], _StudentIncrement] = {}
-    session_minutes: dict[tuple[str, datetime], _Increment] = defaultdict(_Increment)
-    student_minutes: dict[tuple[str, str, datetime], _Increment] = defaultdict(_Increment)
-
-    for event in sorted(new_events, key=lambda e: (e.session_id, e.student_id, e.segment_start)):
+    for event in sorted(events, key=lambda e: (e.session_id, e.student_id, e.segment_start)):
         cs = sessions.get(event.session_id)
         if cs is None:
             sessions[event.session_id] = ClassSession(
@@ -127,15 +181,17 @@ def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
                 model_version=event.model_version,
                 model_trained=event.model_trained,
             )
-        else:
-            cs.started_at = min(cs.started_at, event.window_start)
-            cs.ended_at = max(cs.ended_at, event.window_end)
+        else:  # compared first: assigning an ORM attribute costs more than the fold
+            if event.window_start < cs.started_at:
+                cs.started_at = event.window_start
+            if event.window_end > cs.ended_at:
+                cs.ended_at = event.window_end
 
         column = seconds_column(event.label)
         key = (event.session_id, event.student_id)
         inc = students.get(key)
         if inc is None:
-            inc = students[key] = _StudentIncrement(
+            inc = students[key] = StudentIncrement(
                 first_seen=event.window_start,
                 last_seen=event.window_end,
                 classroom_id=event.classroom_id,
@@ -160,8 +216,57 @@ def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
         student_minutes[
             (event.session_id, event.student_id, event.segment_start.replace(second=0, microsecond=0))
         ].n_events += 1
+    return folded
 
-    for cs in sessions.values():
+
+def student_summary_values(session_id: str, student_id: str, inc: StudentIncrement) -> dict[str, Any]:
+    """The StudentSessionSummary row of a student whose first events these are."""
+    return {
+        "session_id": session_id,
+        "student_id": student_id,
+        "classroom_id": inc.classroom_id,
+        "course_id": inc.course_id,
+        "seat_id": inc.seat_id,
+        "first_seen": inc.first_seen,
+        "last_seen": inc.last_seen,
+        "n_events": inc.n_events,
+        "hand_raise_count": inc.onsets_after_first + int(inc.first_label == HAND_RAISING),
+        "last_label": inc.last_label,
+        **{c: inc.seconds.get(c, 0.0) for c in SECONDS_COLUMNS},
+    }
+
+
+def minute_values(keys: Sequence[str], increments: dict[tuple, Increment]) -> list[dict[str, Any]]:
+    """SessionMinute or StudentMinute rows (``keys`` name the key columns) of minutes not stored yet."""
+    return [
+        {
+            **dict(zip(keys, key, strict=True)),
+            "n_events": inc.n_events,
+            **{c: inc.seconds.get(c, 0.0) for c in SECONDS_COLUMNS},
+        }
+        for key, inc in increments.items()
+    ]
+
+
+def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
+    """Insert events that are not stored yet and fold exactly those into the aggregates.
+
+    Returns how many were new. A replayed event (same ``event_id``) changes nothing.
+    Events of one student must come in time order within a call (they do: one
+    classroom's messages stay on one partition).
+    """
+    if not events:
+        return 0
+    rows = [e.model_dump() for e in events]
+    stmt = _insert(session, BehaviourEvent).values(rows)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(BehaviourEvent.event_id)  # type: ignore[attr-defined]
+    inserted_ids = set(session.exec(stmt).scalars().all())  # type: ignore[call-overload]
+    new_events = [e for e in events if e.event_id in inserted_ids]
+    if not new_events:
+        return 0
+
+    folded = fold_events(new_events)
+    for cs in folded.sessions.values():
         stmt = _insert(session, ClassSession).values(cs.model_dump())
         table = ClassSession.__table__  # type: ignore[attr-defined]
         session.exec(  # type: ignore[call-overload]
@@ -186,9 +291,9 @@ def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
             )
         )
 
-    _upsert_students(session, students)
-    _upsert_minutes(session, SessionMinute, ["session_id", "minute"], session_minutes)
-    _upsert_minutes(session, StudentMinute, ["session_id", "student_id", "minute"], student_minutes)
+    _upsert_students(session, folded.students)
+    _upsert_minutes(session, SessionMinute, SESSION_MINUTE_KEYS, folded.session_minutes)
+    _upsert_minutes(session, StudentMinute, STUDENT_MINUTE_KEYS, folded.student_minutes)
     return len(new_events)
 
 
@@ -200,24 +305,12 @@ def _greater(session: Session):  # type: ignore[no-untyped-def]
     return func.max if session.get_bind().dialect.name == "sqlite" else func.greatest
 
 
-def _upsert_students(session: Session, students: dict[tuple[str, str], _StudentIncrement]) -> None:
+def _upsert_students(session: Session, students: dict[tuple[str, str], StudentIncrement]) -> None:
     table = StudentSessionSummary.__table__  # type: ignore[attr-defined]
     lesser, greater = _lesser(session), _greater(session)
     for (session_id, student_id), inc in students.items():
         first_is_onset = inc.first_label == HAND_RAISING
-        values = {
-            "session_id": session_id,
-            "student_id": student_id,
-            "classroom_id": inc.classroom_id,
-            "course_id": inc.course_id,
-            "seat_id": inc.seat_id,
-            "first_seen": inc.first_seen,
-            "last_seen": inc.last_seen,
-            "n_events": inc.n_events,
-            "hand_raise_count": inc.onsets_after_first + int(first_is_onset),
-            "last_label": inc.last_label,
-            **{c: inc.seconds.get(c, 0.0) for c in SECONDS_COLUMNS},
-        }
+        values = student_summary_values(session_id, student_id, inc)
         stmt = _insert(session, StudentSessionSummary).values(values)
         # The batch's first event starts a hand raise only if the stored last label was not one.
         carried_onset = case((table.c.last_label == HAND_RAISING, 0), else_=1) if first_is_onset else 0
@@ -236,23 +329,16 @@ def _upsert_students(session: Session, students: dict[tuple[str, str], _StudentI
 def _upsert_minutes(
     session: Session,
     model: type[SQLModel],
-    keys: list[str],
-    increments: dict[tuple, _Increment],
+    keys: Sequence[str],
+    increments: dict[tuple, Increment],
 ) -> None:
     if not increments:
         return
     table = model.__table__  # type: ignore[attr-defined]
-    rows = [
-        {
-            **dict(zip(keys, key, strict=True)),
-            "n_events": inc.n_events,
-            **{c: inc.seconds.get(c, 0.0) for c in SECONDS_COLUMNS},
-        }
-        for key, inc in increments.items()
-    ]
+    rows = minute_values(keys, increments)
     stmt = _insert(session, model).values(rows)
     update = {
         "n_events": table.c.n_events + stmt.excluded.n_events,
         **{c: table.c[c] + stmt.excluded[c] for c in SECONDS_COLUMNS},
     }
-    session.exec(stmt.on_conflict_do_update(index_elements=keys, set_=update))  # type: ignore[call-overload]
+    session.exec(stmt.on_conflict_do_update(index_elements=list(keys), set_=update))  # type: ignore[call-overload]
