@@ -40,9 +40,12 @@ import json
 import math
 import multiprocessing
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter, methodcaller
@@ -611,7 +614,9 @@ def generate_semester(
     if workers == 1:
         results = [_worker(jobs[0])]
     else:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        with _terminate_on_sigterm(), multiprocessing.get_context("spawn").Pool(workers) as pool:
+            # SIGTERM (kill) becomes SystemExit here, so leaving the block terminates the workers
+            # too; what they committed stays, and a rerun resumes after it.
             results = list(pool.imap_unordered(_worker, jobs))
     for written, skipped, n_events in results:
         report.sessions_written += written
@@ -621,6 +626,21 @@ def generate_semester(
     analyse(database_url)
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def iter_plan_summary(plan: SemesterPlan) -> Iterator[str]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime
 
@@ -275,3 +280,43 @@ def test_copy_keeps_tabs_newlines_and_backslashes(postgres_schema_url):
         seats = connection.execute(select(StudentSessionSummary.seat_id)).scalars().all()
     engine.dispose()
     assert tuple(stored) == (awkward.attention, "back\\slash") and seats == ["back\\slash"]
+
+
+def _proc(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive_children(pid: int) -> set[int]:
+    """Children of ``pid`` that are running (not zombies), from /proc (Linux)."""
+    found = set()
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        fields = _proc(int(entry), "stat").rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_generator_and_its_workers(tmp_path):
+    database = f"sqlite:///{tmp_path / 'sem.db'}"
+    command = [sys.executable, "-m", "services.cli.main", "dashboard", "--database-url", database]
+    process = subprocess.Popen(
+        [*command, "generate-semester", "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    workers: set[int] = set()
+    while time.monotonic() < deadline and len(workers) < 2:
+        workers = {p for p in _alive_children(process.pid) if "spawn_main" in _proc(p, "cmdline")}
+        time.sleep(0.2)
+    assert len(workers) == 2, "the generator did not start its two workers"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) != 0
+    time.sleep(1.0)
+    left = [p for p in workers if _proc(p, "stat") and _proc(p, "stat").rsplit(")", 1)[-1].split()[0] != "Z"]
+    assert not left, f"workers left running after SIGTERM: {left}"
