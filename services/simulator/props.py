@@ -37,7 +37,7 @@ from services.simulator.classroom import (
     Seat,
 )
 from services.simulator.geometry import cross
-from services.simulator.raster import KIND_BOX, KIND_ELLIPSOID, PrimitiveBuffer, Primitives, make_primitives
+from services.simulator.raster import KIND_BOX, KIND_ELLIPSOID, Primitives, make_primitives
 
 BOOK_Z = DESK_EDGE_FORWARD + 190.0
 DESK_Y = DESK_TOP_ABOVE_HIP
@@ -78,118 +78,256 @@ def _frame_point(seat_hip: np.ndarray, basis: np.ndarray, x: float, y: float, z:
     return seat_hip + basis @ np.array([x, y, z])
 
 
+def _frame_points(hips: np.ndarray, bases: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """``_frame_point`` for N seats at once: hips [N, 3], bases [N, 3, 3], local points [N, 3]."""
+    # matmul runs the same BLAS kernel per matrix as the one-seat product, so values are equal.
+    return hips + np.matmul(bases, local[:, :, None])[:, :, 0]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """Rows of v [N, 3] divided by their norms (the same values as v / np.linalg.norm(v) per row)."""
+    return v / np.sqrt(np.vecdot(v, v))[:, None]
+
+
 def _axes(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """3x3 with columns a, b, c."""
+    """3x3 with columns a, b, c (or [N, 3, 3] for rows of vectors)."""
+    if a.ndim == 2:
+        return np.stack([a, b, c], axis=2)
     return np.array([a, b, c]).T
 
 
-def add_props(
-    out: PrimitiveBuffer,
-    props: DeskProps,
-    seat: Seat,
+# A student's props in the order they are listed, which is also their order as primitives.
+_BOOK_COVER, _BOOK_PAGES, _BOOK_PAGE, _NOTEBOOK, _PEN, _PHONE_BODY, _PHONE_SCREEN, _CUP = range(8)
+_SLOTS = 8
+
+
+def props_primitives(
+    desk_props: list[DeskProps],
+    seats: list[Seat],
     sk: Skeletons,
-    s: int,
-    pose: np.ndarray,
-    material_base: int,
-) -> None:
-    """Props of student ``s`` of ``sk`` in pose ``pose``; ``material_base`` is their first material row."""
-    r, u, f = seat.basis[:, 0], seat.basis[:, 1], seat.basis[:, 2]
-    hip = seat.hip
-    side = props.side
-    if props.book:
-        spot = _frame_point(hip, seat.basis, props.book_x, DESK_Y, BOOK_Z)
-        if pose[BOOK_OPEN] >= 0.5:
-            out.add(
-                KIND_BOX,
-                spot + u * 2.0,
-                _axes(r * 160.0, u * 2.0, f * 110.0),
-                material_base + MAT_COVER,
-                s,
-                PART_BOOK,
-            )
-            out.add(KIND_BOX, spot + u * 8.0, _axes(r * 152.0, u * 6.0, f * 104.0), M["pages"], s, PART_BOOK)
-            flip = pose[PAGE_FLIP]
-            if 0.0 < flip < 1.0:
-                theta = math.pi * flip
-                along = r * side * math.cos(theta) + u * math.sin(theta)
-                normal = -r * side * math.sin(theta) + u * math.cos(theta)
-                out.add(
-                    KIND_BOX,
-                    spot + u * 15.0 + along * 76.0,
-                    _axes(along * 75.0, normal * 1.5, f * 103.0),
-                    M["pages"],
-                    s,
-                    PART_BOOK,
-                )
-        else:
-            out.add(
-                KIND_BOX,
-                spot + u * 18.0,
-                _axes(r * 105.0, u * 18.0, f * 145.0),
-                material_base + MAT_COVER,
-                s,
-                PART_BOOK,
-            )
-    if props.notebook:
-        spot = _frame_point(hip, seat.basis, side * 60.0, DESK_Y + 3.0, DESK_EDGE_FORWARD + 175.0)
-        out.add(KIND_BOX, spot, _axes(r * 105.0, u * 3.0, f * 148.0), M["notebook"], s, PART_NOTEBOOK)
-    hands = sk.hands[s]
-    hand_dir = sk.hand_dir[s]
-    if props.pen:
-        code = _code(pose[PEN_HAND])
-        if code in (1, 2):
-            k = code - 1
-            axis = hand_dir[k] * 0.45 - u * 0.85 + f * 0.2
-            axis /= np.linalg.norm(axis)
-            centre = hands[k] - u * 15.0
-        else:
-            axis = f
-            centre = _frame_point(hip, seat.basis, side * 190.0, DESK_Y + 5.0, DESK_EDGE_FORWARD + 150.0)
-        a, b = _perpendicular(axis)
-        out.add(KIND_ELLIPSOID, centre, _axes(a * 5.0, b * 5.0, axis * 72.0), M["pen"], s, PART_PEN)
-    if props.phone:
-        code = _code(pose[PHONE_HAND])
-        screen = M["screen_on"] if pose[PHONE_SCREEN] >= 0.5 else M["screen_off"]
-        if code in (1, 2, 3):
-            held = hands.mean(axis=0) if code == 3 else hands[code - 1]
-            centre = held + u * 12.0
-            normal = sk.head_centre[s] - centre
-            normal /= np.linalg.norm(normal)
-            length = f - (f @ normal) * normal
-            length /= np.linalg.norm(length)
-            width = cross(normal, length)
-        else:
-            centre = _frame_point(hip, seat.basis, props.phone_x, DESK_Y + 4.0, DESK_EDGE_FORWARD + 320.0)
-            normal, length, width = u, f, r
-        out.add(
-            KIND_BOX, centre, _axes(width * 36.0, normal * 4.0, length * 75.0), M["phone_body"], s, PART_PHONE
+    poses: np.ndarray,
+    material_base: np.ndarray,
+) -> Primitives:
+    """The props of all S students of ``sk`` in poses [S, NUM_POSE], student by student;
+    ``material_base[s]`` is student s's first material row."""
+    s_count = len(desk_props)
+    if s_count == 0:
+        return Primitives.empty()
+    hips = np.array([seat.hip for seat in seats])
+    bases = np.array([seat.basis for seat in seats])
+    r, u, f = bases[:, :, 0], bases[:, :, 1], bases[:, :, 2]
+    side = np.array([float(p.side) for p in desk_props])
+    mats = np.asarray(material_base, np.int64)
+    pieces: list[tuple[np.ndarray, int, int, np.ndarray, np.ndarray, np.ndarray | int, int]] = []
+
+    def add(
+        who: np.ndarray,
+        slot: int,
+        kind: int,
+        centre: np.ndarray,
+        axes: np.ndarray,
+        material: np.ndarray | int,
+        part: int,
+    ) -> None:
+        if len(who):
+            pieces.append((who, slot, kind, centre, axes, material, part))
+
+    def has(name: str) -> np.ndarray:
+        return np.array([getattr(p, name) for p in desk_props], bool)
+
+    def code(slot: int) -> np.ndarray:
+        """A discrete prop slot of the poses as ints (0, 1, 2, 3): int(value + 0.5)."""
+        return (poses[:, slot] + 0.5).astype(np.int64)
+
+    book = np.flatnonzero(has("book"))
+    if len(book):
+        local = np.stack(
+            [[desk_props[s].book_x for s in book], np.full(len(book), DESK_Y), np.full(len(book), BOOK_Z)], 1
         )
-        out.add(
+        spot = _frame_points(hips[book], bases[book], local)
+        is_open = poses[book, BOOK_OPEN] >= 0.5
+        o, c = np.flatnonzero(is_open), np.flatnonzero(~is_open)
+        ro, uo, fo = r[book[o]], u[book[o]], f[book[o]]
+        add(
+            book[o],
+            _BOOK_COVER,
+            KIND_BOX,
+            spot[o] + uo * 2.0,
+            _axes(ro * 160.0, uo * 2.0, fo * 110.0),
+            mats[book[o]] + MAT_COVER,
+            PART_BOOK,
+        )
+        add(
+            book[o],
+            _BOOK_PAGES,
+            KIND_BOX,
+            spot[o] + uo * 8.0,
+            _axes(ro * 152.0, uo * 6.0, fo * 104.0),
+            M["pages"],
+            PART_BOOK,
+        )
+        flip = poses[book[o], PAGE_FLIP]
+        turning = np.flatnonzero((flip > 0.0) & (flip < 1.0))
+        if len(turning):
+            # libm's cos and sin per turning page (a few at most): NumPy's SIMD ones can differ
+            # in the last bit from what one student at a time gives.
+            theta = [math.pi * flip[k] for k in turning]
+            cos = np.array([math.cos(a) for a in theta])[:, None]
+            sin = np.array([math.sin(a) for a in theta])[:, None]
+            rt, ut, ft = ro[turning], uo[turning], fo[turning]
+            st = side[book[o][turning]][:, None]
+            along = rt * st * cos + ut * sin
+            normal = -rt * st * sin + ut * cos
+            add(
+                book[o][turning],
+                _BOOK_PAGE,
+                KIND_BOX,
+                spot[o][turning] + ut * 15.0 + along * 76.0,
+                _axes(along * 75.0, normal * 1.5, ft * 103.0),
+                M["pages"],
+                PART_BOOK,
+            )
+        rc, uc, fc = r[book[c]], u[book[c]], f[book[c]]
+        add(
+            book[c],
+            _BOOK_COVER,
+            KIND_BOX,
+            spot[c] + uc * 18.0,
+            _axes(rc * 105.0, uc * 18.0, fc * 145.0),
+            mats[book[c]] + MAT_COVER,
+            PART_BOOK,
+        )
+
+    notebook = np.flatnonzero(has("notebook"))
+    if len(notebook):
+        n = len(notebook)
+        local = np.stack(
+            [side[notebook] * 60.0, np.full(n, DESK_Y + 3.0), np.full(n, DESK_EDGE_FORWARD + 175.0)], 1
+        )
+        spot = _frame_points(hips[notebook], bases[notebook], local)
+        rn, un, fn = r[notebook], u[notebook], f[notebook]
+        add(
+            notebook,
+            _NOTEBOOK,
+            KIND_BOX,
+            spot,
+            _axes(rn * 105.0, un * 3.0, fn * 148.0),
+            M["notebook"],
+            PART_NOTEBOOK,
+        )
+
+    pen = np.flatnonzero(has("pen"))
+    if len(pen):
+        hand = code(PEN_HAND)[pen]
+        held = np.isin(hand, (1, 2))
+        k = np.where(held, hand - 1, 0)
+        hand_dir = sk.hand_dir[pen, k]
+        axis = f[pen].copy()
+        centre = np.empty((len(pen), 3))
+        h = np.flatnonzero(held)
+        axis[h] = _unit(hand_dir[h] * 0.45 - u[pen[h]] * 0.85 + f[pen[h]] * 0.2)
+        centre[h] = sk.hands[pen[h], k[h]] - u[pen[h]] * 15.0
+        d = np.flatnonzero(~held)
+        local = np.stack(
+            [side[pen[d]] * 190.0, np.full(len(d), DESK_Y + 5.0), np.full(len(d), DESK_EDGE_FORWARD + 150.0)],
+            1,
+        )
+        centre[d] = _frame_points(hips[pen[d]], bases[pen[d]], local)
+        a, b = _perpendiculars(axis)
+        add(pen, _PEN, KIND_ELLIPSOID, centre, _axes(a * 5.0, b * 5.0, axis * 72.0), M["pen"], PART_PEN)
+
+    phone = np.flatnonzero(has("phone"))
+    if len(phone):
+        hand = code(PHONE_HAND)[phone]
+        screen = np.where(poses[phone, PHONE_SCREEN] >= 0.5, M["screen_on"], M["screen_off"])
+        centre = np.empty((len(phone), 3))
+        normal, length, width = u[phone].copy(), f[phone].copy(), r[phone].copy()
+        h = np.flatnonzero(np.isin(hand, (1, 2, 3)))
+        if len(h):
+            hands = sk.hands[phone[h]]
+            both = hand[h] == 3
+            held = np.where(
+                both[:, None], hands.mean(axis=1), hands[np.arange(len(h)), np.clip(hand[h] - 1, 0, 1)]
+            )
+            centre[h] = held + u[phone[h]] * 12.0
+            nh = _unit(sk.head_centre[phone[h]] - centre[h])
+            fh = f[phone[h]]
+            lh = _unit(fh - np.vecdot(fh, nh)[:, None] * nh)
+            normal[h], length[h], width[h] = nh, lh, cross(nh, lh)
+        d = np.flatnonzero(~np.isin(hand, (1, 2, 3)))
+        local = np.stack(
+            [
+                [desk_props[s].phone_x for s in phone[d]],
+                np.full(len(d), DESK_Y + 4.0),
+                np.full(len(d), DESK_EDGE_FORWARD + 320.0),
+            ],
+            1,
+        )
+        centre[d] = _frame_points(hips[phone[d]], bases[phone[d]], local)
+        add(
+            phone,
+            _PHONE_BODY,
+            KIND_BOX,
+            centre,
+            _axes(width * 36.0, normal * 4.0, length * 75.0),
+            M["phone_body"],
+            PART_PHONE,
+        )
+        add(
+            phone,
+            _PHONE_SCREEN,
             KIND_BOX,
             centre + normal * 4.5,
             _axes(width * 32.0, normal * 0.6, length * 68.0),
             screen,
-            s,
             PART_PHONE,
         )
-    if props.cup:
-        code = _code(pose[CUP_HAND])
-        if code in (1, 2):
-            centre = hands[code - 1] + u * 20.0 - f * 15.0
-        else:
-            centre = _frame_point(hip, seat.basis, props.cup_x, DESK_Y + 48.0, DESK_EDGE_FORWARD + 200.0)
-        out.add(KIND_BOX, centre, _axes(r * 38.0, u * 48.0, f * 38.0), material_base + MAT_CUP, s, PART_CUP)
+
+    cup = np.flatnonzero(has("cup"))
+    if len(cup):
+        hand = code(CUP_HAND)[cup]
+        centre = np.empty((len(cup), 3))
+        h = np.flatnonzero(np.isin(hand, (1, 2)))
+        centre[h] = sk.hands[cup[h], hand[h] - 1] + u[cup[h]] * 20.0 - f[cup[h]] * 15.0
+        d = np.flatnonzero(~np.isin(hand, (1, 2)))
+        local = np.stack(
+            [
+                [desk_props[s].cup_x for s in cup[d]],
+                np.full(len(d), DESK_Y + 48.0),
+                np.full(len(d), DESK_EDGE_FORWARD + 200.0),
+            ],
+            1,
+        )
+        centre[d] = _frame_points(hips[cup[d]], bases[cup[d]], local)
+        rc, uc, fc = r[cup], u[cup], f[cup]
+        add(
+            cup, _CUP, KIND_BOX, centre, _axes(rc * 38.0, uc * 48.0, fc * 38.0), mats[cup] + MAT_CUP, PART_CUP
+        )
+
+    if not pieces:
+        return Primitives.empty()
+    who = np.concatenate([pc[0] for pc in pieces])
+    order = np.argsort(
+        who * _SLOTS + np.concatenate([np.full(len(pc[0]), pc[1]) for pc in pieces]), kind="stable"
+    )
+    return Primitives(
+        kind=np.concatenate([np.full(len(pc[0]), pc[2], np.int8) for pc in pieces])[order],
+        centre=np.concatenate([pc[3] for pc in pieces])[order],
+        axes=np.concatenate([pc[4] for pc in pieces])[order],
+        material=np.concatenate(
+            [np.broadcast_to(np.asarray(pc[5], np.int32), (len(pc[0]),)) for pc in pieces]
+        )[order],
+        owner=who[order].astype(np.int32),
+        part=np.concatenate([np.full(len(pc[0]), pc[6], np.int16) for pc in pieces])[order],
+    )
 
 
-def _code(value: float) -> int:
-    """A discrete prop slot of a pose vector as an int (0, 1, 2, 3)."""
-    return int(value + 0.5)
-
-
-def _perpendicular(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    a = cross(axis, helper)
-    a /= np.linalg.norm(a)
+def _perpendiculars(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors perpendicular to each unit axis [N, 3] and to each other."""
+    helper = np.where(
+        (np.abs(axis[:, 0]) < 0.9)[:, None], np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    )
+    a = _unit(cross(axis, helper))
     return a, cross(axis, a)
 
 

@@ -10,6 +10,7 @@ analysis resolution (well-lit noise-free colour, complete depth, clean thermal).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from services.simulator.body import (
     TRUNK_PITCH,
     TRUNK_ROLL,
     BodyArrays,
+    Skeletons,
     StudentProfile,
     body_primitives,
     pose_skeletons,
@@ -60,8 +62,8 @@ from services.simulator.classroom import (
 )
 from services.simulator.config import Conditions, SimConfig
 from services.simulator.geometry import SensorPose
-from services.simulator.props import DeskProps, add_props, occluder_primitives
-from services.simulator.raster import PrimitiveBuffer, Primitives, Raster, rasterise
+from services.simulator.props import DeskProps, occluder_primitives, props_primitives
+from services.simulator.raster import Primitives, Raster, rasterise
 from services.simulator.rig import Rig
 from services.simulator.sensors import (
     RgbStats,
@@ -185,6 +187,19 @@ def _static_raster(room: RoomLayout, room_seed: int, pose: SensorPose) -> tuple[
     return prims, rasters[key]
 
 
+def _owner_block(prims: Primitives, first: int, end: int) -> Primitives:
+    """The primitives whose owners are in [first, end) (owners sorted), renumbered from 0."""
+    lo, hi = np.searchsorted(prims.owner, [first, end])
+    return Primitives(
+        kind=prims.kind[lo:hi],
+        centre=prims.centre[lo:hi],
+        axes=prims.axes[lo:hi],
+        material=prims.material[lo:hi],
+        owner=prims.owner[lo:hi] - np.int32(first),
+        part=prims.part[lo:hi],
+    )
+
+
 def emission_for(table: MaterialTable, lighting: Lighting, base: Lighting) -> np.ndarray:
     """Emission of every material under ``lighting``, given the table was built for ``base``."""
     emission = table.emission.copy()
@@ -303,22 +318,43 @@ class ClassroomScene:
             moving.append(is_moving)
         return np.asarray(out), labels, moving
 
-    def _dynamic(self, t: float) -> tuple[Primitives, object, np.ndarray, list[int], list[bool]]:
-        poses, labels, moving = self.poses(t)
-        hips = np.array([s.seat.hip for s in self.students])
-        bases = np.array([s.seat.basis for s in self.students])
-        sk = pose_skeletons(self.body, hips, bases, poses)
+    def _dynamic(
+        self, times: list[float]
+    ) -> list[tuple[Primitives, Skeletons, np.ndarray, list[int], list[bool]]]:
+        """Dynamic primitives (bodies, props, occluders), skeletons, poses, labels and moving flags
+        at each of ``times``. The instants are posed in one batch of len(times) x S rows: the
+        kinematics are row by row, so the values are those of one instant at a time, and a batch
+        costs little more than one instant."""
+        s_count = len(self.students)
+        k = len(times)
+        posed = [self.poses(t) for t in times]
+        seats = [st.seat for st in self.students]
+        hips = np.tile(np.array([seat.hip for seat in seats]), (k, 1))
+        bases = np.tile(np.array([seat.basis for seat in seats]), (k, 1, 1))
+        body = self._body_rows(k)
+        poses = np.concatenate([pose for pose, _, _ in posed])
+        sk = pose_skeletons(body, hips, bases, poses)
         n_static = len(STATIC_MATERIALS)
-        material_base = n_static + 8 * np.arange(len(self.students))
-        buffer = PrimitiveBuffer()
-        for i, st in enumerate(self.students):
-            add_props(buffer, st.props, st.seat, sk, i, poses[i], int(material_base[i]))
-        parts = [
-            body_primitives(self.body, sk, material_base, np.arange(len(self.students))),
-            buffer.build(),
-            self.occluders,
-        ]
-        return Primitives.concat(parts), sk, poses, labels, moving
+        material_base = np.tile(n_static + 8 * np.arange(s_count), k)
+        rows = np.arange(k * s_count)
+        # Owners are batch rows here; each instant's block is renumbered to its students.
+        bodies = body_primitives(body, sk, material_base, rows)
+        props = props_primitives([st.props for st in self.students] * k, seats * k, sk, poses, material_base)
+        out = []
+        for j, (pose, labels, moving) in enumerate(posed):
+            first, end = j * s_count, (j + 1) * s_count
+            parts = [_owner_block(bodies, first, end), _owner_block(props, first, end), self.occluders]
+            sk_j = Skeletons(**{f.name: getattr(sk, f.name)[first:end] for f in dataclasses.fields(sk)})
+            out.append((Primitives.concat(parts), sk_j, pose, labels, moving))
+        return out
+
+    def _body_rows(self, k: int) -> BodyArrays:
+        """The students' body arrays repeated ``k`` times (one block per posed instant)."""
+        if k == 1:
+            return self.body
+        return BodyArrays(
+            **{f.name: np.tile(getattr(self.body, f.name), k) for f in dataclasses.fields(self.body)}
+        )
 
     # --- sensors --------------------------------------------------------------------------------
 
@@ -337,7 +373,10 @@ class ClassroomScene:
         for direction, intensity in self._light_terms(pose, lighting):
             irradiance += np.float32(intensity) * np.maximum(-(normal @ direction.astype(np.float32)), 0.0)
         colour = np.asarray(lighting.colour[::-1], np.float32)  # BGR
-        return albedo * (irradiance[:, None] * colour) + emission
+        radiance = irradiance[:, None] * colour
+        radiance *= albedo
+        radiance += emission
+        return radiance
 
     def _background_radiance(
         self, name: str, pose: SensorPose, lighting: Lighting, emission: np.ndarray
@@ -381,9 +420,10 @@ class ClassroomScene:
         if len(ras.pixels):
             n_static = self._n_static_prims()
             mat = dyn.material[ras.index.reshape(-1)[ras.pixels] - n_static]
+            # Casting the small per-material tables first gives the same float32 values.
             img.reshape(-1, 3)[ras.pixels] = self._shade(
-                self.materials.albedo[mat].astype(np.float32),
-                emission[mat].astype(np.float32),
+                self.materials.albedo.astype(np.float32)[mat],
+                emission.astype(np.float32)[mat],
                 ras.normal,
                 pose,
                 lighting,
@@ -395,7 +435,7 @@ class ClassroomScene:
         if len(ras.pixels):
             n_static = self._n_static_prims()
             mat = dyn.material[ras.index.reshape(-1)[ras.pixels] - n_static]
-            temp = self.materials.temperature[mat].astype(np.float32)
+            temp = self.materials.temperature.astype(np.float32)[mat]
             grazing = np.float32(1.0) - ras.view_cos
             room = np.float32(self.climate.room_c)
             # Emissivity falls at grazing angles: silhouettes look cooler, skin most visibly.
@@ -416,10 +456,18 @@ class ClassroomScene:
         _, base = _static_raster(self.room, self.room_seed, pose)
         return rasterise(dyn, pose, base=base, index_offset=self._n_static_prims(), normals=normals)
 
-    def _dropout_map(self, ras: Raster, dyn: Primitives) -> np.ndarray:
-        prims, _ = _static_scene(self.room, self.room_seed)
-        materials = np.concatenate([prims.material, dyn.material])
-        return self.materials.dropout.astype(np.float32)[materials[np.maximum(ras.index, 0)]]
+    def _dropout_map(self, name: str, ras: Raster, dyn: Primitives, pose: SensorPose) -> np.ndarray:
+        """Per pixel, the chance that the depth sensor returns nothing for the surface it sees."""
+        dropout = self.materials.dropout.astype(np.float32)
+        key = f"dropout:{name}"
+        if key not in self._background:
+            prims, static = _static_raster(self.room, self.room_seed, pose)
+            self._background[key] = dropout[prims.material[np.maximum(static.index, 0)]]
+        img = self._background[key].copy()
+        if len(ras.pixels):
+            dyn_idx = ras.index.reshape(-1)[ras.pixels] - self._n_static_prims()
+            img.reshape(-1)[ras.pixels] = dropout[dyn.material[dyn_idx]]
+        return img
 
     def seat_boxes(self, seats: list[Seat] | None = None) -> dict[str, tuple[float, float, float, float]]:
         """Seat regions in analysis-resolution colour pixels (x0, y0, x1, y1), clipped to the image.
@@ -453,19 +501,26 @@ class ClassroomScene:
         """The frame set whose colour exposure happens at session time ``t`` (seconds)."""
         rig = self.rig
         d = self.config.difficulty
-        dyn_c, sk_c, poses_c, labels, moving = self._dynamic(t)
+        t_depth = t + rig.depth_lag_us * 1e-6
+        t_thermal = t + rig.thermal_lag_us * 1e-6
+        # Each sensor sees the students at its own capture time; lagging sensors pose them again.
+        times = [t] + [
+            lagged for lag, lagged in ((rig.depth_lag_us, t_depth), (rig.thermal_lag_us, t_thermal)) if lag
+        ]
+        dynamic = self._dynamic(times)
+        dyn_c, sk_c, poses_c, labels, moving = dynamic[0]
+        dyn_d = dynamic[1][0] if rig.depth_lag_us else dyn_c
+        dyn_t = dynamic[-1][0] if rig.thermal_lag_us else dyn_c
         ras_c = self._raster(dyn_c, rig.colour)
         radiance = self._radiance("colour", ras_c, dyn_c, rig.colour, self.lighting, self.materials.emission)
         rgb, rgb_stats = expose_rgb(
             radiance, rng, low_light=self.conditions.low_light, noise_scale=d.rgb_noise_scale
         )
 
-        t_depth = t + rig.depth_lag_us * 1e-6
-        dyn_d = dyn_c if rig.depth_lag_us == 0 else self._dynamic(t_depth)[0]
         ras_d = self._raster(dyn_d, rig.depth, normals=False)
         depth = sense_depth(
             ras_d.depth,
-            self._dropout_map(ras_d, dyn_d),
+            self._dropout_map("depth", ras_d, dyn_d, rig.depth),
             rng,
             rig.depth.intrinsics,
             holes=self.depth_holes,
@@ -473,8 +528,6 @@ class ClassroomScene:
             edge_dropout=0.9 if self.conditions.depth_holes else 0.4,
         )
 
-        t_thermal = t + rig.thermal_lag_us * 1e-6
-        dyn_t = dyn_c if rig.thermal_lag_us == 0 else self._dynamic(t_thermal)[0]
         ras_t = self._raster(dyn_t, rig.thermal)
         thermal = sense_thermal(
             self._temperature("thermal", ras_t, dyn_t, rig.thermal), rng, self.thermal_state, t_thermal
@@ -513,18 +566,6 @@ class ClassroomScene:
 
     # --- ground truth ---------------------------------------------------------------------------
 
-    def _owner_map(self, ras: Raster, dyn: Primitives, body_only: bool) -> np.ndarray:
-        n_static = self._n_static_prims()
-        idx = ras.index - n_static
-        owner = np.full(ras.index.shape, -1, np.int32)
-        is_dyn = idx >= 0
-        dyn_idx = idx[is_dyn]
-        own = dyn.owner[dyn_idx]
-        if body_only:
-            own = np.where(dyn.part[dyn_idx] < 100, own, -1)
-        owner[is_dyn] = own
-        return owner
-
     def _annotate(
         self,
         sk,
@@ -542,8 +583,7 @@ class ClassroomScene:
         kp_world = sk.keypoints.reshape(-1, 3)
         uv_raw, z = rig.colour.project(kp_world)
         uv_an, _ = rig.analysis.project(kp_world)
-        owner_any = self._owner_map(ras, dyn, body_only=False)
-        owner_body = self._owner_map(ras, dyn, body_only=True)
+        n_static = self._n_static_prims()
         col = np.rint(uv_raw[:, 0]).astype(np.int64)
         row = np.rint(uv_raw[:, 1]).astype(np.int64)
         inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0)
@@ -551,35 +591,48 @@ class ClassroomScene:
         who = np.repeat(np.arange(s_count), NUM_KEYPOINTS)
         tol = np.tile(KEYPOINT_DEPTH_TOLERANCE_MM, s_count)
         surface = ras.depth[rowc, colc]
-        visible = inside & (owner_any[rowc, colc] == who) & (surface >= z - tol)
+        kp_dyn = ras.index[rowc, colc] - n_static
+        kp_owner = np.where(kp_dyn >= 0, dyn.owner[np.maximum(kp_dyn, 0)], -1)
+        visible = inside & (kp_owner == who) & (surface >= z - tol)
         vis = np.where(visible, 2, np.where(inside, 1, 0)).reshape(s_count, NUM_KEYPOINTS)
         uv_an = uv_an.reshape(s_count, NUM_KEYPOINTS, 2)
 
-        # Tight boxes of each student's visible body in analysis pixels.
-        ys, xs = np.nonzero(owner_body >= 0)
-        own = owner_body[ys, xs]
-        x0 = np.full(s_count, np.inf)
-        y0 = np.full(s_count, np.inf)
-        x1 = np.full(s_count, -np.inf)
-        y1 = np.full(s_count, -np.inf)
+        # Tight boxes of each student's visible body in analysis pixels. Every pixel a dynamic
+        # primitive shows is in ras.pixels, once.
+        dyn_idx = ras.index.reshape(-1)[ras.pixels] - n_static
+        body = dyn.part[dyn_idx] < 100
+        own = dyn.owner[dyn_idx[body]].astype(np.intp)
+        body_pixels = ras.pixels[body]
+        ys = body_pixels // w
+        xs = body_pixels - ys * w
+        none = np.iinfo(np.int64).max
+        x0 = np.full(s_count, none, np.int64)
+        y0 = np.full(s_count, none, np.int64)
+        x1 = np.full(s_count, -1, np.int64)
+        y1 = np.full(s_count, -1, np.int64)
+        # Same dtypes throughout: ufunc.at's fast path (float targets with int values are 40x slower).
         np.minimum.at(x0, own, xs)
         np.minimum.at(y0, own, ys)
         np.maximum.at(x1, own, xs)
         np.maximum.at(y1, own, ys)
+        has_box = (x0 != none).tolist()
         sx, sy = aw / w, ah / h
+        uv_list = uv_an.tolist()
+        vis_list = vis.tolist()
 
         students = []
         for i, st in enumerate(self.students):
             label = labels[i] if st.fixed_label is None else st.fixed_label
-            in_img = vis[i] > 0
-            visible_share = float((vis[i] == 2).sum() / max(in_img.sum(), 1))
+            vis_i = vis_list[i]
+            in_img = sum(v > 0 for v in vis_i)
+            visible_share = sum(v == 2 for v in vis_i) / max(in_img, 1)
             tags = []
             if visible_share < 0.65:
                 tags.append("occluded")
             if moving[i]:
                 tags.append("moving")
             box = None
-            if np.isfinite(x0[i]):
+            if has_box[i]:
                 # Raw pixel j spans [j - 0.5, j + 0.5]; raw coordinate c maps to (c + 0.5) * scale - 0.5.
                 box = [
                     round(float(x0[i] * sx - 0.5), 2),
@@ -587,10 +640,7 @@ class ClassroomScene:
                     round(float((x1[i] + 1.0) * sx - 0.5), 2),
                     round(float((y1[i] + 1.0) * sy - 0.5), 2),
                 ]
-            keypoints = [
-                [round(float(uv_an[i, k, 0]), 2), round(float(uv_an[i, k, 1]), 2), int(vis[i, k])]
-                for k in range(NUM_KEYPOINTS)
-            ]
+            keypoints = [[round(u, 2), round(v, 2), k] for (u, v), k in zip(uv_list[i], vis_i, strict=True)]
             students.append(
                 {
                     "student_id": st.profile.student_id,
@@ -612,7 +662,7 @@ class ClassroomScene:
 
     def _image_quality(self, frame: RenderedFrame, rgb_stats: RgbStats) -> dict:
         """Per-modality quality labels from the sensor models (good / fair / poor) and their numbers."""
-        valid = float((frame.depth_mm > 0).mean())
+        valid = int(np.count_nonzero(frame.depth_mm)) / frame.depth_mm.size
         drift = abs(self.thermal_state.offset_c(frame.thermal_time_s))
         if self.conditions.low_thermal_contrast or drift >= 1.0:
             thermal = "poor"

@@ -121,16 +121,23 @@ def expose_rgb(
     blurred = _blur3(radiance, 0.6)
     mean = float(np.mean(cv2.mean(blurred)[:3]))
     exposure = auto_exposure(mean, low_light)
-    electrons = blurred * np.float32(exposure.electrons_per_unit)
+    # In place on two frame-sized buffers: at 1920x1080 each temporary is 25 MB.
+    electrons = blurred
+    electrons *= np.float32(exposure.electrons_per_unit)
     if rng is not None and noise_scale > 0:
         read = RGB_READ_NOISE_E * noise_scale
         # Shot noise (Poisson, variance = signal) and read noise, as one Gaussian.
-        sigma = cv2.sqrt(
-            np.maximum(electrons, 0.0) * np.float32(noise_scale * noise_scale) + np.float32(read * read)
-        )
-        electrons = electrons + sigma * normal_field(rng, electrons.shape)
-    value = np.clip(electrons * np.float32(exposure.gain), 0.0, 1.0)
-    toned = cv2.pow(value, 1.0 / exposure.gamma)
+        sigma = np.maximum(electrons, 0.0)
+        if noise_scale != 1.0:  # (a product by 1 is exact; skipping it saves a pass)
+            sigma *= np.float32(noise_scale * noise_scale)
+        sigma += np.float32(read * read)
+        cv2.sqrt(sigma, sigma)
+        sigma *= normal_field(rng, electrons.shape)
+        electrons += sigma
+    value = electrons
+    value *= np.float32(exposure.gain)
+    np.clip(value, 0.0, 1.0, out=value)
+    toned = cv2.pow(value, 1.0 / exposure.gamma, value)
     stats = rgb_stats(exposure, mean, noise_scale if rng is not None else 0.0)
     return cv2.convertScaleAbs(toned, alpha=255.0), stats
 

@@ -239,3 +239,55 @@ def test_conditions_change_what_the_sensors_see():
         room=ROOMS["small"],
     )
     assert lagged.rig.thermal_lag_us >= 60_000 and lagged.rig.depth_lag_us >= 10_000
+
+
+def test_instants_posed_in_one_batch_equal_instants_posed_alone():
+    # A frame set poses the students at each sensor's capture time in one batch; every value
+    # must be what posing that instant alone gives (same bytes), props held or not.
+    batch = _scene(Conditions(student_movement=True))
+    alone = _scene(Conditions(student_movement=True))
+    fields = ("kind", "centre", "axes", "material", "owner", "part")
+    for t in (3.0, 41.7, 88.2):
+        times = [t, t + 0.021, t + 0.137]
+        together = batch._dynamic(times)
+        for instant, (prims, sk, poses, labels, moving) in zip(times, together, strict=True):
+            prims_1, sk_1, poses_1, labels_1, moving_1 = alone._dynamic([instant])[0]
+            for name in fields:
+                assert getattr(prims, name).tobytes() == getattr(prims_1, name).tobytes(), name
+            assert sk.keypoints.tobytes() == sk_1.keypoints.tobytes()
+            assert poses.tobytes() == poses_1.tobytes()
+            assert (labels, moving) == (labels_1, moving_1)
+            assert set(prims.owner[prims.owner >= 0].tolist()) <= set(range(len(batch.students)))
+
+
+def test_props_follow_the_hands_and_rest_on_the_desk():
+    from services.simulator.body import CUP_HAND, PEN_HAND, PHONE_HAND
+    from services.simulator.classroom import PART_CUP, PART_PEN, PART_PHONE
+    from services.simulator.props import DESK_Y
+
+    scene = _scene()
+    seen = {"held pen": 0, "resting cup": 0}
+    for t in np.arange(0.0, 120.0, 1.3):
+        prims, sk, poses, _, _ = scene._dynamic([float(t)])[0]
+        for s, st in enumerate(scene.students):
+            mine = prims.owner == s
+            pen = np.flatnonzero(mine & (prims.part == PART_PEN))
+            hand = int(poses[s, PEN_HAND] + 0.5)
+            if len(pen) and hand in (1, 2):
+                # A held pen rides 15 mm below the centre of the writing hand.
+                expected = sk.hands[s, hand - 1] - st.seat.basis[:, 1] * 15.0
+                np.testing.assert_allclose(prims.centre[pen[0]], expected, atol=1e-9)
+                seen["held pen"] += 1
+            cup = np.flatnonzero(mine & (prims.part == PART_CUP))
+            if len(cup) and int(poses[s, CUP_HAND] + 0.5) == 0:
+                # A cup on the desk stands on the desk top: its lowest point is at desk height.
+                bottom = prims.centre[cup[0], 1] - np.abs(prims.axes[cup[0], 1]).sum()
+                assert bottom == pytest.approx(st.seat.hip[1] + DESK_Y, abs=1e-6)
+                seen["resting cup"] += 1
+            phone = np.flatnonzero(mine & (prims.part == PART_PHONE))
+            if len(phone):
+                assert len(phone) == 2  # body and screen, in that order
+                assert prims.material[phone[0]] == M["phone_body"]
+                if int(poses[s, PHONE_HAND] + 0.5) == 0:
+                    np.testing.assert_allclose(prims.axes[phone[0]][:, 1], st.seat.basis[:, 1] * 4.0)
+    assert min(seen.values()) > 0, seen
