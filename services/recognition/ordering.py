@@ -16,6 +16,13 @@ straight from the broker with a short-lived consumer outside the group, and the 
 those records, acknowledges them to faust (so its commits move past them) and only then the
 record after the gap. A redelivery (an offset at or below the expected one) is handled as
 usual: windows and event ids are idempotent.
+
+faust can also drop *every* record it has fetched, so that none arrives to show a jump: the
+worker then sits idle while its consumer's position is past the offset it expects. The
+recognition worker's watchdog (``RecognitionService._watchdog``) looks for exactly that, an idle
+agent with ``position > expected``, and then seeks faust's consumer back to the expected offset
+through ``seek_wait`` (which runs on the consumer's own thread; with nothing in flight the read
+offset stays where it was put).
 """
 
 from __future__ import annotations
@@ -70,8 +77,8 @@ class OffsetOrder:
         self._asked_earliest: set[Any] = set()
         self._rebalances = -1
 
-    async def check(self, tp: Any, offset: int) -> Gap | None:
-        """The range skipped before this record, if any; the record itself is to be handled."""
+    async def expected(self, tp: Any) -> int | None:
+        """The offset of ``tp`` that should come next (None: not known yet)."""
         if self.consumer.rebalances() != self._rebalances:
             # a new assignment: each partition continues from the offset faust resumed it at
             self._rebalances = self.consumer.rebalances()
@@ -83,6 +90,13 @@ class OffsetOrder:
             # nothing committed yet: the group starts at the beginning (auto_offset_reset earliest)
             self._asked_earliest.add(tp)
             expected = await self.consumer.earliest(tp)
+            if expected is not None:
+                self._expected[tp] = expected
+        return expected
+
+    async def check(self, tp: Any, offset: int) -> Gap | None:
+        """The range skipped before this record, if any; the record itself is to be handled."""
+        expected = await self.expected(tp)
         self._expected[tp] = max(offset + 1, expected or 0)
         if expected is None or offset <= expected:
             if expected is not None and offset < expected:
@@ -91,6 +105,19 @@ class OffsetOrder:
                 )
             return None
         return Gap(expected, offset)
+
+
+async def undelivered(order: OffsetOrder, positions: Mapping[Any, int | None]) -> dict[Any, int]:
+    """Partitions whose consumer position is past the offset expected next: tp -> where to re-read.
+
+    Only meaningful while the agent is idle (nothing it has been handed is still being handled).
+    """
+    out = {}
+    for tp, position in positions.items():
+        expected = await order.expected(tp)
+        if expected is not None and position is not None and position > expected:
+            out[tp] = expected
+    return out
 
 
 @dataclass(frozen=True)

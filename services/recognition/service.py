@@ -35,12 +35,16 @@ from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inferenc
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
-from services.recognition.ordering import FaustConsumerView, Gap, GapReader, OffsetOrder, Record
+from services.recognition.ordering import FaustConsumerView, Gap, GapReader, OffsetOrder, Record, undelivered
 from services.recognition.windows import ReadyWindow, WindowTracker, event_id, normalise_keypoints
 
 log = logging.getLogger("recognition")
 
 TABLE_NAME = "windows"
+# The watchdog looks every WATCHDOG_INTERVAL_S for an agent idle for WATCHDOG_IDLE_S whose
+# consumer has fetched past the offset it expects (faust dropped what it fetched).
+WATCHDOG_INTERVAL_S = 2.0
+WATCHDOG_IDLE_S = 3.0
 
 
 def app_id(prefix: str) -> str:
@@ -124,6 +128,9 @@ class RecognitionService:
         self.gap_reader = GapReader(settings.kafka_bootstrap, max_fetch_bytes=settings.max_message_bytes * 4)
         self.app.agent(self.observations, name="recognise", concurrency=1)(self._agent)
         self.app.task(self._on_start)
+        self.app.timer(interval=WATCHDOG_INTERVAL_S)(self._watchdog)
+        self._busy = False
+        self._last_record_at = time.monotonic()
         self.tracker = WindowTracker(self.table, frames=WINDOW_FRAMES, fps=WINDOW_FPS, hop=HOP_FRAMES)
 
     def readiness(self) -> tuple[bool, str]:
@@ -184,10 +191,22 @@ class RecognitionService:
         see the recovered table; a record of a partition that was revoked meanwhile is left to its
         new owner (faust discards commits of revoked partitions, so it is redelivered there).
         """
-        waited = False
+        waited, since, told = False, time.monotonic(), 0.0
         while not self._table_restored():
             waited = True
             self.health.beat()
+            if time.monotonic() - since > told + 10.0:
+                told = time.monotonic() - since
+                log.warning(
+                    "a record waits for the rebalance to end",
+                    extra={
+                        "waited_s": round(told, 1),
+                        "rebalancing": self.app.rebalancing,
+                        "recovered": self.app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
+                        "partition": event.message.partition,
+                        "offset": event.message.offset,
+                    },
+                )
             await asyncio.sleep(0.02)
         if waited and event.message.tp not in self.app.consumer.assignment():
             log.info(
@@ -200,14 +219,39 @@ class RecognitionService:
     async def _agent(self, stream) -> None:  # type: ignore[no-untyped-def]
         async for event in stream.events():
             message = event.message
-            if not await self._settled(event):
-                continue
-            gap = await self.order.check(message.tp, message.offset)
-            if gap is not None:
-                await self._fill_gap(message.tp, gap)
-            await self._process(
-                Record(message.topic, message.partition, message.offset, 0, event.key, event.value)
+            self._busy = True
+            try:
+                if not await self._settled(event):
+                    continue
+                gap = await self.order.check(message.tp, message.offset)
+                if gap is not None:
+                    await self._fill_gap(message.tp, gap)
+                await self._process(
+                    Record(message.topic, message.partition, message.offset, 0, event.key, event.value)
+                )
+            finally:
+                self._busy = False
+                self._last_record_at = time.monotonic()
+
+    async def _watchdog(self) -> None:
+        """Re-read what faust fetched but never delivered (services/recognition/ordering.py)."""
+        if self._busy or not self._table_restored():
+            return
+        if time.monotonic() - self._last_record_at < WATCHDOG_IDLE_S:
+            return
+        consumer = self.app.consumer
+        topic = self.observations.get_topic_name()
+        positions = {tp: await consumer.position(tp) for tp in consumer.assignment() if tp.topic == topic}
+        for tp, expected in (await undelivered(self.order, positions)).items():
+            if self._busy:
+                return
+            log.warning(
+                "records fetched but not delivered; reading them again",
+                extra={"partition": tp.partition, "from_offset": expected, "position": positions[tp]},
             )
+            self.metrics.count_retry("undelivered_records")
+            await consumer.seek_wait({tp: expected})
+            self._last_record_at = time.monotonic()
 
     async def _process(self, record: Record) -> None:
         self.metrics.count_in(record.topic)

@@ -83,3 +83,15 @@ def test_the_gap_reader_reads_exactly_the_missing_range(broker: EmbeddedBroker, 
     assert [r.value for r in records] == [f"record {i}".encode() for i in range(7, 19)]
     # a range past the end of the partition comes back short, not hanging
     assert [r.offset for r in asyncio.run(read(28, 40))] == [28, 29]
+
+
+def test_an_idle_partition_whose_consumer_fetched_past_the_expected_offset_is_read_again() -> None:
+    from services.recognition.ordering import undelivered
+
+    other = ("observations", 0)
+    consumer = FakeConsumer(committed={TP: 60, other: 5})
+    order = OffsetOrder(consumer)
+    assert gaps(order, [60]) == [None]  # 60 handled, 61.. fetched and dropped: position 122
+    assert asyncio.run(undelivered(order, {TP: 122, other: 5})) == {TP: 61}
+    # caught up (position == expected) or not fetched yet (no position): nothing to do
+    assert asyncio.run(undelivered(order, {TP: 61, other: None})) == {}
