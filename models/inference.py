@@ -153,9 +153,12 @@ class InferenceEngine:
         method: str = DEFAULT_METHOD,
         tune_allocator: bool = False,
         untrained_config: dict | None = None,
+        occupancy_checkpoint: str | Path | None = None,
     ) -> None:
         """``method`` and ``untrained_config`` (registry overrides such as ``{"crop_size": 64}``) apply
-        only without a checkpoint; ``tune_allocator`` calls tune_cpu_allocator()."""
+        only without a checkpoint; ``tune_allocator`` calls tune_cpu_allocator().
+        ``occupancy_checkpoint``: a seat-occupancy model (models/occupancy.py) whose score replaces
+        the keypoint network's occupancy head."""
         from models.checkpoint import load_checkpoint
         from models.registry import create_model
 
@@ -186,6 +189,18 @@ class InferenceEngine:
         from services.common.vocabulary import WINDOW_FRAMES
 
         self.pipeline = cast(ClassroomPipeline, fold_batchnorm(pipeline.eval()).to(self.device, self.dtype))
+        self.occupancy_net = None
+        if occupancy_checkpoint is not None:
+            from models.occupancy import load_occupancy
+
+            occupancy_net = load_occupancy(occupancy_checkpoint)
+            if occupancy_net.crop_size != int(pipeline.crop_size):
+                raise ValueError(
+                    f"occupancy model {occupancy_checkpoint} reads {occupancy_net.crop_size} px crops, "
+                    f"the recognition checkpoint {pipeline.crop_size} px"
+                )
+            self.occupancy_net = occupancy_net.to(self.device, self.dtype)
+            fusion_version += f"+occupancy@{file_digest(Path(occupancy_checkpoint))}"
         self.info = ModelInfo(
             fusion_version=fusion_version,
             recognition_version=recognition_version,
@@ -274,7 +289,11 @@ class InferenceEngine:
             return (
                 kp.xy.float().cpu().numpy(),
                 kp.confidence.float().cpu().numpy(),
-                torch.sigmoid(kp.occupancy_logits.float()).cpu().numpy(),
+                torch.sigmoid(
+                    (self.occupancy_net(x) if self.occupancy_net is not None else kp.occupancy_logits).float()
+                )
+                .cpu()
+                .numpy(),
                 stage.node_features.to(torch.float16).cpu().numpy(),
                 facial.cpu().numpy(),
                 torso.cpu().numpy(),

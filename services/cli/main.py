@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check a data set folder, or convert real recordings into the format",
     ),
     "train": ("models.train", "train the recognition models on a data set"),
+    "train-occupancy": (
+        "models.occupancy",
+        "train the seat-occupancy model on simulated live sessions (which seats have a student)",
+    ),
     "evaluate": (
         "models.evaluate",
         "evaluate methods and ablations; JSON and Markdown tables like the paper's",

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "smartclass-small.pt"
+DEFAULT_OCCUPANCY_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("occupancy-small.pt")
 
 
 class ModelServerSettings(BaseSettings):
@@ -23,6 +24,14 @@ class ModelServerSettings(BaseSettings):
         description=(
             "path of a trained checkpoint; unset = the committed default if present; 'untrained' = "
             "randomly initialised weights, flagged as untrained in every response"
+        ),
+    )
+    occupancy_checkpoint: str | None = Field(
+        default=None,
+        description=(
+            "seat-occupancy model (classroom train-occupancy); unset = the committed default if "
+            "present and a trained recognition checkpoint is served; 'head' = the keypoint "
+            "network's own occupancy head"
         ),
     )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = CUDA when present")
@@ -46,3 +55,13 @@ class ModelServerSettings(BaseSettings):
         if self.checkpoint:
             return Path(self.checkpoint)
         return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
+
+    def resolved_occupancy_checkpoint(self, recognition: Path | None) -> Path | None:
+        """The occupancy model to load, or None to use the keypoint network's head."""
+        if self.occupancy_checkpoint == "head":
+            return None
+        if self.occupancy_checkpoint:
+            return Path(self.occupancy_checkpoint)
+        if recognition is None:  # untrained recognition: its crop size need not match
+            return None
+        return DEFAULT_OCCUPANCY_CHECKPOINT if DEFAULT_OCCUPANCY_CHECKPOINT.is_file() else None

@@ -139,7 +139,11 @@ class ModelServer:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         checkpoint = self.settings.resolved_checkpoint()
-        engine = InferenceEngine(checkpoint, device=device)
+        engine = InferenceEngine(
+            checkpoint,
+            device=device,
+            occupancy_checkpoint=self.settings.resolved_occupancy_checkpoint(checkpoint),
+        )
         if not engine.info.trained:
             log.warning(
                 "serving UNTRAINED weights: outputs are not recognition",
