@@ -19,6 +19,7 @@ import bisect
 import json
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,9 +67,12 @@ def _us(moment: datetime) -> int:
     return round(moment.timestamp() * 1_000_000)
 
 
-def measure_agreement(database_url: str, ground_truth: Path) -> dict:
-    """Agreement figures (module docstring) of every event in the store that has ground truth."""
-    from sqlmodel import Session, select
+def measure_agreement(
+    database_url: str, ground_truth: Path, *, session_ids: Iterable[str] | None = None
+) -> dict:
+    """Agreement figures (module docstring) of every event in the store that has ground truth,
+    or only of the events of ``session_ids``."""
+    from sqlmodel import Session, col, select
 
     from services.common.db.engine import make_engine
     from services.common.db.models import BehaviourEvent
@@ -77,7 +81,10 @@ def measure_agreement(database_url: str, ground_truth: Path) -> dict:
     engine = make_engine(database_url)
     try:
         with Session(engine) as session:
-            events = session.exec(select(BehaviourEvent)).all()
+            query = select(BehaviourEvent)
+            if session_ids is not None:
+                query = query.where(col(BehaviourEvent.session_id).in_(sorted(set(session_ids))))
+            events = session.exec(query).all()
     finally:
         engine.dispose()
     per_class: dict[str, Counter] = defaultdict(Counter)

@@ -53,6 +53,7 @@ class Tap:
     events: int = 0
     untrained: int = 0
     model_versions: set[str] = field(default_factory=set)
+    session_ids: set[str] = field(default_factory=set)
     window_s: float = 2.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -81,6 +82,7 @@ class Tap:
                         self.events += 1
                         self.untrained += not event.model_trained
                         self.model_versions.add(event.model_version)
+                        self.session_ids.add(event.session_id)
                         self.window_s = (event.window_end_us - event.window_start_us) / 1e6
                         if event.frame_published_ts_us:
                             self.latencies_s.append(
@@ -299,39 +301,39 @@ class PipelineRun:
             out[f"{name}.dead_letters"] = metrics.get("classroom_dead_letters_total", 0.0)
         return out
 
-    def events_written(self) -> int:
+    def _count_this_run(self, table: type, column: str) -> int:
+        """Rows of ``table`` that belong to this run's class sessions (the database may hold
+        earlier runs: the demo's SQLite file is kept between runs)."""
         from sqlalchemy import func
         from sqlalchemy.exc import SQLAlchemyError
-        from sqlmodel import Session, select
+        from sqlmodel import Session, col, select
 
         from services.common.db.engine import make_engine
+
+        sessions = sorted(self.tap.session_ids) if self.tap else []
+        if not sessions:
+            return 0
+        engine = make_engine(self.database_url)
+        try:
+            with Session(engine) as session:
+                query = (
+                    select(func.count()).select_from(table).where(col(getattr(table, column)).in_(sessions))
+                )
+                return int(session.exec(query).one())
+        except SQLAlchemyError:
+            return 0
+        finally:
+            engine.dispose()
+
+    def events_written(self) -> int:
         from services.common.db.models import BehaviourEvent
 
-        engine = make_engine(self.database_url)
-        try:
-            with Session(engine) as session:
-                return int(session.exec(select(func.count()).select_from(BehaviourEvent)).one())
-        except SQLAlchemyError:
-            return 0
-        finally:
-            engine.dispose()
+        return self._count_this_run(BehaviourEvent, "session_id")
 
     def students_with_events(self) -> int:
-        from sqlalchemy import func
-        from sqlalchemy.exc import SQLAlchemyError
-        from sqlmodel import Session, select
-
-        from services.common.db.engine import make_engine
         from services.common.db.models import StudentSessionSummary
 
-        engine = make_engine(self.database_url)
-        try:
-            with Session(engine) as session:
-                return int(session.exec(select(func.count()).select_from(StudentSessionSummary)).one())
-        except SQLAlchemyError:
-            return 0
-        finally:
-            engine.dispose()
+        return self._count_this_run(StudentSessionSummary, "session_id")
 
     def check_children(self) -> None:
         failed = self.supervisor.failed()
@@ -389,7 +391,9 @@ class PipelineRun:
         if not self.ground_truth.is_file():
             return None
         try:
-            return measure_agreement(self.database_url, self.ground_truth)
+            # this run's sessions only: the store and the ground-truth file keep earlier runs
+            sessions = self.tap.session_ids if self.tap else set()
+            return measure_agreement(self.database_url, self.ground_truth, session_ids=sessions)
         except (SQLAlchemyError, OSError):
             return None
 

@@ -118,3 +118,10 @@ def test_command_reports_and_refuses_a_missing_file(store, tmp_path, capsys):
     assert "75.0% of 4 events" in capsys.readouterr().out
     assert main(["agreement", "--database-url", url, "--ground-truth", str(tmp_path / "none.jsonl")]) == 2
     assert "no such ground-truth file" in capsys.readouterr().err
+
+
+def test_agreement_of_some_sessions_only(store):
+    url, truth = store
+    assert measure_agreement(url, truth, session_ids=["sess-1"]) == measure_agreement(url, truth)
+    other = measure_agreement(url, truth, session_ids=["sess-2"])
+    assert other["events"] == 0 and other["scored"] == 0 and other["agreement"] is None

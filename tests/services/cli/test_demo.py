@@ -86,14 +86,17 @@ def check_summary(summary: dict) -> None:
         assert stages[stage]["total"] > 0, stage
         assert stages[stage]["dead_letters"] == 0, stage
     assert summary["events_written"] >= STUDENTS
-    # every simulated student has events (seats the model wrongly thinks occupied may add more)
+    # every simulated student has events, and the summary counts this run's students
     roster = {f"S{i:02d}" for i in range(1, STUDENTS + 1)}
     assert roster <= students_with_events(summary["database_url"])
+    assert summary["students_with_events"] >= STUDENTS
     assert summary["model_versions"], "events name the checkpoint that produced them"
-    # events of roster students are scored against the simulator's truth; events of seats the
-    # occupancy head wrongly thinks taken have none (docs/results.md: a known weakness)
+    # events of roster students are scored against the simulator's truth; events of empty seats
+    # the occupancy model thinks taken have none: the seat model keeps them a small minority
+    # (the keypoint network's head, before it, made 184 of 287 such events)
     agreement = summary["agreement"]
     assert agreement is not None and agreement["scored"] >= STUDENTS
+    assert agreement["scored"] >= 0.8 * agreement["events"]
     # the floor: the committed model beats chance (10 behaviours) on a live simulated session;
     # measured 19 % (docs/benchmarks.md), far below its 41.7 % on the data set's test split
     assert agreement["agreement"] >= 0.10
