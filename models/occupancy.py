@@ -135,14 +135,7 @@ def occupancy_samples(
             break
         if i % every:
             continue
-        decoded = DecodedFrameSet(
-            frame.rgb,
-            frame.depth_mm,
-            frame.thermal_c,
-            frame.rgb_ts_us,
-            frame.depth_ts_us,
-            frame.thermal_ts_us,
-        )
+        decoded = DecodedFrameSet.of(frame)
         e = enhancer.process(decoded, calibration, size)
         cut = extract_student_crops(
             [(e.rgb, e.depth_mm, e.thermal_c, e.thermal_equalised)], [boxes], crop_size=crop_size

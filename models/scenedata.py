@@ -114,14 +114,7 @@ def prepare_window(
     enhancer = _load_enhancer(params_file)
     aligned, references = [], []
     for t, frame in enumerate(window.frames):
-        decoded = DecodedFrameSet(
-            frame.rgb,
-            frame.depth_mm,
-            frame.thermal_c,
-            frame.rgb_ts_us,
-            frame.depth_ts_us,
-            frame.thermal_ts_us,
-        )
+        decoded = DecodedFrameSet.of(frame)
         enhanced = enhancer.process(decoded, window.calibration, size)
         raw_colour = resize_to(frame.rgb, size)
         aligned.append((raw_colour, enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised))

@@ -175,6 +175,18 @@ class DecodedFrameSet:
     depth_ts_us: int
     thermal_ts_us: int
 
+    @classmethod
+    def of(cls, frame: Any) -> DecodedFrameSet:
+        """The same six fields of a simulator or data-set frame (anything that has them)."""
+        return cls(
+            frame.rgb,
+            frame.depth_mm,
+            frame.thermal_c,
+            frame.rgb_ts_us,
+            frame.depth_ts_us,
+            frame.thermal_ts_us,
+        )
+
 
 def parse_frame_set(payload: bytes) -> frames_pb2.FrameSet:
     """Parse wire bytes into a FrameSet, or raise MalformedMessage."""
