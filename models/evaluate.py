@@ -427,10 +427,14 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def find_checkpoints(runs: Path | None, explicit: Sequence[Path]) -> list[Path]:
+    """The explicit checkpoints, then those under ``runs``; a file named both ways counts once."""
     found = list(explicit)
     if runs is not None:
         found += sorted(p for p in runs.glob("*/model.pt") if p.is_file())
-    return found
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

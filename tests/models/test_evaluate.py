@@ -127,3 +127,17 @@ def test_evaluate_end_to_end_on_an_untrained_checkpoint(tmp_path, monkeypatch, c
 def test_evaluate_without_checkpoints_says_how_to_train(tmp_path, capsys):
     assert main(["evaluate", "--runs", str(tmp_path)]) == 2
     assert "classroom train" in capsys.readouterr().err
+
+
+def test_a_checkpoint_named_explicitly_and_found_under_runs_counts_once(tmp_path):
+    from models.evaluate import find_checkpoints
+
+    run = tmp_path / "runs" / "proposed"
+    run.mkdir(parents=True)
+    (run / "model.pt").write_bytes(b"x")
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"y")
+    found = find_checkpoints(
+        tmp_path / "runs", [run / "model.pt", other, tmp_path / "runs/../runs/proposed/model.pt"]
+    )
+    assert found == [run / "model.pt", other]
