@@ -141,3 +141,14 @@ def test_a_checkpoint_named_explicitly_and_found_under_runs_counts_once(tmp_path
         tmp_path / "runs", [run / "model.pt", other, tmp_path / "runs/../runs/proposed/model.pt"]
     )
     assert found == [run / "model.pt", other]
+
+
+def test_robustness_compares_the_proposed_method_with_the_strongest_baseline():
+    from models.evaluate import robustness_methods
+
+    top1 = {"proposed": 41.7, "retinex_concat_gcn": 35.8, "cnn_attention_gcn": 37.5, "no_deformable": 50.0}
+    assert robustness_methods(top1) == ["proposed", "cnn_attention_gcn"]
+    assert robustness_methods({"retinex_concat_gcn": 30.0, "multimodal_cnn_stgcn": 30.0}) == [
+        "retinex_concat_gcn"
+    ]
+    assert robustness_methods({"proposed": 40.0}) == ["proposed"]
