@@ -286,14 +286,13 @@ class InferenceEngine:
                 sample_points(x[:, DEPTH : DEPTH + 1], kp.xy[:, self._torso], s)[:, 0].float().mean(dim=-1)
             )
             gates = stage.fusion.gates
+            occupancy_logits = (
+                self.occupancy_net(x) if self.occupancy_net is not None else kp.occupancy_logits
+            )
             return (
                 kp.xy.float().cpu().numpy(),
                 kp.confidence.float().cpu().numpy(),
-                torch.sigmoid(
-                    (self.occupancy_net(x) if self.occupancy_net is not None else kp.occupancy_logits).float()
-                )
-                .cpu()
-                .numpy(),
+                torch.sigmoid(occupancy_logits.float()).cpu().numpy(),
                 stage.node_features.to(torch.float16).cpu().numpy(),
                 facial.cpu().numpy(),
                 torso.cpu().numpy(),

@@ -129,23 +129,15 @@ def occupancy_samples(
     taken = {entry.seat for entry in course.roster}
     labels = torch.tensor([float(s.id in taken) for s in camera.seats])
     enhancer = Enhancer()
-    crops, ys = [], []
-    for i, frame in enumerate(camera_sim):
-        if i >= frames * every:
-            break
-        if i % every:
-            continue
-        decoded = DecodedFrameSet.of(frame)
-        e = enhancer.process(decoded, calibration, size)
+    crops = []
+    for k in range(frames):
+        # frame_at renders frame set k * every alone: the pixels equal those of iterating the session
+        e = enhancer.process(DecodedFrameSet.of(camera_sim.frame_at(k * every)), calibration, size)
         cut = extract_student_crops(
             [(e.rgb, e.depth_mm, e.thermal_c, e.thermal_equalised)], [boxes], crop_size=crop_size
         )
         crops.append(cut.tensor.float())
-        ys.append(labels)
-    close = getattr(camera_sim, "close", None)
-    if close:
-        close()
-    return torch.cat(crops), torch.cat(ys)
+    return torch.cat(crops), labels.repeat(frames)
 
 
 def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -373,10 +365,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def scores(net: OccupancyNet, crops: torch.Tensor) -> np.ndarray:
-    """Occupancy probabilities [N] for crops [N, 6, S, S] (any float dtype, any device)."""
-    with torch.inference_mode():
-        return torch.sigmoid(net(crops).float()).cpu().numpy()
-
-
-__all__: list[Any] = ["OccupancyNet", "load_occupancy", "save_occupancy", "scores", "train_occupancy"]
+__all__: list[Any] = ["OccupancyNet", "load_occupancy", "save_occupancy", "train_occupancy"]

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.cli.processes import Supervisor
 from services.common.campus import Campus, dump_campus
@@ -301,8 +302,8 @@ class PipelineRun:
             out[f"{name}.dead_letters"] = metrics.get("classroom_dead_letters_total", 0.0)
         return out
 
-    def _count_this_run(self, table: type, column: str) -> int:
-        """Rows of ``table`` that belong to this run's class sessions (the database may hold
+    def _count_this_run(self, session_column: Any) -> int:
+        """Rows of the table of ``session_column`` (its session id) that belong to this run's class sessions (the database may hold
         earlier runs: the demo's SQLite file is kept between runs)."""
         from sqlalchemy import func
         from sqlalchemy.exc import SQLAlchemyError
@@ -316,9 +317,7 @@ class PipelineRun:
         engine = make_engine(self.database_url)
         try:
             with Session(engine) as session:
-                query = (
-                    select(func.count()).select_from(table).where(col(getattr(table, column)).in_(sessions))
-                )
+                query = select(func.count()).where(col(session_column).in_(sessions))
                 return int(session.exec(query).one())
         except SQLAlchemyError:
             return 0
@@ -328,12 +327,12 @@ class PipelineRun:
     def events_written(self) -> int:
         from services.common.db.models import BehaviourEvent
 
-        return self._count_this_run(BehaviourEvent, "session_id")
+        return self._count_this_run(BehaviourEvent.session_id)
 
     def students_with_events(self) -> int:
         from services.common.db.models import StudentSessionSummary
 
-        return self._count_this_run(StudentSessionSummary, "session_id")
+        return self._count_this_run(StudentSessionSummary.session_id)
 
     def check_children(self) -> None:
         failed = self.supervisor.failed()
