@@ -59,6 +59,7 @@ import numpy as np
 
 from services.enhancement.guided_filter import box_mean, window_sums
 from services.enhancement.params import EnhancementParams
+from services.enhancement.quantiles import percentile
 
 # δ: keeps ratios finite in black regions (1/255 is one grey level).
 DELTA = 1.0 / 255.0
@@ -188,7 +189,7 @@ def adaptive_weight(gradient2: np.ndarray, texture2: np.ndarray, params: Enhance
 def white_point(illumination: np.ndarray, params: EnhancementParams) -> float:
     """P: the ``white_percentile`` of L over a strided grid, floored at MIN_WHITE."""
     sample = illumination[::WHITE_POINT_STRIDE, ::WHITE_POINT_STRIDE]
-    return max(float(np.percentile(sample, params.white_percentile)), MIN_WHITE)
+    return max(percentile(sample, params.white_percentile), MIN_WHITE)
 
 
 def reconstruction_gain(

@@ -24,6 +24,7 @@ import numpy as np
 
 from services.common.errors import CorruptImage
 from services.enhancement.params import EnhancementParams
+from services.enhancement.quantiles import percentiles
 
 PSEUDO_COLOUR_MAP = cv2.COLORMAP_INFERNO
 # The window is estimated on every 2nd pixel in each direction: enough samples, a quarter of the cost.
@@ -43,9 +44,9 @@ def check_thermal(thermal_c: np.ndarray) -> None:
 def temperature_window(thermal_c: np.ndarray, params: EnhancementParams) -> tuple[float, float, float]:
     """(low, high, median) °C of the frame; high − low >= thermal_min_span_c."""
     sample = thermal_c[::_WINDOW_STRIDE, ::_WINDOW_STRIDE]
-    low, median, high = np.percentile(
+    low, median, high = percentiles(
         sample, [params.thermal_low_percentile, 50.0, params.thermal_high_percentile]
-    ).tolist()
+    )
     span = high - low
     if span < params.thermal_min_span_c:
         centre = 0.5 * (low + high)
