@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from services.common.errors import BadInput, WrongResolution
+from services.common.seats import PIXEL_CENTRE, normalise_keypoints, seat_squares, validate_boxes
 
 CROP_CHANNELS: tuple[str, ...] = ("blue", "green", "red", "depth", "thermal_c", "thermal_equalised")
 COLOUR = slice(0, 3)
@@ -49,7 +50,6 @@ DEPTH_CLIP = 3.0
 THERMAL_CENTRE_C = 30.0  # skin ~34 C maps to +0.4, a 22 C room to -0.8
 THERMAL_SCALE_C = 10.0
 DEFAULT_CROP_SIZE = 96
-PIXEL_CENTRE = 0.5  # OpenCV point x = j is the centre of the pixel whose edges are j and j + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,50 +73,14 @@ class CropGeometry:
         return out
 
 
-def validate_boxes(boxes: np.ndarray) -> np.ndarray:
-    """Seat boxes as float64 [N, 4] with x1 > x0 and y1 > y0, or BadInput."""
-    arr = np.asarray(boxes, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise BadInput(f"seat boxes must have shape [S, 4] (x0, y0, x1, y1), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise BadInput("seat boxes contain NaN or infinity")
-    if np.any(arr[:, 2] <= arr[:, 0]) or np.any(arr[:, 3] <= arr[:, 1]):
-        raise BadInput("seat boxes need x1 > x0 and y1 > y0")
-    return arr
-
-
 def _as_boxes(seats: np.ndarray) -> np.ndarray:
     arr = np.asarray(seats, dtype=np.float64)
     return arr.reshape(0, 4) if arr.size == 0 else arr
 
 
-def seat_squares(boxes: np.ndarray, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Square regions around seat boxes: (origin [N, 2], side [N])."""
-    arr = validate_boxes(boxes)
-    centre = (arr[:, :2] + arr[:, 2:]) / 2.0
-    side = np.maximum(arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]) * (1.0 + margin)
-    return centre - side[:, None] / 2.0, side
-
-
 def crop_geometry(boxes: np.ndarray, crop_size: int = DEFAULT_CROP_SIZE, margin: float = 0.0) -> CropGeometry:
     origin, side = seat_squares(boxes, margin)
     return CropGeometry(origin=origin, scale=side / crop_size, crop_size=crop_size)
-
-
-def normalise_keypoints(keypoints_px: np.ndarray, seat_boxes: np.ndarray, margin: float = 0.0) -> np.ndarray:
-    """Analysis-pixel keypoints [..., K, 2+] -> 0..1 within each seat's square (recognition input).
-
-    ``seat_boxes`` is [..., 4] with the same leading shape as ``keypoints_px`` minus K.
-    Equivalent to crop pixels / crop_size, which is what training feeds MST-GCN.
-    """
-    kp = np.array(keypoints_px, dtype=np.float32, copy=True)
-    boxes = np.asarray(seat_boxes, dtype=np.float64)
-    flat = boxes.reshape(-1, 4)
-    origin, side = seat_squares(flat, margin)
-    origin = origin.reshape(*boxes.shape[:-1], 1, 2)
-    side = side.reshape(*boxes.shape[:-1], 1, 1)
-    kp[..., :2] = (kp[..., :2] + PIXEL_CENTRE - origin) / side
-    return kp
 
 
 @dataclass(frozen=True, slots=True)

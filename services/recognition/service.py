@@ -31,12 +31,13 @@ from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, OversizedMessage
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
+from services.common.seats import normalise_keypoints
 from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inference_pb2, observations_pb2
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
 from services.recognition.ordering import FaustConsumerView, Gap, GapReader, OffsetOrder, Record, undelivered
-from services.recognition.windows import ReadyWindow, WindowTracker, event_id, normalise_keypoints
+from services.recognition.windows import ReadyWindow, WindowTracker, event_id
 
 log = logging.getLogger("recognition")
 
@@ -350,7 +351,8 @@ class RecognitionService:
         features = np.frombuffer(student.node_features, dtype="<f2").reshape(
             NUM_KEYPOINTS, student.feature_dim
         )
-        return normalise_keypoints(keypoints, box), features
+        # Relative to the seat's crop square, as the network was trained (services/common/seats.py).
+        return normalise_keypoints(keypoints, np.asarray(box, np.float64)), features
 
     async def _classify_and_emit(
         self,

@@ -49,7 +49,7 @@ class SlotEntry:
     slot: int
     capture_ts_us: int
     sequence: int
-    keypoints: np.ndarray  # float32 [17, 3]: x, y normalised to the seat box, confidence
+    keypoints: np.ndarray  # float32 [17, 3]: x, y normalised to the seat's crop square, confidence
     node_features: np.ndarray  # float16 [17, C]
 
     _HEADER = struct.Struct("<qqQI")
@@ -205,12 +205,3 @@ class WindowTracker:
 def event_id(student_key: str, end_slot: int) -> str:
     """Deterministic: the same window of the same student always gets the same id."""
     return hashlib.sha256(f"{student_key}|{end_slot}".encode()).hexdigest()[:32]
-
-
-def normalise_keypoints(keypoints_xyc: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """Analysis-pixel keypoints -> coordinates relative to the seat box (0..1), confidence kept."""
-    x0, y0, x1, y1 = box
-    out = keypoints_xyc.astype(np.float32).copy()
-    out[:, 0] = (out[:, 0] - x0) / max(x1 - x0, 1e-6)
-    out[:, 1] = (out[:, 1] - y0) / max(y1 - y0, 1e-6)
-    return out

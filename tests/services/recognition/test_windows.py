@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from services.recognition.windows import SlotEntry, StudentMeta, WindowTracker, event_id, normalise_keypoints
+from services.recognition.windows import SlotEntry, StudentMeta, WindowTracker, event_id
 
 SLOT = 125_000  # 8 fps
 
@@ -109,9 +109,3 @@ def test_state_lives_only_in_the_table() -> None:
     # Entries are bounded: T slot entries + 1 meta per student, whatever the session length.
     feed(WindowTracker(table, frames=16, fps=8.0, hop=8), "k", list(range(16, 200)))
     assert len(table) == 17
-
-
-def test_keypoints_normalised_to_the_seat_box() -> None:
-    kp = np.array([[110.0, 220.0, 0.9], [130.0, 260.0, 0.5]] + [[0, 0, 0]] * 15, np.float32)
-    out = normalise_keypoints(kp, (100.0, 200.0, 140.0, 280.0))
-    assert np.allclose(out[0], [0.25, 0.25, 0.9]) and np.allclose(out[1], [0.75, 0.75, 0.5])
