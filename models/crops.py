@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from services.common.errors import BadInput, WrongResolution
-from services.common.seats import PIXEL_CENTRE, normalise_keypoints, seat_squares, validate_boxes
+from services.common.seats import PIXEL_CENTRE, seat_squares, validate_boxes
+from services.common.seats import normalise_keypoints as normalise_keypoints  # re-exported: the crop contract
 
 CROP_CHANNELS: tuple[str, ...] = ("blue", "green", "red", "depth", "thermal_c", "thermal_equalised")
 COLOUR = slice(0, 3)

@@ -31,8 +31,8 @@ from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, OversizedMessage
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
-from services.common.seats import normalise_keypoints
 from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inference_pb2, observations_pb2
+from services.common.seats import normalise_keypoints
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
