@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "models.evaluate",
         "evaluate methods and ablations; JSON and Markdown tables like the paper's",
     ),
+    "replay": (
+        "models.replay",
+        "a simulated live session through the recognition model, served path beside the training path",
+    ),
     "agreement": (
         "services.cli.agreement",
         "how often a run's behaviour events agree with the simulator's ground truth",
