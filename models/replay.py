@@ -28,6 +28,7 @@ import argparse
 import json
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -78,6 +79,7 @@ def replay(
 
     from models.checkpoint import ENHANCEMENT_JSON, load_checkpoint
     from models.crops import extract_student_crops
+    from models.pipeline import ClassroomPipeline
     from models.registry import create_model
     from services.common.codecs import DecodedFrameSet
     from services.common.seats import normalise_keypoints
@@ -88,8 +90,10 @@ def replay(
     from services.simulator.live import SimulatedCamera
 
     data = load_checkpoint(checkpoint)
-    served = create_model(data["method"], checkpoint=data, enhancement="identity").eval()
-    trained = create_model(data["method"], checkpoint=data).eval()
+    served = cast(ClassroomPipeline, create_model(data["method"], checkpoint=data, enhancement="identity"))
+    trained = cast(ClassroomPipeline, create_model(data["method"], checkpoint=data))
+    served.eval()
+    trained.eval()
     size_px, frames = int(served.crop_size), int(data["window_frames"])
     n = round(seconds * WINDOW_FPS)
     if n < frames:
@@ -125,7 +129,7 @@ def replay(
             b = trained.forward_fusion(raw.tensor, enhance=True)
             trained_kp.append(trained.recognition_keypoints(b.keypoints, size_px))
             trained_feat.append(b.node_features)
-            annotations = {s["student_id"]: s for s in frame.annotations["students"]}
+            annotations = {s["student_id"]: s for s in (frame.annotations or {}).get("students", [])}
             truth.append([annotations[i]["label"] for i in ids])
             true_xy = np.array([np.asarray(annotations[i]["keypoints"], np.float64)[:, :2] for i in ids])
             d = (served_kp[-1][..., :2].numpy() - normalise_keypoints(true_xy, boxes)) * size_px
