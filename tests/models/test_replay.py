@@ -36,3 +36,18 @@ def test_missing_checkpoint_is_a_clear_error(capsys, tmp_path) -> None:
 def test_bad_student_count_is_refused(students) -> None:
     with pytest.raises(ValueError, match="students"):
         replay.replay(seed=0, students=students, seconds=3)
+
+
+def test_replay_of_a_data_set_split_scores_both_paths() -> None:
+    result = replay.replay_split(data="sim:tiny", split="test", limit=1)
+    assert result["windows"] == 1 and result["samples"] >= 1
+    for name in ("served", "training_path"):
+        assert 0.0 <= result[name]["top1"] <= 1.0
+        assert sum(result[name]["predicted"].values()) == result["samples"]
+
+
+def test_replay_of_an_unknown_data_set_is_a_clear_error(capsys, tmp_path) -> None:
+    parser = argparse.ArgumentParser()
+    replay.add_arguments(parser)
+    assert replay.run(parser.parse_args(["--data", str(tmp_path / "nowhere")])) == 2
+    assert "classroom replay" in capsys.readouterr().out
