@@ -274,44 +274,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
+def _print_split(split: dict) -> None:
+    print(
+        f"replay of {split['data']} {split['split']}: {split['samples']} samples of {split['windows']} windows"
+    )
+    for name in ("served", "training_path"):
+        print(f"  {name:<14} top-1 {100 * split[name]['top1']:.1f}%")
 
-    from services.dataset.format import DatasetError
 
-    torch.set_num_threads(max(1, args.threads))
-    try:
-        if args.data:
-            split = replay_split(
-                data=args.data,
-                split=args.split,
-                checkpoint=args.checkpoint,
-                params_file=args.params,
-                limit=args.limit,
-            )
-            if args.json:
-                print(json.dumps(split, indent=2))
-            else:
-                print(
-                    f"replay of {split['data']} {split['split']}: {split['samples']} samples of {split['windows']} windows"
-                )
-                for name in ("served", "training_path"):
-                    print(f"  {name:<14} top-1 {100 * split[name]['top1']:.1f}%")
-            return 0
-        result = replay(
-            seed=args.seed,
-            students=args.students,
-            seconds=args.seconds,
-            checkpoint=args.checkpoint,
-            conditions=args.conditions,
-            params_file=args.params,
-        )
-    except (ValueError, OSError, DatasetError) as exc:
-        print(f"classroom replay: {exc}")
-        return 2
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+def _print_session(result: dict) -> None:
     print(
         f"replay of seed {result['seed']}, {result['students']} students, {result['frames']} frame sets "
         f"({result['conditions']}): served keypoints {result['keypoint_error_crop_px']:.2f} crop px "
@@ -323,4 +294,33 @@ def run(args: argparse.Namespace) -> int:
             f"  {name:<14} agreement {100 * r['agreement']:.1f}% of {r['windows']} windows "
             f"({100 * r['agreement_stable']:.1f}% of {r['stable_windows']} with one true behaviour)"
         )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from services.dataset.format import DatasetError
+
+    torch.set_num_threads(max(1, args.threads))
+    common = {"checkpoint": args.checkpoint, "params_file": args.params}
+    try:
+        if args.data:
+            result = replay_split(data=args.data, split=args.split, limit=args.limit, **common)
+        else:
+            result = replay(
+                seed=args.seed,
+                students=args.students,
+                seconds=args.seconds,
+                conditions=args.conditions,
+                **common,
+            )
+    except (ValueError, OSError, DatasetError) as exc:
+        print(f"classroom replay: {exc}")
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.data:
+        _print_split(result)
+    else:
+        _print_session(result)
     return 0

@@ -20,8 +20,8 @@ frame sets per second with ``--threads`` frame sets in flight (the enhancement s
 worker threads), OpenCV's per-call thread pool set as the service sets it
 (``pipeline.opencv_threads``), and with as many single-threaded processes (replicas of the
 service in one consumer group, which is how the suite scales on one host: no GIL shared);
-each throughput is the median of ``--blocks`` blocks; and the torch path (``models.enhancement.TrimodalEnhancer``)
-batched on CUDA when a GPU is there.
+each throughput is the median of ``--blocks`` blocks; and the torch path
+(``models.enhancement.TrimodalEnhancer``) batched on CUDA when a GPU is there.
 """
 
 from __future__ import annotations

@@ -27,55 +27,53 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def _flat_copy(sample: np.ndarray, what: str) -> np.ndarray:
+    values = np.asarray(sample).flatten()  # a copy: the partition reorders it
+    if values.size == 0:
+        raise ValueError(f"{what} of an empty sample")
+    return values
+
+
+def _interpolate(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, gamma) -> np.ndarray:
+    """numpy's ``_lerp`` between the order statistics ``lower`` and ``upper`` (partitions ``values``)."""
+    values.partition(np.unique(np.concatenate((lower, upper))))
+    a, b = values[lower], values[upper]
+    diff = b - a
+    result = np.add(a, diff * gamma)
+    np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5, casting="unsafe")
+    return result
+
+
 def percentiles(sample: np.ndarray, percents: Sequence[float]) -> list[float]:
     """``np.percentile(sample, percents).tolist()`` for a finite, non-empty sample."""
-    values = np.asarray(sample).flatten()  # a copy: the partition reorders it
-    n = values.size
-    if n == 0:
-        raise ValueError("percentiles of an empty sample")
+    values = _flat_copy(sample, "percentiles")
     if not np.isfinite(values).all():
         return np.percentile(values, percents).tolist()
     q = np.true_divide(np.asarray(percents, np.float64), 100)
     if q.ndim != 1 or (q < 0).any() or (q > 1).any():
         raise ValueError(f"percentiles must be a sequence of values in [0, 100], got {percents!r}")
+    n = values.size
     virtual = (n - 1) * q
     below = np.floor(virtual)
     above = below + 1
     top = virtual >= n - 1
     below[top] = n - 1
     above[top] = n - 1
-    lower, upper = below.astype(np.intp), above.astype(np.intp)
-    values.partition(np.unique(np.concatenate((lower, upper))))
-    a, b = values[lower], values[upper]
-    gamma = virtual - below
-    diff = b - a
-    result = np.add(a, diff * gamma)
-    np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5, casting="unsafe")
-    return result.tolist()
+    gamma = virtual - below  # float64: an array of q interpolates in float64, as numpy does
+    return _interpolate(values, below.astype(np.intp), above.astype(np.intp), gamma).tolist()
 
 
 def percentile(sample: np.ndarray, percent: float) -> float:
     """``float(np.percentile(sample, percent))`` for a finite, non-empty sample and one number."""
-    values = np.asarray(sample).flatten()
-    n = values.size
-    if n == 0:
-        raise ValueError("percentile of an empty sample")
+    values = _flat_copy(sample, "percentile")
     if not np.isfinite(values).all():
         return float(np.percentile(values, percent))
     q = float(np.true_divide(percent, 100))
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"percentile must be in [0, 100], got {percent!r}")
+    n = values.size
     virtual = (n - 1) * q
-    if virtual >= n - 1:
-        lower = upper = n - 1
-        gamma = 0.0
-    else:
-        lower = math.floor(virtual)
-        upper = lower + 1
-        gamma = virtual - lower
-    values.partition(sorted({lower, upper}))
-    a, b = values[lower : lower + 1], values[upper : upper + 1]
-    diff = b - a
-    result = np.add(a, diff * gamma)
-    np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5, casting="unsafe")
-    return float(result[0])
+    lower = n - 1 if virtual >= n - 1 else math.floor(virtual)
+    upper = min(lower + 1, n - 1)
+    gamma = virtual - lower if virtual < n - 1 else 0.0  # a Python float: weak promotion, as numpy
+    return float(_interpolate(values, np.array([lower]), np.array([upper]), gamma)[0])
