@@ -53,3 +53,9 @@ class UnknownCamera(BadInput):
     """A frame set from a classroom or camera that the campus file does not list."""
 
     reason_code = "unknown_camera"
+
+
+class WorkerCrashed(BadInput):
+    """A message whose processing killed a worker process twice (once on retry alone): a poison message."""
+
+    reason_code = "worker_crashed"

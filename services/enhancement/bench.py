@@ -20,7 +20,9 @@ frame sets per second with ``--threads`` frame sets in flight (the enhancement s
 worker threads), OpenCV's per-call thread pool set as the service sets it
 (``pipeline.opencv_threads``), and with as many single-threaded processes (replicas of the
 service in one consumer group, which is how the suite scales on one host: no GIL shared);
-each throughput is the median of ``--blocks`` blocks; and the torch path
+each throughput is the median of ``--blocks`` blocks; the service's worker path (wire bytes in,
+decode, enhance, encode, bytes out) in worker threads against worker processes, side by side
+(``service_speed``); and the torch path
 (``models.enhancement.TrimodalEnhancer``) batched on CUDA when a GPU is there.
 """
 
@@ -435,6 +437,100 @@ def cpu_speed(
     return table
 
 
+def _wire_frame_sets(samples: list[FrameSample], size: tuple[int, int]):
+    """(Campus, [FrameSet wire bytes]): the samples as a capture service publishes them, one camera each."""
+    from services.common import codecs
+    from services.common.campus import Camera, Campus, Classroom
+    from services.common.pb.classroom.v1 import frames_pb2
+
+    cameras, payloads = [], []
+    for i, sample in enumerate(samples):
+        frame_set, calibration = _frame_set_at(sample, size)
+        cameras.append(
+            Camera(id=f"cam-{i}", analysis_width=size[0], analysis_height=size[1], calibration=calibration)
+        )
+        ts = 1_767_000_000_000_000 + i * 66_666
+        message = frames_pb2.FrameSet(
+            classroom_id="bench",
+            session_id="bench",
+            camera_id=f"cam-{i}",
+            sequence=i,
+            capture_ts_us=ts,
+            rgb=codecs.encode_rgb(frame_set.rgb, capture_ts_us=ts),
+            depth=codecs.encode_depth(frame_set.depth_mm, capture_ts_us=ts),
+            thermal=codecs.encode_thermal(frame_set.thermal_c, capture_ts_us=ts),
+            frame_rate=15.0,
+        )
+        payloads.append(message.SerializeToString())
+    return Campus(classrooms=(Classroom(id="bench", cameras=tuple(cameras)),)), payloads
+
+
+def service_speed(
+    samples: list[FrameSample], params, sizes, repeats: int, workers: int, blocks: int
+) -> Table:
+    """The enhancement service's worker path (wire bytes in: decode, section 3.2, encode; bytes out).
+
+    ``workers`` threads (``ENHANCE_EXECUTOR=thread``) against ``workers`` worker processes
+    (``process``, the default), blocks alternating in one run so both see the same machine;
+    the ratio is the median of each round's processes/threads ratio.
+    """
+    import cv2
+
+    from services.enhancement.pipeline import opencv_threads
+    from services.enhancement.service import FrameSetEnhancer, enhance_in_worker, process_pool, worker_pid
+
+    table = Table(
+        f"Service worker path (wire bytes in, decode + Enhancer.process + encode, bytes out), "
+        f"{workers} workers; median of {blocks} alternating blocks of {repeats} frame sets",
+        [
+            "analysis size",
+            "frame sets/s (threads)",
+            "threads, blocks' range",
+            "frame sets/s (processes)",
+            "processes, blocks' range",
+            "processes / threads",
+        ],
+    )
+    previous_threads = cv2.getNumThreads()
+    cv2.setNumThreads(opencv_threads(workers))
+    try:
+        for size in sizes:
+            campus, payloads = _wire_frame_sets(samples[: min(len(samples), 8)], size)
+            enhancer = FrameSetEnhancer(campus, params, jpeg_quality=90)
+            jobs = [payloads[k % len(payloads)] for k in range(repeats)]
+            with (
+                ThreadPoolExecutor(max_workers=workers) as threads,
+                process_pool(enhancer, workers) as processes,
+            ):
+                [f.result() for f in [processes.submit(worker_pid) for _ in range(workers)]]  # all started
+
+                def rate(pool, fn, jobs=jobs) -> float:
+                    start = time.perf_counter()
+                    list(pool.map(fn, jobs))
+                    return repeats / (time.perf_counter() - start)
+
+                rate(threads, enhancer)  # warm: tables, allocator
+                rate(processes, enhance_in_worker)
+                by_threads, by_processes = [], []
+                for _ in range(max(1, blocks)):
+                    by_threads.append(rate(threads, enhancer))
+                    by_processes.append(rate(processes, enhance_in_worker))
+            ratios = [p / t for p, t in zip(by_processes, by_threads, strict=True)]
+            table.rows.append(
+                [
+                    f"{size[0]}x{size[1]}",
+                    statistics.median(by_threads),
+                    f"{min(by_threads):.1f}-{max(by_threads):.1f}",
+                    statistics.median(by_processes),
+                    f"{min(by_processes):.1f}-{max(by_processes):.1f}",
+                    statistics.median(ratios),
+                ]
+            )
+    finally:
+        cv2.setNumThreads(previous_threads)
+    return table
+
+
 def torch_speed(
     samples: list[FrameSample], params, sizes, device_name: str, batch: int, repeats: int
 ) -> Table | None:
@@ -555,6 +651,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"parameters: {args.params or 'documented defaults'}; machine: {os.cpu_count()} CPUs")
     tables = [colour_quality(samples, params), *depth_and_thermal_quality(samples, params)]
     tables.append(cpu_speed(samples, params, sizes, args.repeats, args.threads, args.blocks))
+    tables.append(service_speed(samples, params, sizes, args.repeats, args.threads, args.blocks))
     gpu = torch_speed(samples, params, sizes, args.device, args.batch, args.repeats)
     if gpu is not None:
         tables.append(gpu)

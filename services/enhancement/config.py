@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -23,6 +24,11 @@ class EnhancementSettings(ServiceSettings):
         description="EnhancementParams JSON (a trained checkpoint's enhancement.json); unset = the default "
         "checkpoint's, else the documented defaults",
     )
-    workers: int = Field(default=2, ge=1, le=64, description="frame sets enhanced in parallel (threads)")
+    workers: int = Field(default=2, ge=1, le=64, description="frame sets enhanced in parallel")
+    executor: Literal["process", "thread"] = Field(
+        default="process",
+        description="run the `workers` as worker processes (the default: no GIL between frame sets) or as "
+        "threads of this process",
+    )
     jpeg_quality: int = Field(default=90, ge=30, le=100)
     max_poll_records: int = Field(default=4, ge=1)

@@ -35,6 +35,7 @@ def test_bench_prints_quality_and_speed_tables(capsys, tmp_path) -> None:
     ):
         assert row in out
     assert "| 320x180 " in out
+    assert "Service worker path" in out and "processes / threads" in out
     assert (tmp_path / "figures.json").stat().st_size > 0
 
 
