@@ -164,6 +164,29 @@ def decode_image(image: frames_pb2.EncodedImage, *, name: str) -> np.ndarray:
     return decoded
 
 
+def registered_depth_at(
+    depth_mm: np.ndarray, colour_hw: tuple[int, int], *, name: str = "depth"
+) -> np.ndarray:
+    """Registered depth at the colour size: as sent, or nearest-upsampled from its registration grid.
+
+    Enhancement registers depth on a grid k times coarser than colour (k an integer, the
+    sizes rounded down: ``alignment.registration_tables``) and upsamples it by nearest
+    neighbour; it sends the grid, which carries the same pixels at 1/k² of the encoding
+    cost. This is that upsampling, bit for bit. Any other size is a WrongResolution.
+    """
+    h, w = colour_hw
+    dh, dw = depth_mm.shape[:2]
+    if (dh, dw) == (h, w):
+        return depth_mm
+    k = w // dw if 0 < dw <= w else 0
+    if k < 2 or (dh, dw) != (h // k, w // k):
+        raise WrongResolution(
+            f"{name}: {dw}x{dh} is neither the colour size {w}x{h} nor a registration grid of it "
+            f"(the colour size divided by an integer)"
+        )
+    return cv2.resize(depth_mm, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedFrameSet:
     """Pixels of one captured frame set: colour (BGR uint8), depth (uint16 mm), thermal (°C float32)."""

@@ -74,6 +74,9 @@ class EnhancedFrame:
     thermal_c: np.ndarray  # HxW float32 °C, radiometric values kept
     thermal_equalised: np.ndarray  # HxW uint8 CLAHE output (pseudo-colour = thermal.pseudo_colour of it)
     report: dict  # EnhancementReport fields (floats) plus 'method' (str)
+    # depth_mm on the registration grid (analysis size // k): depth_mm is its nearest-neighbour
+    # upsampling (codecs.registered_depth_at); the service sends this one
+    depth_grid_mm: np.ndarray
 
 
 _allocator_lock = threading.Lock()
@@ -243,7 +246,8 @@ class Enhancer:
             equalised, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
         )
         # Rounded to nearest (ties to even, as np.rint) and saturated to 0..65535 on the grid, then upsampled.
-        depth_u16 = resize_to(cv2.add(depth_grid, 0.0, dtype=cv2.CV_16U), analysis_size, nearest=True)
+        depth_grid_u16 = cv2.add(depth_grid, 0.0, dtype=cv2.CV_16U)
+        depth_u16 = resize_to(depth_grid_u16, analysis_size, nearest=True)
         thermal_contrast_in = rms_contrast(linear_stretch(thermal_c))
         thermal_contrast_out = rms_contrast(equalised)
         if not np.isfinite(thermal_aligned).all():  # pragma: no cover - remap of finite input is finite
@@ -258,4 +262,4 @@ class Enhancer:
             "processing_ms": (time.perf_counter() - start) * 1e3,
             "method": f"{METHOD} lambda1={self.params.lambda1:.3f} lambda2={self.params.lambda2:.3f}",
         }
-        return EnhancedFrame(rgb, depth_u16, thermal_aligned, equalised_aligned, report)
+        return EnhancedFrame(rgb, depth_u16, thermal_aligned, equalised_aligned, report, depth_grid_u16)

@@ -100,7 +100,7 @@ class FrameSetEnhancer:
             sequence=message.sequence,
             capture_ts_us=ts,
             rgb=codecs.encode_rgb(enhanced.rgb, capture_ts_us=ts, quality=self.jpeg_quality),
-            depth=codecs.encode_depth(enhanced.depth_mm, capture_ts_us=ts),
+            depth=codecs.encode_depth(enhanced.depth_grid_mm, capture_ts_us=ts),  # registration grid
             thermal_radiometric=codecs.encode_thermal(enhanced.thermal_c, capture_ts_us=ts),
             thermal_equalised=codecs.encode_gray8(enhanced.thermal_equalised, capture_ts_us=ts),
             report=report,

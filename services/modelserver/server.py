@@ -56,7 +56,7 @@ def decode_fusion_item(item: inference_pb2.FusionItem):  # type: ignore[no-untyp
         if not fs.HasField(name):
             raise BadInput(f"enhanced frame set lacks {name}")
     rgb = codecs.decode_image(fs.rgb, name="rgb")
-    depth = codecs.decode_image(fs.depth, name="depth")
+    depth = codecs.registered_depth_at(codecs.decode_image(fs.depth, name="depth"), rgb.shape[:2])
     thermal_raw = codecs.decode_image(fs.thermal_radiometric, name="thermal_radiometric")
     thermal_eq = codecs.decode_image(fs.thermal_equalised, name="thermal_equalised")
     shapes = {rgb.shape[:2], depth.shape, thermal_raw.shape, thermal_eq.shape}

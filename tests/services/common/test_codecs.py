@@ -1,5 +1,6 @@
 """Codecs round-trip pixels exactly (PNG) or closely (JPEG) and name what is wrong with bad input."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -89,3 +90,24 @@ def test_colour_sent_as_depth_is_corrupt() -> None:
 def test_nan_thermal_is_refused_at_encoding() -> None:
     with pytest.raises(ValueError, match="NaN"):
         codecs.encode_thermal(np.array([[np.nan]], dtype=np.float32), capture_ts_us=0)
+
+
+@pytest.mark.parametrize("colour_hw", [(360, 640), (361, 641), (1080, 1920)])
+def test_registered_depth_on_its_grid_is_upsampled_by_nearest_neighbour(colour_hw) -> None:
+    h, w = colour_hw
+    rng = np.random.default_rng(1)
+    for k in (2, 3):
+        grid = rng.integers(0, 6000, (h // k, w // k), dtype=np.uint16)
+        full = codecs.registered_depth_at(grid, colour_hw)
+        assert full.shape == colour_hw and full.dtype == np.uint16
+        np.testing.assert_array_equal(full, cv2.resize(grid, (w, h), interpolation=cv2.INTER_NEAREST))
+        if h % k == 0 and w % k == 0:
+            np.testing.assert_array_equal(full, np.repeat(np.repeat(grid, k, 0), k, 1))
+    same = rng.integers(0, 6000, colour_hw, dtype=np.uint16)
+    assert codecs.registered_depth_at(same, colour_hw) is same
+
+
+@pytest.mark.parametrize("depth_hw", [(180, 300), (181, 320), (720, 1280), (0, 0), (360, 1)])
+def test_depth_of_another_size_is_a_wrong_resolution(depth_hw) -> None:
+    with pytest.raises(WrongResolution, match="registration grid"):
+        codecs.registered_depth_at(np.zeros(depth_hw, np.uint16), (360, 640))

@@ -101,7 +101,9 @@ def test_enhanced_output_and_dead_letters(broker, topic_prefix, tmp_path) -> Non
     assert sorted(o.sequence for o in outputs) == [0, 6]
     out = outputs[0]
     rgb = codecs.decode_image(out.rgb, name="rgb")
-    depth = codecs.decode_image(out.depth, name="depth")
+    depth_grid = codecs.decode_image(out.depth, name="depth")
+    assert depth_grid.shape == (180, 320)  # sent on the registration grid (k = 2) ...
+    depth = codecs.registered_depth_at(depth_grid, rgb.shape[:2])  # ... used at the colour size
     thermal = codecs.thermal16_to_celsius(codecs.decode_image(out.thermal_radiometric, name="thermal"))
     assert rgb.shape == (360, 640, 3) and depth.shape == (360, 640) and thermal.shape == (360, 640)
     assert rgb.mean() > 40  # a dark room comes out brighter

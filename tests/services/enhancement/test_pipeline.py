@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from services.common import codecs
 from services.common.codecs import DecodedFrameSet
 from services.common.errors import BadInput, CorruptImage, InvalidCalibration
 from services.common.pb.classroom.v1 import frames_pb2
@@ -164,6 +165,10 @@ def test_depth_output_is_the_registered_depth_rounded(scene, size) -> None:
     registered, invalid_in, invalid_out = Enhancer().register_depth(holed, calibration, size, None)
     np.testing.assert_array_equal(out.depth_mm, np.clip(np.rint(registered), 0, 65535).astype(np.uint16))
     tables = alignment.registration_tables(calibration, size)
+    # What the service sends is the grid; a consumer's upsampling gives depth_mm back, bit for bit.
+    assert out.depth_grid_mm.shape == (tables.grid.height, tables.grid.width)
+    wire = codecs.decode_image(codecs.encode_depth(out.depth_grid_mm, capture_ts_us=0), name="depth")
+    np.testing.assert_array_equal(codecs.registered_depth_at(wire, out.rgb.shape[:2]), out.depth_mm)
     assert invalid_out == float((registered[tables.depth_field_of_view] <= 0).mean())
     assert (
         out.report["depth_invalid_fraction_in"] == invalid_in == pytest.approx((holed == 0).mean(), rel=1e-12)

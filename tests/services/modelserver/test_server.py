@@ -91,3 +91,20 @@ def test_model_server_answers_batches_and_isolates_bad_items() -> None:
     assert sum(w0.attention.keypoint_weights) == pytest.approx(1.0, abs=1e-4)
     assert len(w0.attention.top_keypoints) == 3
     assert w1.error.startswith("bad_input")
+
+
+def test_fusion_items_take_depth_on_its_registration_grid() -> None:
+    from services.common import codecs
+    from services.common.errors import WrongResolution
+    from services.modelserver.server import decode_fusion_item
+
+    full = enhanced_frame_set(0)
+    depth = codecs.decode_image(full.depth, name="depth")
+    grid = np.ascontiguousarray(depth[::2, ::2])  # 320x180: what the enhancement service sends
+    full.depth.CopyFrom(codecs.encode_depth(grid, capture_ts_us=full.capture_ts_us))
+    decoded = decode_fusion_item(inference_pb2.FusionItem(request_id="g", frame_set=full, seats=seats(1)))
+    assert decoded.depth_mm.shape == decoded.rgb.shape[:2] == (360, 640)
+    np.testing.assert_array_equal(decoded.depth_mm, np.repeat(np.repeat(grid, 2, 0), 2, 1))
+    full.depth.CopyFrom(codecs.encode_depth(np.zeros((180, 300), np.uint16), capture_ts_us=0))
+    with pytest.raises(WrongResolution, match="300x180"):
+        decode_fusion_item(inference_pb2.FusionItem(request_id="h", frame_set=full, seats=seats(1)))
