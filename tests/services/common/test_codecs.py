@@ -60,6 +60,7 @@ def test_truncated_jpeg_is_corrupt() -> None:
 
 def test_png_garbage_is_corrupt() -> None:
     message = _frame_set()
+    message.depth.encoding = frames_pb2.EncodedImage.ENCODING_PNG
     message.depth.data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 50
     with pytest.raises(CorruptImage):
         codecs.decode_frame_set(message)
@@ -111,3 +112,66 @@ def test_registered_depth_on_its_grid_is_upsampled_by_nearest_neighbour(colour_h
 def test_depth_of_another_size_is_a_wrong_resolution(depth_hw) -> None:
     with pytest.raises(WrongResolution, match="registration grid"):
         codecs.registered_depth_at(np.zeros(depth_hw, np.uint16), (360, 640))
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "png"])
+def test_both_lossless_encodings_round_trip_every_value(encoding) -> None:
+    rng = np.random.default_rng(2)
+    depth = rng.integers(0, 65536, (37, 53), dtype=np.uint16)
+    depth[0, :4] = [65535, 0, 65535, 1]  # wrapping differences
+    gray = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    gray[:, 0] = 255
+    celsius = rng.uniform(-20, 120, (24, 32)).astype(np.float32)
+    for image, encode in ((depth, codecs.encode_depth), (gray, codecs.encode_gray8)):
+        encoded = encode(image, capture_ts_us=0, encoding=encoding)
+        decoded = codecs.decode_image(encoded, name="x")
+        assert decoded.dtype == image.dtype and np.array_equal(decoded, image)
+    thermal = codecs.encode_thermal(celsius, capture_ts_us=0, encoding=encoding)
+    assert np.array_equal(codecs.decode_image(thermal, name="t"), codecs.celsius_to_thermal16(celsius))
+    expected = {
+        "zstd": frames_pb2.EncodedImage.ENCODING_ZSTD_SUB,
+        "png": frames_pb2.EncodedImage.ENCODING_PNG,
+    }
+    assert thermal.encoding == expected[encoding]
+
+
+def test_zstd_sub_is_pngs_sub_filter_then_zstandard() -> None:
+    import zstandard
+
+    image = np.array([[5, 3, 65535, 2]], dtype=np.uint16)
+    diff = np.array([[5, 65534, 65532, 3]], dtype="<u2")  # x[i] - x[i-1] modulo 2^16
+    assert zstandard.ZstdDecompressor().decompress(codecs.zstd_sub(image)) == diff.tobytes()
+
+
+def _bomb() -> bytes:
+    import zstandard
+
+    chunk = zstandard.ZstdCompressor().compressobj(size=4_000_000_000)
+    return chunk.compress(b"\x00" * 1024) + chunk.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+
+
+def _zstd_depth() -> frames_pb2.EncodedImage:
+    return codecs.encode_depth(np.arange(12, dtype=np.uint16).reshape(3, 4), capture_ts_us=0)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda e: setattr(e, "data", e.data[: len(e.data) // 2]), "not a Zstandard frame"),
+        (lambda e: setattr(e, "data", b"not zstd at all"), "not a Zstandard frame"),
+        (lambda e: setattr(e, "width", 5), "a Zstandard frame of 24 bytes, a 5x3 image"),
+        # A frame that claims gigabytes is refused before anything is allocated.
+        (lambda e: setattr(e, "data", _bomb()), "a Zstandard frame of 4000000000 bytes"),
+        (lambda e: setattr(e, "pixel_format", frames_pb2.EncodedImage.PIXEL_FORMAT_BGR8), "single-channel"),
+    ],
+)
+def test_bad_zstd_images_are_corrupt(mutate, match) -> None:
+    encoded = _zstd_depth()
+    mutate(encoded)
+    with pytest.raises(CorruptImage, match=match):
+        codecs.decode_image(encoded, name="depth")
+
+
+def test_unknown_lossless_encoding_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown lossless encoding"):
+        codecs.encode_depth(np.zeros((2, 2), np.uint16), capture_ts_us=0, encoding="bmp")  # type: ignore[arg-type]
