@@ -70,6 +70,33 @@ def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
     return batch
 
 
+def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Horizontal-flip augmentation of the windows where ``flip`` [B] is True (every frame of a window).
+
+    Crops and clean references are mirrored; keypoints (continuous crop coordinates, a crop
+    spanning [0, S]) go to x' = S - x and trade places with their left/right partner
+    (``vocabulary.FLIP_PAIRS``), visibility with them; labels and occupancy are unchanged (no
+    behaviour of the vocabulary has a side).
+    """
+    from services.common.vocabulary import FLIP_PAIRS, NUM_KEYPOINTS
+
+    if not bool(flip.any()):
+        return batch
+    out = dict(batch)
+    size = batch["crops"].shape[-1]
+    where = flip.view(-1, *([1] * (batch["crops"].dim() - 1)))
+    out["crops"] = torch.where(where, batch["crops"].flip(-1), batch["crops"])
+    if "reference" in batch:
+        out["reference"] = torch.where(where, batch["reference"].flip(-1), batch["reference"])
+    order = list(range(NUM_KEYPOINTS))
+    for left, right in FLIP_PAIRS:
+        order[left], order[right] = right, left
+    mirrored = batch["keypoints"][..., order, :].clone()
+    mirrored[..., 0] = size - mirrored[..., 0]
+    out["keypoints"] = torch.where(flip.view(-1, 1, 1, 1), mirrored, batch["keypoints"])
+    return out
+
+
 def open_dataset(
     spec: str,
     split: str,

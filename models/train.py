@@ -80,6 +80,7 @@ class TrainOptions:
     warmup_epochs: int = 0  # front-end warm-up epochs before the end-to-end training (0 = none)
     warmup_frames: int = 2  # frames drawn per window and warm-up epoch
     grad_clip: float = 5.0
+    flip: bool = False  # horizontal-flip augmentation of half the training windows (models.data.flip_batch)
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -239,6 +240,7 @@ def train(
     from tqdm import tqdm
 
     from models.checkpoint import atomic_save, build_checkpoint, write_enhancement_json
+    from models.data import flip_batch
     from models.losses import LossConfig, MultiTaskLoss, class_weights
     from models.perceptual import PerceptualNet, train_perceptual_net
     from models.registry import build_pipeline, method_config
@@ -344,6 +346,8 @@ def train(
             leave=False,
         )
         for batch in bar:
+            if options.flip:
+                batch = flip_batch(batch, torch.rand(len(batch["label"]), generator=generator) < 0.5)
             output = pipeline(batch["crops"])
             terms = criterion(output, batch, generator)
             optimiser.zero_grad(set_to_none=True)
@@ -464,6 +468,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="front-end warm-up epochs before end-to-end training (default 0)",
     )
+    parser.add_argument(
+        "--flip", action="store_true", help="mirror half the training windows (left/right keypoints swapped)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -497,6 +504,7 @@ def run(args: argparse.Namespace) -> int:
         perceptual_epochs=preset["perceptual_epochs"],
         perceptual_frames=preset["perceptual_frames"],
         warmup_epochs=preset["warmup_epochs"] if args.warmup_epochs is None else args.warmup_epochs,
+        flip=args.flip,
         model_overrides={"enhancement": args.enhancement} if args.enhancement else {},
     )
     try:

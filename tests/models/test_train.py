@@ -83,6 +83,19 @@ def test_loss_goes_down(tmp_path):
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "report.json").is_file()
 
 
+def test_flip_augmentation_trains_and_is_recorded(tmp_path):
+    train_set, val_set = data(8)
+    report = train(
+        train_set, val_set, tmp_path, options(epochs=2, flip=True), progress=False, log=lambda _: None
+    )
+    assert report["summary"]["options"]["flip"] is True
+    plain = train(
+        train_set, val_set, tmp_path / "plain", options(epochs=2), progress=False, log=lambda _: None
+    )
+    # Mirrored windows are a different training signal: the losses differ from the unflipped run's.
+    assert report["history"][0]["train"]["kp_l1"] != plain["history"][0]["train"]["kp_l1"]
+
+
 @pytest.mark.slow
 def test_resume_gives_the_same_weights(tmp_path):
     train_set, val_set = data(8)
