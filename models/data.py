@@ -107,17 +107,21 @@ def open_dataset(
     params_file: str | None = None,
     limit: int | None = None,
     log=print,
+    extras: bool = False,
 ) -> WindowDataset:
     """Resolve ``--data``: ``sim:<preset>[?seed=N]``, a data-set folder, or ``toy:N[:frames[:size]]``.
 
     ``crop_size`` is the preset's crop size, used where the spec does not name one;
     ``seed`` only seeds the toy set (a SmartClass-Sim seed is part of its spec);
     ``limit`` keeps the first windows of the split (quick checks);
-    ``params_file`` is the section 3.2 parameters used to restore depth and thermal.
+    ``params_file`` is the section 3.2 parameters used to restore depth and thermal;
+    ``extras`` adds the labelled background people of a SmartClass-Sim split as samples.
     """
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be train, val or test, got {split!r}")
     if spec.startswith("toy:"):
+        if extras:
+            raise ValueError(f"{spec}: a toy data set has no background people (extras)")
         from models.toydata import ToyWindowDataset
 
         fields = spec[4:].split(":")
@@ -144,6 +148,7 @@ def open_dataset(
             params_file=params_file,
             limit=limit,
             log=log,
+            extras=extras,
         )
     except DatasetError as exc:
         raise ValueError(str(exc)) from exc

@@ -91,10 +91,12 @@ def prepare_window(
     crop_size: int,
     root: str,
     params_file: str | None = None,
+    extras: bool = False,
 ) -> int:
     """Prepare and cache every sample of one window; returns how many were written.
 
-    Runs in a worker process: it opens the data set by ``spec`` itself.
+    Runs in a worker process: it opens the data set by ``spec`` itself. ``extras`` adds the
+    window's labelled background people (``split_samples``).
     """
     from models.crops import COLOUR, CropGeometry, extract_student_crops
     from services.common.codecs import DecodedFrameSet
@@ -103,7 +105,7 @@ def prepare_window(
 
     dataset = open_scene_dataset(spec)
     ref = dataset.windows(split)[window_index]
-    metas = _window_metas(dataset, ref, dataset.samples(split))
+    metas = _window_metas(dataset, ref, split_samples(dataset, split, extras=extras))
     out_root = Path(root)
     todo = [m for m in metas if not _sample_file(out_root, m).is_file()]
     if not todo:
@@ -195,6 +197,21 @@ def _empty_seats(dataset, ref) -> list[str]:
     return [free[(index + k) % len(free)] for k in range(min(EMPTY_SEATS_PER_WINDOW, len(free)))]
 
 
+def split_samples(dataset, split: str, *, extras: bool = False) -> list:
+    """A split's samples; with ``extras`` also its labelled background people, for data sets
+    that label them (SmartClass-Sim: ``VirtualDataset.extra_samples``)."""
+    samples = list(dataset.samples(split))
+    if extras:
+        extra_samples = getattr(dataset, "extra_samples", None)
+        if extra_samples is None:
+            raise ValueError(
+                f"{dataset.name}: this data set does not label its background people, so they cannot "
+                "be training samples (label them as students instead)"
+            )
+        samples += extra_samples(split)
+    return samples
+
+
 def _window_metas(dataset, ref, samples) -> list[SampleMeta]:
     """The window's samples: its students (from ``samples``) and a few empty seats."""
     metas = [_meta(s) for s in samples if s.window == ref]
@@ -232,6 +249,7 @@ class SceneWindowDataset:
         log: Callable[[str], None] | None = print,
         memory: bool | None = None,
         limit: int | None = None,
+        extras: bool = False,
     ) -> None:
         from services.dataset.api import open_dataset as open_scene_dataset
 
@@ -239,6 +257,7 @@ class SceneWindowDataset:
         self.split = split
         self.crop_size = int(crop_size)
         self.params_file = params_file
+        self.extras = bool(extras)
         dataset = open_scene_dataset(spec)
         self.source_name = dataset.name
         windows = list(dataset.windows(split))
@@ -246,7 +265,7 @@ class SceneWindowDataset:
             windows = windows[:limit]
         self._windows = windows
         window_set = set(windows)
-        samples = [s for s in dataset.samples(split) if s.window in window_set]
+        samples = [s for s in split_samples(dataset, split, extras=extras) if s.window in window_set]
         if not samples:
             raise ValueError(f"{spec}: split {split!r} has no samples")
         by_window: dict = {}
@@ -259,7 +278,9 @@ class SceneWindowDataset:
         digest = _params_digest(params_file)
         root = Path(cache_dir) if cache_dir is not None else default_crop_cache()
         self.cache_root = root / f"{dataset.name}-{split}-c{self.crop_size}-e{digest}-f{CACHE_FORMAT}"
-        self.dataset_id = f"{dataset.name}/{split}/crop{self.crop_size}/enh{digest}"
+        self.dataset_id = (
+            f"{dataset.name}/{split}{'+extras' if extras else ''}/crop{self.crop_size}/enh{digest}"
+        )
         self._log = log or (lambda _m: None)
         self.prepare(workers=workers)
         per_sample = self.window_frames * 9 * self.crop_size**2 * 4
@@ -291,7 +312,7 @@ class SceneWindowDataset:
             f"enhancement, crops {self.crop_size}px) with {workers} worker(s) into {self.cache_root}"
         )
         began = time.perf_counter()
-        args = (self.crop_size, str(self.cache_root), self.params_file)
+        args = (self.crop_size, str(self.cache_root), self.params_file, self.extras)
         if workers == 1:
             for k, index in enumerate(todo, 1):
                 prepare_window(self.spec, self.split, index, *args)

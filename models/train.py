@@ -81,6 +81,7 @@ class TrainOptions:
     warmup_frames: int = 2  # frames drawn per window and warm-up epoch
     grad_clip: float = 5.0
     flip: bool = False  # horizontal-flip augmentation of half the training windows (models.data.flip_batch)
+    extras: bool = False  # the training split's labelled background people are samples too
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -258,6 +259,11 @@ def train(
         state = torch.load(last_path, map_location="cpu", weights_only=True)
         if state["options"]["method"] != options.method:
             raise ValueError(f"{last_path} trains {state['options']['method']!r}, not {options.method!r}")
+        if state.get("dataset_id", train_set.dataset_id) != train_set.dataset_id:
+            raise ValueError(
+                f"{last_path} trained on {state['dataset_id']}, not {train_set.dataset_id} "
+                "(resume with the run's own --data and --train-extras)"
+            )
         # the run's own options win, except how long it may go on
         saved = TrainOptions(**state["options"])
         saved.epochs, saved.patience = options.epochs, options.patience
@@ -471,6 +477,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--flip", action="store_true", help="mirror half the training windows (left/right keypoints swapped)"
     )
+    parser.add_argument(
+        "--train-extras",
+        action="store_true",
+        help="also train on the labelled background people of the training windows "
+        "(SmartClass-Sim: a new random person each; validation and test are unchanged)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -505,11 +517,17 @@ def run(args: argparse.Namespace) -> int:
         perceptual_frames=preset["perceptual_frames"],
         warmup_epochs=preset["warmup_epochs"] if args.warmup_epochs is None else args.warmup_epochs,
         flip=args.flip,
+        extras=args.train_extras,
         model_overrides={"enhancement": args.enhancement} if args.enhancement else {},
     )
     try:
         train_set = open_dataset(
-            args.data, "train", seed=args.seed, crop_size=preset["crop_size"], workers=args.workers
+            args.data,
+            "train",
+            seed=args.seed,
+            crop_size=preset["crop_size"],
+            workers=args.workers,
+            extras=args.train_extras,
         )
         val_set = open_dataset(
             args.data, "val", seed=args.seed, crop_size=preset["crop_size"], workers=args.workers

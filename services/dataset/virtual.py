@@ -269,11 +269,25 @@ class VirtualDataset:
         return [WindowRef(split, f"{split}-{i:05d}", 0, frames) for i in range(n)]
 
     def samples(self, split: str) -> list[SampleRef]:
+        return self._people(split, extras=False)
+
+    def extra_samples(self, split: str) -> list[SampleRef]:
+        """The split's background extras as samples: every extra is a random person drawn for
+        one window only (never a subject of any split), rendered performing one behaviour
+        for the whole window, so its label and keypoints are as exact as a subject's.
+
+        Not part of ``samples`` (no figure counts them); training may add them
+        (``classroom train --train-extras``) to see many more bodies than the split's few
+        subjects. Their labels are uniform at random, not balanced per block.
+        """
+        return self._people(split, extras=True)
+
+    def _people(self, split: str, *, extras: bool) -> list[SampleRef]:
         out = []
         for ref in self.windows(split):
             plan = self.plan(split, int(ref.clip_id.rsplit("-", 1)[1]))
             for person in plan.people:
-                if person.subject >= 0:
+                if (person.subject < 0) == extras:
                     out.append(
                         SampleRef(
                             ref, person.student_id, person.seat_id, BEHAVIOURS[person.label], person.label

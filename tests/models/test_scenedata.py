@@ -139,3 +139,47 @@ def test_scenario_sets_keep_everything_but_the_condition():
         assert a.people == b.people and a.t0 == b.t0 and a.room == b.room
         assert a.conditions.tags == [] and b.conditions.tags == ["low_light"]
     assert normal.name != dark.name  # separate caches
+
+
+def test_extras_add_the_background_people_as_samples_and_nothing_else_changes(val_set):
+    import os
+
+    os.environ["CLASSROOM_CROP_CACHE"] = str(val_set.cache_root.parent)
+    try:
+        with_extras = open_dataset(
+            "sim:tiny", "val", crop_size=CROP, workers=1, limit=2, log=None, extras=True
+        )
+    finally:
+        del os.environ["CLASSROOM_CROP_CACHE"]
+    scene = open_scene_dataset("sim:tiny", cache=False)
+    extras = [s for s in scene.extra_samples("val") if s.window.clip_id in ("val-00000", "val-00001")]
+    assert extras
+    assert len(with_extras) == len(val_set) + len(extras)
+    assert with_extras.dataset_id != val_set.dataset_id and "+extras" in with_extras.dataset_id
+    added = [i for i in range(len(with_extras)) if with_extras.meta(i).student_id.startswith("extra-")]
+    assert [with_extras.meta(i).label for i in added] == [s.label_index for s in extras]
+    for i in added:
+        sample = with_extras[i]
+        assert sample.label >= 0 and sample.occupied is not None and sample.occupied.min() == 1.0
+        assert sample.keypoints[..., 2].sum() > 0
+    kept = [
+        m
+        for m in (with_extras.meta(i) for i in range(len(with_extras)))
+        if not m.student_id.startswith("extra-")
+    ]
+    assert kept == [val_set.meta(i) for i in range(len(val_set))]
+
+
+def test_extras_need_a_data_set_that_labels_them():
+    with pytest.raises(ValueError, match="no background people"):
+        open_dataset("toy:8", "train", extras=True)
+    from models.scenedata import split_samples
+
+    class Folder:
+        name = "recordings"
+
+        def samples(self, split):
+            return []
+
+    with pytest.raises(ValueError, match="does not label its background people"):
+        split_samples(Folder(), "train", extras=True)

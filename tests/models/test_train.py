@@ -158,3 +158,11 @@ def test_cli(tmp_path, capsys):
     assert '"method": "no_multidilation"' in capsys.readouterr().out
     assert main(["train", "--data", "toy:4", "--method", "nope"]) == 2
     assert main(["train", "--data", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_resume_refuses_other_training_data(tmp_path):
+    train_set, val_set = data(8)
+    train(train_set, val_set, tmp_path, options(epochs=1), progress=False, log=lambda _: None)
+    other, _ = data(8, seed=5)
+    with pytest.raises(ValueError, match="trained on toy-v1"):
+        train(other, val_set, tmp_path, options(epochs=2), resume=True, progress=False, log=lambda _: None)

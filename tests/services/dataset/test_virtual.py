@@ -94,3 +94,21 @@ def test_sim_spec_parsing():
     for bad in ("sim:", "sim:large", "sim:small?seed=x", "paper"):
         with pytest.raises(ValueError):
             parse_sim_spec(bad)
+
+
+def test_extra_samples_are_the_background_people_with_the_labels_they_perform():
+    ds = open_dataset("sim:tiny", cache=False)
+    extras = ds.extra_samples("train")
+    subjects = ds.samples("train")
+    assert extras and all(s.student_id.startswith("extra-") for s in extras)
+    assert not {(s.window, s.student_id) for s in extras} & {(s.window, s.student_id) for s in subjects}
+    planned = sum(p.subject < 0 for i in range(len(ds.windows("train"))) for p in ds.plan("train", i).people)
+    assert len(extras) == planned
+    ref = ds.windows("train")[2]
+    window = ds.load_window(ref, references=False)
+    expected = {s.student_id: s.label for s in extras if s.window == ref}
+    assert expected
+    for ann in window.annotations:
+        labels = {st["student_id"]: st["label"] for st in ann["students"] if st["extra"]}
+        assert labels == expected
+    assert window.keypoints(next(iter(expected)))[..., 2].max() > 0
