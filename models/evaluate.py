@@ -115,6 +115,29 @@ class MethodResult:
     fps_device: str
     occupancy_accuracy: float = float("nan")
     training: dict[str, Any] = field(default_factory=dict)
+    keypoint_error_px: dict[str, float] = field(default_factory=dict)  # KEYPOINT_GROUPS + "all"
+
+
+# Joint groups of the per-joint keypoint error (crop px, visible points of occupied seats)
+KEYPOINT_GROUPS: dict[str, tuple[str, ...]] = {
+    "head": ("head_top", "nose", "chin", "left_eye", "right_eye", "left_ear", "right_ear"),
+    "neck, chest, shoulders": ("neck", "chest", "left_shoulder", "right_shoulder"),
+    "elbows": ("left_elbow", "right_elbow"),
+    "wrists": ("left_wrist", "right_wrist"),
+    "hands": ("left_hand", "right_hand"),
+}
+
+
+def keypoint_errors(error_sum: np.ndarray, count: np.ndarray) -> dict[str, float]:
+    """Mean error per joint group and over all joints from per-joint sums and counts [17]."""
+    from services.common.vocabulary import KEYPOINT_INDEX
+
+    out = {}
+    for group, names in {**KEYPOINT_GROUPS, "all": tuple(KEYPOINT_INDEX)}.items():
+        idx = [KEYPOINT_INDEX[n] for n in names]
+        n = float(count[idx].sum())
+        out[group] = float(error_sum[idx].sum()) / n if n else float("nan")
+    return out
 
 
 # --- recognition metrics --------------------------------------------------------------------
@@ -213,9 +236,11 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
 
     from models.crops import COLOUR
     from models.data import collate
+    from services.common.vocabulary import NUM_KEYPOINTS
 
     pipeline.eval()
     probabilities, labels, quality, occupancy = [], [], [], []
+    error_sum, error_count = np.zeros(NUM_KEYPOINTS), np.zeros(NUM_KEYPOINTS)
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             indices = list(range(start, min(start + batch_size, len(dataset))))
@@ -226,6 +251,11 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
             labels.append(batch["label"].numpy())
             predicted_occupied = (out.keypoints.occupancy_logits > 0).numpy()
             occupancy.append(predicted_occupied == (batch["occupied"].flatten().numpy() > 0.5))
+            target = batch["keypoints"].flatten(0, 1)
+            visible = (target[..., 2] > 0).numpy()
+            error = (out.keypoints.xy - target[..., :2]).norm(dim=-1).numpy()
+            error_sum += np.where(visible, error, 0.0).sum(axis=0)
+            error_count += visible.sum(axis=0)
             b, t = batch["crops"].shape[:2]
             fused = out.fusion.fused.view(b, t, *out.fusion.fused.shape[1:])
             for k, index in enumerate(indices):
@@ -245,6 +275,7 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
         np.concatenate(labels),
         quality,
         float(np.concatenate(occupancy).mean()),
+        keypoint_errors(error_sum, error_count),
     )
 
 
@@ -317,7 +348,9 @@ def evaluate_checkpoint(
         )
     pipeline = create_model(data["method"], checkpoint=data)
     indices, subset = _quality_subset(dataset) if quality else (set(), "not measured")
-    probabilities, labels, frames, occupancy = predict(pipeline, dataset, batch_size, indices, frame_stride)
+    probabilities, labels, frames, occupancy, kp_errors = predict(
+        pipeline, dataset, batch_size, indices, frame_stride
+    )
     labelled = labels != IGNORE_LABEL  # empty seats have no behaviour; occupancy scores them
     probabilities, labels = probabilities[labelled], labels[labelled]
     scores = recognition_metrics(probabilities, labels, len(BEHAVIOURS))
@@ -356,6 +389,7 @@ def evaluate_checkpoint(
         fps=fps,
         fps_device=device_name,
         occupancy_accuracy=occupancy,
+        keypoint_error_px=kp_errors,
         training={
             k: data.get("training", {}).get(k) for k in ("epochs_run", "best_epoch", "best_val_accuracy")
         },
@@ -418,6 +452,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         for m, r in results.items():
             lines.append(
                 f"| `{m}` | " + " | ".join(_cell(100 * r["per_class_f1"][n], "{:.1f}") for n in names) + " |"
+            )
+        lines.append("")
+    with_errors = {m: r for m, r in results.items() if r.get("keypoint_error_px")}
+    if with_errors:
+        groups = [*KEYPOINT_GROUPS, "all"]
+        lines += [
+            "## Keypoint error (crop px, visible points of every test frame)",
+            "",
+            f"Mean distance between predicted and true keypoints in the {report.get('crop_size', '?')} px seat crop.",
+            "",
+            "| method | " + " | ".join(groups) + " |",
+            "| --- | " + " | ".join("---:" for _ in groups) + " |",
+        ]
+        for m, r in with_errors.items():
+            lines.append(
+                f"| `{m}` | " + " | ".join(_cell(r["keypoint_error_px"][g], "{:.2f}") for g in groups) + " |"
             )
         lines.append("")
     lines += [
@@ -570,6 +620,7 @@ def run(args: argparse.Namespace) -> int:
         + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
         "device": device,
         "fps_students": args.fps_students,
+        "crop_size": crop_size,
         "quality_note": f"{first['quality_subset']}, every {args.frame_stride}th frame ({first['quality_frames']} frames)",
         "methods": methods,
         "robustness": robustness,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.checkpoint import atomic_save, build_checkpoint
-from models.evaluate import frame_quality, recognition_metrics, render_markdown
+from models.evaluate import frame_quality, keypoint_errors, recognition_metrics, render_markdown
 from models.registry import create_model
 from services.cli.main import main
 
@@ -42,6 +42,20 @@ def test_a_class_absent_from_truth_and_predictions_does_not_count():
     scores = recognition_metrics(probabilities, np.array([0, 1]), 3)
     assert math.isnan(scores["per_class_f1"][2])
     assert scores["macro_f1"] == pytest.approx(100.0)
+
+
+def test_keypoint_errors_by_hand():
+    from services.common.vocabulary import KEYPOINT_INDEX
+
+    error_sum, count = np.zeros(17), np.zeros(17)
+    error_sum[KEYPOINT_INDEX["left_wrist"]], count[KEYPOINT_INDEX["left_wrist"]] = 12.0, 2
+    error_sum[KEYPOINT_INDEX["right_wrist"]], count[KEYPOINT_INDEX["right_wrist"]] = 3.0, 1
+    error_sum[KEYPOINT_INDEX["nose"]], count[KEYPOINT_INDEX["nose"]] = 1.0, 1
+    errors = keypoint_errors(error_sum, count)
+    assert errors["wrists"] == pytest.approx(5.0)  # (12 + 3) / 3 points, not the mean of two means
+    assert errors["head"] == pytest.approx(1.0)
+    assert errors["all"] == pytest.approx(4.0)
+    assert math.isnan(errors["hands"])  # no visible hand: unknown, not 0
 
 
 def test_frame_quality_of_a_perfect_enhancement():
@@ -122,6 +136,10 @@ def test_evaluate_end_to_end_on_an_untrained_checkpoint(tmp_path, monkeypatch, c
     assert result["samples"] == 1 and result["top1"] in (0.0, 100.0)
     assert result["fps"] > 0 and result["quality_frames"] >= 4
     assert "| `no_deformable` | missing |" in (out / "results.md").read_text()
+    errors = result["keypoint_error_px"]
+    assert set(errors) == {"head", "neck, chest, shoulders", "elbows", "wrists", "hands", "all"}
+    assert all(0 < v < 32 * 1.5 for v in errors.values())  # within a 32 px crop's diagonal
+    assert "## Keypoint error (crop px" in (out / "results.md").read_text()
 
 
 def test_evaluate_without_checkpoints_says_how_to_train(tmp_path, capsys):
