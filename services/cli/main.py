@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "models.occupancy",
         "train the seat-occupancy model on simulated live sessions (which seats have a student)",
     ),
+    "probe": (
+        "models.probe",
+        "retrain a checkpoint's recogniser alone on its frozen features: budget or generalisation limit?",
+    ),
     "evaluate": (
         "models.evaluate",
         "evaluate methods and ablations; JSON and Markdown tables like the paper's",

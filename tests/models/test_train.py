@@ -166,3 +166,38 @@ def test_resume_refuses_other_training_data(tmp_path):
     other, _ = data(8, seed=5)
     with pytest.raises(ValueError, match="trained on toy-v1"):
         train(other, val_set, tmp_path, options(epochs=2), resume=True, progress=False, log=lambda _: None)
+
+
+def test_probe_retrains_only_the_recogniser_and_fits_the_training_windows(tmp_path):
+    from models.checkpoint import load_checkpoint
+    from models.probe import front_end_outputs, probe
+    from models.registry import create_model
+
+    train_set, val_set = data(16)
+    train(train_set, val_set, tmp_path, options(epochs=1), progress=False, log=lambda _: None)
+    checkpoint = load_checkpoint(tmp_path / "model.pt")
+    pipeline = create_model(checkpoint["method"], checkpoint=checkpoint)
+    front = {k: v.clone() for k, v in pipeline.state_dict().items() if not k.startswith("recognition.")}
+    keypoints, features, labels = front_end_outputs(pipeline, train_set)
+    assert keypoints.shape == (16, 4, 17, 3) and features.shape[:3] == (16, 4, 17)
+    assert labels.tolist() == [train_set[i].label for i in range(16)]
+    # A one-epoch toy front end gives near-constant features; to check that the probe trains the
+    # recogniser, give it 16 windows it can tell apart: it must learn them by heart.
+    g = torch.Generator().manual_seed(0)
+    distinct = (
+        torch.cat([torch.rand(16, 4, 17, 2, generator=g), torch.ones(16, 4, 17, 1)], dim=-1),
+        torch.randn(features.shape, generator=g),
+        labels,
+    )
+    history = probe(pipeline, {"train": distinct}, epochs=50, lr=3e-3, crop_size=32, log=lambda _: None)
+    assert [r["epoch"] for r in history] == list(range(51))
+    assert history[0]["train"] < 50.0
+    assert max(r["train"] for r in history[-10:]) >= 90.0
+    for key, value in pipeline.state_dict().items():
+        if key in front:
+            torch.testing.assert_close(value, front[key], rtol=0, atol=0, msg=key)
+
+
+def test_probe_command_reports_a_missing_checkpoint(tmp_path, capsys):
+    assert main(["probe", "--checkpoint", str(tmp_path / "nope.pt"), "--data", "toy:8"]) == 2
+    assert "classroom probe:" in capsys.readouterr().err
