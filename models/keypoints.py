@@ -33,7 +33,12 @@ from torch import nn
 
 from models.crops import DEPTH, THERMAL, THERMAL_EQUALISED
 from models.ops import conv_bn_relu, sample_points, soft_argmax
-from services.common.vocabulary import HEAD_KEYPOINTS, NUM_KEYPOINTS
+from services.common.vocabulary import HEAD_KEYPOINTS, KEYPOINT_INDEX, NUM_KEYPOINTS
+
+ARM_KEYPOINTS: tuple[int, ...] = tuple(
+    KEYPOINT_INDEX[k]
+    for k in ("left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand")
+)
 
 OCCUPANCY_PRIOR = 0.9
 
@@ -131,41 +136,72 @@ class BranchExchange(nn.Module):
         return out
 
 
-class ThermalHeadRefinement(nn.Module):
+class PatchRefinement(nn.Module):
+    """Shift chosen keypoints by what a full-resolution patch of the crop around each shows.
+
+    For each point of ``points`` a ``patch`` x ``patch`` grid of the given crop channels is
+    sampled around the coarse point (1 crop px apart); a small MLP (the patch minus its
+    per-channel mean, plus a one-hot of which point) predicts a shift bounded to
+    +-``refine_radius`` crop pixels (tanh). Zero-initialised: it starts as the identity.
+    """
+
     patch_offsets: torch.Tensor
-    head_index: torch.Tensor
+    point_index: torch.Tensor
     point_code: torch.Tensor
 
-    def __init__(self, patch: int = 7, hidden: int = 32, refine_radius: float = 2.0) -> None:
+    def __init__(
+        self,
+        points: tuple[int, ...],
+        channels: int,
+        patch: int = 7,
+        hidden: int = 32,
+        refine_radius: float = 2.0,
+    ) -> None:
         super().__init__()
-        self.patch, self.refine_radius = patch, refine_radius
-        self.head_points = len(HEAD_KEYPOINTS)
+        self.patch, self.refine_radius, self.channels = patch, refine_radius, channels
+        self.num_points = len(points)
         r = (patch - 1) / 2.0
         dy, dx = torch.meshgrid(torch.linspace(-r, r, patch), torch.linspace(-r, r, patch), indexing="ij")
         self.register_buffer("patch_offsets", torch.stack([dx.flatten(), dy.flatten()], -1), persistent=False)
-        self.register_buffer("head_index", torch.tensor(HEAD_KEYPOINTS), persistent=False)
-        self.register_buffer("point_code", torch.eye(self.head_points), persistent=False)
+        self.register_buffer("point_index", torch.tensor(points), persistent=False)
+        self.register_buffer("point_code", torch.eye(self.num_points), persistent=False)
         shift = nn.Linear(hidden, 2)
         nn.init.zeros_(shift.weight)
         nn.init.zeros_(shift.bias)
         self.mlp = nn.Sequential(
-            nn.Linear(2 * patch * patch + self.head_points, hidden), nn.ReLU(inplace=True), shift
+            nn.Linear(channels * patch * patch + self.num_points, hidden), nn.ReLU(inplace=True), shift
         )
 
-    def forward(self, xy: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
-        """xy [N, K, 2] crop px; thermal [N, 2, S, S] -> xy with head points refined."""
-        n, s = xy.shape[0], thermal.shape[-1]
-        head = xy[:, self.head_index]  # [N, H, 2]
+    def forward(self, xy: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """xy [N, K, 2] crop px; image [N, channels, S, S] -> xy with the chosen points refined."""
+        n, s = xy.shape[0], image.shape[-1]
+        chosen = xy[:, self.point_index]  # [N, P, 2]
         p2 = self.patch_offsets.shape[0]
-        points = (head.unsqueeze(2) + self.patch_offsets.to(xy.dtype)).view(n, -1, 2)
-        patches = sample_points(thermal, points, float(s)).view(n, 2, self.head_points, p2)
+        grid = (chosen.unsqueeze(2) + self.patch_offsets.to(xy.dtype)).view(n, -1, 2)
+        patches = sample_points(image, grid, float(s)).view(n, self.channels, self.num_points, p2)
         patches = patches - patches.mean(dim=-1, keepdim=True)
-        features = patches.permute(0, 2, 1, 3).reshape(n, self.head_points, 2 * p2)
+        features = patches.permute(0, 2, 1, 3).reshape(n, self.num_points, self.channels * p2)
         code = self.point_code.to(xy.dtype).expand(n, -1, -1)
         shift = torch.tanh(self.mlp(torch.cat([features, code], dim=-1))) * self.refine_radius
         refined = xy.clone()
-        refined[:, self.head_index] = head + shift
+        refined[:, self.point_index] = chosen + shift
         return refined
+
+
+class ThermalHeadRefinement(PatchRefinement):
+    """Section 3.4's thermal refinement of the head points: 7x7 patches of both thermal channels."""
+
+    def __init__(self, patch: int = 7, hidden: int = 32, refine_radius: float = 2.0) -> None:
+        super().__init__(HEAD_KEYPOINTS, 2, patch, hidden, refine_radius)
+
+
+class ArmRefinement(PatchRefinement):
+    """Elbows, wrists and hands refined from 11x11 full-resolution patches of all six crop
+    channels (colour, depth, both thermal): the heatmaps are at stride 4, and on sim:small these
+    fast, small points carried 4-7 px of error against 2 px for the head (docs/results.md)."""
+
+    def __init__(self, patch: int = 11, hidden: int = 48, refine_radius: float = 4.0) -> None:
+        super().__init__(ARM_KEYPOINTS, 6, patch, hidden, refine_radius)
 
 
 class KeypointNet(nn.Module):
@@ -181,6 +217,7 @@ class KeypointNet(nn.Module):
         depth_aided: bool = True,
         thermal_refinement: bool = True,
         stride: int = 4,
+        arm_refinement: bool = False,
     ) -> None:
         super().__init__()
         self.stride, self.depth_aided = stride, depth_aided
@@ -201,6 +238,7 @@ class KeypointNet(nn.Module):
         # prior: most seats of a class in session are taken (bias init as in Lin et al. 2017 for priors)
         nn.init.constant_(self.occupancy.bias, math.log(OCCUPANCY_PRIOR / (1.0 - OCCUPANCY_PRIOR)))
         self.refinement = ThermalHeadRefinement() if thermal_refinement else None
+        self.arm_refinement = ArmRefinement() if arm_refinement else None
 
     def forward(self, fused: torch.Tensor, crops: torch.Tensor) -> KeypointOutput:
         crop_size = crops.shape[-1]
@@ -224,6 +262,8 @@ class KeypointNet(nn.Module):
         xy = coarse
         if self.refinement is not None:
             xy = self.refinement(coarse, crops[:, THERMAL : THERMAL_EQUALISED + 1])
+        if self.arm_refinement is not None:
+            xy = self.arm_refinement(xy, crops)
         pooled = torch.cat([b.mean(dim=(2, 3)) for b in branches], dim=1)
         return KeypointOutput(
             xy=xy,

@@ -478,6 +478,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--flip", action="store_true", help="mirror half the training windows (left/right keypoints swapped)"
     )
     parser.add_argument(
+        "--arm-refinement",
+        action="store_true",
+        help="refine elbows, wrists and hands from full-resolution crop patches (models.keypoints.ArmRefinement)",
+    )
+    parser.add_argument(
         "--train-extras",
         action="store_true",
         help="also train on the labelled background people of the training windows "
@@ -485,6 +490,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The method configuration a run changes (models.registry.method_config overrides)."""
+    overrides: dict[str, Any] = {}
+    if args.enhancement:
+        overrides["enhancement"] = args.enhancement
+    if args.arm_refinement:
+        overrides["keypoints"] = {"arm_refinement": True}
+    return overrides
 
 
 def run(args: argparse.Namespace) -> int:
@@ -518,7 +533,7 @@ def run(args: argparse.Namespace) -> int:
         warmup_epochs=preset["warmup_epochs"] if args.warmup_epochs is None else args.warmup_epochs,
         flip=args.flip,
         extras=args.train_extras,
-        model_overrides={"enhancement": args.enhancement} if args.enhancement else {},
+        model_overrides=model_overrides(args),
     )
     try:
         train_set = open_dataset(

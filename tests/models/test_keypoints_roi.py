@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from models.keypoints import KeypointNet, ThermalHeadRefinement
+from models.keypoints import ARM_KEYPOINTS, ArmRefinement, KeypointNet, ThermalHeadRefinement
 from models.roi import NodeEncoder
 from services.common.vocabulary import HEAD_KEYPOINTS, NUM_KEYPOINTS
 
@@ -21,18 +22,46 @@ def test_keypoint_net_outputs():
     assert out.occupancy_logits.shape == (3,)
 
 
-def test_thermal_refinement_starts_as_identity_and_moves_only_head_points():
-    refine = ThermalHeadRefinement(refine_radius=2.0)
+@pytest.mark.parametrize(
+    ("refine", "points", "channels", "radius"),
+    [
+        (ThermalHeadRefinement(refine_radius=2.0), HEAD_KEYPOINTS, 2, 2.0),
+        (ArmRefinement(refine_radius=4.0), ARM_KEYPOINTS, 6, 4.0),
+    ],
+    ids=["thermal head", "arms"],
+)
+def test_patch_refinement_starts_as_identity_and_moves_only_its_points(refine, points, channels, radius):
     xy = torch.rand(2, NUM_KEYPOINTS, 2) * 30 + 1
-    thermal = torch.randn(2, 2, 32, 32)
-    torch.testing.assert_close(refine(xy, thermal), xy)
+    image = torch.randn(2, channels, 32, 32)
+    torch.testing.assert_close(refine(xy, image), xy)
     with torch.no_grad():
         refine.mlp[2].bias.fill_(100.0)  # saturate the tanh: shift = +radius on both axes
-    out = refine(xy, thermal)
-    head = list(HEAD_KEYPOINTS)
-    others = [i for i in range(NUM_KEYPOINTS) if i not in head]
-    torch.testing.assert_close(out[:, head], xy[:, head] + 2.0)
+    out = refine(xy, image)
+    chosen = list(points)
+    others = [i for i in range(NUM_KEYPOINTS) if i not in chosen]
+    torch.testing.assert_close(out[:, chosen], xy[:, chosen] + radius)
     torch.testing.assert_close(out[:, others], xy[:, others])
+
+
+def test_arm_refinement_is_off_by_default_and_moves_the_arm_points():
+    torch.manual_seed(0)
+    plain = KeypointNet(in_channels=8, widths=(8, 16))
+    assert plain.arm_refinement is None
+    net = KeypointNet(in_channels=8, widths=(8, 16), arm_refinement=True).eval()
+    assert set(net.state_dict()) - set(plain.state_dict()) == {
+        "arm_refinement.mlp.0.weight",
+        "arm_refinement.mlp.0.bias",
+        "arm_refinement.mlp.2.weight",
+        "arm_refinement.mlp.2.bias",
+    }
+    fused, crops = torch.randn(2, 8, 12, 12), torch.rand(2, 6, 48, 48)
+    with torch.no_grad():
+        net.arm_refinement.mlp[2].weight.normal_()  # an untrained-but-nonzero refinement
+    out = net(fused, crops)
+    moved = (out.xy - out.coarse_xy).abs().sum(-1) > 0
+    torso = [i for i in range(NUM_KEYPOINTS) if i not in HEAD_KEYPOINTS and i not in ARM_KEYPOINTS]
+    assert moved[:, list(ARM_KEYPOINTS)].all()  # refined from their patches
+    assert not moved[:, torso].any()  # neck, shoulders, chest: the heatmaps' own soft-argmax
 
 
 def test_node_encoder_eq6_on_a_linear_map():
