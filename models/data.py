@@ -8,6 +8,10 @@ A sample is one student's window of T frames as crops from ``models/crops.py``:
   nothing to learn), normalised as in models/crops.py;
 - ``reference`` float32 [T, 3, S, S]: the clean colour crops (eqs. 11-12), or None;
 - ``keypoints`` float32 [T, 17, 3]: ground truth in crop pixels + visibility (0/1);
+- ``occluded`` bool [T, 17]: the annotation says the point is in the image but hidden
+  (visibility 1 of the data-set format, behind the desk, the body or a neighbour), or None
+  where the data does not say; it only splits the reported keypoint error, training reads
+  ``keypoints``;
 - ``label``: behaviour index (vocabulary.BEHAVIOURS);
 - ``occupied`` float32 [T]: 1 if a student is in the seat (None means all 1).
 
@@ -33,6 +37,7 @@ class WindowSample:
     label: int
     reference: np.ndarray | None = None
     occupied: np.ndarray | None = None
+    occluded: np.ndarray | None = None
 
 
 @runtime_checkable
@@ -67,6 +72,9 @@ def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
     references = [s.reference for s in samples if s.reference is not None]
     if len(references) == len(samples):
         batch["reference"] = torch.from_numpy(np.stack(references).astype(np.float32, copy=False))
+    occluded = [s.occluded for s in samples if s.occluded is not None]
+    if len(occluded) == len(samples):
+        batch["occluded"] = torch.from_numpy(np.stack(occluded).astype(bool, copy=False))
     return batch
 
 
@@ -94,6 +102,8 @@ def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, 
     mirrored = batch["keypoints"][..., order, :].clone()
     mirrored[..., 0] = size - mirrored[..., 0]
     out["keypoints"] = torch.where(flip.view(-1, 1, 1, 1), mirrored, batch["keypoints"])
+    if "occluded" in batch:
+        out["occluded"] = torch.where(flip.view(-1, 1, 1), batch["occluded"][..., order], batch["occluded"])
     return out
 
 

@@ -115,7 +115,9 @@ class MethodResult:
     fps_device: str
     occupancy_accuracy: float = float("nan")
     training: dict[str, Any] = field(default_factory=dict)
-    keypoint_error_px: dict[str, float] = field(default_factory=dict)  # KEYPOINT_GROUPS + "all"
+    # {"all points" | "in view" | "hidden": {KEYPOINT_GROUPS..., "all": px}}; the last two where
+    # the data says which points are hidden (format visibility 1)
+    keypoint_error_px: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 # Joint groups of the per-joint keypoint error (crop px, visible points of occupied seats)
@@ -240,7 +242,10 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
 
     pipeline.eval()
     probabilities, labels, quality, occupancy = [], [], [], []
-    error_sum, error_count = np.zeros(NUM_KEYPOINTS), np.zeros(NUM_KEYPOINTS)
+    subsets = ("all points", "in view", "hidden")
+    error_sum = {k: np.zeros(NUM_KEYPOINTS) for k in subsets}
+    error_count = {k: np.zeros(NUM_KEYPOINTS) for k in subsets}
+    knows_hidden = True
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             indices = list(range(start, min(start + batch_size, len(dataset))))
@@ -254,8 +259,15 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
             target = batch["keypoints"].flatten(0, 1)
             visible = (target[..., 2] > 0).numpy()
             error = (out.keypoints.xy - target[..., :2]).norm(dim=-1).numpy()
-            error_sum += np.where(visible, error, 0.0).sum(axis=0)
-            error_count += visible.sum(axis=0)
+            masks = {"all points": visible}
+            if "occluded" in batch:
+                hidden = batch["occluded"].flatten(0, 1).numpy()
+                masks.update({"in view": visible & ~hidden, "hidden": visible & hidden})
+            else:
+                knows_hidden = False
+            for key, mask in masks.items():
+                error_sum[key] += np.where(mask, error, 0.0).sum(axis=0)
+                error_count[key] += mask.sum(axis=0)
             b, t = batch["crops"].shape[:2]
             fused = out.fusion.fused.view(b, t, *out.fusion.fused.shape[1:])
             for k, index in enumerate(indices):
@@ -275,7 +287,10 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
         np.concatenate(labels),
         quality,
         float(np.concatenate(occupancy).mean()),
-        keypoint_errors(error_sum, error_count),
+        {
+            key: keypoint_errors(error_sum[key], error_count[key])
+            for key in (subsets if knows_hidden else subsets[:1])
+        },
     )
 
 
@@ -458,17 +473,20 @@ def render_markdown(report: dict[str, Any]) -> str:
     if with_errors:
         groups = [*KEYPOINT_GROUPS, "all"]
         lines += [
-            "## Keypoint error (crop px, visible points of every test frame)",
+            "## Keypoint error (crop px, every test frame)",
             "",
-            f"Mean distance between predicted and true keypoints in the {report.get('crop_size', '?')} px seat crop.",
+            f"Mean distance between predicted and true keypoints in the {report.get('crop_size', '?')} px "
+            "seat crop, over the points in the image: all of them, those in view, and those the "
+            "annotation marks hidden (behind the desk, the body or a neighbour).",
             "",
-            "| method | " + " | ".join(groups) + " |",
-            "| --- | " + " | ".join("---:" for _ in groups) + " |",
+            "| method | points | " + " | ".join(groups) + " |",
+            "| --- | --- | " + " | ".join("---:" for _ in groups) + " |",
         ]
         for m, r in with_errors.items():
-            lines.append(
-                f"| `{m}` | " + " | ".join(_cell(r["keypoint_error_px"][g], "{:.2f}") for g in groups) + " |"
-            )
+            for subset, errors in r["keypoint_error_px"].items():
+                lines.append(
+                    f"| `{m}` | {subset} | " + " | ".join(_cell(errors[g], "{:.2f}") for g in groups) + " |"
+                )
         lines.append("")
     lines += [
         "## Checkpoints",

@@ -183,6 +183,33 @@ def keypoint_loss(
     return position, visibility
 
 
+def heatmap_loss(
+    heatmap_logits: torch.Tensor, target: torch.Tensor, crop_size: float, sigma_cells: float = 1.0
+) -> torch.Tensor:
+    """KL(G || softmax(heatmap)) over the points in the image, G a Gaussian of ``sigma_cells``
+    heatmap cells centred on the true point (normalised over the grid). target [N, K, 3] in
+    crop px; heatmap_logits [N, K, h, w] with cell (i, j) centred on ((j + 0.5) S / w, (i + 0.5) S / h),
+    as ``ops.soft_argmax`` reads it.
+
+    Soft-argmax trained on positions alone is free to spread its heatmap: the expectation
+    of a diffuse map drifts toward the middle of the crop, which is where a raised hand is not.
+    The heatmap term of integral regression (Sun et al., ECCV 2018, section 3.2's
+    combination of heatmap and integral losses) keeps each map a sharp peak on its point.
+    """
+    n, k, h, w = heatmap_logits.shape
+    dtype = heatmap_logits.dtype
+    xs = (torch.arange(w, dtype=dtype, device=heatmap_logits.device) + 0.5) * (crop_size / w)
+    ys = (torch.arange(h, dtype=dtype, device=heatmap_logits.device) + 0.5) * (crop_size / h)
+    cell = crop_size / w
+    dx = (xs.view(1, 1, 1, w) - target[..., 0].view(n, k, 1, 1)) / cell
+    dy = (ys.view(1, 1, h, 1) - target[..., 1].view(n, k, 1, 1)) / (crop_size / h)
+    log_g = torch.log_softmax((-(dx**2 + dy**2) / (2.0 * sigma_cells**2)).flatten(2), dim=-1)
+    log_p = torch.log_softmax(heatmap_logits.flatten(2), dim=-1)
+    kl = (log_g.exp() * (log_g - log_p)).sum(dim=-1)  # [N, K]
+    visible = (target[..., 2] > 0).to(dtype)
+    return (kl * visible).sum() / visible.sum().clamp_min(1.0)
+
+
 MODULE_LOSSES = ("enh", "fus", "rec")
 
 
@@ -199,6 +226,7 @@ class LossConfig:
     keypoint_weight: float = 1.0
     visibility_weight: float = 0.1
     occupancy_weight: float = 0.1
+    heatmap_weight: float = 0.0  # heatmap_loss beside the soft-argmax L1 (0 = off, the paper's setting)
     class_weights: list[float] | None = field(default=None)
 
 
@@ -288,9 +316,12 @@ class MultiTaskLoss(nn.Module):
         l_occ = F.binary_cross_entropy_with_logits(
             keypoints.occupancy_logits, occupied.to(keypoints.occupancy_logits.dtype)
         )
-        module_losses["kp"] = cfg.keypoint_weight * (
-            l_pos + cfg.visibility_weight * l_vis + cfg.occupancy_weight * l_occ
-        )
+        kp_terms = l_pos + cfg.visibility_weight * l_vis + cfg.occupancy_weight * l_occ
+        if cfg.heatmap_weight > 0:
+            l_heat = heatmap_loss(keypoints.heatmap_logits, target, crop_size)
+            kp_terms = kp_terms + cfg.heatmap_weight * l_heat
+            parts["heatmap_kl"] = float(l_heat.detach())
+        module_losses["kp"] = cfg.keypoint_weight * kp_terms
         parts.update(
             kp_l1=float(l_pos.detach()), visibility=float(l_vis.detach()), occupancy=float(l_occ.detach())
         )

@@ -45,7 +45,7 @@ from services.common.vocabulary import NUM_KEYPOINTS
 CACHE_ENV = "CLASSROOM_CROP_CACHE"
 EMPTY_SEATS_PER_WINDOW = 1
 IGNORE_LABEL = -1  # = models.losses.IGNORE_LABEL (not imported: that module imports torch)
-CACHE_FORMAT = 1  # bump when what a cached sample holds changes
+CACHE_FORMAT = 2  # bump when what a cached sample holds changes (2: + occluded)
 _MEMORY_BUDGET_BYTES = 6 * 1024**3  # keep a split's samples in memory below this size
 
 
@@ -162,6 +162,7 @@ def prepare_window(
             "keypoints": kp.astype(np.float32),
             "label": np.array(m.label, np.int64),
             "occupied": np.zeros(frames, np.float32) if empty else np.ones(frames, np.float32),
+            "occluded": kp_px[..., 2] == 1,  # in the image but hidden (format visibility 1)
         }
         if references:
             arrays["reference"] = ref_tensor[:, j].astype(np.float16)
@@ -358,6 +359,7 @@ class SceneWindowDataset:
                     label=int(data["label"]),
                     reference=data["reference"].astype(np.float32) if "reference" in data else None,
                     occupied=data["occupied"],
+                    occluded=data.get("occluded"),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(

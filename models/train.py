@@ -483,6 +483,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refine elbows, wrists and hands from full-resolution crop patches (models.keypoints.ArmRefinement)",
     )
     parser.add_argument(
+        "--heatmap-loss",
+        type=float,
+        metavar="WEIGHT",
+        help="add the keypoint heatmap term (models.losses.heatmap_loss) with this weight (default off)",
+    )
+    parser.add_argument(
         "--train-extras",
         action="store_true",
         help="also train on the labelled background people of the training windows "
@@ -499,6 +505,8 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["enhancement"] = args.enhancement
     if args.arm_refinement:
         overrides["keypoints"] = {"arm_refinement": True}
+    if args.heatmap_loss:
+        overrides["loss"] = {"heatmap_weight": float(args.heatmap_loss)}
     return overrides
 
 

@@ -18,6 +18,7 @@ def _batch() -> dict[str, torch.Tensor]:
         "keypoints": keypoints,
         "label": torch.tensor([1, 4]),
         "occupied": torch.ones(2, 3),
+        "occluded": torch.zeros(2, 3, NUM_KEYPOINTS, dtype=torch.bool),
     }
 
 
@@ -29,7 +30,10 @@ def test_a_bright_pixel_and_the_wrist_on_it_move_together() -> None:
     left, right = KEYPOINT_INDEX["left_wrist"], KEYPOINT_INDEX["right_wrist"]
     batch["keypoints"][0, 1, left] = torch.tensor([u + 0.5, v + 0.5, 1.0])  # on its centre
     batch["keypoints"][0, 1, right] = torch.tensor([12.25, 2.0, 0.0])
+    batch["occluded"][0, 1, left] = True  # the left wrist is hidden: after the flip the right one is
     out = flip_batch(batch, torch.tensor([True, False]))
+    assert out["occluded"][0, 1, right] and not out["occluded"][0, 1, left]
+    assert out["occluded"][0].sum() == 1
     assert out["crops"][0, 1, 0, v, S - 1 - u] == 1.0 and out["crops"][0, 1, 0].sum() == 1.0
     # The point on the bright pixel's centre is now the right wrist, on the mirrored pixel's centre.
     assert out["keypoints"][0, 1, right].tolist() == [S - 1 - u + 0.5, v + 0.5, 1.0]
@@ -47,7 +51,7 @@ def test_only_the_chosen_windows_change_and_twice_is_identity() -> None:
         assert not torch.equal(out[key][1], batch[key][1])
     assert torch.equal(out["label"], batch["label"]) and torch.equal(out["occupied"], batch["occupied"])
     back = flip_batch(out, torch.tensor([False, True]))
-    for key in ("crops", "reference"):
+    for key in ("crops", "reference", "occluded"):
         assert torch.equal(back[key], batch[key])
     assert torch.allclose(back["keypoints"], batch["keypoints"], atol=1e-6)
     assert flip_batch(batch, torch.tensor([False, False])) is batch

@@ -19,6 +19,7 @@ from models.losses import (
     class_weights,
     edge_loss,
     enhancement_loss,
+    heatmap_loss,
     infonce_loss,
     keypoint_loss,
     mutual_information_loss,
@@ -108,6 +109,38 @@ def test_keypoint_loss_by_hand():
     position, visibility = keypoint_loss(xy, torch.zeros(1, 2), target, crop_size=10.0)
     assert float(position) == pytest.approx(0.7)  # (4 + 3) / 10, the invisible point ignored
     assert float(visibility) == pytest.approx(math.log(2.0))
+
+
+def test_heatmap_loss_by_hand():
+    # a 2 x 2 heatmap over a 4 px crop: cell centres at 1 and 3 px; sigma 1 cell = 2 px
+    target = torch.tensor([[[1.0, 1.0, 1.0], [3.0, 3.0, 0.0]]])  # point 0 on cell (0, 0); point 1 out of view
+    d2 = torch.tensor([0.0, 1.0, 1.0, 2.0])  # squared distances in cells: (0,0), (0,1), (1,0), (1,1)
+    g = torch.softmax(-d2 / 2.0, dim=0)
+    logits = torch.zeros(1, 2, 2, 2)
+    # uniform map: KL(G || U) = log 4 - H(G)
+    expected = math.log(4.0) + float((g * g.log()).sum())
+    assert float(heatmap_loss(logits, target, 4.0)) == pytest.approx(expected, rel=1e-6)
+    # the Gaussian itself: 0; the out-of-view point's map does not count at all
+    logits[0, 0] = g.log().view(2, 2)
+    logits[0, 1] = torch.tensor([[50.0, -50.0], [-50.0, -50.0]])
+    assert float(heatmap_loss(logits, target, 4.0)) == pytest.approx(0.0, abs=1e-6)
+    # a peak on the wrong cell costs more than a flat map
+    logits[0, 0] = torch.tensor([[-10.0, -10.0], [-10.0, 10.0]])
+    assert float(heatmap_loss(logits, target, 4.0)) > expected
+
+
+def test_heatmap_term_is_off_by_default_and_joins_the_keypoint_loss_when_weighted():
+    output = fake_output(with_fusion=False)
+    target = torch.rand(2, NUM_KEYPOINTS, 3) * 16
+    target[..., 2] = 1.0
+    plain = MultiTaskLoss(LossConfig())
+    weighted = MultiTaskLoss(LossConfig(heatmap_weight=0.5))
+    args = (None, output.fusion, output.keypoints, target, torch.ones(2), None, 16.0)
+    terms, parts = plain.front_end_terms(*args)
+    assert "heatmap_kl" not in parts
+    terms_w, parts_w = weighted.front_end_terms(*args)
+    assert parts_w["heatmap_kl"] > 0
+    assert float(terms_w["kp"] - terms["kp"]) == pytest.approx(0.5 * parts_w["heatmap_kl"], rel=1e-5)
 
 
 def fake_output(with_fusion: bool):

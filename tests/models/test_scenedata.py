@@ -45,12 +45,16 @@ def test_samples_are_the_split_students_with_their_labels_and_an_empty_seat(val_
         assert sample.keypoints.shape == (16, NUM_KEYPOINTS, 3)
         assert set(np.unique(sample.keypoints[..., 2])) <= {0.0, 1.0}
         assert sample.occupied is not None and sample.occupied.min() == 1.0
+        truth = scene.load_window(ref.window, references=False).keypoints(ref.student_id)
+        assert sample.occluded is not None and sample.occluded.dtype == bool
+        np.testing.assert_array_equal(sample.occluded, truth[..., 2] == 1)  # hidden, yet in the image
     for i in empties:
         sample = val_set[i]
         plan = scene.plan("val", int(val_set.meta(i).clip_id.rsplit("-", 1)[1]))
         assert val_set.meta(i).seat_id not in {p.seat_id for p in plan.people}  # nobody, not even an extra
         assert sample.occupied is not None and sample.occupied.max() == 0.0
         assert sample.keypoints[..., 2].max() == 0.0
+        assert sample.occluded is not None and not sample.occluded.any()
     assert val_set.conditions(0) == list(scene.plan("val", 0).conditions.tags)
 
 
