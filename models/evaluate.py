@@ -118,6 +118,9 @@ class MethodResult:
     # {"all points" | "in view" | "hidden": {KEYPOINT_GROUPS..., "all": px}}; the last two where
     # the data says which points are hidden (format visibility 1)
     keypoint_error_px: dict[str, dict[str, float]] = field(default_factory=dict)
+    # mean peak probability of the keypoint heatmaps (softmax over the grid) at points in the
+    # image: how sharp the maps soft-argmax reads are (a Gaussian of one cell peaks near 0.16)
+    heatmap_peak: float = float("nan")
 
 
 # Joint groups of the per-joint keypoint error (crop px, visible points of occupied seats)
@@ -246,6 +249,7 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
     error_sum = {k: np.zeros(NUM_KEYPOINTS) for k in subsets}
     error_count = {k: np.zeros(NUM_KEYPOINTS) for k in subsets}
     knows_hidden = True
+    peak_sum, peak_count = 0.0, 0.0
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             indices = list(range(start, min(start + batch_size, len(dataset))))
@@ -259,6 +263,9 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
             target = batch["keypoints"].flatten(0, 1)
             visible = (target[..., 2] > 0).numpy()
             error = (out.keypoints.xy - target[..., :2]).norm(dim=-1).numpy()
+            peaks = torch.softmax(out.keypoints.heatmap_logits.flatten(2).float(), dim=-1).amax(-1).numpy()
+            peak_sum += float(peaks[visible].sum())
+            peak_count += float(visible.sum())
             masks = {"all points": visible}
             if "occluded" in batch:
                 hidden = batch["occluded"].flatten(0, 1).numpy()
@@ -291,6 +298,7 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
             key: keypoint_errors(error_sum[key], error_count[key])
             for key in (subsets if knows_hidden else subsets[:1])
         },
+        peak_sum / peak_count if peak_count else float("nan"),
     )
 
 
@@ -363,7 +371,7 @@ def evaluate_checkpoint(
         )
     pipeline = create_model(data["method"], checkpoint=data)
     indices, subset = _quality_subset(dataset) if quality else (set(), "not measured")
-    probabilities, labels, frames, occupancy, kp_errors = predict(
+    probabilities, labels, frames, occupancy, kp_errors, peak = predict(
         pipeline, dataset, batch_size, indices, frame_stride
     )
     labelled = labels != IGNORE_LABEL  # empty seats have no behaviour; occupancy scores them
@@ -405,6 +413,7 @@ def evaluate_checkpoint(
         fps_device=device_name,
         occupancy_accuracy=occupancy,
         keypoint_error_px=kp_errors,
+        heatmap_peak=peak,
         training={
             k: data.get("training", {}).get(k) for k in ("epochs_run", "best_epoch", "best_val_accuracy")
         },
@@ -477,15 +486,19 @@ def render_markdown(report: dict[str, Any]) -> str:
             "",
             f"Mean distance between predicted and true keypoints in the {report.get('crop_size', '?')} px "
             "seat crop, over the points in the image: all of them, those in view, and those the "
-            "annotation marks hidden (behind the desk, the body or a neighbour).",
+            "annotation marks hidden (behind the desk, the body or a neighbour). Heatmap peak: the mean "
+            "highest probability of a point's heatmap (a Gaussian of one cell peaks near 0.16).",
             "",
-            "| method | points | " + " | ".join(groups) + " |",
-            "| --- | --- | " + " | ".join("---:" for _ in groups) + " |",
+            "| method | points | " + " | ".join(groups) + " | heatmap peak |",
+            "| --- | --- | " + " | ".join("---:" for _ in groups) + " | ---: |",
         ]
         for m, r in with_errors.items():
-            for subset, errors in r["keypoint_error_px"].items():
+            for k, (subset, errors) in enumerate(r["keypoint_error_px"].items()):
+                peak = _cell(r.get("heatmap_peak", float("nan")), "{:.3f}") if k == 0 else ""
                 lines.append(
-                    f"| `{m}` | {subset} | " + " | ".join(_cell(errors[g], "{:.2f}") for g in groups) + " |"
+                    f"| `{m}` | {subset} | "
+                    + " | ".join(_cell(errors[g], "{:.2f}") for g in groups)
+                    + f" | {peak} |"
                 )
         lines.append("")
     lines += [

@@ -144,6 +144,7 @@ def test_evaluate_end_to_end_on_an_untrained_checkpoint(tmp_path, monkeypatch, c
     # all points = in view + hidden: the overall mean lies between the two
     low, high = sorted([errors["in view"]["all"], errors["hidden"]["all"]])
     assert low <= errors["all points"]["all"] <= high
+    assert 0 < result["heatmap_peak"] <= 1.0
     assert "## Keypoint error (crop px" in (out / "results.md").read_text()
 
 
