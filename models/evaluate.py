@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from services.common.vocabulary import ARM_KEYPOINTS, HEAD_KEYPOINTS, NUM_KEYPOINTS
+
 TABLES: dict[str, tuple[str, ...]] = {
     "Table 3 (methods compared)": (
         "retinex_concat_gcn",
@@ -123,25 +125,24 @@ class MethodResult:
     heatmap_peak: float = float("nan")
 
 
-# Joint groups of the per-joint keypoint error (crop px, visible points of occupied seats)
-KEYPOINT_GROUPS: dict[str, tuple[str, ...]] = {
-    "head": ("head_top", "nose", "chin", "left_eye", "right_eye", "left_ear", "right_ear"),
-    "neck, chest, shoulders": ("neck", "chest", "left_shoulder", "right_shoulder"),
-    "elbows": ("left_elbow", "right_elbow"),
-    "wrists": ("left_wrist", "right_wrist"),
-    "hands": ("left_hand", "right_hand"),
+# Joint groups of the per-joint keypoint error (vocabulary indices), the arms in pairs
+KEYPOINT_GROUPS: dict[str, tuple[int, ...]] = {
+    "head": HEAD_KEYPOINTS,
+    "neck, chest, shoulders": tuple(
+        i for i in range(NUM_KEYPOINTS) if i not in HEAD_KEYPOINTS and i not in ARM_KEYPOINTS
+    ),
+    "elbows": ARM_KEYPOINTS[0:2],
+    "wrists": ARM_KEYPOINTS[2:4],
+    "hands": ARM_KEYPOINTS[4:6],
 }
 
 
 def keypoint_errors(error_sum: np.ndarray, count: np.ndarray) -> dict[str, float]:
     """Mean error per joint group and over all joints from per-joint sums and counts [17]."""
-    from services.common.vocabulary import KEYPOINT_INDEX
-
     out = {}
-    for group, names in {**KEYPOINT_GROUPS, "all": tuple(KEYPOINT_INDEX)}.items():
-        idx = [KEYPOINT_INDEX[n] for n in names]
-        n = float(count[idx].sum())
-        out[group] = float(error_sum[idx].sum()) / n if n else float("nan")
+    for group, idx in {**KEYPOINT_GROUPS, "all": tuple(range(NUM_KEYPOINTS))}.items():
+        n = float(count[list(idx)].sum())
+        out[group] = float(error_sum[list(idx)].sum()) / n if n else float("nan")
     return out
 
 
@@ -241,7 +242,6 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
 
     from models.crops import COLOUR
     from models.data import collate
-    from services.common.vocabulary import NUM_KEYPOINTS
 
     pipeline.eval()
     probabilities, labels, quality, occupancy = [], [], [], []

@@ -33,12 +33,7 @@ from torch import nn
 
 from models.crops import DEPTH, THERMAL, THERMAL_EQUALISED
 from models.ops import conv_bn_relu, sample_points, soft_argmax
-from services.common.vocabulary import HEAD_KEYPOINTS, KEYPOINT_INDEX, NUM_KEYPOINTS
-
-ARM_KEYPOINTS: tuple[int, ...] = tuple(
-    KEYPOINT_INDEX[k]
-    for k in ("left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand")
-)
+from services.common.vocabulary import ARM_KEYPOINTS, HEAD_KEYPOINTS, NUM_KEYPOINTS
 
 OCCUPANCY_PRIOR = 0.9
 

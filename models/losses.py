@@ -200,9 +200,8 @@ def heatmap_loss(
     dtype = heatmap_logits.dtype
     xs = (torch.arange(w, dtype=dtype, device=heatmap_logits.device) + 0.5) * (crop_size / w)
     ys = (torch.arange(h, dtype=dtype, device=heatmap_logits.device) + 0.5) * (crop_size / h)
-    cell = crop_size / w
-    dx = (xs.view(1, 1, 1, w) - target[..., 0].view(n, k, 1, 1)) / cell
-    dy = (ys.view(1, 1, h, 1) - target[..., 1].view(n, k, 1, 1)) / (crop_size / h)
+    dx = (xs.view(1, 1, 1, w) - target[..., 0].view(n, k, 1, 1)) * (w / crop_size)  # in cells
+    dy = (ys.view(1, 1, h, 1) - target[..., 1].view(n, k, 1, 1)) * (h / crop_size)
     log_g = torch.log_softmax((-(dx**2 + dy**2) / (2.0 * sigma_cells**2)).flatten(2), dim=-1)
     log_p = torch.log_softmax(heatmap_logits.flatten(2), dim=-1)
     kl = (log_g.exp() * (log_g - log_p)).sum(dim=-1)  # [N, K]

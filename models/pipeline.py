@@ -116,16 +116,21 @@ class ClassroomPipeline(nn.Module):
         """[B, T, 17, 3], [B, T, 17, C] -> logits [B, classes], attention [B, 17] (points), [B, T] (time)."""
         return self.recognition(keypoints, node_features)
 
+    def recognition_inputs(self, crops: torch.Tensor) -> tuple[FusionStageOutput, torch.Tensor, torch.Tensor]:
+        """Raw crops [B, T, 6, S, S] -> (the per-crop stage, keypoints [B, T, 17, 3] and node
+        features [B, T, 17, C] as the recogniser reads them)."""
+        b, t = crops.shape[:2]
+        stage = self.forward_fusion(crops.flatten(0, 1), enhance=True)
+        kp = self.recognition_keypoints(stage.keypoints, crops.shape[-1])
+        features = stage.node_features
+        return stage, kp.view(b, t, *kp.shape[1:]), features.view(b, t, *features.shape[1:])
+
     def forward(self, crops: torch.Tensor) -> PipelineOutput:
         """Training path: raw crops [B, T, 6, S, S] of B windows -> everything the losses need."""
-        b, t = crops.shape[:2]
-        size = crops.shape[-1]
-        stage = self.forward_fusion(crops.flatten(0, 1), enhance=True)
-        kp = self.recognition_keypoints(stage.keypoints, size).view(b, t, *stage.keypoints.xy.shape[1:2], 3)
-        features = stage.node_features.view(b, t, *stage.node_features.shape[1:])
+        stage, kp, features = self.recognition_inputs(crops)
         logits, keypoint_attention, frame_attention = self.forward_recognition(kp, features)
         return PipelineOutput(
-            crop_size=size,
+            crop_size=crops.shape[-1],
             enhanced=stage.enhanced,
             fusion=stage.fusion,
             keypoints=stage.keypoints,

@@ -39,12 +39,9 @@ def front_end_outputs(pipeline, dataset, batch_size: int = 16):
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-            b, t = batch["crops"].shape[:2]
-            stage = pipeline.forward_fusion(batch["crops"].flatten(0, 1), enhance=True)
-            size = batch["crops"].shape[-1]
-            kp = pipeline.recognition_keypoints(stage.keypoints, size)
-            keypoints.append(kp.view(b, t, *kp.shape[1:]))
-            features.append(stage.node_features.view(b, t, *stage.node_features.shape[1:]))
+            _, kp, nodes = pipeline.recognition_inputs(batch["crops"])
+            keypoints.append(kp)
+            features.append(nodes)
             labels.append(batch["label"])
     y = torch.cat(labels)
     keep = y != IGNORE_LABEL

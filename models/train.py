@@ -81,7 +81,6 @@ class TrainOptions:
     warmup_frames: int = 2  # frames drawn per window and warm-up epoch
     grad_clip: float = 5.0
     flip: bool = False  # horizontal-flip augmentation of half the training windows (models.data.flip_batch)
-    extras: bool = False  # the training split's labelled background people are samples too
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -540,7 +539,6 @@ def run(args: argparse.Namespace) -> int:
         perceptual_frames=preset["perceptual_frames"],
         warmup_epochs=preset["warmup_epochs"] if args.warmup_epochs is None else args.warmup_epochs,
         flip=args.flip,
-        extras=args.train_extras,
         model_overrides=model_overrides(args),
     )
     try:

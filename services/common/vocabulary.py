@@ -48,6 +48,12 @@ NUM_KEYPOINTS = len(KEYPOINTS)
 # Keypoints on the head: thermal imaging refines these (section 3.4).
 HEAD_KEYPOINTS: tuple[int, ...] = tuple(KEYPOINT_INDEX[k] for k in KEYPOINTS[:7])
 
+# The arms below the shoulders: the points the behaviours turn on (optional arm refinement).
+ARM_KEYPOINTS: tuple[int, ...] = tuple(
+    KEYPOINT_INDEX[k]
+    for k in ("left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand")
+)
+
 # Skeleton edges: the fixed physical graph that the dynamic graph of eq. 7 starts from.
 SKELETON_EDGES: tuple[tuple[int, int], ...] = tuple(
     (KEYPOINT_INDEX[a], KEYPOINT_INDEX[b])
