@@ -456,6 +456,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="maximum epochs (preset default)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument(
+        "--crop-size",
+        type=int,
+        help="student crop side in px, a multiple of 16 (preset default: small 64, paper 96)",
+    )
+    parser.add_argument(
         "--lr", type=float, help="AdamW learning rate (preset default: small 1e-3, paper 1e-4)"
     )
     parser.add_argument("--weight-decay", type=float, default=1e-5)
@@ -527,6 +532,13 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     tune_cpu_allocator()  # a dedicated process: keep freed multi-MB activations instead of re-faulting them
     preset = PRESETS[args.preset]
+    crop_size = args.crop_size or preset["crop_size"]
+    if crop_size < 32 or crop_size % 16:
+        print(
+            f"classroom train: --crop-size {crop_size}: expected a multiple of 16, at least 32",
+            file=sys.stderr,
+        )
+        return 2
     options = TrainOptions(
         method=args.method,
         epochs=args.epochs or preset["epochs"],
@@ -546,13 +558,11 @@ def run(args: argparse.Namespace) -> int:
             args.data,
             "train",
             seed=args.seed,
-            crop_size=preset["crop_size"],
+            crop_size=crop_size,
             workers=args.workers,
             extras=args.train_extras,
         )
-        val_set = open_dataset(
-            args.data, "val", seed=args.seed, crop_size=preset["crop_size"], workers=args.workers
-        )
+        val_set = open_dataset(args.data, "val", seed=args.seed, crop_size=crop_size, workers=args.workers)
     except (NotImplementedError, ValueError, FileNotFoundError) as exc:
         print(f"classroom train: {exc}", file=sys.stderr)
         return 2

@@ -201,3 +201,13 @@ def test_probe_retrains_only_the_recogniser_and_fits_the_training_windows(tmp_pa
 def test_probe_command_reports_a_missing_checkpoint(tmp_path, capsys):
     assert main(["probe", "--checkpoint", str(tmp_path / "nope.pt"), "--data", "toy:8"]) == 2
     assert "classroom probe:" in capsys.readouterr().err
+
+
+def test_cli_crop_size_override(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", "toy:4:4", "--epochs", "1", "--batch-size", "4", "--enhancement", "identity"]
+    assert main([*args, "--crop-size", "48", "--out", str(out), "--no-progress"]) == 0
+    assert torch.load(out / "model.pt", map_location="cpu", weights_only=False)["crop_size"] == 48
+    assert main([*args, "--crop-size", "50", "--out", str(tmp_path / "bad")]) == 2
+    assert "multiple of 16" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
