@@ -26,28 +26,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "services.dataset.cli",
         "check a data set folder, or convert real recordings into the format",
     ),
-    "train": ("models.train", "train the recognition models on a data set"),
+    "train": ("models.training.train", "train the recognition models on a data set"),
     "train-occupancy": (
-        "models.occupancy",
+        "models.networks.occupancy",
         "train the seat-occupancy model on simulated live sessions (which seats have a student)",
     ),
     "probe": (
-        "models.probe",
+        "models.training.probe",
         "retrain a checkpoint's recogniser alone on its frozen features: budget or generalisation limit?",
     ),
     "evaluate": (
-        "models.evaluate",
+        "models.evaluation.evaluate",
         "evaluate methods and ablations; JSON and Markdown tables like the paper's",
     ),
     "replay": (
-        "models.replay",
+        "models.evaluation.replay",
         "a simulated live session through the recognition model, served path beside the training path",
     ),
     "agreement": (
         "services.cli.agreement",
         "how often a run's behaviour events agree with the simulator's ground truth",
     ),
-    "export": ("models.export", "export the recognition network to ONNX / TorchScript"),
+    "export": ("models.serving.export", "export the recognition network to ONNX / TorchScript"),
     "bench": (
         "services.cli.bench",
         "print benchmark figures (pipeline, enhance, simulate, models, dashboard)",

@@ -3,7 +3,7 @@
 A seat box (x0, y0, x1, y1) is a region in analysis pixels whose coordinates are pixel EDGES
 (pixel (i, j) spans [j, j+1) x [i, i+1)); keypoints are points in OpenCV's convention (the
 centre of pixel (row i, column j) is (x=j, y=i)), hence ``PIXEL_CENTRE``. Every crop covers
-the square of side max(w, h)·(1 + margin) centred on its seat box (models/crops.py), and the
+the square of side max(w, h)·(1 + margin) centred on its seat box (models/data/crops.py), and the
 recognition network reads keypoints normalised to that same square: crop pixels / crop size
 in training, ``normalise_keypoints`` of the model server's analysis-pixel keypoints in the
 recognition service. One definition for both, so a seat box that is not square (most are

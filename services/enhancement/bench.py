@@ -23,7 +23,7 @@ service in one consumer group, which is how the suite scales on one host: no GIL
 each throughput is the median of ``--blocks`` blocks; the service's worker path (wire bytes in,
 decode, enhance, encode, bytes out) in worker threads against worker processes, side by side
 (``service_speed``); and the torch path
-(``models.enhancement.TrimodalEnhancer``) batched on CUDA when a GPU is there.
+(``models.networks.enhancement.TrimodalEnhancer``) batched on CUDA when a GPU is there.
 """
 
 from __future__ import annotations
@@ -537,7 +537,7 @@ def torch_speed(
     import numpy as np
     import torch
 
-    from models.enhancement import TrimodalEnhancer
+    from models.networks.enhancement import TrimodalEnhancer
 
     if device_name == "none":
         return None

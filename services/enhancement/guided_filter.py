@@ -11,7 +11,7 @@ the linear coefficients are computed on an image ``s`` times smaller and upsampl
 bilinearly, which costs ~1/s² of the full filter and changes the output little where the
 coefficients are smooth at that scale.
 
-Border convention (shared with the torch twin in ``models/enhancement.py``): every box
+Border convention (shared with the torch twin in ``models/networks/enhancement.py``): every box
 mean uses OpenCV's default border, reflect-101 (``dcb|abcdefgh|gfe``).
 """
 

@@ -1,7 +1,7 @@
 """Every tunable of section 3.2 in one frozen object, saved as the checkpoint's ``enhancement.json``.
 
 The NumPy/OpenCV path (``services/enhancement``) and the torch path
-(``models/enhancement.py``) read the same object, so what training learns (eq. 2's λ1 and
+(``models/networks/enhancement.py``) read the same object, so what training learns (eq. 2's λ1 and
 λ2 and the other learnable scalars marked below) is what the service serves.
 
 RGB filtering runs at a processing resolution of about ``processing_height`` lines (a

@@ -37,7 +37,7 @@ Speed: all filtering runs at a processing resolution of at most ``processing_hei
 (the frame area-averaged by an integer factor s). A larger frame gets the result through
 the coefficients of step 4, bilinearly upsampled and applied to its own full-resolution V
 (He and Sun's fast guided filter transfer), and the upsampled reflectance R̃. Radii are in
-processing pixels. The torch twin (``models/enhancement.py``) computes the same steps.
+processing pixels. The torch twin (``models/networks/enhancement.py``) computes the same steps.
 
 The colour planes are handled one at a time (``cv2.split``), so per-pixel factors never
 have to be broadcast over three channels. Where the frame is processed at its own

@@ -42,14 +42,14 @@ class _Window:
 
 
 def validate_fusion_input(item) -> None:  # type: ignore[no-untyped-def]
-    from models.inference import validate_fusion_input as validate
+    from models.serving.inference import validate_fusion_input as validate
 
     validate(item)
 
 
 def decode_fusion_item(item: inference_pb2.FusionItem):  # type: ignore[no-untyped-def]
-    """An EnhancedFrameSet + seats -> models.inference.FusionInput, or BadInput."""
-    from models.inference import FusionInput
+    """An EnhancedFrameSet + seats -> models.serving.inference.FusionInput, or BadInput."""
+    from models.serving.inference import FusionInput
 
     fs = item.frame_set
     for name in ("rgb", "depth", "thermal_radiometric", "thermal_equalised"):
@@ -131,7 +131,7 @@ class ModelServer:
     def _load_engine(self):  # type: ignore[no-untyped-def]
         import torch
 
-        from models.inference import InferenceEngine
+        from models.serving.inference import InferenceEngine
 
         if self.settings.torch_threads:
             torch.set_num_threads(self.settings.torch_threads)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from models.crops import crop_geometry
+from models.data.crops import crop_geometry
 from services.common.errors import BadInput
 from services.common.pb.classroom.v1 import observations_pb2
 from services.common.seats import normalise_keypoints

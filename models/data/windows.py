@@ -1,0 +1,164 @@
+"""What the training loop reads: a small Dataset protocol of per-student windows, the batch
+collation, and ``open_dataset`` that resolves ``classroom train --data``.
+
+A sample is one student's window of T frames as crops from ``models/data/crops.py``:
+- ``crops`` float32 [T, 6, S, S]: colour RAW (0..1 BGR, before enhancement: the torch
+  enhancement runs inside the model so section 3.5 trains through it), depth and thermal
+  channels already restored / equalised by the NumPy enhancement (their restoration has
+  nothing to learn), normalised as in models/data/crops.py;
+- ``reference`` float32 [T, 3, S, S]: the clean colour crops (eqs. 11-12), or None;
+- ``keypoints`` float32 [T, 17, 3]: ground truth in crop pixels + visibility (0/1);
+- ``occluded`` bool [T, 17]: the annotation says the point is in the image but hidden
+  (visibility 1 of the data-set format, behind the desk, the body or a neighbour), or None
+  where the data does not say; it only splits the reported keypoint error, training reads
+  ``keypoints``;
+- ``label``: behaviour index (vocabulary.BEHAVIOURS);
+- ``occupied`` float32 [T]: 1 if a student is in the seat (None means all 1).
+
+``open_dataset`` resolves ``sim:<preset>[?seed=N]`` (SmartClass-Sim) and folders in the
+data-set format (docs/dataset-format.md) through ``models/data/scenedata.py``, and ``toy:`` to the
+procedural stick figures of models/data/toydata.py (smoke tests only, never a reported figure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class WindowSample:
+    crops: np.ndarray
+    keypoints: np.ndarray
+    label: int
+    reference: np.ndarray | None = None
+    occupied: np.ndarray | None = None
+    occluded: np.ndarray | None = None
+
+
+@runtime_checkable
+class WindowDataset(Protocol):
+    dataset_id: str  # names the data and its version; stored in checkpoints
+    window_frames: int
+    crop_size: int
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> WindowSample: ...
+
+    def labels(self) -> np.ndarray:
+        """Every sample's label, without rendering the samples (for class weights)."""
+        ...
+
+
+def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
+    """Stack samples into the batch dict the pipeline and MultiTaskLoss read."""
+    batch = {
+        "crops": torch.from_numpy(np.stack([s.crops for s in samples]).astype(np.float32, copy=False)),
+        "keypoints": torch.from_numpy(
+            np.stack([s.keypoints for s in samples]).astype(np.float32, copy=False)
+        ),
+        "label": torch.tensor([int(s.label) for s in samples], dtype=torch.long),
+        "occupied": torch.from_numpy(
+            np.stack(
+                [s.occupied if s.occupied is not None else np.ones(len(s.crops), np.float32) for s in samples]
+            ).astype(np.float32, copy=False)
+        ),
+    }
+    references = [s.reference for s in samples if s.reference is not None]
+    if len(references) == len(samples):
+        batch["reference"] = torch.from_numpy(np.stack(references).astype(np.float32, copy=False))
+    occluded = [s.occluded for s in samples if s.occluded is not None]
+    if len(occluded) == len(samples):
+        batch["occluded"] = torch.from_numpy(np.stack(occluded).astype(bool, copy=False))
+    return batch
+
+
+def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Horizontal-flip augmentation of the windows where ``flip`` [B] is True (every frame of a window).
+
+    Crops and clean references are mirrored; keypoints (continuous crop coordinates, a crop
+    spanning [0, S]) go to x' = S - x and trade places with their left/right partner
+    (``vocabulary.FLIP_PAIRS``), visibility with them; labels and occupancy are unchanged (no
+    behaviour of the vocabulary has a side).
+    """
+    from services.common.vocabulary import FLIP_PAIRS, NUM_KEYPOINTS
+
+    if not bool(flip.any()):
+        return batch
+    out = dict(batch)
+    size = batch["crops"].shape[-1]
+    where = flip.view(-1, *([1] * (batch["crops"].dim() - 1)))
+    out["crops"] = torch.where(where, batch["crops"].flip(-1), batch["crops"])
+    if "reference" in batch:
+        out["reference"] = torch.where(where, batch["reference"].flip(-1), batch["reference"])
+    order = list(range(NUM_KEYPOINTS))
+    for left, right in FLIP_PAIRS:
+        order[left], order[right] = right, left
+    mirrored = batch["keypoints"][..., order, :].clone()
+    mirrored[..., 0] = size - mirrored[..., 0]
+    out["keypoints"] = torch.where(flip.view(-1, 1, 1, 1), mirrored, batch["keypoints"])
+    if "occluded" in batch:
+        out["occluded"] = torch.where(flip.view(-1, 1, 1), batch["occluded"][..., order], batch["occluded"])
+    return out
+
+
+def open_dataset(
+    spec: str,
+    split: str,
+    seed: int = 0,
+    crop_size: int | None = None,
+    *,
+    workers: int | None = None,
+    params_file: str | None = None,
+    limit: int | None = None,
+    log=print,
+    extras: bool = False,
+) -> WindowDataset:
+    """Resolve ``--data``: ``sim:<preset>[?seed=N]``, a data-set folder, or ``toy:N[:frames[:size]]``.
+
+    ``crop_size`` is the preset's crop size, used where the spec does not name one;
+    ``seed`` only seeds the toy set (a SmartClass-Sim seed is part of its spec);
+    ``limit`` keeps the first windows of the split (quick checks);
+    ``params_file`` is the section 3.2 parameters used to restore depth and thermal;
+    ``extras`` adds the labelled background people of a SmartClass-Sim split as samples.
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    if spec.startswith("toy:"):
+        if extras:
+            raise ValueError(f"{spec}: a toy data set has no background people (extras)")
+        from models.data.toydata import ToyWindowDataset
+
+        fields = spec[4:].split(":")
+        try:
+            values = [int(v) for v in fields if v]
+        except ValueError as exc:
+            raise ValueError(f"bad toy spec {spec!r}: expected toy:N[:frames[:size]]") from exc
+        if not values or values[0] <= 0:
+            raise ValueError(f"bad toy spec {spec!r}: expected toy:N[:frames[:size]] with N > 0")
+        n = values[0] if split == "train" else max(4, values[0] // 4)
+        frames = values[1] if len(values) > 1 else 8
+        size = values[2] if len(values) > 2 else (crop_size or 32)
+        split_seed = {"train": 0, "val": 1, "test": 2}[split]
+        return ToyWindowDataset(n, window_frames=frames, crop_size=size, seed=seed * 10 + split_seed)
+    from models.data.scenedata import SceneWindowDataset
+    from services.dataset.format import DatasetError
+
+    try:
+        return SceneWindowDataset(
+            spec,
+            split,
+            crop_size or 96,
+            workers=workers,
+            params_file=params_file,
+            limit=limit,
+            log=log,
+            extras=extras,
+        )
+    except DatasetError as exc:
+        raise ValueError(str(exc)) from exc

@@ -1,0 +1,665 @@
+"""``classroom evaluate``: the paper's Tables 3, 4 and 6 and its robustness study (4.2.3) on a
+data set in the project's format (SmartClass-Sim by default), from trained checkpoints.
+
+    classroom evaluate --data sim:small --runs var/train --out var/eval/small
+
+reads every ``<runs>/<method>/model.pt`` (or ``--checkpoint PATH`` repeated), evaluates each on
+the TEST split (students never seen in training) and writes ``results.json`` and
+``results.md``. Columns, per method (Table 3's):
+
+- PSNR, SSIM (dB, 0..1): the method's own colour enhancement (the torch twin of section 3.2
+  or the baseline's fixed enhancement) applied to the raw colour crops, against the clean,
+  well-lit reference crops of the same frames; scikit-image's metrics
+  (services/enhancement/metrics.py) on uint8 BGR crops. Frames: every ``--frame-stride``-th
+  frame of the test windows rendered under low light (``low_light`` tag), or of every window
+  when the split has none.
+- MI (0..1): how much of each input modality the fused feature map carries: the normalised
+  mutual information (symmetric uncertainty, histogram of 64 bins, Maes et al. 1997) between
+  the fused map's energy (L2 norm over channels, upsampled to the crop) and, in turn, the clean
+  reference luminance, the restored depth (where valid) and the radiometric thermal channel,
+  averaged over the three. Same frames as PSNR/SSIM.
+- EPI (-1..1): edge preservation index (Sattar et al. 1997) of the fused energy map against
+  the clean reference luminance, both at the fused map's resolution (the luminance
+  area-averaged down to it; stride 4 of the crop): do the scene's edges survive fusion.
+- Top-1, Top-5, macro-F1 (%): behaviour recognition on every test sample.
+- FPS: frame sets per second of the whole method (enhancement, fusion, keypoints, node
+  encoding, and recognition amortised over a hop of ``HOP_FRAMES`` frames) for a classroom of
+  ``--fps-students`` students, median of repeated timed runs on the named device and threads.
+
+Robustness (4.2.3): the test split rendered again with every window under one scenario
+(``sim:<preset>?conditions=normal|low_light|occlusion|movement``: same students, behaviours,
+seats and timing, only the condition differs), for the proposed method and the strongest
+baseline; the drop is measured against the ``normal`` scenario.
+
+A method whose checkpoint is missing is listed as missing, never filled in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.common.vocabulary import ARM_KEYPOINTS, HEAD_KEYPOINTS, NUM_KEYPOINTS
+
+TABLES: dict[str, tuple[str, ...]] = {
+    "Table 3 (methods compared)": (
+        "retinex_concat_gcn",
+        "cnn_attention_gcn",
+        "multimodal_cnn_stgcn",
+        "proposed",
+    ),
+    "Table 4 (incremental ablation)": ("table4_baseline", "table4_mswgf", "table4_mswgf_dcanet", "proposed"),
+    "Table 6 (remove one submodule)": (
+        "proposed",
+        "no_multiscale_weights",
+        "no_deformable",
+        "no_multidilation",
+        "no_adaptive_loss",
+    ),
+}
+ROBUSTNESS_SCENARIOS: tuple[str, ...] = ("normal", "low_light", "occlusion", "movement")
+# the robustness study compares the proposed method with the strongest of these (test top-1)
+ROBUSTNESS_BASELINES: tuple[str, ...] = ("retinex_concat_gcn", "cnn_attention_gcn", "multimodal_cnn_stgcn")
+
+
+def robustness_methods(top1: dict[str, float]) -> list[str]:
+    """``proposed`` (if evaluated) and the 4.2.1 baseline with the best test top-1 (the first
+    of ROBUSTNESS_BASELINES on a tie)."""
+    chosen = ["proposed"] if "proposed" in top1 else []
+    baselines = [m for m in ROBUSTNESS_BASELINES if m in top1]
+    if baselines:
+        chosen.append(max(baselines, key=lambda m: (top1[m], -baselines.index(m))))
+    return chosen
+
+
+METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("psnr", "PSNR (dB)", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("mi", "MI", "{:.3f}"),
+    ("epi", "EPI", "{:.3f}"),
+    ("top1", "Top-1 (%)", "{:.2f}"),
+    ("top5", "Top-5 (%)", "{:.2f}"),
+    ("macro_f1", "macro-F1 (%)", "{:.2f}"),
+    ("fps", "FPS", "{:.1f}"),
+)
+
+
+@dataclass
+class MethodResult:
+    method: str
+    checkpoint: str
+    trained_on: str
+    test_data: str
+    samples: int
+    top1: float
+    top5: float
+    macro_f1: float
+    per_class_f1: dict[str, float]
+    confusion: list[list[int]]
+    psnr: float
+    ssim: float
+    mi: float
+    epi: float
+    quality_frames: int
+    quality_subset: str
+    fps: float
+    fps_device: str
+    occupancy_accuracy: float = float("nan")
+    training: dict[str, Any] = field(default_factory=dict)
+    # {"all points" | "in view" | "hidden": {KEYPOINT_GROUPS..., "all": px}}; the last two where
+    # the data says which points are hidden (format visibility 1)
+    keypoint_error_px: dict[str, dict[str, float]] = field(default_factory=dict)
+    # mean peak probability of the keypoint heatmaps (softmax over the grid) at points in the
+    # image: how sharp the maps soft-argmax reads are (a Gaussian of one cell peaks near 0.16)
+    heatmap_peak: float = float("nan")
+
+
+# Joint groups of the per-joint keypoint error (vocabulary indices), the arms in pairs
+KEYPOINT_GROUPS: dict[str, tuple[int, ...]] = {
+    "head": HEAD_KEYPOINTS,
+    "neck, chest, shoulders": tuple(
+        i for i in range(NUM_KEYPOINTS) if i not in HEAD_KEYPOINTS and i not in ARM_KEYPOINTS
+    ),
+    "elbows": ARM_KEYPOINTS[0:2],
+    "wrists": ARM_KEYPOINTS[2:4],
+    "hands": ARM_KEYPOINTS[4:6],
+}
+
+
+def keypoint_errors(error_sum: np.ndarray, count: np.ndarray) -> dict[str, float]:
+    """Mean error per joint group and over all joints from per-joint sums and counts [17]."""
+    out = {}
+    for group, idx in {**KEYPOINT_GROUPS, "all": tuple(range(NUM_KEYPOINTS))}.items():
+        n = float(count[list(idx)].sum())
+        out[group] = float(error_sum[list(idx)].sum()) / n if n else float("nan")
+    return out
+
+
+# --- recognition metrics --------------------------------------------------------------------
+
+
+def recognition_metrics(probabilities: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Top-1, top-5 and macro-F1 in percent, per-class F1, confusion matrix [true, predicted]."""
+    if len(labels) == 0:
+        raise ValueError("no samples to score")
+    predicted = probabilities.argmax(axis=1)
+    top5 = np.argsort(-probabilities, axis=1)[:, : min(5, num_classes)]
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    f1 = []
+    for c in range(num_classes):
+        tp = confusion[c, c]
+        fp = confusion[:, c].sum() - tp
+        fn = confusion[c, :].sum() - tp
+        # a class absent from both truth and predictions does not count toward the macro mean
+        f1.append(float("nan") if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
+    present = [v for v in f1 if not math.isnan(v)]
+    return {
+        "top1": 100.0 * float((predicted == labels).mean()),
+        "top5": 100.0 * float((top5 == labels[:, None]).any(axis=1).mean()),
+        "macro_f1": 100.0 * float(np.mean(present)),
+        "per_class_f1": f1,
+        "confusion": confusion.tolist(),
+    }
+
+
+# --- image and fusion quality ---------------------------------------------------------------
+
+
+def _to_u8(image: np.ndarray) -> np.ndarray:
+    """[3, S, S] or [S, S] float 0..1 -> HxWx3 / HxW uint8."""
+    arr = np.clip(image, 0.0, 1.0) * 255.0 + 0.5
+    arr = arr.astype(np.uint8)
+    return np.ascontiguousarray(arr.transpose(1, 2, 0)) if arr.ndim == 3 else arr
+
+
+def _energy_map(fused: np.ndarray, size: int) -> np.ndarray:
+    """Fused features [C, h, w] -> channel L2 energy, upsampled to size x size, float32."""
+    import cv2
+
+    energy = np.sqrt((fused.astype(np.float64) ** 2).sum(axis=0)).astype(np.float32)
+    return cv2.resize(energy, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _scaled_u8(image: np.ndarray) -> np.ndarray:
+    lo, hi = float(image.min()), float(image.max())
+    if hi <= lo:
+        return np.zeros(image.shape, np.uint8)
+    return ((image - lo) / (hi - lo) * 255.0 + 0.5).astype(np.uint8)
+
+
+def frame_quality(
+    enhanced: np.ndarray, reference: np.ndarray, fused: np.ndarray, crop: np.ndarray
+) -> dict[str, float]:
+    """PSNR, SSIM of one enhanced colour crop; MI and EPI of its fused map (module docstring).
+
+    ``enhanced``, ``reference`` [3, S, S] BGR 0..1; ``fused`` [C, h, w]; ``crop`` [6, S, S].
+    """
+    import cv2
+
+    from models.data.crops import DEPTH, THERMAL
+    from services.enhancement import metrics
+
+    size = crop.shape[-1]
+    enhanced_u8, reference_u8 = _to_u8(enhanced), _to_u8(reference)
+    energy = _energy_map(fused, size)
+    reference_luma = metrics.luminance(reference_u8)
+    depth_valid = crop[DEPTH] != 0
+    mi_terms = [
+        metrics.normalised_mutual_information(energy, reference_luma),
+        metrics.normalised_mutual_information(energy, crop[THERMAL]),
+    ]
+    if depth_valid.sum() >= 16:
+        mi_terms.append(metrics.normalised_mutual_information(energy, crop[DEPTH], mask=depth_valid))
+    feature_energy = np.sqrt((fused.astype(np.float64) ** 2).sum(axis=0)).astype(np.float32)
+    h, w = feature_energy.shape
+    reference_small = cv2.resize(reference_luma, (w, h), interpolation=cv2.INTER_AREA)
+    return {
+        "psnr": metrics.psnr(enhanced_u8, reference_u8),
+        "ssim": metrics.ssim(enhanced_u8, reference_u8),
+        "mi": float(np.mean(mi_terms)),
+        "epi": metrics.edge_preservation_index(_scaled_u8(feature_energy), _scaled_u8(reference_small)),
+    }
+
+
+# --- running a model over a split -----------------------------------------------------------
+
+
+def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame_stride: int):
+    """Class probabilities for every sample, and per-frame quality on ``quality_indices``."""
+    import torch
+
+    from models.data.crops import COLOUR
+    from models.data.windows import collate
+
+    pipeline.eval()
+    probabilities, labels, quality, occupancy = [], [], [], []
+    subsets = ("all points", "in view", "hidden")
+    error_sum = {k: np.zeros(NUM_KEYPOINTS) for k in subsets}
+    error_count = {k: np.zeros(NUM_KEYPOINTS) for k in subsets}
+    knows_hidden = True
+    peak_sum, peak_count = 0.0, 0.0
+    with torch.inference_mode():
+        for start in range(0, len(dataset), batch_size):
+            indices = list(range(start, min(start + batch_size, len(dataset))))
+            samples = [dataset[i] for i in indices]
+            batch = collate(samples)
+            out = pipeline(batch["crops"])
+            probabilities.append(torch.softmax(out.logits.float(), dim=-1).numpy())
+            labels.append(batch["label"].numpy())
+            predicted_occupied = (out.keypoints.occupancy_logits > 0).numpy()
+            occupancy.append(predicted_occupied == (batch["occupied"].flatten().numpy() > 0.5))
+            target = batch["keypoints"].flatten(0, 1)
+            visible = (target[..., 2] > 0).numpy()
+            error = (out.keypoints.xy - target[..., :2]).norm(dim=-1).numpy()
+            peaks = torch.softmax(out.keypoints.heatmap_logits.flatten(2).float(), dim=-1).amax(-1).numpy()
+            peak_sum += float(peaks[visible].sum())
+            peak_count += float(visible.sum())
+            masks = {"all points": visible}
+            if "occluded" in batch:
+                hidden = batch["occluded"].flatten(0, 1).numpy()
+                masks.update({"in view": visible & ~hidden, "hidden": visible & hidden})
+            else:
+                knows_hidden = False
+            for key, mask in masks.items():
+                error_sum[key] += np.where(mask, error, 0.0).sum(axis=0)
+                error_count[key] += mask.sum(axis=0)
+            b, t = batch["crops"].shape[:2]
+            fused = out.fusion.fused.view(b, t, *out.fusion.fused.shape[1:])
+            for k, index in enumerate(indices):
+                if index not in quality_indices or samples[k].reference is None:
+                    continue
+                frames = list(range(0, t, frame_stride))
+                raw = batch["crops"][k, frames]
+                enhanced = pipeline.enhancement(raw[:, COLOUR]).clamp(0, 1).numpy()
+                for j, f in enumerate(frames):
+                    quality.append(
+                        frame_quality(
+                            enhanced[j], samples[k].reference[f], fused[k, f].numpy(), raw[j].numpy()
+                        )
+                    )
+    return (
+        np.concatenate(probabilities),
+        np.concatenate(labels),
+        quality,
+        float(np.concatenate(occupancy).mean()),
+        {
+            key: keypoint_errors(error_sum[key], error_count[key])
+            for key in (subsets if knows_hidden else subsets[:1])
+        },
+        peak_sum / peak_count if peak_count else float("nan"),
+    )
+
+
+def measure_fps(
+    pipeline, crop_size: int, window_frames: int, *, students: int, repeats: int, seed: int = 0
+) -> float:
+    """Frame sets per second of the whole method for a classroom of ``students`` (module docstring)."""
+    import torch
+
+    from services.common.vocabulary import HOP_FRAMES
+
+    generator = torch.Generator().manual_seed(seed)
+    crops = torch.rand(students, 6, crop_size, crop_size, generator=generator)
+    pipeline.eval()
+    with torch.inference_mode():
+        stage = pipeline.forward_fusion(crops, enhance=True)  # warm-up
+        kp = pipeline.recognition_keypoints(stage.keypoints, crop_size)
+        windows_kp = kp.unsqueeze(1).expand(students, window_frames, *kp.shape[1:]).contiguous()
+        windows_f = (
+            stage.node_features.unsqueeze(1)
+            .expand(students, window_frames, *stage.node_features.shape[1:])
+            .contiguous()
+        )
+        pipeline.forward_recognition(windows_kp, windows_f)
+        fuse_times, recognise_times = [], []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            pipeline.forward_fusion(crops, enhance=True)
+            fuse_times.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            pipeline.forward_recognition(windows_kp, windows_f)
+            recognise_times.append(time.perf_counter() - began)
+    per_frame_set = statistics.median(fuse_times) + statistics.median(recognise_times) / HOP_FRAMES
+    return 1.0 / per_frame_set
+
+
+def _quality_subset(dataset) -> tuple[set[int], str]:
+    occupied = {i for i in range(len(dataset)) if _label_of(dataset, i) >= 0}
+    low_light = {i for i in occupied if "low_light" in dataset.conditions(i)}
+    if low_light:
+        return low_light, "low_light test windows"
+    return occupied, "all test windows (none under low light)"
+
+
+def _label_of(dataset, index: int) -> int:
+    meta = getattr(dataset, "meta", None)
+    return int(meta(index).label) if meta is not None else int(dataset[index].label)
+
+
+def evaluate_checkpoint(
+    checkpoint: Path,
+    dataset,
+    *,
+    batch_size: int,
+    frame_stride: int,
+    fps_students: int,
+    fps_repeats: int,
+    device_name: str,
+    quality: bool = True,
+) -> MethodResult:
+    from models.networks.checkpoint import load_checkpoint
+    from models.networks.registry import create_model
+    from models.training.losses import IGNORE_LABEL
+    from services.common.vocabulary import BEHAVIOURS
+
+    data = load_checkpoint(checkpoint)
+    if data["crop_size"] != dataset.crop_size:
+        raise ValueError(
+            f"{checkpoint}: trained on {data['crop_size']} px crops, the data set gives {dataset.crop_size}"
+        )
+    pipeline = create_model(data["method"], checkpoint=data)
+    indices, subset = _quality_subset(dataset) if quality else (set(), "not measured")
+    probabilities, labels, frames, occupancy, kp_errors, peak = predict(
+        pipeline, dataset, batch_size, indices, frame_stride
+    )
+    labelled = labels != IGNORE_LABEL  # empty seats have no behaviour; occupancy scores them
+    probabilities, labels = probabilities[labelled], labels[labelled]
+    scores = recognition_metrics(probabilities, labels, len(BEHAVIOURS))
+
+    def mean_of(key: str) -> float:
+        return float(np.mean([f[key] for f in frames])) if frames else float("nan")
+
+    fps = (
+        measure_fps(
+            pipeline,
+            dataset.crop_size,
+            dataset.window_frames,
+            students=fps_students,
+            repeats=fps_repeats,
+        )
+        if fps_repeats > 0
+        else float("nan")
+    )
+    return MethodResult(
+        method=data["method"],
+        checkpoint=str(checkpoint),
+        trained_on=str(data.get("dataset_id", "")),
+        test_data=dataset.dataset_id,
+        samples=len(labels),
+        top1=scores["top1"],
+        top5=scores["top5"],
+        macro_f1=scores["macro_f1"],
+        per_class_f1=dict(zip(BEHAVIOURS, scores["per_class_f1"], strict=True)),
+        confusion=scores["confusion"],
+        psnr=mean_of("psnr"),
+        ssim=mean_of("ssim"),
+        mi=mean_of("mi"),
+        epi=mean_of("epi"),
+        quality_frames=len(frames),
+        quality_subset=subset,
+        fps=fps,
+        fps_device=device_name,
+        occupancy_accuracy=occupancy,
+        keypoint_error_px=kp_errors,
+        heatmap_peak=peak,
+        training={
+            k: data.get("training", {}).get(k) for k in ("epochs_run", "best_epoch", "best_val_accuracy")
+        },
+    )
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _cell(value: float, fmt: str) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    results: dict[str, dict[str, Any]] = report["methods"]
+    lines = [
+        "# Evaluation on the test split (students unseen in training)",
+        "",
+        f"- data: `{report['data']}` (test split, {report['test_samples']} samples)",
+        f"- command: `{report['command']}`",
+        f"- FPS device: {report['device']}; {report['fps_students']} students per frame set",
+        f"- PSNR/SSIM/MI/EPI frames: {report['quality_note']}",
+        "",
+    ]
+    for title, methods in TABLES.items():
+        lines += [f"## {title}", "", "| method | " + " | ".join(c[1] for c in METRIC_COLUMNS) + " |"]
+        lines.append("| --- | " + " | ".join("---:" for _ in METRIC_COLUMNS) + " |")
+        for m in methods:
+            r = results.get(m)
+            if r is None:
+                lines.append(f"| `{m}` | " + " | ".join("missing" for _ in METRIC_COLUMNS) + " |")
+                continue
+            lines.append(
+                f"| `{m}` | " + " | ".join(_cell(r[key], fmt) for key, _, fmt in METRIC_COLUMNS) + " |"
+            )
+        lines.append("")
+    robustness = report.get("robustness") or {}
+    if robustness:
+        lines += ["## Robustness (4.2.3): Top-1 (%) per scenario, drop against normal", ""]
+        lines.append("| method | " + " | ".join(ROBUSTNESS_SCENARIOS) + " |")
+        lines.append("| --- | " + " | ".join("---:" for _ in ROBUSTNESS_SCENARIOS) + " |")
+        for m, per in robustness.items():
+            normal = per.get("normal")
+            cells = []
+            for scenario in ROBUSTNESS_SCENARIOS:
+                v = per.get(scenario)
+                if v is None:
+                    cells.append("missing")
+                elif scenario == "normal" or normal is None:
+                    cells.append(f"{v:.2f}")
+                else:
+                    cells.append(f"{v:.2f} ({v - normal:+.2f})")
+            lines.append(f"| `{m}` | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Per-class F1 (%)", ""]
+    names = list(next(iter(results.values()))["per_class_f1"]) if results else []
+    if names:
+        lines.append("| method | " + " | ".join(n.replace("_", " ") for n in names) + " |")
+        lines.append("| --- | " + " | ".join("---:" for _ in names) + " |")
+        for m, r in results.items():
+            lines.append(
+                f"| `{m}` | " + " | ".join(_cell(100 * r["per_class_f1"][n], "{:.1f}") for n in names) + " |"
+            )
+        lines.append("")
+    with_errors = {m: r for m, r in results.items() if r.get("keypoint_error_px")}
+    if with_errors:
+        groups = [*KEYPOINT_GROUPS, "all"]
+        lines += [
+            "## Keypoint error (crop px, every test frame)",
+            "",
+            f"Mean distance between predicted and true keypoints in the {report.get('crop_size', '?')} px "
+            "seat crop, over the points in the image: all of them, those in view, and those the "
+            "annotation marks hidden (behind the desk, the body or a neighbour). Heatmap peak: the mean "
+            "highest probability of a point's heatmap (a Gaussian of one cell peaks near 0.16).",
+            "",
+            "| method | points | " + " | ".join(groups) + " | heatmap peak |",
+            "| --- | --- | " + " | ".join("---:" for _ in groups) + " | ---: |",
+        ]
+        for m, r in with_errors.items():
+            for k, (subset, errors) in enumerate(r["keypoint_error_px"].items()):
+                peak = _cell(r.get("heatmap_peak", float("nan")), "{:.3f}") if k == 0 else ""
+                lines.append(
+                    f"| `{m}` | {subset} | "
+                    + " | ".join(_cell(errors[g], "{:.2f}") for g in groups)
+                    + f" | {peak} |"
+                )
+        lines.append("")
+    lines += [
+        "## Checkpoints",
+        "",
+        "Occupancy: per-frame accuracy of the seat-occupancy head on the test samples, empty seats included.",
+        "",
+        "| method | checkpoint | trained on | epochs | best epoch | best val top-1 (%) | test occupancy (%) |",
+    ]
+    lines.append("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for m, r in results.items():
+        t = r.get("training") or {}
+        best = t.get("best_val_accuracy")
+        lines.append(
+            f"| `{m}` | `{r['checkpoint']}` | `{r['trained_on']}` | {t.get('epochs_run')} | "
+            f"{t.get('best_epoch')} | {'' if best is None else f'{100 * best:.2f}'} | "
+            f"{_cell(100 * r.get('occupancy_accuracy', float('nan')), '{:.2f}')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def find_checkpoints(runs: Path | None, explicit: Sequence[Path]) -> list[Path]:
+    """The explicit checkpoints, then those under ``runs``; a file named both ways counts once."""
+    found = list(explicit)
+    if runs is not None:
+        found += sorted(p for p in runs.glob("*/model.pt") if p.is_file())
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="sim:small", help="sim:<preset>[?seed=N] or a data-set folder")
+    parser.add_argument("--runs", type=Path, default=Path("var/train"), help="folder of <method>/model.pt")
+    parser.add_argument(
+        "--checkpoint", type=Path, action="append", default=[], help="a model.pt (repeatable)"
+    )
+    parser.add_argument("--methods", help="only these methods (comma-separated)")
+    parser.add_argument("--out", type=Path, default=Path("var/eval"), help="writes results.json, results.md")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--frame-stride", type=int, default=4, help="quality on every N-th frame")
+    parser.add_argument("--fps-students", type=int, default=20)
+    parser.add_argument("--fps-repeats", type=int, default=10, help="0: do not time")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--workers", type=int, default=None, help="processes preparing uncached windows")
+    parser.add_argument("--no-robustness", action="store_true", help="skip the scenario renders (sim only)")
+    parser.add_argument("--limit", type=int, help="only the first N test windows (quick checks, not figures)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from models.data.windows import open_dataset
+    from models.networks.checkpoint import load_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    checkpoints = find_checkpoints(args.runs, args.checkpoint)
+    if not checkpoints:
+        print(
+            f"classroom evaluate: no checkpoint (looked in {args.runs}/*/model.pt); train with "
+            "`classroom train --data ... --method NAME --out var/train/NAME` first",
+            file=sys.stderr,
+        )
+        return 2
+    wanted = set(args.methods.split(",")) if args.methods else None
+    by_method: dict[str, Path] = {}
+    crop_sizes = set()
+    for path in checkpoints:
+        try:
+            data = load_checkpoint(path)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"classroom evaluate: {path}: {exc}", file=sys.stderr)
+            return 2
+        if wanted is None or data["method"] in wanted:
+            if data["method"] in by_method:
+                print(
+                    f"classroom evaluate: two checkpoints of {data['method']}: {by_method[data['method']]} and "
+                    f"{path}; keep one in {args.runs} or name them with --checkpoint",
+                    file=sys.stderr,
+                )
+                return 2
+            by_method[data["method"]] = path
+            crop_sizes.add(int(data["crop_size"]))
+    if len(crop_sizes) != 1:
+        print(f"classroom evaluate: checkpoints differ in crop size {sorted(crop_sizes)}", file=sys.stderr)
+        return 2
+    crop_size = crop_sizes.pop()
+    try:
+        test_set = open_dataset(
+            args.data, "test", crop_size=crop_size, workers=args.workers, limit=args.limit
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"classroom evaluate: {exc}", file=sys.stderr)
+        return 2
+    device = f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} thread(s)"
+    methods: dict[str, dict[str, Any]] = {}
+    for method, path in by_method.items():
+        began = time.perf_counter()
+        result = evaluate_checkpoint(
+            path,
+            test_set,
+            batch_size=args.batch_size,
+            frame_stride=args.frame_stride,
+            fps_students=args.fps_students,
+            fps_repeats=args.fps_repeats,
+            device_name=device,
+        )
+        methods[method] = asdict(result)
+        print(
+            f"{method}: top-1 {result.top1:.2f} top-5 {result.top5:.2f} macro-F1 {result.macro_f1:.2f} "
+            f"PSNR {result.psnr:.2f} SSIM {result.ssim:.3f} MI {result.mi:.3f} EPI {result.epi:.3f} "
+            f"FPS {result.fps:.1f} ({time.perf_counter() - began:.0f} s)",
+            flush=True,
+        )
+    robustness: dict[str, dict[str, float]] = {}
+    if args.data.startswith("sim:") and not args.no_robustness:
+        base = args.data.split("&conditions=")[0]
+        joiner = "&" if "?" in base else "?"
+        present = robustness_methods({m: r["top1"] for m, r in methods.items()})
+        for scenario in ROBUSTNESS_SCENARIOS:
+            if not present:
+                break
+            scenario_set = open_dataset(
+                f"{base}{joiner}conditions={scenario}",
+                "test",
+                crop_size=crop_size,
+                workers=args.workers,
+                limit=args.limit,
+            )
+            for method in present:
+                r = evaluate_checkpoint(
+                    by_method[method],
+                    scenario_set,
+                    batch_size=args.batch_size,
+                    frame_stride=args.frame_stride,
+                    fps_students=args.fps_students,
+                    fps_repeats=0,
+                    device_name=device,
+                    quality=False,
+                )
+                robustness.setdefault(method, {})[scenario] = r.top1
+                print(f"robustness {scenario}: {method} top-1 {r.top1:.2f}", flush=True)
+    first = next(iter(methods.values()))
+    report = {
+        "data": args.data,
+        "test_samples": first["samples"],
+        "command": "classroom evaluate "
+        + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
+        "device": device,
+        "fps_students": args.fps_students,
+        "crop_size": crop_size,
+        "quality_note": f"{first['quality_subset']}, every {args.frame_stride}th frame ({first['quality_frames']} frames)",
+        "methods": methods,
+        "robustness": robustness,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = render_markdown(report)
+    (args.out / "results.md").write_text(markdown)
+    print(markdown)
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    return 0

@@ -1,0 +1,326 @@
+"""``classroom replay``: a simulated live session through the recognition model, without the services.
+
+The running pipeline's events agree with the simulator's ground truth far less often than the
+data set's test windows (docs/benchmarks.md). This replay tells the two possible causes
+apart. It renders a live session (``SimulatedCamera``, as the capture service runs it) at the
+window rate, enhances each frame set as the enhancement service does (the checkpoint's
+enhancement.json), and recognises every student's sliding windows (``WINDOW_FRAMES`` frames,
+hop ``HOP_FRAMES``) two ways:
+
+- **served**: enhanced colour crops, torch enhancement skipped, keypoints normalised to the
+  seat square from analysis pixels: what the model server and the recognition service do;
+- **training path**: raw colour crops through the checkpoint's own torch enhancement, as
+  ``classroom train`` and ``classroom evaluate`` feed the network.
+
+Each window's label is compared with the label its student held for most of the window
+(the same rule as ``classroom agreement``), and the served keypoints with the simulator's
+true keypoints (mean distance in crop pixels). If the served path agrees about as often as
+the running pipeline, the services add no error of their own; if the training path agrees
+about as often as the served one, the gap to the data set's test split is the model's, on
+sessions unlike its training windows.
+
+    classroom replay --seed 7 --students 4 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+
+DEFAULT_CHECKPOINT = "models/checkpoints/smartclass-small.pt"
+
+
+@dataclass(frozen=True)
+class PathResult:
+    windows: int
+    agreement: float
+    stable_windows: int
+    agreement_stable: float
+    predicted: dict[str, int]
+
+
+def _score(logits, truth: list[list[str]], ends: list[int], frames: int, labels) -> PathResult:
+    hits = stable = stable_hits = total = 0
+    predicted: Counter = Counter()
+    for w, end in enumerate(ends):
+        for i, pred in enumerate(logits[w].argmax(-1).tolist()):
+            held = [truth[t][i] for t in range(end - frames + 1, end + 1)]
+            majority, count = Counter(held).most_common(1)[0]
+            hit = labels[pred] == majority
+            total += 1
+            hits += hit
+            predicted[labels[pred]] += 1
+            if count == frames:
+                stable += 1
+                stable_hits += hit
+    return PathResult(
+        total, hits / max(total, 1), stable, stable_hits / max(stable, 1), dict(predicted.most_common())
+    )
+
+
+@dataclass
+class _Models:
+    served: Any  # ClassroomPipeline with its torch enhancement replaced by identity
+    trained: Any  # the same weights with the checkpoint's torch enhancement
+    enhancer: Any  # services.enhancement.pipeline.Enhancer with the checkpoint's parameters
+    crop_size: int
+    window_frames: int
+
+
+def _load(checkpoint: str, params_file: str | None) -> _Models:
+    from pathlib import Path
+
+    from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
+    from models.networks.pipeline import ClassroomPipeline
+    from models.networks.registry import create_model
+    from services.enhancement.params import EnhancementParams
+    from services.enhancement.pipeline import Enhancer
+
+    data = load_checkpoint(checkpoint)
+    served = cast(ClassroomPipeline, create_model(data["method"], checkpoint=data, enhancement="identity"))
+    trained = cast(ClassroomPipeline, create_model(data["method"], checkpoint=data))
+    params_path = Path(params_file) if params_file else Path(checkpoint).with_name(ENHANCEMENT_JSON)
+    params = EnhancementParams.from_json(str(params_path)) if params_path.is_file() else EnhancementParams()
+    return _Models(
+        served.eval(), trained.eval(), Enhancer(params), int(served.crop_size), int(data["window_frames"])
+    )
+
+
+def _both_paths(models: _Models, frame, calibration, analysis: tuple[int, int], boxes: np.ndarray):
+    """One frame set through both paths: ((keypoints, features) served, the same trained), per student."""
+    import torch
+
+    from models.data.crops import extract_student_crops
+    from services.common.codecs import DecodedFrameSet
+    from services.common.seats import normalise_keypoints
+    from services.enhancement.alignment import resize_to
+
+    size = models.crop_size
+    enhanced = models.enhancer.process(DecodedFrameSet.of(frame), calibration, analysis)
+    aligned = (enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised)
+    crops = extract_student_crops([(enhanced.rgb, *aligned)], [boxes], crop_size=size)
+    raw = extract_student_crops([(resize_to(frame.rgb, analysis), *aligned)], [boxes], crop_size=size)
+    a = models.served.forward_fusion(crops.tensor, enhance=False)
+    # Served: analysis-pixel keypoints, normalised by the recognition service's rule.
+    image_xy = crops.geometry.crop_to_image(a.keypoints.xy.numpy())
+    points = np.concatenate([image_xy, a.keypoints.confidence.numpy()[..., None]], -1)
+    served = (torch.from_numpy(normalise_keypoints(points, boxes)), a.node_features.half().float())
+    b = models.trained.forward_fusion(raw.tensor, enhance=True)
+    trained = (models.trained.recognition_keypoints(b.keypoints, size), b.node_features)
+    return served, trained
+
+
+def _logits(model, per_frame: list, ends: list[int], frames: int) -> list:
+    import torch
+
+    keypoints = torch.stack([k for k, _ in per_frame], 1)
+    features = torch.stack([f for _, f in per_frame], 1)
+    return [
+        model.forward_recognition(keypoints[:, e - frames + 1 : e + 1], features[:, e - frames + 1 : e + 1])[
+            0
+        ]
+        for e in ends
+    ]
+
+
+def replay(
+    *,
+    seed: int,
+    students: int,
+    seconds: float,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    conditions: str = "mixed",
+    params_file: str | None = None,
+) -> dict:
+    """Figures of one replayed session (module docstring); ``params_file`` defaults to the checkpoint's."""
+    import torch
+
+    from services.common.seats import normalise_keypoints
+    from services.common.vocabulary import BEHAVIOURS, HOP_FRAMES, WINDOW_FPS
+    from services.simulator.live import SimulatedCamera
+
+    models = _load(checkpoint, params_file)
+    frames = models.window_frames
+    n = round(seconds * WINDOW_FPS)
+    if n < frames:
+        raise ValueError(f"{seconds} s at {WINDOW_FPS} fps is shorter than one {frames}-frame window")
+    camera_sim = SimulatedCamera(seed=seed, students=students, fps=WINDOW_FPS, conditions=conditions)
+    classroom, course = camera_sim.campus_classroom("room", "cam", "course")
+    camera = classroom.cameras[0]
+    analysis = (camera.analysis_width, camera.analysis_height)
+    seat_box = {s.id: s.box for s in camera.seats}
+    roster = sorted(course.roster, key=lambda r: r.student)
+    ids = [r.student for r in roster]
+    boxes = np.array([seat_box[r.seat] for r in roster], np.float64)
+
+    served, trained, truth, errors = [], [], [], []
+    with torch.inference_mode():
+        for k in range(n):
+            frame = camera_sim.frame_at(k)
+            a, b = _both_paths(models, frame, camera_sim.calibration, analysis, boxes)
+            served.append(a)
+            trained.append(b)
+            annotations = {s["student_id"]: s for s in (frame.annotations or {}).get("students", [])}
+            truth.append([annotations[i]["label"] for i in ids])
+            true_xy = np.array([np.asarray(annotations[i]["keypoints"], np.float64)[:, :2] for i in ids])
+            d = (a[0][..., :2].numpy() - normalise_keypoints(true_xy, boxes)) * models.crop_size
+            errors.append(float(np.hypot(d[..., 0], d[..., 1]).mean()))
+        ends = list(range(frames - 1, n, HOP_FRAMES))
+        results = {
+            name: _score(_logits(model, per_frame, ends, frames), truth, ends, frames, BEHAVIOURS).__dict__
+            for name, model, per_frame in (
+                ("served", models.served, served),
+                ("training_path", models.trained, trained),
+            )
+        }
+    return {
+        "seed": seed,
+        "students": students,
+        "frames": n,
+        "conditions": conditions,
+        "checkpoint": checkpoint,
+        "keypoint_error_crop_px": float(np.mean(errors)),
+        "crop_size": models.crop_size,
+        **results,
+    }
+
+
+def replay_split(
+    *,
+    data: str,
+    split: str = "test",
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    params_file: str | None = None,
+    limit: int | None = None,
+) -> dict:
+    """Top-1 of both paths on the windows of a data-set split (``limit``: the first windows only).
+
+    The training path here is what ``classroom evaluate`` scores (its crops are cached in
+    float16 there, computed in float32 here); the served path is what the running suite would
+    make of the same windows.
+    """
+    import torch
+
+    from services.common.vocabulary import BEHAVIOURS
+    from services.dataset.api import open_dataset
+
+    models = _load(checkpoint, params_file)
+    dataset = open_dataset(data)
+    samples = dataset.samples(split)
+    refs = dataset.windows(split)[:limit] if limit else dataset.windows(split)
+    hits: Counter = Counter()
+    predicted: dict[str, Counter] = {"served": Counter(), "training_path": Counter()}
+    total = 0
+    with torch.inference_mode():
+        for ref in refs:
+            students = [s for s in samples if s.window == ref]
+            if not students:
+                continue
+            window = dataset.load_window(ref)
+            frames = len(window.frames)
+            if frames != models.window_frames:
+                raise ValueError(
+                    f"{ref.clip_id}: {frames} frames, the checkpoint reads {models.window_frames}"
+                )
+            seat_box = {seat.id: seat.box for seat in window.camera.seats}
+            if any(s.seat_id not in seat_box for s in students):
+                raise ValueError(f"{ref.clip_id}: a student's seat is not in the camera's seat map")
+            boxes = np.array([seat_box[str(s.seat_id)] for s in students], np.float64)
+            analysis = (window.camera.analysis_width, window.camera.analysis_height)
+            per_path: dict[str, list] = {"served": [], "training_path": []}
+            for frame in window.frames:
+                a, b = _both_paths(models, frame, window.calibration, analysis, boxes)
+                per_path["served"].append(a)
+                per_path["training_path"].append(b)
+            total += len(students)
+            for name, model in (("served", models.served), ("training_path", models.trained)):
+                logits = _logits(model, per_path[name], [frames - 1], frames)[0]
+                for s, pred in zip(students, logits.argmax(-1).tolist(), strict=True):
+                    hits[name] += pred == s.label_index
+                    predicted[name][BEHAVIOURS[pred]] += 1
+    return {
+        "data": data,
+        "split": split,
+        "windows": len(refs),
+        "samples": total,
+        "checkpoint": checkpoint,
+        **{
+            name: {"top1": hits[name] / max(total, 1), "predicted": dict(predicted[name].most_common())}
+            for name in ("served", "training_path")
+        },
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="replay a data-set split instead (sim:<preset> or a folder): top-1 per path",
+    )
+    parser.add_argument("--split", default="test", help="with --data: the split")
+    parser.add_argument("--limit", type=int, default=None, help="with --data: the first windows only")
+    parser.add_argument("--seed", type=int, default=7, help="simulator seed of the live session")
+    parser.add_argument("--students", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--conditions", default="mixed", help="mixed, normal, low_light, occlusion, ...")
+    parser.add_argument("--params", default=None, help="EnhancementParams JSON (default: the checkpoint's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def _print_split(split: dict) -> None:
+    print(
+        f"replay of {split['data']} {split['split']}: {split['samples']} samples of {split['windows']} windows"
+    )
+    for name in ("served", "training_path"):
+        print(f"  {name:<14} top-1 {100 * split[name]['top1']:.1f}%")
+
+
+def _print_session(result: dict) -> None:
+    print(
+        f"replay of seed {result['seed']}, {result['students']} students, {result['frames']} frame sets "
+        f"({result['conditions']}): served keypoints {result['keypoint_error_crop_px']:.2f} crop px "
+        f"from the truth (crop {result['crop_size']} px)"
+    )
+    for name in ("served", "training_path"):
+        r = result[name]
+        print(
+            f"  {name:<14} agreement {100 * r['agreement']:.1f}% of {r['windows']} windows "
+            f"({100 * r['agreement_stable']:.1f}% of {r['stable_windows']} with one true behaviour)"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from services.dataset.format import DatasetError
+
+    torch.set_num_threads(max(1, args.threads))
+    common = {"checkpoint": args.checkpoint, "params_file": args.params}
+    try:
+        if args.data:
+            result = replay_split(data=args.data, split=args.split, limit=args.limit, **common)
+        else:
+            result = replay(
+                seed=args.seed,
+                students=args.students,
+                seconds=args.seconds,
+                conditions=args.conditions,
+                **common,
+            )
+    except (ValueError, OSError, DatasetError) as exc:
+        print(f"classroom replay: {exc}")
+        return 2
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.data:
+        _print_split(result)
+    else:
+        _print_session(result)
+    return 0

@@ -1,0 +1,1 @@
+"""What the model server loads: the inference engine over a checkpoint, and its export to ONNX / TorchScript."""

@@ -1,0 +1,342 @@
+"""The inference API the model server is built on (binding; docs/models.md, "Inference API").
+
+``InferenceEngine(checkpoint, device=...)`` loads a checkpoint (or builds untrained weights
+with a fixed seed, reported as ``trained=False``) and serves the two halves of the model:
+- ``fuse(frames)``: DCA-Net + keypoints + node encoding for every seat of every frame set,
+  all crops of all frames in ONE batch (what makes batching across classrooms pay);
+- ``recognise(keypoints, node_features)``: MST-GCN over windows of B students.
+Always ``eval()`` + ``torch.inference_mode()``; the thread count is whatever the caller set
+(``torch.set_num_threads``); on CUDA the networks run in half precision.
+
+Frames reach the server already enhanced by the NumPy enhancement service (section 3.2,
+with the checkpoint's enhancement.json), so the torch enhancement is not run here.
+Bad input raises ``services.common.errors.BadInput`` (or a subclass) naming the item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+
+from models.data.crops import (
+    DEPTH,
+    DEPTH_SCALE_MM,
+    THERMAL,
+    extract_student_crops,
+    thermal_celsius,
+    validate_boxes,
+)
+from models.networks.ops import fold_batchnorm, sample_points
+from models.networks.pipeline import ClassroomPipeline
+from services.common.errors import BadInput
+from services.common.vocabulary import BEHAVIOURS, KEYPOINT_INDEX, NUM_KEYPOINTS
+
+UNTRAINED_SEED = 20240601
+DEFAULT_METHOD = "proposed"
+# where facial temperature is read (the warmest skin: inner eye corners, nose) and body depth
+FACE_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("nose", "left_eye", "right_eye"))
+TORSO_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("neck", "left_shoulder", "right_shoulder", "chest"))
+MAX_CROPS_PER_PASS = 40  # CPU only; CUDA takes every crop in one pass
+FACE_PATCH = 5  # crop px square around each face point; its maximum is that point's temperature
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    fusion_version: str
+    recognition_version: str
+    trained: bool
+    device: str
+    window_frames: int
+    feature_dim: int
+    labels: tuple[str, ...]
+    crop_size: int
+    method: str
+
+
+@dataclass(frozen=True)
+class FusionInput:
+    """One enhanced, aligned frame set at analysis resolution, and the seat boxes to read."""
+
+    rgb: np.ndarray  # HxWx3 uint8 BGR
+    depth_mm: np.ndarray  # HxW uint16
+    thermal_c: np.ndarray  # HxW float32
+    thermal_equalised: np.ndarray  # HxW uint8
+    seats: np.ndarray  # float32 [S, 4] x0, y0, x1, y1 (analysis px)
+
+
+@dataclass(frozen=True)
+class FusionOutput:
+    keypoints: np.ndarray  # float32 [S, 17, 3]: x, y in analysis px, confidence
+    node_features: np.ndarray  # float16 [S, 17, C]
+    occupancy: np.ndarray  # float32 [S] 0..1
+    facial_temperature_c: np.ndarray  # float32 [S]
+    mean_depth_mm: np.ndarray  # float32 [S], 0 where the seat had no valid depth
+    gates: (
+        tuple[float, float, float] | None
+    )  # mean (alpha, beta, gamma) over the seats; None: no gated fusion
+
+
+@dataclass(frozen=True)
+class RecognitionOutput:
+    probabilities: np.ndarray  # float32 [B, 10] in vocabulary.BEHAVIOURS order
+    keypoint_attention: np.ndarray  # float32 [B, 17], sums to 1
+    frame_attention: np.ndarray  # float32 [B, T], sums to 1
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep large freed blocks in glibc's heap instead of returning them to the OS.
+
+    With glibc's defaults every multi-megabyte intermediate (the deformable convolution's
+    [N, C, 9, H, W] samples) is a fresh mmap whose pages fault in on first touch; on this
+    CPU that made fuse() ~1.4x slower (measured, docs/models.md). Process-wide, so the
+    engine does it only when asked to (the model server and the benchmark ask). Returns
+    False where this is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # the largest value glibc accepts
+        ok &= libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)
+    except (OSError, AttributeError):
+        return False
+    return bool(ok)
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def validate_fusion_input(item: FusionInput) -> None:
+    """BadInput if an item cannot be processed (the server can check items one by one)."""
+    if not isinstance(item, FusionInput):
+        raise BadInput(f"expected FusionInput, got {type(item).__name__}")
+    rgb = item.rgb
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise BadInput("rgb must be an HxWx3 uint8 BGR array")
+    shape = rgb.shape[:2]
+    for name, arr, dtype in (
+        ("depth_mm", item.depth_mm, np.uint16),
+        ("thermal_c", item.thermal_c, np.float32),
+        ("thermal_equalised", item.thermal_equalised, np.uint8),
+    ):
+        if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
+            got = f"{arr.shape} {arr.dtype}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise BadInput(f"{name} must be {shape} {np.dtype(dtype).name} (aligned to colour), got {got}")
+    if not np.isfinite(item.thermal_c).all():
+        raise BadInput("thermal_c contains NaN or infinity")
+    seats = np.asarray(item.seats, dtype=np.float64)
+    validate_boxes(seats.reshape(0, 4) if seats.size == 0 else seats)
+
+
+class InferenceEngine:
+    def __init__(
+        self,
+        checkpoint: str | Path | None,
+        *,
+        device: str = "cpu",
+        method: str = DEFAULT_METHOD,
+        tune_allocator: bool = False,
+        untrained_config: dict | None = None,
+        occupancy_checkpoint: str | Path | None = None,
+    ) -> None:
+        """``method`` and ``untrained_config`` (registry overrides such as ``{"crop_size": 64}``) apply
+        only without a checkpoint; ``tune_allocator`` calls tune_cpu_allocator().
+        ``occupancy_checkpoint``: a seat-occupancy model (models/networks/occupancy.py) whose score replaces
+        the keypoint network's occupancy head."""
+        from models.networks.checkpoint import load_checkpoint
+        from models.networks.registry import create_model
+
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
+        if tune_allocator and device == "cpu":
+            tune_cpu_allocator()
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        if checkpoint is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(UNTRAINED_SEED)
+                overrides = {**(untrained_config or {}), "enhancement": "identity"}
+                pipeline = cast(ClassroomPipeline, create_model(method, **overrides))
+            trained, window_frames = False, None
+            fusion_version = recognition_version = f"untrained-{method}"
+        else:
+            path = Path(checkpoint)
+            data = load_checkpoint(path)
+            pipeline = cast(
+                ClassroomPipeline, create_model(data["method"], checkpoint=data, enhancement="identity")
+            )
+            digest = file_digest(path)
+            method = data["method"]
+            fusion_version = f"{method}-{pipeline.config['fusion']['name']}@{digest}"
+            recognition_version = f"{method}-{pipeline.config['recognition']['name']}@{digest}"
+            trained, window_frames = True, int(data["window_frames"])
+        from services.common.vocabulary import WINDOW_FRAMES
+
+        self.pipeline = cast(ClassroomPipeline, fold_batchnorm(pipeline.eval()).to(self.device, self.dtype))
+        self.occupancy_net = None
+        if occupancy_checkpoint is not None:
+            from models.networks.occupancy import load_occupancy
+
+            occupancy_net = load_occupancy(occupancy_checkpoint)
+            if occupancy_net.crop_size != int(pipeline.crop_size):
+                raise ValueError(
+                    f"occupancy model {occupancy_checkpoint} reads {occupancy_net.crop_size} px crops, "
+                    f"the recognition checkpoint {pipeline.crop_size} px"
+                )
+            self.occupancy_net = occupancy_net.to(self.device, self.dtype)
+            fusion_version += f"+occupancy@{file_digest(Path(occupancy_checkpoint))}"
+        self.info = ModelInfo(
+            fusion_version=fusion_version,
+            recognition_version=recognition_version,
+            trained=trained,
+            device=str(self.device),
+            window_frames=window_frames or WINDOW_FRAMES,
+            feature_dim=int(pipeline.feature_dim),
+            labels=tuple(BEHAVIOURS),
+            crop_size=int(pipeline.crop_size),
+            method=method,
+        )
+        self.max_crops_per_pass = MAX_CROPS_PER_PASS
+        self._face = torch.tensor(FACE_POINTS, device=self.device)
+        self._torso = torch.tensor(TORSO_POINTS, device=self.device)
+        r = (FACE_PATCH - 1) / 2.0
+        dy, dx = torch.meshgrid(
+            torch.linspace(-r, r, FACE_PATCH), torch.linspace(-r, r, FACE_PATCH), indexing="ij"
+        )
+        self._patch = torch.stack([dx.flatten(), dy.flatten()], -1).to(self.device, self.dtype)
+
+    def fuse(self, frames: Sequence[FusionInput]) -> list[FusionOutput]:
+        for i, item in enumerate(frames):
+            try:
+                validate_fusion_input(item)
+            except BadInput as exc:
+                raise type(exc)(f"frame set {i}: {exc.detail}") from exc
+        if not frames:
+            return []
+        crops = extract_student_crops(
+            [(f.rgb, f.depth_mm, f.thermal_c, f.thermal_equalised) for f in frames],
+            [np.asarray(f.seats, dtype=np.float64) for f in frames],
+            crop_size=self.info.crop_size,
+        )
+        n = crops.tensor.shape[0]
+        c = self.info.feature_dim
+        if n == 0:
+            return [self._empty_output() for _ in frames]
+        # on the CPU, chunks of at most max_crops_per_pass keep the intermediates cache- and
+        # allocator-friendly (a 160-crop pass was 1.5x slower per crop than 40-crop passes)
+        step = n if self.device.type == "cuda" else self.max_crops_per_pass
+        parts = [self._fuse_crops(crops.tensor[i : i + step]) for i in range(0, n, step)]
+        xy, confidence, occupancy, features, facial, torso = (
+            np.concatenate([p[k] for p in parts]) for k in range(6)
+        )
+        gates = np.concatenate([p[6] for p in parts]) if parts[0][6] is not None else None
+        image_xy = crops.geometry.crop_to_image(xy).astype(np.float32)
+        keypoints = np.concatenate([image_xy, confidence[..., None]], axis=-1).astype(np.float32)
+        ref = crops.depth_reference_mm
+        mean_depth = np.where(ref > 0, ref + torso * DEPTH_SCALE_MM, 0.0).astype(np.float32)
+        outputs = []
+        for f in range(len(frames)):
+            rows = np.flatnonzero(crops.frame_index == f)
+            if len(rows) == 0:
+                outputs.append(self._empty_output())
+                continue
+            frame_gates = None
+            if gates is not None:
+                g = gates[rows].mean(axis=0)
+                frame_gates = (float(g[0]), float(g[1]), float(g[2]))
+            outputs.append(
+                FusionOutput(
+                    keypoints=keypoints[rows],
+                    node_features=features[rows].reshape(len(rows), NUM_KEYPOINTS, c),
+                    occupancy=occupancy[rows].astype(np.float32),
+                    facial_temperature_c=facial[rows].astype(np.float32),
+                    mean_depth_mm=mean_depth[rows],
+                    gates=frame_gates,
+                )
+            )
+        return outputs
+
+    def _fuse_crops(self, crops: torch.Tensor) -> tuple[Any, ...]:
+        """One network pass over [N, 6, S, S] crops -> per-crop arrays (crop-pixel keypoints)."""
+        n, s = crops.shape[0], float(self.info.crop_size)
+        with torch.inference_mode():
+            x = crops.to(self.device, self.dtype, non_blocking=True)
+            stage = self.pipeline.forward_fusion(x, enhance=False)
+            kp = stage.keypoints
+            face = (kp.xy[:, self._face].unsqueeze(2) + self._patch).flatten(1, 2)
+            face_t = sample_points(x[:, THERMAL : THERMAL + 1], face, s).view(n, len(FACE_POINTS), -1)
+            facial = thermal_celsius(face_t.amax(dim=-1).mean(dim=-1).float())
+            torso = (
+                sample_points(x[:, DEPTH : DEPTH + 1], kp.xy[:, self._torso], s)[:, 0].float().mean(dim=-1)
+            )
+            gates = stage.fusion.gates
+            occupancy_logits = (
+                self.occupancy_net(x) if self.occupancy_net is not None else kp.occupancy_logits
+            )
+            return (
+                kp.xy.float().cpu().numpy(),
+                kp.confidence.float().cpu().numpy(),
+                torch.sigmoid(occupancy_logits.float()).cpu().numpy(),
+                stage.node_features.to(torch.float16).cpu().numpy(),
+                facial.cpu().numpy(),
+                torso.cpu().numpy(),
+                gates.float().cpu().numpy() if gates is not None else None,
+            )
+
+    def _empty_output(self) -> FusionOutput:
+        c = self.info.feature_dim
+        return FusionOutput(
+            keypoints=np.zeros((0, NUM_KEYPOINTS, 3), np.float32),
+            node_features=np.zeros((0, NUM_KEYPOINTS, c), np.float16),
+            occupancy=np.zeros(0, np.float32),
+            facial_temperature_c=np.zeros(0, np.float32),
+            mean_depth_mm=np.zeros(0, np.float32),
+            gates=None,
+        )
+
+    def recognise(self, keypoints: np.ndarray, node_features: np.ndarray) -> RecognitionOutput:
+        kp = np.asarray(keypoints)
+        nf = np.asarray(node_features)
+        t, c = self.info.window_frames, self.info.feature_dim
+        if kp.ndim != 4 or kp.shape[1:] != (t, NUM_KEYPOINTS, 3):
+            raise BadInput(f"keypoints must be [B, {t}, {NUM_KEYPOINTS}, 3], got {list(kp.shape)}")
+        if nf.ndim != 4 or nf.shape != (kp.shape[0], t, NUM_KEYPOINTS, c):
+            raise BadInput(
+                f"node_features must be [{kp.shape[0]}, {t}, {NUM_KEYPOINTS}, {c}], got {list(nf.shape)}"
+            )
+        if not (np.issubdtype(kp.dtype, np.floating) and np.issubdtype(nf.dtype, np.floating)):
+            raise BadInput("keypoints and node_features must be floating point")
+        if not (np.isfinite(kp).all() and np.isfinite(nf).all()):
+            raise BadInput("keypoints or node_features contain NaN or infinity")
+        if kp.shape[0] == 0:
+            return RecognitionOutput(
+                np.zeros((0, len(BEHAVIOURS)), np.float32),
+                np.zeros((0, NUM_KEYPOINTS), np.float32),
+                np.zeros((0, t), np.float32),
+            )
+        with torch.inference_mode():
+            k = torch.from_numpy(np.ascontiguousarray(kp, dtype=np.float32)).to(self.device, self.dtype)
+            f = torch.from_numpy(np.ascontiguousarray(nf)).to(self.device, self.dtype)
+            logits, keypoint_attention, frame_attention = self.pipeline.forward_recognition(k, f)
+            probabilities = torch.softmax(logits.float(), dim=-1)
+            return RecognitionOutput(
+                probabilities=probabilities.cpu().numpy(),
+                keypoint_attention=keypoint_attention.float().cpu().numpy(),
+                frame_attention=frame_attention.float().cpu().numpy(),
+            )
