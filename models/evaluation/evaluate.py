@@ -552,7 +552,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from models.data.windows import open_dataset
+    from models.data.open import open_dataset
     from models.networks.checkpoint import load_checkpoint
 
     if args.threads:

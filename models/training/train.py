@@ -519,7 +519,7 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from models.data.windows import open_dataset
+    from models.data.open import open_dataset
     from models.networks.registry import METHODS
 
     if args.method not in METHODS:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from models.data.crops import DEPTH, DEPTH_SCALE_MM, THERMAL, THERMAL_CENTRE_C, THERMAL_SCALE_C
+from models.data.open import open_dataset
 from models.data.scenedata import IGNORE_LABEL
-from models.data.windows import open_dataset
 from services.common.vocabulary import BEHAVIOURS, HEAD_KEYPOINTS, KEYPOINT_INDEX, NUM_KEYPOINTS
 from services.dataset.api import open_dataset as open_scene_dataset
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from models.data.toydata import ToyWindowDataset
-from models.data.windows import collate, open_dataset
+from models.data.windows import collate
 from models.networks.perceptual import train_perceptual_net
 from models.training.train import TrainOptions, train
 from services.cli.main import main
@@ -33,30 +32,6 @@ def data(n: int = 8, seed: int = 0):
     return ToyWindowDataset(n, window_frames=4, crop_size=32, seed=seed), ToyWindowDataset(
         4, 4, 32, seed=seed + 1
     )
-
-
-def test_toy_data_is_deterministic_and_consistent():
-    ds = ToyWindowDataset(4, window_frames=4, crop_size=32, seed=3)
-    a, b = ds[1], ds[1]
-    np.testing.assert_array_equal(a.crops, b.crops)
-    assert (
-        a.crops.shape == (4, 6, 32, 32)
-        and a.keypoints.shape == (4, 17, 3)
-        and a.reference.shape == (4, 3, 32, 32)
-    )
-    assert ds.labels().tolist() == [0, 1, 2, 3] and a.label == 1
-    batch = collate([ds[0], ds[1]])
-    assert batch["crops"].shape == (2, 4, 6, 32, 32) and batch["occupied"].sum() == 8
-
-
-def test_open_dataset_specs():
-    ds = open_dataset("toy:12:4:32", "val")
-    assert len(ds) == 4 and ds.window_frames == 4 and ds.crop_size == 32
-    assert open_dataset("toy:12", "train", crop_size=64).crop_size == 64
-    with pytest.raises(ValueError, match="unknown preset"):
-        open_dataset("sim:nosuchpreset", "train")
-    with pytest.raises(ValueError, match="toy spec"):
-        open_dataset("toy:x", "train")
 
 
 def test_perceptual_net_learns_keypoints():
