@@ -16,31 +16,20 @@ channels, BN, ReLU) down to a 4x4 map at a 64 px crop, flattened into one linear
 colour, depth, thermal, equalised thermal), cut by the same code from frames enhanced by the
 same NumPy section 3.2 path as the services use, so training sees exactly what serving sees.
 
-Training data (``occupancy_samples``): live SmartClass-Sim sessions (``SimulatedCamera``, mixed
-conditions) of 2-39 students in the room the simulator picks for that size, one frame set
-every ``every`` frames, every seat of the camera's seat map labelled by the roster (a seat
-with a roster entry is taken: the simulator seats exactly its roster). Training and
-validation sessions use disjoint seeds, hence different students, rooms and occupancy
-patterns. Left/right flips and small brightness changes augment the training crops.
-
 Checkpoint: ``{"format": OCCUPANCY_FORMAT, "state_dict", "crop_size", "report"}`` written by
-``classroom train-occupancy``; the model server loads it beside the recognition checkpoint
-(``MODELSERVER_OCCUPANCY_CHECKPOINT``) and then uses its score instead of the head's.
+``classroom train-occupancy`` (the training is models/training/occupancy.py); the model server
+loads it beside the recognition checkpoint (``MODELSERVER_OCCUPANCY_CHECKPOINT``) and then uses
+its score instead of the head's. ``OccupancyReport`` is the checkpoint's ``report``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import sys
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -76,12 +65,6 @@ class OccupancyNet(nn.Module):
         return self.classifier(self.features(crops)).squeeze(1)
 
 
-@dataclass(frozen=True)
-class SessionSpec:
-    seed: int
-    students: int
-
-
 @dataclass
 class OccupancyReport:
     command: str
@@ -96,169 +79,6 @@ class OccupancyReport:
     val_false_occupied: float = float("nan")  # share of empty seats called taken
     head_val_accuracy: float = float("nan")  # the keypoint network's head on the same crops, if given
     per_session: list[dict] = field(default_factory=list)
-
-
-def session_specs(
-    seeds: Iterable[int], *, min_students: int = 2, max_students: int = 39
-) -> list[SessionSpec]:
-    """One session per seed, its class size drawn from the seed (deterministic)."""
-    specs = []
-    for seed in seeds:
-        rng = np.random.default_rng([seed, 7919])
-        specs.append(SessionSpec(seed, int(rng.integers(min_students, max_students + 1))))
-    return specs
-
-
-def occupancy_samples(
-    spec: SessionSpec, *, frames: int, every: int, crop_size: int = DEFAULT_CROP_SIZE
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Crops [N, 6, S, S] of every seat of ``frames`` frame sets of a live session, and labels [N]."""
-    from models.data.crops import extract_student_crops
-    from services.common.codecs import DecodedFrameSet
-    from services.enhancement.pipeline import Enhancer
-    from services.simulator.live import SimulatedCamera
-
-    camera_sim = SimulatedCamera(seed=spec.seed, students=spec.students, fps=15, rgb_size=(640, 360))
-    classroom, course = camera_sim.campus_classroom("room", "cam", "course")
-    camera = classroom.cameras[0]
-    calibration = camera.calibration
-    if calibration is None:
-        raise ValueError("the simulated camera came without calibration")
-    size = (camera.analysis_width, camera.analysis_height)
-    boxes = np.array([s.box for s in camera.seats], np.float64)
-    taken = {entry.seat for entry in course.roster}
-    labels = torch.tensor([float(s.id in taken) for s in camera.seats])
-    enhancer = Enhancer()
-    crops = []
-    for k in range(frames):
-        # frame_at renders frame set k * every alone: the pixels equal those of iterating the session
-        e = enhancer.process(DecodedFrameSet.of(camera_sim.frame_at(k * every)), calibration, size)
-        cut = extract_student_crops(
-            [(e.rgb, e.depth_mm, e.thermal_c, e.thermal_equalised)], [boxes], crop_size=crop_size
-        )
-        crops.append(cut.tensor.float())
-    return torch.cat(crops), labels.repeat(frames)
-
-
-def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(x.shape[0], generator=generator) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    gain = 1.0 + 0.2 * (torch.rand(x.shape[0], 1, 1, 1, generator=generator) - 0.5)
-    x = x.clone()
-    x[:, :3] = x[:, :3] * gain  # colour channels only: depth and temperatures are physical
-    return x
-
-
-def _rates(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
-    called = logits >= 0
-    taken = labels > 0.5
-    return {
-        "accuracy": float((called == taken).float().mean()),
-        "missed_occupied": float((~called & taken).sum() / max(int(taken.sum()), 1)),
-        "false_occupied": float((called & ~taken).sum() / max(int((~taken).sum()), 1)),
-        "crops": int(labels.numel()),
-        "taken": int(taken.sum()),
-    }
-
-
-def train_occupancy(
-    train_specs: Sequence[SessionSpec],
-    val_specs: Sequence[SessionSpec],
-    *,
-    frames: int = 6,
-    every: int = 20,
-    epochs: int = 25,
-    lr: float = 2e-3,
-    batch_size: int = 64,
-    seed: int = 0,
-    crop_size: int = DEFAULT_CROP_SIZE,
-    head_checkpoint: str | Path | None = None,
-    log=print,  # type: ignore[no-untyped-def]
-) -> tuple[OccupancyNet, OccupancyReport]:
-    """Render the sessions, train ``OccupancyNet`` (AdamW, BCE), report held-out accuracy."""
-    began = time.perf_counter()
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-
-    def gather(
-        specs: Sequence[SessionSpec], what: str
-    ) -> list[tuple[SessionSpec, torch.Tensor, torch.Tensor]]:
-        out = []
-        for k, spec in enumerate(specs):
-            x, y = occupancy_samples(spec, frames=frames, every=every, crop_size=crop_size)
-            out.append((spec, x, y))
-            log(
-                f"{what} session {k + 1}/{len(specs)}: seed {spec.seed}, {spec.students} students, {len(y)} crops"
-            )
-        return out
-
-    train_sets, val_sets = gather(train_specs, "train"), gather(val_specs, "validation")
-    x_train = torch.cat([x for _, x, _ in train_sets])
-    y_train = torch.cat([y for _, _, y in train_sets])
-    net = OccupancyNet(crop_size)
-    # the prior: start from the training share of taken seats (Lin et al. 2017, focal loss paper)
-    prior = float(y_train.mean().clamp(0.05, 0.95))
-    last = net.classifier[-1]
-    assert isinstance(last, nn.Linear)
-    nn.init.constant_(last.bias, math.log(prior / (1 - prior)))
-    optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    for epoch in range(epochs):
-        net.train()
-        order = torch.randperm(len(y_train), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            logits = net(_augment(x_train[idx], generator))
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, y_train[idx])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(idx)
-        log(f"epoch {epoch + 1}/{epochs}: train loss {total / len(y_train):.4f}")
-    net.eval()
-    report = OccupancyReport(
-        command=" ".join(sys.argv),
-        train_sessions=[asdict(s) for s in train_specs],
-        val_sessions=[asdict(s) for s in val_specs],
-        train_crops=len(y_train),
-        epochs=epochs,
-    )
-    head = _head_scorer(head_checkpoint) if head_checkpoint else None
-    all_logits, all_labels, head_logits = [], [], []
-    with torch.inference_mode():
-        for spec, x, y in val_sets:
-            logits = net(x)
-            entry = {"seed": spec.seed, "students": spec.students, **_rates(logits, y)}
-            if head is not None:
-                h = head(x)
-                head_logits.append(h)
-                entry["head_accuracy"] = _rates(h, y)["accuracy"]
-            report.per_session.append(entry)
-            all_logits.append(logits)
-            all_labels.append(y)
-    rates = _rates(torch.cat(all_logits), torch.cat(all_labels))
-    report.val_crops = rates["crops"]
-    report.val_accuracy = rates["accuracy"]
-    report.val_missed_occupied = rates["missed_occupied"]
-    report.val_false_occupied = rates["false_occupied"]
-    if head_logits:
-        report.head_val_accuracy = _rates(torch.cat(head_logits), torch.cat(all_labels))["accuracy"]
-    report.seconds = time.perf_counter() - began
-    return net, report
-
-
-def _head_scorer(checkpoint: str | Path):  # type: ignore[no-untyped-def]
-    """The recognition checkpoint's occupancy head, for comparison on the same crops."""
-    from models.serving.inference import InferenceEngine
-
-    engine = InferenceEngine(checkpoint)
-
-    def score(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            stage = engine.pipeline.forward_fusion(x.to(engine.dtype), enhance=False)
-            return stage.keypoints.occupancy_logits.float()
-
-    return score
 
 
 def save_occupancy(net: OccupancyNet, report: OccupancyReport, path: str | Path) -> None:
@@ -292,77 +112,4 @@ def load_occupancy(path: str | Path) -> OccupancyNet:
     return net.eval()
 
 
-# -- classroom train-occupancy -------------------------------------------------------------------
-
-
-def _seed_range(text: str) -> list[int]:
-    try:
-        first, _, last = text.partition("-")
-        seeds = list(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed or a range like 100-123, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"empty seed range {text!r}")
-    return seeds
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("models/checkpoints/occupancy-small.pt"))
-    parser.add_argument(
-        "--train-seeds",
-        type=_seed_range,
-        default=_seed_range("1000-1039"),
-        help="simulated training sessions, one per seed (default 1000-1039)",
-    )
-    parser.add_argument(
-        "--val-seeds",
-        type=_seed_range,
-        default=_seed_range("2000-2009"),
-        help="held-out sessions (default 2000-2009)",
-    )
-    parser.add_argument("--frames", type=int, default=6, help="frame sets per session")
-    parser.add_argument("--every", type=int, default=20, help="take one frame set in this many (15 fps)")
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument(
-        "--compare-head",
-        default=None,
-        metavar="CHECKPOINT",
-        help="also score the occupancy head of this recognition checkpoint on the validation crops",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    if set(args.train_seeds) & set(args.val_seeds):
-        print("train-occupancy: training and validation seeds overlap", file=sys.stderr)
-        return 2
-    if args.frames < 1 or args.every < 1 or args.epochs < 1:
-        print("train-occupancy: --frames, --every and --epochs must be at least 1", file=sys.stderr)
-        return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    net, report = train_occupancy(
-        session_specs(args.train_seeds),
-        session_specs(args.val_seeds),
-        frames=args.frames,
-        every=args.every,
-        epochs=args.epochs,
-        seed=args.seed,
-        head_checkpoint=args.compare_head,
-    )
-    save_occupancy(net, report, args.out)
-    print(
-        f"held-out sessions: accuracy {100 * report.val_accuracy:.2f} % over {report.val_crops} seat crops "
-        f"(taken seats called empty {100 * report.val_missed_occupied:.2f} %, empty seats called taken "
-        f"{100 * report.val_false_occupied:.2f} %)"
-    )
-    if not math.isnan(report.head_val_accuracy):
-        print(
-            f"the recognition checkpoint's occupancy head on the same crops: {100 * report.head_val_accuracy:.2f} %"
-        )
-    print(f"wrote {args.out} and {args.out.with_suffix('.report.json')} in {report.seconds:.0f} s")
-    return 0
-
-
-__all__: list[Any] = ["OccupancyNet", "load_occupancy", "save_occupancy", "train_occupancy"]
+__all__: list[Any] = ["OccupancyNet", "OccupancyReport", "load_occupancy", "save_occupancy"]

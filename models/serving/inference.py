@@ -32,6 +32,7 @@ from models.data.crops import (
     thermal_celsius,
     validate_boxes,
 )
+from models.networks.occupancy import load_occupancy
 from models.networks.ops import fold_batchnorm, sample_points
 from models.networks.pipeline import ClassroomPipeline
 from services.common.errors import BadInput
@@ -191,8 +192,6 @@ class InferenceEngine:
         self.pipeline = cast(ClassroomPipeline, fold_batchnorm(pipeline.eval()).to(self.device, self.dtype))
         self.occupancy_net = None
         if occupancy_checkpoint is not None:
-            from models.networks.occupancy import load_occupancy
-
             occupancy_net = load_occupancy(occupancy_checkpoint)
             if occupancy_net.crop_size != int(pipeline.crop_size):
                 raise ValueError(

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("models.training.train", "train the recognition models on a data set"),
     "train-occupancy": (
-        "models.networks.occupancy",
+        "models.training.occupancy",
         "train the seat-occupancy model on simulated live sessions (which seats have a student)",
     ),
     "probe": (

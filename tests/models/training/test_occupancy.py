@@ -7,15 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.networks.occupancy import (
-    OccupancyNet,
-    SessionSpec,
-    load_occupancy,
-    occupancy_samples,
-    save_occupancy,
-    session_specs,
-    train_occupancy,
-)
+from models.networks.occupancy import OccupancyNet, load_occupancy, save_occupancy
+from models.training.occupancy import SessionSpec, occupancy_samples, session_specs, train_occupancy
 from services.cli.main import main as classroom
 
 COMMITTED_RECOGNITION = "models/checkpoints/smartclass-small.pt"
