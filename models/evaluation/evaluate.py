@@ -1,11 +1,9 @@
-"""``classroom evaluate``: the paper's Tables 3, 4 and 6 and its robustness study (4.2.3) on a
-data set in the project's format (SmartClass-Sim by default), from trained checkpoints.
+"""The paper's Tables 3, 4 and 6 and its robustness study (4.2.3) on a data set in the project's
+format (SmartClass-Sim by default), from trained checkpoints: what ``classroom evaluate``
+(models/tools/evaluate.py) runs.
 
-    classroom evaluate --data sim:small --runs var/train --out var/eval/small
-
-reads every ``<runs>/<method>/model.pt`` (or ``--checkpoint PATH`` repeated), evaluates each on
-the TEST split (students never seen in training) and writes ``results.json`` and
-``results.md``. Columns, per method (Table 3's):
+Every checkpoint is evaluated on the TEST split (students never seen in training); the report
+is ``results.json`` and ``results.md``. Columns, per method (Table 3's):
 
 - PSNR, SSIM (dB, 0..1): the method's own colour enhancement (the torch twin of section 3.2
   or the baseline's fixed enhancement) applied to the raw colour crops, against the clean,
@@ -36,15 +34,11 @@ A method whose checkpoint is missing is listed as missing, never filled in.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -529,137 +523,3 @@ def find_checkpoints(runs: Path | None, explicit: Sequence[Path]) -> list[Path]:
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="sim:small", help="sim:<preset>[?seed=N] or a data-set folder")
-    parser.add_argument("--runs", type=Path, default=Path("var/train"), help="folder of <method>/model.pt")
-    parser.add_argument(
-        "--checkpoint", type=Path, action="append", default=[], help="a model.pt (repeatable)"
-    )
-    parser.add_argument("--methods", help="only these methods (comma-separated)")
-    parser.add_argument("--out", type=Path, default=Path("var/eval"), help="writes results.json, results.md")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--frame-stride", type=int, default=4, help="quality on every N-th frame")
-    parser.add_argument("--fps-students", type=int, default=20)
-    parser.add_argument("--fps-repeats", type=int, default=10, help="0: do not time")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--workers", type=int, default=None, help="processes preparing uncached windows")
-    parser.add_argument("--no-robustness", action="store_true", help="skip the scenario renders (sim only)")
-    parser.add_argument("--limit", type=int, help="only the first N test windows (quick checks, not figures)")
-
-
-def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from models.data.open import open_dataset
-    from models.networks.checkpoint import load_checkpoint
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    checkpoints = find_checkpoints(args.runs, args.checkpoint)
-    if not checkpoints:
-        print(
-            f"classroom evaluate: no checkpoint (looked in {args.runs}/*/model.pt); train with "
-            "`classroom train --data ... --method NAME --out var/train/NAME` first",
-            file=sys.stderr,
-        )
-        return 2
-    wanted = set(args.methods.split(",")) if args.methods else None
-    by_method: dict[str, Path] = {}
-    crop_sizes = set()
-    for path in checkpoints:
-        try:
-            data = load_checkpoint(path)
-        except (OSError, ValueError, KeyError) as exc:
-            print(f"classroom evaluate: {path}: {exc}", file=sys.stderr)
-            return 2
-        if wanted is None or data["method"] in wanted:
-            if data["method"] in by_method:
-                print(
-                    f"classroom evaluate: two checkpoints of {data['method']}: {by_method[data['method']]} and "
-                    f"{path}; keep one in {args.runs} or name them with --checkpoint",
-                    file=sys.stderr,
-                )
-                return 2
-            by_method[data["method"]] = path
-            crop_sizes.add(int(data["crop_size"]))
-    if len(crop_sizes) != 1:
-        print(f"classroom evaluate: checkpoints differ in crop size {sorted(crop_sizes)}", file=sys.stderr)
-        return 2
-    crop_size = crop_sizes.pop()
-    try:
-        test_set = open_dataset(
-            args.data, "test", crop_size=crop_size, workers=args.workers, limit=args.limit
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"classroom evaluate: {exc}", file=sys.stderr)
-        return 2
-    device = f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} thread(s)"
-    methods: dict[str, dict[str, Any]] = {}
-    for method, path in by_method.items():
-        began = time.perf_counter()
-        result = evaluate_checkpoint(
-            path,
-            test_set,
-            batch_size=args.batch_size,
-            frame_stride=args.frame_stride,
-            fps_students=args.fps_students,
-            fps_repeats=args.fps_repeats,
-            device_name=device,
-        )
-        methods[method] = asdict(result)
-        print(
-            f"{method}: top-1 {result.top1:.2f} top-5 {result.top5:.2f} macro-F1 {result.macro_f1:.2f} "
-            f"PSNR {result.psnr:.2f} SSIM {result.ssim:.3f} MI {result.mi:.3f} EPI {result.epi:.3f} "
-            f"FPS {result.fps:.1f} ({time.perf_counter() - began:.0f} s)",
-            flush=True,
-        )
-    robustness: dict[str, dict[str, float]] = {}
-    if args.data.startswith("sim:") and not args.no_robustness:
-        base = args.data.split("&conditions=")[0]
-        joiner = "&" if "?" in base else "?"
-        present = robustness_methods({m: r["top1"] for m, r in methods.items()})
-        for scenario in ROBUSTNESS_SCENARIOS:
-            if not present:
-                break
-            scenario_set = open_dataset(
-                f"{base}{joiner}conditions={scenario}",
-                "test",
-                crop_size=crop_size,
-                workers=args.workers,
-                limit=args.limit,
-            )
-            for method in present:
-                r = evaluate_checkpoint(
-                    by_method[method],
-                    scenario_set,
-                    batch_size=args.batch_size,
-                    frame_stride=args.frame_stride,
-                    fps_students=args.fps_students,
-                    fps_repeats=0,
-                    device_name=device,
-                    quality=False,
-                )
-                robustness.setdefault(method, {})[scenario] = r.top1
-                print(f"robustness {scenario}: {method} top-1 {r.top1:.2f}", flush=True)
-    first = next(iter(methods.values()))
-    report = {
-        "data": args.data,
-        "test_samples": first["samples"],
-        "command": "classroom evaluate "
-        + " ".join(sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else sys.argv[1:]),
-        "device": device,
-        "fps_students": args.fps_students,
-        "crop_size": crop_size,
-        "quality_note": f"{first['quality_subset']}, every {args.frame_stride}th frame ({first['quality_frames']} frames)",
-        "methods": methods,
-        "robustness": robustness,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    markdown = render_markdown(report)
-    (args.out / "results.md").write_text(markdown)
-    print(markdown)
-    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
-    return 0

@@ -1,4 +1,5 @@
-"""``classroom export``: the recognition network (MST-GCN or a baseline) to ONNX or TorchScript.
+"""The recognition network (MST-GCN or a baseline) to ONNX or TorchScript: what
+``classroom export`` (models/tools/export.py) runs.
 
 The exported graph takes keypoints float32 [B, T, 17, 3] and node_features float32
 [B, T, 17, C] (B dynamic, T fixed by the checkpoint) and returns probabilities [B, 10],
@@ -9,8 +10,6 @@ keypoint_attention [B, 17] and frame_attention [B, T], the same as
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 
@@ -82,31 +81,3 @@ def export_torchscript(pipeline, path: str | Path, window_frames: int) -> Path:
         traced = torch.jit.trace(module, example_inputs(2, window_frames, pipeline.feature_dim))
     traced.save(str(path))
     return path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint", type=Path, help="model.pt from classroom train (default: untrained weights)"
-    )
-    parser.add_argument("--method", default="proposed", help="method to build when no checkpoint is given")
-    parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
-    parser.add_argument("--out", type=Path, required=True, help="output file")
-
-
-def run(args: argparse.Namespace) -> int:
-    from models.serving.inference import InferenceEngine
-
-    try:
-        engine = InferenceEngine(args.checkpoint, method=args.method)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"classroom export: {exc}", file=sys.stderr)
-        return 2
-    window = engine.info.window_frames
-    if args.format == "onnx":
-        path = export_onnx(engine.pipeline.float(), args.out, window)
-    else:
-        path = export_torchscript(engine.pipeline.float(), args.out, window)
-    print(
-        f"{args.format}: {path} ({engine.info.recognition_version}, T={window}, C={engine.info.feature_dim})"
-    )
-    return 0

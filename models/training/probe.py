@@ -1,4 +1,5 @@
-"""``classroom probe``: is a trained checkpoint limited by its recogniser or by its features?
+"""Is a trained checkpoint limited by its recogniser or by its features? What ``classroom probe``
+(models/tools/probe.py) runs.
 
 The front end of a checkpoint (enhancement, fusion, keypoints, node encoding) is frozen and
 run once over the training, validation and test splits; the recogniser (MST-GCN or a
@@ -14,16 +15,10 @@ for many cheap epochs. Each epoch prints the training, validation and test top-1
 front end's error on students it was trained on is smaller than on unseen ones). Nothing is
 saved: this is a diagnosis, not a training method. The test split is printed for the record
 and never used to choose anything.
-
-    classroom probe --checkpoint models/checkpoints/smartclass-small.pt --epochs 30
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
 
@@ -113,68 +108,3 @@ def probe(
             total += float(loss.detach()) * len(idx)
         history.append(record(epoch, total / max(len(labels), 1)))
     return history
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt of classroom train")
-    parser.add_argument("--data", default="sim:small", help="the data set the checkpoint was trained on")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument(
-        "--jitter", type=float, default=0.0, help="keypoint noise on training windows (crop px)"
-    )
-    parser.add_argument(
-        "--train-extras", action="store_true", help="the training split with its background people"
-    )
-    parser.add_argument("--limit", type=int, help="first windows of each split (quick checks)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--workers", type=int, help="processes preparing uncached windows")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from models.data.open import open_dataset
-    from models.networks.checkpoint import load_checkpoint
-    from models.networks.registry import create_model
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        data = load_checkpoint(args.checkpoint)
-        pipeline = create_model(data["method"], checkpoint=data)
-        crop = int(data["crop_size"])
-        splits = {}
-        began = time.perf_counter()
-        for split in ("train", "val", "test"):
-            dataset = open_dataset(
-                args.data,
-                split,
-                seed=args.seed,
-                crop_size=crop,
-                workers=args.workers,
-                limit=args.limit,
-                extras=args.train_extras and split == "train",
-            )
-            splits[split] = front_end_outputs(pipeline, dataset)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"classroom probe: {exc}", file=sys.stderr)
-        return 2
-    sizes = ", ".join(f"{name} {len(s[2])}" for name, s in splits.items())
-    print(f"front end of {args.checkpoint} over {sizes} samples in {time.perf_counter() - began:.0f} s")
-    history = probe(
-        pipeline,
-        splits,
-        epochs=args.epochs,
-        lr=args.lr,
-        jitter_px=args.jitter,
-        crop_size=crop,
-        seed=args.seed,
-    )
-    best = max(history[1:] or history, key=lambda r: r["val"])
-    print(
-        f"best validation epoch {best['epoch']}: train {best['train']:.1f} val {best['val']:.1f} "
-        f"test {best['test']:.1f} (epoch 0, the checkpoint: val {history[0]['val']:.1f} test {history[0]['test']:.1f})"
-    )
-    return 0

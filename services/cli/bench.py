@@ -10,7 +10,7 @@ BENCHES = {
     "kafka": ("services.cli.bench_kafka_cli", "data-plane throughput: aiokafka next to kafka-python"),
     "enhance": ("services.enhancement.bench", "section 3.2 quality against baselines, and speed"),
     "simulate": ("services.simulator.bench", "simulator frame sets per second"),
-    "models": ("models.evaluation.bench", "model server networks: frame sets/s against batch size"),
+    "models": ("models.tools.bench", "model server networks: frame sets/s against batch size"),
     "dashboard": ("dashboards.bench", "dashboard page render times on a semester of data"),
 }
 

@@ -26,28 +26,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "services.dataset.cli",
         "check a data set folder, or convert real recordings into the format",
     ),
-    "train": ("models.training.train", "train the recognition models on a data set"),
+    "train": ("models.tools.train", "train the recognition models on a data set"),
     "train-occupancy": (
-        "models.training.occupancy",
+        "models.tools.train_occupancy",
         "train the seat-occupancy model on simulated live sessions (which seats have a student)",
     ),
     "probe": (
-        "models.training.probe",
+        "models.tools.probe",
         "retrain a checkpoint's recogniser alone on its frozen features: budget or generalisation limit?",
     ),
     "evaluate": (
-        "models.evaluation.evaluate",
+        "models.tools.evaluate",
         "evaluate methods and ablations; JSON and Markdown tables like the paper's",
     ),
     "replay": (
-        "models.evaluation.replay",
+        "models.tools.replay",
         "a simulated live session through the recognition model, served path beside the training path",
     ),
     "agreement": (
         "services.cli.agreement",
         "how often a run's behaviour events agree with the simulator's ground truth",
     ),
-    "export": ("models.serving.export", "export the recognition network to ONNX / TorchScript"),
+    "export": ("models.tools.export", "export the recognition network to ONNX / TorchScript"),
     "bench": (
         "services.cli.bench",
         "print benchmark figures (pipeline, enhance, simulate, models, dashboard)",

@@ -1,18 +1,15 @@
-"""classroom evaluate: the scores against hand-computed values, the report, and a run end to end."""
+"""The evaluation: the scores against hand-computed values, the report, finding checkpoints.
+
+A run end to end is tests/models/tools/test_evaluate_cli.py's."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pytest
-import torch
 
 from models.evaluation.evaluate import frame_quality, keypoint_errors, recognition_metrics, render_markdown
-from models.networks.checkpoint import atomic_save, build_checkpoint
-from models.networks.registry import create_model
-from services.cli.main import main
 
 
 def test_recognition_metrics_by_hand():
@@ -99,58 +96,6 @@ def test_markdown_lists_missing_methods_as_missing():
     assert "| `proposed` | 20.00 | 0.800 | 0.300 | 0.200 | 50.00 | 90.00 | 48.00 | 12.0 |" in text
     assert "| `retinex_concat_gcn` | missing |" in text
     assert "50.00 (-10.00)" in text and "| missing |" in text
-
-
-def test_evaluate_end_to_end_on_an_untrained_checkpoint(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CLASSROOM_CROP_CACHE", str(tmp_path / "crops"))
-    monkeypatch.setenv("CLASSROOM_DATASET_CACHE", "off")
-    torch.manual_seed(0)
-    model = create_model("proposed", crop_size=32)
-    run = tmp_path / "runs" / "proposed"
-    run.mkdir(parents=True)
-    atomic_save(build_checkpoint(model, training={}, dataset_id="unit", window_frames=16), run / "model.pt")
-    out = tmp_path / "eval"
-    status = main(
-        [
-            "evaluate",
-            "--data",
-            "sim:tiny",
-            "--runs",
-            str(tmp_path / "runs"),
-            "--out",
-            str(out),
-            "--limit",
-            "1",
-            "--fps-repeats",
-            "1",
-            "--fps-students",
-            "2",
-            "--workers",
-            "1",
-            "--no-robustness",
-        ]
-    )
-    assert status == 0
-    report = json.loads((out / "results.json").read_text())
-    result = report["methods"]["proposed"]
-    assert result["samples"] == 1 and result["top1"] in (0.0, 100.0)
-    assert result["fps"] > 0 and result["quality_frames"] >= 4
-    assert "| `no_deformable` | missing |" in (out / "results.md").read_text()
-    errors = result["keypoint_error_px"]
-    assert set(errors) == {"all points", "in view", "hidden"}
-    for subset in errors.values():
-        assert set(subset) == {"head", "neck, chest, shoulders", "elbows", "wrists", "hands", "all"}
-    assert 0 < errors["all points"]["all"] < 32 * 1.5  # within a 32 px crop's diagonal
-    # all points = in view + hidden: the overall mean lies between the two
-    low, high = sorted([errors["in view"]["all"], errors["hidden"]["all"]])
-    assert low <= errors["all points"]["all"] <= high
-    assert 0 < result["heatmap_peak"] <= 1.0
-    assert "## Keypoint error (crop px" in (out / "results.md").read_text()
-
-
-def test_evaluate_without_checkpoints_says_how_to_train(tmp_path, capsys):
-    assert main(["evaluate", "--runs", str(tmp_path)]) == 2
-    assert "classroom train" in capsys.readouterr().err
 
 
 def test_a_checkpoint_named_explicitly_and_found_under_runs_counts_once(tmp_path):

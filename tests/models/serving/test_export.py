@@ -8,7 +8,6 @@ import torch
 
 from models.serving.export import example_inputs, export_onnx, export_torchscript
 from models.serving.inference import InferenceEngine
-from services.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +38,3 @@ def test_torchscript_matches_torch(engine, tmp_path):
         probabilities, _, _ = module(keypoints, features)
     reference = engine.recognise(keypoints.numpy(), features.numpy())
     np.testing.assert_allclose(probabilities.numpy(), reference.probabilities, atol=1e-5)
-
-
-def test_export_cli(tmp_path, capsys):
-    assert main(["export", "--out", str(tmp_path / "r.onnx")]) == 0
-    assert (tmp_path / "r.onnx").stat().st_size > 10_000
-    assert "untrained-proposed" in capsys.readouterr().out
-    assert main(["export", "--out", str(tmp_path / "x.onnx"), "--checkpoint", str(tmp_path / "none.pt")]) == 2

@@ -9,7 +9,6 @@ import torch
 
 from models.networks.occupancy import OccupancyNet, load_occupancy, save_occupancy
 from models.training.occupancy import SessionSpec, occupancy_samples, session_specs, train_occupancy
-from services.cli.main import main as classroom
 
 COMMITTED_RECOGNITION = "models/checkpoints/smartclass-small.pt"
 COMMITTED_OCCUPANCY = "models/checkpoints/occupancy-small.pt"
@@ -81,11 +80,6 @@ def test_the_committed_model_tells_taken_from_empty_seats_in_unseen_sessions() -
         empty += int((y == 0).sum())
     assert empty >= 0.15 * total  # the sessions do have empty seats to get wrong
     assert correct / total >= 0.95
-
-
-def test_train_occupancy_refuses_overlapping_seeds(capsys) -> None:
-    assert classroom(["train-occupancy", "--train-seeds", "1-5", "--val-seeds", "5-6"]) == 2
-    assert "overlap" in capsys.readouterr().err
 
 
 def test_the_engine_uses_the_occupancy_model_when_given() -> None:

@@ -11,7 +11,6 @@ from models.data.toydata import ToyWindowDataset
 from models.data.windows import collate
 from models.networks.perceptual import train_perceptual_net
 from models.training.train import TrainOptions, train
-from services.cli.main import main
 
 TINY = {
     "fusion_channels": 8,
@@ -109,32 +108,6 @@ def test_early_stopping(tmp_path):
     assert len(saved["history"]) == summary["epochs_run"]
 
 
-def test_cli(tmp_path, capsys):
-    out = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "--data",
-            "toy:4:4:32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--enhancement",
-            "identity",
-            "--method",
-            "no_multidilation",
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-    )
-    assert code == 0 and (out / "model.pt").is_file()
-    assert '"method": "no_multidilation"' in capsys.readouterr().out
-    assert main(["train", "--data", "toy:4", "--method", "nope"]) == 2
-    assert main(["train", "--data", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "x")]) == 2
-
-
 def test_resume_refuses_other_training_data(tmp_path):
     train_set, val_set = data(8)
     train(train_set, val_set, tmp_path, options(epochs=1), progress=False, log=lambda _: None)
@@ -171,18 +144,3 @@ def test_probe_retrains_only_the_recogniser_and_fits_the_training_windows(tmp_pa
     for key, value in pipeline.state_dict().items():
         if key in front:
             torch.testing.assert_close(value, front[key], rtol=0, atol=0, msg=key)
-
-
-def test_probe_command_reports_a_missing_checkpoint(tmp_path, capsys):
-    assert main(["probe", "--checkpoint", str(tmp_path / "nope.pt"), "--data", "toy:8"]) == 2
-    assert "classroom probe:" in capsys.readouterr().err
-
-
-def test_cli_crop_size_override(tmp_path, capsys):
-    out = tmp_path / "run"
-    args = ["train", "--data", "toy:4:4", "--epochs", "1", "--batch-size", "4", "--enhancement", "identity"]
-    assert main([*args, "--crop-size", "48", "--out", str(out), "--no-progress"]) == 0
-    assert torch.load(out / "model.pt", map_location="cpu", weights_only=False)["crop_size"] == 48
-    assert main([*args, "--crop-size", "50", "--out", str(tmp_path / "bad")]) == 2
-    assert "multiple of 16" in capsys.readouterr().err
-    assert not (tmp_path / "bad").exists()

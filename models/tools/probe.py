@@ -1,0 +1,79 @@
+"""``classroom probe``: the command line of models/training/probe.py (a checkpoint's recogniser
+retrained alone on its frozen front end: a budget limit or a generalisation limit?).
+
+    classroom probe --checkpoint models/checkpoints/smartclass-small.pt --epochs 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt of classroom train")
+    parser.add_argument("--data", default="sim:small", help="the data set the checkpoint was trained on")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, help="keypoint noise on training windows (crop px)"
+    )
+    parser.add_argument(
+        "--train-extras", action="store_true", help="the training split with its background people"
+    )
+    parser.add_argument("--limit", type=int, help="first windows of each split (quick checks)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--workers", type=int, help="processes preparing uncached windows")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    # the library (and torch) load here, not at the top: `classroom probe --help` stays fast
+    import torch
+
+    from models.data.open import open_dataset
+    from models.networks.checkpoint import load_checkpoint
+    from models.networks.registry import create_model
+    from models.training.probe import front_end_outputs, probe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        data = load_checkpoint(args.checkpoint)
+        pipeline = create_model(data["method"], checkpoint=data)
+        crop = int(data["crop_size"])
+        splits = {}
+        began = time.perf_counter()
+        for split in ("train", "val", "test"):
+            dataset = open_dataset(
+                args.data,
+                split,
+                seed=args.seed,
+                crop_size=crop,
+                workers=args.workers,
+                limit=args.limit,
+                extras=args.train_extras and split == "train",
+            )
+            splits[split] = front_end_outputs(pipeline, dataset)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"classroom probe: {exc}", file=sys.stderr)
+        return 2
+    sizes = ", ".join(f"{name} {len(s[2])}" for name, s in splits.items())
+    print(f"front end of {args.checkpoint} over {sizes} samples in {time.perf_counter() - began:.0f} s")
+    history = probe(
+        pipeline,
+        splits,
+        epochs=args.epochs,
+        lr=args.lr,
+        jitter_px=args.jitter,
+        crop_size=crop,
+        seed=args.seed,
+    )
+    best = max(history[1:] or history, key=lambda r: r["val"])
+    print(
+        f"best validation epoch {best['epoch']}: train {best['train']:.1f} val {best['val']:.1f} "
+        f"test {best['test']:.1f} (epoch 0, the checkpoint: val {history[0]['val']:.1f} test {history[0]['test']:.1f})"
+    )
+    return 0
