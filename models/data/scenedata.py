@@ -33,18 +33,25 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 
+from models.data.crops import COLOUR, CropGeometry, extract_student_crops
 from models.data.windows import WindowSample
+from services.common.codecs import DecodedFrameSet
 from services.common.vocabulary import NUM_KEYPOINTS
+from services.dataset.api import open_dataset as open_scene_dataset
+from services.enhancement.alignment import resize_to
+from services.enhancement.params import EnhancementParams
+from services.enhancement.pipeline import Enhancer
+from services.simulator.classroom import ROOMS, room_seats
 
 CACHE_ENV = "CLASSROOM_CROP_CACHE"
 EMPTY_SEATS_PER_WINDOW = 1
-IGNORE_LABEL = -1  # = models.training.losses.IGNORE_LABEL (not imported: that module imports torch)
+IGNORE_LABEL = -1  # = models.training.losses.IGNORE_LABEL (not imported: training sits above data)
 CACHE_FORMAT = 2  # bump when what a cached sample holds changes (2: + occluded)
 _MEMORY_BUDGET_BYTES = 6 * 1024**3  # keep a split's samples in memory below this size
 
@@ -65,10 +72,6 @@ class SampleMeta:
 
 
 def _params_digest(params_file: str | None) -> str:
-    from dataclasses import asdict
-
-    from services.enhancement.params import EnhancementParams
-
     params = EnhancementParams() if params_file is None else EnhancementParams.from_json(params_file)
     return hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()[:10]
 
@@ -78,9 +81,6 @@ def _sample_file(root: Path, meta: SampleMeta) -> Path:
 
 
 def _load_enhancer(params_file: str | None):
-    from services.enhancement.params import EnhancementParams
-    from services.enhancement.pipeline import Enhancer
-
     return Enhancer(None if params_file is None else EnhancementParams.from_json(params_file))
 
 
@@ -98,11 +98,6 @@ def prepare_window(
     Runs in a worker process: it opens the data set by ``spec`` itself. ``extras`` adds the
     window's labelled background people (``split_samples``).
     """
-    from models.data.crops import COLOUR, CropGeometry, extract_student_crops
-    from services.common.codecs import DecodedFrameSet
-    from services.dataset.api import open_dataset as open_scene_dataset
-    from services.enhancement.alignment import resize_to
-
     dataset = open_scene_dataset(spec)
     ref = dataset.windows(split)[window_index]
     metas = _window_metas(dataset, ref, split_samples(dataset, split, extras=extras))
@@ -181,8 +176,6 @@ def _empty_seats(dataset, ref) -> list[str]:
     """Seats of the window's camera with nobody in them (not even a background extra), a few."""
     plan_of = getattr(dataset, "plan", None)
     if plan_of is not None:  # SmartClass-Sim: the plan knows, no rendering
-        from services.simulator.classroom import ROOMS, room_seats
-
         index = int(ref.clip_id.rsplit("-", 1)[1])
         plan = plan_of(ref.split, index)
         taken = {p.seat_id for p in plan.people}
@@ -252,8 +245,6 @@ class SceneWindowDataset:
         limit: int | None = None,
         extras: bool = False,
     ) -> None:
-        from services.dataset.api import open_dataset as open_scene_dataset
-
         self.spec = spec
         self.split = split
         self.crop_size = int(crop_size)

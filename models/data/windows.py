@@ -26,6 +26,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from services.common.vocabulary import FLIP_PAIRS, NUM_KEYPOINTS
+
 
 @dataclass(frozen=True)
 class WindowSample:
@@ -83,8 +85,6 @@ def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, 
     (``vocabulary.FLIP_PAIRS``), visibility with them; labels and occupancy are unchanged (no
     behaviour of the vocabulary has a side).
     """
-    from services.common.vocabulary import FLIP_PAIRS, NUM_KEYPOINTS
-
     if not bool(flip.any()):
         return batch
     out = dict(batch)

@@ -15,6 +15,17 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+import numpy as np
+import torch
+
+from models.data.crops import extract_student_crops
+from models.data.toydata import ToyWindowDataset
+from models.data.windows import collate
+from models.networks.perceptual import PerceptualNet
+from models.networks.registry import build_pipeline, method_config
+from models.serving.inference import FusionInput
+from models.training.losses import LossConfig, MultiTaskLoss
+
 
 def _median_seconds(
     fn: Callable[[], object], repeats: int, warmup: int = 2, sync: Callable[[], None] = lambda: None
@@ -35,10 +46,6 @@ def _median_seconds(
 
 
 def synthetic_frame_set(width: int, height: int, seats: int, seed: int = 0):
-    import numpy as np
-
-    from models.serving.inference import FusionInput
-
     rng = np.random.default_rng(seed)
     cols = max(1, round((seats * width / height) ** 0.5))
     rows = -(-seats // cols)
@@ -59,11 +66,6 @@ def synthetic_frame_set(width: int, height: int, seats: int, seed: int = 0):
 
 
 def bench_device(engine, args) -> dict:
-    import numpy as np
-    import torch
-
-    from models.data.crops import extract_student_crops
-
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
     frame = synthetic_frame_set(args.width, args.height, args.seats)
     result: dict = {"device": str(engine.device), "fuse": [], "recognise": []}
@@ -112,14 +114,6 @@ def bench_training_step(
     """Seconds per optimiser step of end-to-end training (forward, multi-task loss, backward, AdamW)
     on procedural toy windows of the given shape; the method's torch enhancement only when asked
     (it needs models/networks/enhancement.py), with a random frozen phi for the perceptual loss."""
-    import torch
-
-    from models.data.toydata import ToyWindowDataset
-    from models.data.windows import collate
-    from models.networks.perceptual import PerceptualNet
-    from models.networks.registry import build_pipeline, method_config
-    from models.training.losses import LossConfig, MultiTaskLoss
-
     data = ToyWindowDataset(windows, window_frames=frames, crop_size=crop_size)
     batch = collate([data[i] for i in range(windows)])
     torch.manual_seed(0)

@@ -42,9 +42,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import torch
 
-from services.common.vocabulary import ARM_KEYPOINTS, HEAD_KEYPOINTS, NUM_KEYPOINTS
+from models.data.crops import COLOUR, DEPTH, THERMAL
+from models.data.windows import collate
+from models.networks.checkpoint import load_checkpoint
+from models.networks.registry import create_model
+from models.training.losses import IGNORE_LABEL
+from services.common.vocabulary import ARM_KEYPOINTS, BEHAVIOURS, HEAD_KEYPOINTS, HOP_FRAMES, NUM_KEYPOINTS
+from services.enhancement import metrics
 
 TABLES: dict[str, tuple[str, ...]] = {
     "Table 3 (methods compared)": (
@@ -180,8 +188,6 @@ def _to_u8(image: np.ndarray) -> np.ndarray:
 
 def _energy_map(fused: np.ndarray, size: int) -> np.ndarray:
     """Fused features [C, h, w] -> channel L2 energy, upsampled to size x size, float32."""
-    import cv2
-
     energy = np.sqrt((fused.astype(np.float64) ** 2).sum(axis=0)).astype(np.float32)
     return cv2.resize(energy, (size, size), interpolation=cv2.INTER_LINEAR)
 
@@ -200,11 +206,6 @@ def frame_quality(
 
     ``enhanced``, ``reference`` [3, S, S] BGR 0..1; ``fused`` [C, h, w]; ``crop`` [6, S, S].
     """
-    import cv2
-
-    from models.data.crops import DEPTH, THERMAL
-    from services.enhancement import metrics
-
     size = crop.shape[-1]
     enhanced_u8, reference_u8 = _to_u8(enhanced), _to_u8(reference)
     energy = _energy_map(fused, size)
@@ -232,11 +233,6 @@ def frame_quality(
 
 def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame_stride: int):
     """Class probabilities for every sample, and per-frame quality on ``quality_indices``."""
-    import torch
-
-    from models.data.crops import COLOUR
-    from models.data.windows import collate
-
     pipeline.eval()
     probabilities, labels, quality, occupancy = [], [], [], []
     subsets = ("all points", "in view", "hidden")
@@ -300,10 +296,6 @@ def measure_fps(
     pipeline, crop_size: int, window_frames: int, *, students: int, repeats: int, seed: int = 0
 ) -> float:
     """Frame sets per second of the whole method for a classroom of ``students`` (module docstring)."""
-    import torch
-
-    from services.common.vocabulary import HOP_FRAMES
-
     generator = torch.Generator().manual_seed(seed)
     crops = torch.rand(students, 6, crop_size, crop_size, generator=generator)
     pipeline.eval()
@@ -353,11 +345,6 @@ def evaluate_checkpoint(
     device_name: str,
     quality: bool = True,
 ) -> MethodResult:
-    from models.networks.checkpoint import load_checkpoint
-    from models.networks.registry import create_model
-    from models.training.losses import IGNORE_LABEL
-    from services.common.vocabulary import BEHAVIOURS
-
     data = load_checkpoint(checkpoint)
     if data["crop_size"] != dataset.crop_size:
         raise ValueError(

@@ -25,9 +25,24 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import torch
+
+from models.data.crops import extract_student_crops
+from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
+from models.networks.pipeline import ClassroomPipeline
+from models.networks.registry import create_model
+from services.common.codecs import DecodedFrameSet
+from services.common.seats import normalise_keypoints
+from services.common.vocabulary import BEHAVIOURS, HOP_FRAMES, WINDOW_FPS
+from services.dataset.api import open_dataset
+from services.enhancement.alignment import resize_to
+from services.enhancement.params import EnhancementParams
+from services.enhancement.pipeline import Enhancer
+from services.simulator.live import SimulatedCamera
 
 DEFAULT_CHECKPOINT = "models/checkpoints/smartclass-small.pt"
 
@@ -70,14 +85,6 @@ class _Models:
 
 
 def _load(checkpoint: str, params_file: str | None) -> _Models:
-    from pathlib import Path
-
-    from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
-    from models.networks.pipeline import ClassroomPipeline
-    from models.networks.registry import create_model
-    from services.enhancement.params import EnhancementParams
-    from services.enhancement.pipeline import Enhancer
-
     data = load_checkpoint(checkpoint)
     served = cast(ClassroomPipeline, create_model(data["method"], checkpoint=data, enhancement="identity"))
     trained = cast(ClassroomPipeline, create_model(data["method"], checkpoint=data))
@@ -90,13 +97,6 @@ def _load(checkpoint: str, params_file: str | None) -> _Models:
 
 def _both_paths(models: _Models, frame, calibration, analysis: tuple[int, int], boxes: np.ndarray):
     """One frame set through both paths: ((keypoints, features) served, the same trained), per student."""
-    import torch
-
-    from models.data.crops import extract_student_crops
-    from services.common.codecs import DecodedFrameSet
-    from services.common.seats import normalise_keypoints
-    from services.enhancement.alignment import resize_to
-
     size = models.crop_size
     enhanced = models.enhancer.process(DecodedFrameSet.of(frame), calibration, analysis)
     aligned = (enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised)
@@ -113,8 +113,6 @@ def _both_paths(models: _Models, frame, calibration, analysis: tuple[int, int], 
 
 
 def _logits(model, per_frame: list, ends: list[int], frames: int) -> list:
-    import torch
-
     keypoints = torch.stack([k for k, _ in per_frame], 1)
     features = torch.stack([f for _, f in per_frame], 1)
     return [
@@ -135,12 +133,6 @@ def replay(
     params_file: str | None = None,
 ) -> dict:
     """Figures of one replayed session (module docstring); ``params_file`` defaults to the checkpoint's."""
-    import torch
-
-    from services.common.seats import normalise_keypoints
-    from services.common.vocabulary import BEHAVIOURS, HOP_FRAMES, WINDOW_FPS
-    from services.simulator.live import SimulatedCamera
-
     models = _load(checkpoint, params_file)
     frames = models.window_frames
     n = round(seconds * WINDOW_FPS)
@@ -201,11 +193,6 @@ def replay_split(
     float16 there, computed in float32 here); the served path is what the running suite would
     make of the same windows.
     """
-    import torch
-
-    from services.common.vocabulary import BEHAVIOURS
-    from services.dataset.api import open_dataset
-
     models = _load(checkpoint, params_file)
     dataset = open_dataset(data)
     samples = dataset.samples(split)

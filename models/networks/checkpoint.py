@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from services.common.vocabulary import BEHAVIOURS, KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
+from services.enhancement.params import EnhancementParams
 
 if TYPE_CHECKING:
     from models.networks.pipeline import ClassroomPipeline
@@ -77,13 +78,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def write_enhancement_json(pipeline: nn.Module, directory: str | Path) -> Path | None:
+def write_enhancement_json(pipeline: nn.Module, directory: str | Path) -> Path:
     """enhancement.json beside the checkpoint: the learned parameters if the torch
     enhancement exports them (``export_params()``), else the section 3.2 defaults."""
-    try:
-        from services.enhancement.params import EnhancementParams
-    except ImportError:
-        return None
     export = getattr(pipeline.enhancement, "export_params", None)
     params = export() if callable(export) else EnhancementParams()
     path = Path(directory) / ENHANCEMENT_JSON

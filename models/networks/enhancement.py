@@ -30,10 +30,12 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import cv2
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from services.enhancement.alignment import registration_tables
 from services.enhancement.params import EnhancementParams
 
 DELTA = 1.0 / 255.0
@@ -404,8 +406,7 @@ def bilateral_depth(depth: torch.Tensor, params: EnhancementParams) -> torch.Ten
 
 
 def _ellipse(k: int, device: torch.device) -> torch.Tensor:
-    import cv2  # OpenCV's own structuring element, so both paths close with the same shape
-
+    # OpenCV's own structuring element, so both paths close with the same shape
     return torch.from_numpy(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).to(device).flatten().bool()
 
 
@@ -622,8 +623,6 @@ class TrimodalEnhancer(nn.Module):
 
     def __init__(self, calibration, analysis_size: tuple[int, int], params: EnhancementParams | None = None):
         super().__init__()
-        from services.enhancement.alignment import registration_tables
-
         self.params = params or EnhancementParams()
         self.retinex = MultiScaleRetinex(self.params)
         self.tables = RegistrationTensors(registration_tables(calibration, tuple(analysis_size)))

@@ -18,7 +18,6 @@ Configuration overrides: nested dicts merge into the method's configuration
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from torch import nn
 
 from models.networks.checkpoint import load_checkpoint
 from models.networks.dcanet import DCANet
+from models.networks.enhancement import create_enhancement
 from models.networks.fusion_baselines import AttentionFusion, ConcatFusion, MultiModalCNNFusion
 from models.networks.keypoints import KeypointNet
 from models.networks.mstgcn import MSTGCN
@@ -236,20 +236,7 @@ def build_enhancement(name: str) -> nn.Module:
     """The torch enhancement of section 3.2 named ``name`` (from models/networks/enhancement.py)."""
     if name == "identity":
         return IdentityEnhancement()
-    try:
-        enhancement = importlib.import_module("models.networks.enhancement")
-    except ImportError as exc:
-        raise NotImplementedError(
-            f"enhancement {name!r} needs models/networks/enhancement.py (the torch path of section 3.2), "
-            "which this checkout does not have; pass enhancement='identity' to build without it"
-        ) from exc
-    factory = getattr(enhancement, "create_enhancement", None)
-    if factory is None:
-        raise NotImplementedError(
-            "models/networks/enhancement.py has no create_enhancement(name) -> nn.Module; "
-            f"cannot build enhancement {name!r} (pass enhancement='identity' to build without it)"
-        )
-    return factory(name)
+    return create_enhancement(name)
 
 
 def build_pipeline(config: dict[str, Any]) -> ClassroomPipeline:

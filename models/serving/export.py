@@ -12,30 +12,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from torch import nn
+
+from services.common.vocabulary import NUM_KEYPOINTS
+
+
+class RecognitionGraph(nn.Module):
+    """The recognition half of a pipeline with the softmax the server applies."""
+
+    def __init__(self, recognition: nn.Module) -> None:
+        super().__init__()
+        self.recognition = recognition
+
+    def forward(self, keypoints: torch.Tensor, node_features: torch.Tensor):
+        logits, keypoint_attention, frame_attention = self.recognition(keypoints, node_features)
+        return torch.softmax(logits, dim=-1), keypoint_attention, frame_attention
+
 
 def _recognition_module(pipeline):
-    import torch
-    from torch import nn
-
-    class RecognitionGraph(nn.Module):
-        """The recognition half of a pipeline with the softmax the server applies."""
-
-        def __init__(self, recognition: nn.Module) -> None:
-            super().__init__()
-            self.recognition = recognition
-
-        def forward(self, keypoints: torch.Tensor, node_features: torch.Tensor):
-            logits, keypoint_attention, frame_attention = self.recognition(keypoints, node_features)
-            return torch.softmax(logits, dim=-1), keypoint_attention, frame_attention
-
     return RecognitionGraph(pipeline.recognition).eval()
 
 
 def example_inputs(batch: int, window_frames: int, feature_dim: int, seed: int = 0):
-    import torch
-
-    from services.common.vocabulary import NUM_KEYPOINTS
-
     g = torch.Generator().manual_seed(seed)
     keypoints = torch.rand(batch, window_frames, NUM_KEYPOINTS, 3, generator=g)
     features = torch.randn(batch, window_frames, NUM_KEYPOINTS, feature_dim, generator=g)
@@ -43,8 +42,6 @@ def example_inputs(batch: int, window_frames: int, feature_dim: int, seed: int =
 
 
 def export_onnx(pipeline, path: str | Path, window_frames: int, opset: int = 17) -> Path:
-    import torch
-
     module = _recognition_module(pipeline)
     inputs = example_inputs(2, window_frames, pipeline.feature_dim)
     path = Path(path)
@@ -72,8 +69,6 @@ def export_onnx(pipeline, path: str | Path, window_frames: int, opset: int = 17)
 
 
 def export_torchscript(pipeline, path: str | Path, window_frames: int) -> Path:
-    import torch
-
     module = _recognition_module(pipeline)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

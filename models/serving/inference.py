@@ -15,6 +15,8 @@ Bad input raises ``services.common.errors.BadInput`` (or a subclass) naming the 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,11 +34,13 @@ from models.data.crops import (
     thermal_celsius,
     validate_boxes,
 )
+from models.networks.checkpoint import load_checkpoint
 from models.networks.occupancy import load_occupancy
 from models.networks.ops import fold_batchnorm, sample_points
 from models.networks.pipeline import ClassroomPipeline
+from models.networks.registry import create_model
 from services.common.errors import BadInput
-from services.common.vocabulary import BEHAVIOURS, KEYPOINT_INDEX, NUM_KEYPOINTS
+from services.common.vocabulary import BEHAVIOURS, KEYPOINT_INDEX, NUM_KEYPOINTS, WINDOW_FRAMES
 
 UNTRAINED_SEED = 20240601
 DEFAULT_METHOD = "proposed"
@@ -99,9 +103,6 @@ def tune_cpu_allocator() -> bool:
     engine does it only when asked to (the model server and the benchmark ask). Returns
     False where this is not glibc.
     """
-    import ctypes
-    import ctypes.util
-
     name = ctypes.util.find_library("c")
     if name is None:
         return False
@@ -160,9 +161,6 @@ class InferenceEngine:
         only without a checkpoint; ``tune_allocator`` calls tune_cpu_allocator().
         ``occupancy_checkpoint``: a seat-occupancy model (models/networks/occupancy.py) whose score replaces
         the keypoint network's occupancy head."""
-        from models.networks.checkpoint import load_checkpoint
-        from models.networks.registry import create_model
-
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
         if tune_allocator and device == "cpu":
@@ -187,7 +185,6 @@ class InferenceEngine:
             fusion_version = f"{method}-{pipeline.config['fusion']['name']}@{digest}"
             recognition_version = f"{method}-{pipeline.config['recognition']['name']}@{digest}"
             trained, window_frames = True, int(data["window_frames"])
-        from services.common.vocabulary import WINDOW_FRAMES
 
         self.pipeline = cast(ClassroomPipeline, fold_batchnorm(pipeline.eval()).to(self.device, self.dtype))
         self.occupancy_net = None

@@ -22,8 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.data.crops import extract_student_crops
 from models.networks.occupancy import DEFAULT_CROP_SIZE, OccupancyNet, OccupancyReport
 from models.serving.inference import InferenceEngine
+from services.common.codecs import DecodedFrameSet
+from services.enhancement.pipeline import Enhancer
+from services.simulator.live import SimulatedCamera
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,6 @@ def occupancy_samples(
     spec: SessionSpec, *, frames: int, every: int, crop_size: int = DEFAULT_CROP_SIZE
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Crops [N, 6, S, S] of every seat of ``frames`` frame sets of a live session, and labels [N]."""
-    from models.data.crops import extract_student_crops
-    from services.common.codecs import DecodedFrameSet
-    from services.enhancement.pipeline import Enhancer
-    from services.simulator.live import SimulatedCamera
-
     camera_sim = SimulatedCamera(seed=spec.seed, students=spec.students, fps=15, rgb_size=(640, 360))
     classroom, course = camera_sim.campus_classroom("room", "cam", "course")
     camera = classroom.cameras[0]

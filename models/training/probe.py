@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
+from models.data.windows import collate
+from models.training.losses import IGNORE_LABEL, class_weights, weighted_focal_loss
+
 
 def front_end_outputs(pipeline, dataset, batch_size: int = 16):
     """(keypoints [N, T, 17, 3], node features [N, T, 17, C], labels [N]) of the labelled samples."""
-    import torch
-
-    from models.data.windows import collate
-    from models.training.losses import IGNORE_LABEL
-
     pipeline.eval()
     keypoints, features, labels = [], [], []
     with torch.inference_mode():
@@ -44,8 +44,6 @@ def front_end_outputs(pipeline, dataset, batch_size: int = 16):
 
 
 def top1(recognition, split, batch_size: int = 64) -> float:
-    import torch
-
     recognition.eval()
     keypoints, features, labels = split
     correct = 0
@@ -73,10 +71,6 @@ def probe(
 ) -> list[dict[str, float]]:
     """Train ``pipeline.recognition`` alone on cached front-end outputs; one record per epoch
     (epoch 0 = the checkpoint as it is)."""
-    import torch
-
-    from models.training.losses import class_weights, weighted_focal_loss
-
     recognition = pipeline.recognition
     for p in recognition.parameters():
         p.requires_grad_(True)

@@ -38,6 +38,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.data.windows import collate, flip_batch
+from models.networks.checkpoint import atomic_save, build_checkpoint, write_enhancement_json
+from models.networks.perceptual import PerceptualNet, train_perceptual_net
+from models.networks.registry import build_pipeline, method_config
+from models.training.losses import IGNORE_LABEL, LossConfig, MultiTaskLoss, class_weights
+
 
 @dataclass
 class TrainOptions:
@@ -58,8 +68,6 @@ class TrainOptions:
 
 
 def _batches(dataset, indices, batch_size: int) -> Iterator[dict]:
-    from models.data.windows import collate
-
     for start in range(0, len(indices), batch_size):
         yield collate([dataset[int(i)] for i in indices[start : start + batch_size]])
 
@@ -73,11 +81,6 @@ def evaluate_accuracy(
 ) -> dict[str, float]:
     """Top-1 accuracy over samples with a behaviour, mean keypoint error (crop px, visible points),
     and per-frame occupancy accuracy (empty seats included) on a data set."""
-    import numpy as np
-    import torch
-
-    from models.training.losses import IGNORE_LABEL
-
     pipeline.eval()
     correct, total, kp_error, kp_count = 0, 0, 0.0, 0.0
     occupancy_right, occupancy_total = 0, 0
@@ -115,12 +118,6 @@ def warm_up_front_end(pipeline, criterion, train_set, val_set, options: TrainOpt
     occupancy), each divided by its value at the first step so none dominates by scale.
     Node encoder and recognition are untouched. Returns one history record per epoch.
     """
-    import numpy as np
-    import torch
-    from tqdm import tqdm
-
-    from models.data.windows import collate
-
     front_end = [
         p
         for module in (pipeline.enhancement, pipeline.fusion, pipeline.keypoint_net)
@@ -208,16 +205,6 @@ def train(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train ``options.method`` on ``train_set``; returns the report (also in report.json)."""
-    import numpy as np
-    import torch
-    from tqdm import tqdm
-
-    from models.data.windows import flip_batch
-    from models.networks.checkpoint import atomic_save, build_checkpoint, write_enhancement_json
-    from models.networks.perceptual import PerceptualNet, train_perceptual_net
-    from models.networks.registry import build_pipeline, method_config
-    from models.training.losses import LossConfig, MultiTaskLoss, class_weights
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path = out_dir / "last.pt"
