@@ -2,7 +2,7 @@
 
 Every function here mirrors one in the NumPy/OpenCV library, step for step and with the
 same border rule (reflect-101), so the two agree to float32 rounding
-(``tests/models/test_enhancement_torch.py`` states the tolerances). The NumPy path regroups
+(``tests/models/networks/test_enhancement_torch.py`` states the tolerances). The NumPy path regroups
 a few products for speed (``retinex.py``'s module docstring lists them: b = mean·eps/(var+eps),
 A(L) folded into the reflectance sums, ...); here they stay in the textbook form, which is
 the same quantity and easier to differentiate:
