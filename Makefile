@@ -63,4 +63,4 @@ bench: setup ## print the benchmark figures (pipeline, enhancement, simulator, m
 	$(VENV)/bin/classroom bench all
 
 clean: ## remove generated code, caches and local data (keeps .venv)
-	rm -rf services/common/pb var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf services/common/pb var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,1 +1,2 @@
-"""What the model server loads: the inference engine over a checkpoint, and its export to ONNX / TorchScript."""
+"""What the model server loads: the inference engine over a checkpoint, and the export of its
+recognition network to ONNX / TorchScript."""
