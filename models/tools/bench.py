@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from services.common.vocabulary import WINDOW_FRAMES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="model.pt (default: untrained weights of --method)")
@@ -53,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
 
     from models.evaluation.bench import bench_device, bench_training_step
     from models.serving.inference import InferenceEngine
-    from services.common.vocabulary import WINDOW_FRAMES
 
     torch.set_num_threads(args.threads)
     results = []
