@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from models.data.crops import extract_student_crops
+from models.data.inputs import FusionInput
 from models.data.toydata import ToyWindowDataset
 from models.data.windows import collate
 from models.networks.perceptual import PerceptualNet
 from models.networks.registry import build_pipeline, method_config
-from models.serving.inference import FusionInput
 from models.training.losses import LossConfig, MultiTaskLoss
 
 

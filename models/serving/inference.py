@@ -30,10 +30,9 @@ from models.data.crops import (
     DEPTH,
     DEPTH_SCALE_MM,
     THERMAL,
-    extract_student_crops,
     thermal_celsius,
-    validate_boxes,
 )
+from models.data.inputs import FusionInput, model_inputs, validate_fusion_input
 from models.networks.checkpoint import load_checkpoint
 from models.networks.occupancy import load_occupancy
 from models.networks.ops import fold_batchnorm, sample_points
@@ -62,17 +61,6 @@ class ModelInfo:
     labels: tuple[str, ...]
     crop_size: int
     method: str
-
-
-@dataclass(frozen=True)
-class FusionInput:
-    """One enhanced, aligned frame set at analysis resolution, and the seat boxes to read."""
-
-    rgb: np.ndarray  # HxWx3 uint8 BGR
-    depth_mm: np.ndarray  # HxW uint16
-    thermal_c: np.ndarray  # HxW float32
-    thermal_equalised: np.ndarray  # HxW uint8
-    seats: np.ndarray  # float32 [S, 4] x0, y0, x1, y1 (analysis px)
 
 
 @dataclass(frozen=True)
@@ -122,28 +110,6 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:12]
-
-
-def validate_fusion_input(item: FusionInput) -> None:
-    """BadInput if an item cannot be processed (the server can check items one by one)."""
-    if not isinstance(item, FusionInput):
-        raise BadInput(f"expected FusionInput, got {type(item).__name__}")
-    rgb = item.rgb
-    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise BadInput("rgb must be an HxWx3 uint8 BGR array")
-    shape = rgb.shape[:2]
-    for name, arr, dtype in (
-        ("depth_mm", item.depth_mm, np.uint16),
-        ("thermal_c", item.thermal_c, np.float32),
-        ("thermal_equalised", item.thermal_equalised, np.uint8),
-    ):
-        if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
-            got = f"{arr.shape} {arr.dtype}" if isinstance(arr, np.ndarray) else type(arr).__name__
-            raise BadInput(f"{name} must be {shape} {np.dtype(dtype).name} (aligned to colour), got {got}")
-    if not np.isfinite(item.thermal_c).all():
-        raise BadInput("thermal_c contains NaN or infinity")
-    seats = np.asarray(item.seats, dtype=np.float64)
-    validate_boxes(seats.reshape(0, 4) if seats.size == 0 else seats)
 
 
 class InferenceEngine:
@@ -225,11 +191,7 @@ class InferenceEngine:
                 raise type(exc)(f"frame set {i}: {exc.detail}") from exc
         if not frames:
             return []
-        crops = extract_student_crops(
-            [(f.rgb, f.depth_mm, f.thermal_c, f.thermal_equalised) for f in frames],
-            [np.asarray(f.seats, dtype=np.float64) for f in frames],
-            crop_size=self.info.crop_size,
-        )
+        crops = model_inputs(frames, self.info.crop_size)
         n = crops.tensor.shape[0]
         c = self.info.feature_dim
         if n == 0:

@@ -42,20 +42,16 @@ def default_session_id(settings: CaptureSettings, started: datetime) -> str:
 def frame_set_message(
     frames: CapturedFrameSet, settings: CaptureSettings, *, session_id: str, frame_rate: float, source: str
 ) -> frames_pb2.FrameSet:
-    """Encode one capture into the wire message (JPEG colour, 16-bit PNG depth and thermal)."""
-    return frames_pb2.FrameSet(
+    """Encode one capture into the wire message with this agent's ids (``codecs.encode_frame_set``)."""
+    return codecs.encode_frame_set(
+        frames,
         classroom_id=settings.classroom_id,
         session_id=session_id,
         camera_id=settings.camera_id,
         course_id=settings.course_id,
-        sequence=frames.sequence,
-        capture_ts_us=frames.rgb_ts_us,
-        rgb=codecs.encode_rgb(frames.rgb, capture_ts_us=frames.rgb_ts_us, quality=settings.jpeg_quality),
-        depth=codecs.encode_depth(frames.depth_mm, capture_ts_us=frames.depth_ts_us),
-        thermal=codecs.encode_thermal(frames.thermal_c, capture_ts_us=frames.thermal_ts_us),
-        calibration_ref=f"{settings.classroom_id}/{settings.camera_id}",
-        source=source,
         frame_rate=frame_rate,
+        source=source,
+        jpeg_quality=settings.jpeg_quality,
     )
 
 

@@ -286,6 +286,39 @@ class DecodedFrameSet:
         )
 
 
+def encode_frame_set(
+    frames: Any,
+    *,
+    classroom_id: str,
+    session_id: str,
+    camera_id: str,
+    course_id: str = "",
+    frame_rate: float = 0.0,
+    source: str = "",
+    jpeg_quality: int = 90,
+) -> frames_pb2.FrameSet:
+    """One capture as its wire message: JPEG colour, lossless depth and radiometric thermal.
+
+    ``frames`` is a ``services.common.frames.CapturedFrameSet`` (sequence, the three images and
+    their capture times). The capture service publishes exactly this, and the training data of
+    ``models/data`` goes through it too, so both see the same JPEG artefacts.
+    """
+    return frames_pb2.FrameSet(
+        classroom_id=classroom_id,
+        session_id=session_id,
+        camera_id=camera_id,
+        course_id=course_id,
+        sequence=frames.sequence,
+        capture_ts_us=frames.rgb_ts_us,
+        rgb=encode_rgb(frames.rgb, capture_ts_us=frames.rgb_ts_us, quality=jpeg_quality),
+        depth=encode_depth(frames.depth_mm, capture_ts_us=frames.depth_ts_us),
+        thermal=encode_thermal(frames.thermal_c, capture_ts_us=frames.thermal_ts_us),
+        calibration_ref=f"{classroom_id}/{camera_id}",
+        source=source,
+        frame_rate=frame_rate,
+    )
+
+
 def parse_frame_set(payload: bytes) -> frames_pb2.FrameSet:
     """Parse wire bytes into a FrameSet, or raise MalformedMessage."""
     message = frames_pb2.FrameSet()

@@ -32,14 +32,12 @@ from services.common.bus import Output, RecordResult, StreamService, now_us
 from services.common.campus import Campus, load_campus
 from services.common.errors import (
     BadInput,
-    InvalidCalibration,
     UnknownCamera,
     WorkerCrashed,
-    WrongResolution,
 )
-from services.common.pb.classroom.v1 import frames_pb2
 from services.common.topics import FRAMES_ENHANCED, FRAMES_RAW
 from services.enhancement.config import EnhancementSettings
+from services.enhancement.frameset import enhance_frame_set
 from services.enhancement.pipeline import EnhancementParams, Enhancer, opencv_threads, tune_allocator
 
 
@@ -70,43 +68,8 @@ class FrameSetEnhancer:
             raise UnknownCamera(
                 f"camera {message.classroom_id}/{message.camera_id} is not in the campus file"
             )
-        if camera.calibration is None:
-            raise InvalidCalibration(f"camera {message.classroom_id}/{message.camera_id} has no calibration")
-        decoded = codecs.decode_frame_set(message)
-        calibration = camera.calibration
-        for name, image, intrinsics in (
-            ("rgb", decoded.rgb, calibration.rgb),
-            ("depth", decoded.depth_mm, calibration.depth.intrinsics),
-            ("thermal", decoded.thermal_c, calibration.thermal.intrinsics),
-        ):
-            if image.shape[1] != intrinsics.width or image.shape[0] != intrinsics.height:
-                raise WrongResolution(
-                    f"{name} is {image.shape[1]}x{image.shape[0]}, the camera's calibration is for "
-                    f"{intrinsics.width}x{intrinsics.height}"
-                )
-        enhanced = self.enhancer.process(
-            decoded, calibration, (camera.analysis_width, camera.analysis_height)
-        )
-        ts = message.capture_ts_us
-        report = frames_pb2.EnhancementReport(
-            **{k: float(v) for k, v in enhanced.report.items() if k != "method"},
-            method=str(enhanced.report.get("method", "")),
-        )
-        out = frames_pb2.EnhancedFrameSet(
-            classroom_id=message.classroom_id,
-            session_id=message.session_id,
-            camera_id=message.camera_id,
-            course_id=message.course_id,
-            sequence=message.sequence,
-            capture_ts_us=ts,
-            rgb=codecs.encode_rgb(enhanced.rgb, capture_ts_us=ts, quality=self.jpeg_quality),
-            depth=codecs.encode_depth(enhanced.depth_grid_mm, capture_ts_us=ts),  # registration grid
-            thermal_radiometric=codecs.encode_thermal(enhanced.thermal_c, capture_ts_us=ts),
-            thermal_equalised=codecs.encode_gray8(enhanced.thermal_equalised, capture_ts_us=ts),
-            report=report,
-            frame_rate=message.frame_rate,
-            capture_published_ts_us=message.published_ts_us,
-            published_ts_us=now_us(),
+        out = enhance_frame_set(
+            message, camera, self.enhancer, jpeg_quality=self.jpeg_quality, published_ts_us=now_us()
         )
         return message.classroom_id, out.SerializeToString()
 

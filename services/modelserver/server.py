@@ -20,7 +20,7 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Histogram
 
-from services.common import codecs
+from models.data.inputs import fusion_input, validate_fusion_input
 from services.common.errors import BadInput
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
@@ -39,43 +39,6 @@ RECOGNITION_SERVICE = "classroom.v1.Recognition"
 class _Window:
     keypoints: np.ndarray  # [T, 17, 3] float32
     node_features: np.ndarray  # [T, 17, C]
-
-
-def validate_fusion_input(item) -> None:  # type: ignore[no-untyped-def]
-    from models.serving.inference import validate_fusion_input as validate
-
-    validate(item)
-
-
-def decode_fusion_item(item: inference_pb2.FusionItem):  # type: ignore[no-untyped-def]
-    """An EnhancedFrameSet + seats -> models.serving.inference.FusionInput, or BadInput."""
-    from models.serving.inference import FusionInput
-
-    fs = item.frame_set
-    for name in ("rgb", "depth", "thermal_radiometric", "thermal_equalised"):
-        if not fs.HasField(name):
-            raise BadInput(f"enhanced frame set lacks {name}")
-    rgb = codecs.decode_image(fs.rgb, name="rgb")
-    depth = codecs.registered_depth_at(codecs.decode_image(fs.depth, name="depth"), rgb.shape[:2])
-    thermal_raw = codecs.decode_image(fs.thermal_radiometric, name="thermal_radiometric")
-    thermal_eq = codecs.decode_image(fs.thermal_equalised, name="thermal_equalised")
-    shapes = {rgb.shape[:2], depth.shape, thermal_raw.shape, thermal_eq.shape}
-    if len(shapes) != 1:
-        raise BadInput(f"enhanced modalities are not pixel-aligned: sizes {sorted(shapes)}")
-    scale = fs.thermal_radiometric.scale or codecs.THERMAL_SCALE
-    offset = fs.thermal_radiometric.offset if fs.thermal_radiometric.scale else codecs.THERMAL_OFFSET
-    seats = np.array(
-        [[s.box.x0, s.box.y0, s.box.x1, s.box.y1] for s in item.seats], dtype=np.float32
-    ).reshape(-1, 4)
-    if len(seats) and not (np.all(seats[:, 2] > seats[:, 0]) and np.all(seats[:, 3] > seats[:, 1])):
-        raise BadInput("a seat box has x1 <= x0 or y1 <= y0")
-    return FusionInput(
-        rgb=rgb,
-        depth_mm=depth,
-        thermal_c=codecs.thermal16_to_celsius(thermal_raw, scale, offset),
-        thermal_equalised=thermal_eq,
-        seats=seats,
-    )
 
 
 def decode_window(item: inference_pb2.RecognitionItem, *, window_frames: int, feature_dim: int) -> _Window:
@@ -268,7 +231,7 @@ class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
         inputs, positions = [], []
         for i, item in enumerate(request.items):
             try:
-                decoded = decode_fusion_item(item)
+                decoded = fusion_input(item)
                 validate_fusion_input(decoded)
                 inputs.append(decoded)
                 positions.append(i)

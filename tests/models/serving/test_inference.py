@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from models.data.crops import crop_geometry
+from models.data.inputs import FusionInput
 from models.networks.checkpoint import atomic_save, build_checkpoint
 from models.networks.registry import create_model
-from models.serving.inference import FusionInput, InferenceEngine, RecognitionOutput
+from models.serving.inference import InferenceEngine, RecognitionOutput
 from services.common.errors import BadInput
 from services.common.vocabulary import BEHAVIOURS, NUM_KEYPOINTS
 

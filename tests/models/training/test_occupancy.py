@@ -83,7 +83,8 @@ def test_the_committed_model_tells_taken_from_empty_seats_in_unseen_sessions() -
 
 
 def test_the_engine_uses_the_occupancy_model_when_given() -> None:
-    from models.serving.inference import FusionInput, InferenceEngine
+    from models.data.inputs import FusionInput
+    from models.serving.inference import InferenceEngine
 
     head = InferenceEngine(COMMITTED_RECOGNITION)
     with_model = InferenceEngine(COMMITTED_RECOGNITION, occupancy_checkpoint=COMMITTED_OCCUPANCY)

@@ -94,9 +94,9 @@ def test_model_server_answers_batches_and_isolates_bad_items() -> None:
 
 
 def test_fusion_items_take_depth_on_its_registration_grid() -> None:
+    from models.data.inputs import fusion_input as decode_fusion_item
     from services.common import codecs
     from services.common.errors import WrongResolution
-    from services.modelserver.server import decode_fusion_item
 
     full = enhanced_frame_set(0)
     depth = codecs.decode_image(full.depth, name="depth")
