@@ -6,7 +6,17 @@ kept in a disk cache in the ordinary folder format (where it pays: reading a cac
 window is several times faster than rendering it). ``export`` writes a whole preset (or
 the first windows of each split) as a normal data-set folder.
 
-Design of a preset:
+Two kinds of preset:
+- ``subjects`` (``paper``, ``small``, ``tiny``): a fixed set of subjects, split by student, in
+  every window of their split (below);
+- ``fresh`` (``crowd``, ``crowd_tiny``): every window draws new people (body, clothing, size,
+  seat), a new room and camera mounting, new conditions; every occupant is a labelled sample,
+  so one training run sees thousands of different people. People never repeat, so validation
+  and test people are disjoint from training and from each other by construction (ids name
+  the split and window: ``train00012-07``). Labels are balanced within each window (every
+  behaviour once per ten people, in a random order).
+
+Design of a ``subjects`` preset:
 - subjects are split by student (cross-subject, like NTU X-Sub): test students never
   appear in train windows; everyone else in a window is a background extra (a random
   person, marked ``extra``), never a sample;
@@ -27,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.common.frames import CapturedFrameSet
 from services.common.vocabulary import BEHAVIOURS, NUM_BEHAVIOURS
 from services.dataset.api import SampleRef, Window, WindowRef
 from services.dataset.format import (
@@ -42,6 +53,7 @@ from services.dataset.format import (
     clip_dir,
 )
 from services.dataset.reader import (
+    clip_camera,
     folder_source,
     load_clip_info,
     memory_source,
@@ -79,8 +91,25 @@ class DatasetPreset:
     window_frames: int = 16
     window_fps: float = 8.0
     description: str = ""
+    people: str = "subjects"  # "subjects": fixed subjects split by student; "fresh": new people per window
+    occupancy: tuple[float, float] = (0.6, 1.0)  # fresh: share of the room's seats taken, drawn per window
+    room_weights: tuple[float, ...] | None = None  # fresh: how often each of ``rooms`` is drawn (None: equal)
+
+    @property
+    def fresh(self) -> bool:
+        return self.people == "fresh"
 
     def __post_init__(self) -> None:
+        if self.people not in ("subjects", "fresh"):
+            raise ValueError(f"preset {self.name}: people must be 'subjects' or 'fresh', not {self.people!r}")
+        if self.fresh:
+            if self.subjects or any(self.split_subjects):
+                raise ValueError(f"preset {self.name}: a fresh-people preset has no fixed subjects")
+            if self.room_weights is not None and len(self.room_weights) != len(self.rooms):
+                raise ValueError(f"preset {self.name}: one room weight per room")
+            if not 0.0 < self.occupancy[0] <= self.occupancy[1] <= 1.0:
+                raise ValueError(f"preset {self.name}: occupancy must be 0 < low <= high <= 1")
+            return
         if sum(self.split_subjects) != self.subjects:
             raise ValueError(
                 f"preset {self.name}: split subjects {self.split_subjects} do not add up to {self.subjects}"
@@ -92,7 +121,13 @@ class DatasetPreset:
                 raise ValueError(f"preset {self.name}: no room holds the {n} {split} subjects")
 
     def samples_per_class(self, split: str) -> int:
+        """Exact for ``subjects`` presets; for ``fresh`` ones the expected number (people vary per window)."""
         k = SPLITS.index(split)
+        if self.fresh:
+            weights = np.asarray(self.room_weights or [1.0] * len(self.rooms), float)
+            seats = np.array([ROOMS[r].seats for r in self.rooms], float)
+            mean_people = float((weights / weights.sum() * seats).sum() * np.mean(self.occupancy))
+            return round(self.split_windows[k] * mean_people / NUM_BEHAVIOURS)
         return self.split_windows[k] // NUM_BEHAVIOURS * self.split_subjects[k]
 
 
@@ -120,6 +155,29 @@ PRESETS: dict[str, DatasetPreset] = {
         split_windows=(10, 10, 10),
         rooms=("small",),
         description="smoke tests: 6 samples per class, 30 windows",
+    ),
+    "crowd": DatasetPreset(
+        "crowd",
+        subjects=0,
+        split_subjects=(0, 0, 0),
+        split_windows=(260, 30, 60),
+        rooms=("small", "medium", "large", "hall"),
+        room_weights=(0.15, 0.35, 0.3, 0.2),
+        people="fresh",
+        description=(
+            "people at scale: every window new people, room, camera and conditions, everyone "
+            "labelled; about 5,400 train / 620 validation / 1,240 test people"
+        ),
+    ),
+    "crowd_tiny": DatasetPreset(
+        "crowd_tiny",
+        subjects=0,
+        split_subjects=(0, 0, 0),
+        split_windows=(3, 1, 1),
+        rooms=("small",),
+        occupancy=(0.5, 0.8),
+        people="fresh",
+        description="smoke tests of the fresh-people path: 5 windows of a small room",
     ),
 }
 
@@ -214,7 +272,16 @@ class VirtualDataset:
             "val": sorted(perm[a : a + b].tolist()),
             "test": sorted(perm[a + b :].tolist()),
         }
-        self.splits = {s: [f"S{i + 1:02d}" for i in idx] for s, idx in self._split_subjects.items()}
+
+    @cached_property
+    def splits(self) -> dict[str, list[str]]:
+        """Student ids per split; for a fresh-people preset every person of every window (planned)."""
+        if self.preset.fresh:
+            return {
+                split: [p.student_id for ref in self.windows(split) for p in self._plan_of(ref).people]
+                for split in SPLITS
+            }
+        return {s: [f"S{i + 1:02d}" for i in idx] for s, idx in self._split_subjects.items()}
 
     # --- planning (cheap, no rendering) ---------------------------------------------------------
 
@@ -230,6 +297,8 @@ class VirtualDataset:
         code = _SPLIT_CODE[split]
         if not 0 <= index < p.split_windows[code]:
             raise IndexError(f"{split} has {p.split_windows[code]} windows, not {index + 1}")
+        if p.fresh:
+            return self._plan_fresh(split, index)
         subjects = self._split_subjects[split]
         block, slot = divmod(index, NUM_BEHAVIOURS)
         rng = np.random.default_rng([self.seed, 51, code, index])
@@ -257,6 +326,30 @@ class VirtualDataset:
         t0 = float(rng.uniform(60.0, 3600.0))
         start_ts = _BASE_TS_US + (code * 100_000 + index) * 4_000_000_000 + round(t0 * 1e6)
         return WindowPlan(split, index, room, self._room_seeds[room], tuple(people), conditions, t0, start_ts)
+
+    def _plan_fresh(self, split: str, index: int) -> WindowPlan:
+        """A window of a fresh-people preset: its own room, camera, conditions and people."""
+        p = self.preset
+        code = _SPLIT_CODE[split]
+        rng = np.random.default_rng([self.seed, 52, code, index])
+        weights = np.asarray(p.room_weights or [1.0] * len(p.rooms), float)
+        room = p.rooms[int(rng.choice(len(p.rooms), p=weights / weights.sum()))]
+        room_seed = int(rng.integers(2**31))
+        seats = room_seats(ROOMS[room])
+        n = max(1, round(rng.uniform(*p.occupancy) * len(seats)))
+        chosen = sorted(rng.choice(len(seats), size=n, replace=False).tolist())
+        # every behaviour once per ten people, in a random order, on randomly chosen seats
+        labels = np.resize(rng.permutation(NUM_BEHAVIOURS), n)[rng.permutation(n)]
+        people = tuple(
+            PlannedPerson(f"{split}{index:05d}-{j:02d}", seats[s].seat_id, int(labels[j]), -1, j)
+            for j, s in enumerate(chosen)
+        )
+        conditions = p.sim.condition_mix.sample(rng)
+        if self.fixed_conditions is not None:
+            conditions = Conditions.from_tags(NAMED_CONDITIONS[self.fixed_conditions])
+        t0 = float(rng.uniform(60.0, 3600.0))
+        start_ts = _BASE_TS_US + (code * 100_000 + index) * 4_000_000_000 + round(t0 * 1e6)
+        return WindowPlan(split, index, room, room_seed, people, conditions, t0, start_ts)
 
     def _check_split(self, split: str) -> None:
         if split not in SPLITS:
@@ -287,7 +380,9 @@ class VirtualDataset:
         for ref in self.windows(split):
             plan = self.plan(split, int(ref.clip_id.rsplit("-", 1)[1]))
             for person in plan.people:
-                if (person.subject < 0) == extras:
+                # everyone in a fresh-people window is a sample; nobody is an extra
+                extra = person.subject < 0 and not self.preset.fresh
+                if extra == extras:
                     out.append(
                         SampleRef(
                             ref, person.student_id, person.seat_id, BEHAVIOURS[person.label], person.label
@@ -312,7 +407,8 @@ class VirtualDataset:
                     [self.seed, 61, _SPLIT_CODE[plan.split], plan.index, person.extra_key]
                 )
                 profile = random_profile(rng, person.student_id, cfg.difficulty.body_size_spread)
-            occupants.append(Occupant(profile, seats[person.seat_id], person.label, extra=person.subject < 0))
+            extra = person.subject < 0 and not p.fresh
+            occupants.append(Occupant(profile, seats[person.seat_id], person.label, extra=extra))
         duration = p.window_frames / p.window_fps
         scene = build_window_scene(
             config=cfg,
@@ -373,7 +469,10 @@ class VirtualDataset:
             },
             references=references,
             conditions=plan.conditions.tags,
-            students=[ClipStudent(id=x.student_id, seat=x.seat_id, extra=x.subject < 0) for x in plan.people],
+            students=[
+                ClipStudent(id=x.student_id, seat=x.seat_id, extra=x.subject < 0 and not p.fresh)
+                for x in plan.people
+            ],
             labels=label_segments([f.annotation for f in frames]),
             source={
                 "simulator": "SmartClass-Sim",
@@ -398,6 +497,34 @@ class VirtualDataset:
     def encoded(self, ref: WindowRef, *, references: bool = True) -> tuple[ClipInfo, list[EncodedFrame]]:
         info, frames = self.render(self._plan_of(ref), references=references)
         return info, [encode_frame(f, info) for f in frames]
+
+    def raw_window(self, ref: WindowRef) -> Window:
+        """A window straight from the renderer: sensor-native frames as a camera delivers them,
+        never encoded as data-set files (so a served-path encoding is the only one they see)."""
+        info, frames = self.render(self._plan_of(ref), references=False)
+        captured = [
+            CapturedFrameSet(
+                f.annotation.sequence,
+                f.rgb,
+                f.depth_mm,
+                f.thermal_c,
+                f.annotation.rgb_ts_us,
+                f.annotation.depth_ts_us,
+                f.annotation.thermal_ts_us,
+                annotations=f.annotation.model_dump(mode="json"),
+            )
+            for f in frames
+        ]
+        return Window(
+            ref=ref,
+            frames=[captured[i] for i in ref.frame_indices],
+            references=None,
+            calibration=info.calibration,
+            camera=clip_camera(info),
+            classroom_id=info.classroom_id,
+            conditions=list(info.conditions),
+            fps=info.fps,
+        )
 
     def load_window(self, ref: WindowRef, *, references: bool = True) -> Window:
         if self.cache_root is not None:
