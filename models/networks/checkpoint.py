@@ -4,8 +4,11 @@ One file written with ``torch.save`` (loadable with ``weights_only=True``): a di
 ``format``, ``method``, ``config`` (the full resolved configuration, so the file rebuilds
 its own architecture), ``state_dict`` (the whole pipeline, enhancement included),
 ``perceptual_state_dict`` (phi of eq. 11, or None), ``labels``, ``keypoints``,
-``window_frames``, ``window_fps``, ``crop_size``, ``feature_dim``, ``training`` (summary of
-the run that produced it) and ``dataset_id``. Next to it, ``enhancement.json`` holds the
+``window_frames``, ``window_fps``, ``crop_size``, ``feature_dim``, ``inputs`` (``served``: trained
+on the served input path, ``models/data/inputs.py``; ``raw_colour``: the paper recipe's raw colour
+crops through the torch enhancement), ``training`` (summary of the run that produced it) and
+``dataset_id``. ``check_checkpoint`` refuses a file whose vocabulary or layout this code does not
+serve, with one line saying what differs. Next to it, ``enhancement.json`` holds the
 section 3.2 parameters (services.enhancement.params.EnhancementParams) that the NumPy
 enhancement service serves, including what the torch enhancement learned.
 """
@@ -50,6 +53,7 @@ def build_checkpoint(
         "window_fps": float(WINDOW_FPS),
         "crop_size": int(pipeline.crop_size),
         "feature_dim": int(pipeline.feature_dim),
+        "inputs": str(pipeline.config.get("inputs", "raw_colour")),
         "training": training or {},
         "dataset_id": dataset_id,
     }
@@ -76,6 +80,29 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint")
     return data
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint this code cannot serve: another vocabulary, window or architecture."""
+
+
+def check_checkpoint(data: dict[str, Any], path: str | Path) -> None:
+    """CheckpointMismatch (one line: what differs, what to do) unless ``data`` fits this code's vocabulary."""
+    what_to_do = (
+        "retrain it with this version (classroom train --recipe staged) or serve a checkpoint that matches"
+    )
+    for key, ours in (("labels", list(BEHAVIOURS)), ("keypoints", list(KEYPOINTS))):
+        theirs = list(data.get(key) or [])
+        if theirs != ours:
+            differ = sorted(set(theirs) ^ set(ours)) or ["the order"]
+            raise CheckpointMismatch(
+                f"{path}: its {key} differ from this version's ({', '.join(map(str, differ[:4]))}); {what_to_do}"
+            )
+    if int(data.get("window_frames", -1)) != WINDOW_FRAMES or float(data.get("window_fps", -1)) != WINDOW_FPS:
+        raise CheckpointMismatch(
+            f"{path}: windows of {data.get('window_frames')} frames at {data.get('window_fps')} fps, "
+            f"the recognition service cuts {WINDOW_FRAMES} at {WINDOW_FPS}; {what_to_do}"
+        )
 
 
 def write_enhancement_json(pipeline: nn.Module, directory: str | Path) -> Path:

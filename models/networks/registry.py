@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.networks.checkpoint import load_checkpoint
+from models.networks.checkpoint import CheckpointMismatch, load_checkpoint
 from models.networks.dcanet import DCANet
 from models.networks.enhancement import create_enhancement
 from models.networks.fusion_baselines import AttentionFusion, ConcatFusion, MultiModalCNNFusion
@@ -284,5 +284,12 @@ def create_model(name: str, *, checkpoint: str | Path | dict | None = None, **cf
     if not any(k.startswith("enhancement.") for k in pipeline.state_dict()):
         # built without the torch enhancement (serving): its learned values live in enhancement.json
         state = {k: v for k, v in state.items() if not k.startswith("enhancement.")}
-    pipeline.load_state_dict(state)
+    try:
+        pipeline.load_state_dict(state)
+    except RuntimeError as exc:  # torch's message lists every key: keep the first line of it
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointMismatch(
+            f"checkpoint of {name!r} does not fit the architecture its own config describes ({first}); "
+            "it was written by another version: retrain it"
+        ) from exc
     return pipeline

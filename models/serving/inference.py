@@ -33,7 +33,7 @@ from models.data.crops import (
     thermal_celsius,
 )
 from models.data.inputs import FusionInput, model_inputs, validate_fusion_input
-from models.networks.checkpoint import load_checkpoint
+from models.networks.checkpoint import check_checkpoint, load_checkpoint
 from models.networks.occupancy import load_occupancy
 from models.networks.ops import fold_batchnorm, sample_points
 from models.networks.pipeline import ClassroomPipeline
@@ -143,6 +143,7 @@ class InferenceEngine:
         else:
             path = Path(checkpoint)
             data = load_checkpoint(path)
+            check_checkpoint(data, path)
             pipeline = cast(
                 ClassroomPipeline, create_model(data["method"], checkpoint=data, enhancement="identity")
             )

@@ -1,4 +1,10 @@
-"""``classroom train``: the command line of the end-to-end training (models/training/train.py).
+"""``classroom train``: the command line of both training recipes.
+
+``--recipe staged`` (models/training/staged.py) is what the served checkpoint comes from:
+front end on single frames, recogniser on keypoint sequences, end-to-end fine-tune, every
+stage resumable, on windows built through the served input path (``sim:crowd`` by default).
+``--recipe paper`` (the default, models/training/train.py) trains end to end from scratch as
+the paper does; the Table 3/4/6 commands in docs/results.md use it.
 
 Presets: ``paper`` is Table 1's (crop 96 px, batch 32, lr 1e-4, 300 epochs, early stop after
 15) and wants a GPU. ``small`` fits this 2-core CPU: crop 64 px, batch 8, 12 end-to-end epochs
@@ -42,10 +48,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method", default="proposed", help="registry method name (models/networks/registry.py METHODS)"
     )
     parser.add_argument(
+        "--recipe",
+        choices=("paper", "staged"),
+        default="paper",
+        help="paper: end to end from scratch (section 3.5, the tables' runs); staged: front end, "
+        "recogniser, fine-tune on served-path windows (the served checkpoint's recipe)",
+    )
+    staged = parser.add_argument_group("staged recipe (--recipe staged)")
+    staged.add_argument("--front-steps", type=int, help="stage a: front-end batches (default 3000)")
+    staged.add_argument("--recogniser-epochs", type=int, help="stage b: recogniser epochs (default 20)")
+    staged.add_argument(
+        "--finetune-epochs", type=int, help="stage c: end-to-end epochs (default 3; 0 skips it)"
+    )
+    staged.add_argument(
+        "--stages",
+        default="front_end,recogniser,finetune",
+        help="comma list of the stages to run (a stage left out must already be in OUT)",
+    )
+    staged.add_argument(
+        "--params-file",
+        help="section 3.2 parameters (enhancement.json) the windows are enhanced with (default: the defaults)",
+    )
+    staged.add_argument(
+        "--keypoint-widths",
+        default="32,64",
+        help="keypoint network branch widths, comma list (default 32,64)",
+    )
+    parser.add_argument(
         "--data",
-        default="sim:small",
         help="sim:<preset>[?seed=N] (SmartClass-Sim), a data-set folder (docs/dataset-format.md), "
-        "or toy:N[:frames[:size]] for smoke tests (default sim:small)",
+        "or toy:N[:frames[:size]] for smoke tests (default: sim:small with --recipe paper, "
+        "sim:crowd with --recipe staged)",
     )
     parser.add_argument("--workers", type=int, help="processes preparing uncached windows (default: cores)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
@@ -111,7 +144,86 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def run_staged(args: argparse.Namespace) -> int:
+    """``classroom train --recipe staged``."""
+    # the library (and torch) load here, not at the top: `classroom train --help` stays fast
+    import torch
+
+    from models.data.served import ServedWindows
+    from models.networks.registry import METHODS
+    from models.serving.inference import tune_cpu_allocator
+    from models.training.staged import STAGES, StagedOptions, train_staged
+    from services.dataset.format import DatasetError
+
+    def refuse(message: str) -> int:
+        print(f"classroom train: {message}", file=sys.stderr)
+        return 2
+
+    if args.method not in METHODS:
+        return refuse(f"unknown method {args.method!r}; known: {', '.join(sorted(METHODS))}")
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        return refuse(f"--stages {args.stages!r}: stages are {', '.join(STAGES)}")
+    for flag in ("epochs", "lr", "batch_size", "warmup_epochs", "train_extras", "flip", "heatmap_loss"):
+        if getattr(args, flag, None):
+            return refuse(
+                f"--{flag.replace('_', '-')} belongs to --recipe paper; the staged recipe has its own flags"
+            )
+    try:
+        widths = [int(w) for w in args.keypoint_widths.split(",")]
+    except ValueError:
+        return refuse(f"--keypoint-widths {args.keypoint_widths!r}: expected integers like 32,64")
+    crop_size = args.crop_size or 64
+    if crop_size < 32 or crop_size % 16:
+        return refuse(f"--crop-size {crop_size}: expected a multiple of 16, at least 32")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tune_cpu_allocator()
+    defaults = StagedOptions()
+    options = StagedOptions(
+        method=args.method,
+        seed=args.seed,
+        model_overrides={"keypoints": {"widths": widths, "stages": 2, "blocks": 1}},
+        front_steps=args.front_steps if args.front_steps is not None else defaults.front_steps,
+        recogniser_epochs=args.recogniser_epochs
+        if args.recogniser_epochs is not None
+        else defaults.recogniser_epochs,
+        finetune_epochs=args.finetune_epochs
+        if args.finetune_epochs is not None
+        else defaults.finetune_epochs,
+    )
+    out = args.out or Path("var/train") / f"{args.method}-staged"
+    data = args.data or "sim:crowd"
+    try:
+        sets = [
+            ServedWindows(
+                data,
+                split,
+                crop_size,
+                params_file=args.params_file,
+                workers=args.workers,
+                progress=not args.no_progress,
+            )
+            for split in ("train", "val")
+        ]
+        report = train_staged(
+            *sets, out, options, stages=stages, resume=args.resume, progress=not args.no_progress
+        )
+    except (ValueError, FileNotFoundError, DatasetError) as exc:
+        return refuse(str(exc))
+    figures = {
+        name: {k: v for k, v in rec.items() if k not in ("history",)}
+        for name, rec in report.get("stages", {}).items()
+    }
+    print(json.dumps(figures, indent=2))
+    print(f"checkpoint: {out / 'model.pt'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.recipe == "staged":
+        return run_staged(args)
     # the library (and torch) load here, not at the top: `classroom train --help` stays fast
     import torch
 
@@ -153,14 +265,16 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         train_set = open_dataset(
-            args.data,
+            args.data or "sim:small",
             "train",
             seed=args.seed,
             crop_size=crop_size,
             workers=args.workers,
             extras=args.train_extras,
         )
-        val_set = open_dataset(args.data, "val", seed=args.seed, crop_size=crop_size, workers=args.workers)
+        val_set = open_dataset(
+            args.data or "sim:small", "val", seed=args.seed, crop_size=crop_size, workers=args.workers
+        )
     except (NotImplementedError, ValueError, FileNotFoundError) as exc:
         print(f"classroom train: {exc}", file=sys.stderr)
         return 2

@@ -173,13 +173,25 @@ def class_weights(labels: np.ndarray, num_classes: int = NUM_BEHAVIOURS) -> torc
 
 
 def keypoint_loss(
-    xy: torch.Tensor, visibility_logits: torch.Tensor, target: torch.Tensor, crop_size: float
+    xy: torch.Tensor,
+    visibility_logits: torch.Tensor,
+    target: torch.Tensor,
+    crop_size: float,
+    occluded: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L1 of positions / crop size over visible points, BCE of visibility). target [N, K, 3]."""
-    visible = (target[..., 2] > 0).to(xy.dtype)
+    """(L1 of positions / crop size over the annotated points, BCE of visibility). target [N, K, 3].
+
+    Positions are learned for every point in the image (target visibility > 0), hidden ones
+    included: where a hand under the desk is, is part of the behaviour. The visibility head
+    learns "in the image" by default, or "seen" (in the image and not ``occluded`` [N, K]) when
+    ``occluded`` is given: the confidence the recogniser reads then says whether a point is
+    hidden, as the annotation's visibility 1 does.
+    """
+    in_image = (target[..., 2] > 0).to(xy.dtype)
     per_point = (xy - target[..., :2]).abs().sum(dim=-1) / crop_size
-    position = (per_point * visible).sum() / visible.sum().clamp_min(1.0)
-    visibility = F.binary_cross_entropy_with_logits(visibility_logits, visible)
+    position = (per_point * in_image).sum() / in_image.sum().clamp_min(1.0)
+    seen = in_image if occluded is None else in_image * (~occluded.bool()).to(xy.dtype)
+    visibility = F.binary_cross_entropy_with_logits(visibility_logits, seen)
     return position, visibility
 
 
@@ -226,6 +238,9 @@ class LossConfig:
     visibility_weight: float = 0.1
     occupancy_weight: float = 0.1
     heatmap_weight: float = 0.0  # heatmap_loss beside the soft-argmax L1 (0 = off, the paper's setting)
+    heatmap_sigma: float = 1.0  # of the Gaussian heatmap target, in heatmap cells
+    position_weight: float = 1.0  # of the soft-argmax L1 within the keypoint terms
+    visibility_target: str = "in_image"  # "in_image", or "seen" (hidden points are not visible)
     class_weights: list[float] | None = field(default=None)
 
 
@@ -251,6 +266,10 @@ class MultiTaskLoss(nn.Module):
                 p.requires_grad_(False)
         if self.config.normalise not in ("start", "none"):
             raise ValueError(f"normalise must be 'start' or 'none', got {self.config.normalise!r}")
+        if self.config.visibility_target not in ("in_image", "seen"):
+            raise ValueError(
+                f"visibility_target must be 'in_image' or 'seen', got {self.config.visibility_target!r}"
+            )
         cw = self.config.class_weights
         self.register_buffer(
             "weights", torch.tensor(cw, dtype=torch.float32) if cw else torch.ones(NUM_BEHAVIOURS)
@@ -285,9 +304,14 @@ class MultiTaskLoss(nn.Module):
         reference: torch.Tensor | None,
         crop_size: float,
         generator: torch.Generator | None = None,
+        occluded: torch.Tensor | None = None,
+        *,
+        fusion_terms: bool = True,
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Per-crop terms: L_enh (eqs. 11-13), L_fus (eqs. 14-15) where the method has them, and
-        ``kp`` = keypoint position + visibility + occupancy, over N crops (target [N, K, 3])."""
+        ``kp`` = keypoint position + visibility + occupancy, over N crops (target [N, K, 3];
+        ``occluded`` [N, K] is read when the visibility target is "seen"; ``fusion_terms=False``
+        skips L_fus, for a caller that trains the keypoints alone)."""
         cfg = self.config
         parts: dict[str, float] = {}
         module_losses: dict[str, torch.Tensor] = {}
@@ -297,7 +321,12 @@ class MultiTaskLoss(nn.Module):
             l_edge = edge_loss(enhanced, reference)
             module_losses["enh"] = cfg.mu * l_percep + (1.0 - cfg.mu) * l_edge
             parts.update(percep=float(l_percep.detach()), edge=float(l_edge.detach()))
-        if fusion.rgb is not None and fusion.depth is not None and fusion.thermal is not None:
+        if (
+            fusion_terms
+            and fusion.rgb is not None
+            and fusion.depth is not None
+            and fusion.thermal is not None
+        ):
             hw = fusion.rgb.shape[-1] * fusion.rgb.shape[-2]
             positions = None
             if cfg.infonce_positions and cfg.infonce_positions < hw:
@@ -311,13 +340,14 @@ class MultiTaskLoss(nn.Module):
             module_losses["fus"] = l_mi + l_align
             p = hw if positions is None else len(positions)
             parts.update(mi_nats=float(2 * math.log(p) - l_mi.detach()), align=float(l_align.detach()))
-        l_pos, l_vis = keypoint_loss(keypoints.xy, keypoints.visibility_logits, target, crop_size)
+        seen_only = occluded if cfg.visibility_target == "seen" else None
+        l_pos, l_vis = keypoint_loss(keypoints.xy, keypoints.visibility_logits, target, crop_size, seen_only)
         l_occ = F.binary_cross_entropy_with_logits(
             keypoints.occupancy_logits, occupied.to(keypoints.occupancy_logits.dtype)
         )
-        kp_terms = l_pos + cfg.visibility_weight * l_vis + cfg.occupancy_weight * l_occ
+        kp_terms = cfg.position_weight * l_pos + cfg.visibility_weight * l_vis + cfg.occupancy_weight * l_occ
         if cfg.heatmap_weight > 0:
-            l_heat = heatmap_loss(keypoints.heatmap_logits, target, crop_size)
+            l_heat = heatmap_loss(keypoints.heatmap_logits, target, crop_size, cfg.heatmap_sigma)
             kp_terms = kp_terms + cfg.heatmap_weight * l_heat
             parts["heatmap_kl"] = float(l_heat.detach())
         module_losses["kp"] = cfg.keypoint_weight * kp_terms
@@ -342,6 +372,7 @@ class MultiTaskLoss(nn.Module):
             reference,
             float(output.crop_size),
             generator,
+            batch["occluded"].flatten(0, 1) if "occluded" in batch else None,
         )
         keypoint_terms = module_losses.pop("kp")
         l_focal = weighted_focal_loss(output.logits, batch["label"], self.weights, cfg.focal_gamma)

@@ -188,7 +188,12 @@ class ModelServer:
     async def run(self) -> int:
         self.stop.install_signal_handlers()
         metrics_port = await self.health_http.start(self.settings.metrics_host, self.settings.metrics_port)
-        port = await self.start()
+        try:
+            port = await self.start()
+        except (FileNotFoundError, ValueError) as exc:  # a checkpoint this version cannot serve: refuse now
+            log.error(f"cannot serve: {exc}")
+            await self.health_http.stop()
+            return 2
         info = self.engine.info
         log.info(
             "serving",

@@ -1,0 +1,582 @@
+"""The staged recipe: front end on single frames of thousands of people, then the recogniser on
+their keypoint sequences, then the section 3.5 end-to-end fine-tune. What ships by default.
+
+Pose-based action systems train this way (a pose network learned on many people, a skeleton
+classifier on keypoint sequences, then a joint fine-tune, as in PYSKL / PoseC3D); the paper's
+end-to-end training from scratch (``models/training/train.py``) is kept for its tables.
+
+- **a. front end** (``front_end.pt``): enhancement-free DCA-Net fusion + keypoint network on
+  single frames drawn at random from every training window (``front_steps`` batches of
+  ``front_batch`` crops). Targets standard for heatmap pose networks: a Gaussian heatmap at
+  the network's stride on every annotated point (KL to the softmax heatmap, the heatmap half of
+  integral regression), the soft-argmax position (L1), and visibility that says *seen*
+  (annotated visibility 2) against hidden or absent, so the confidence the recogniser reads
+  tells a hand under the desk from one in view. Points the annotation does not have are left
+  out. Validation: keypoint error per joint group, seen and hidden.
+- **b. recogniser** (``recogniser.pt``): the front end frozen, its own predictions (keypoints
+  normalised to the seat square, confidence, node features of eq. 6) for every window,
+  computed once; the recogniser (MST-GCN, or a baseline's) trained on them for
+  ``recogniser_epochs`` epochs, the best validation epoch kept.
+- **c. fine-tune** (``model.pt``): everything end to end with the multi-task loss of section
+  3.5 (eq. 10 with the adaptive weights of eq. 17 over L_fus and L_rec; L_rec = weighted focal
+  + the keypoint terms of stage a), the front end at a lower learning rate; the best validation
+  epoch kept. L_enh (eqs. 11-13) is not part of it: section 3.2 runs on whole frames in the
+  enhancement service before the network, as served, so the network has no enhancement to learn.
+
+Every stage writes its result atomically and skips itself when that file exists; within a
+stage, ``stage_<x>.last.pt`` is rewritten as it goes (every ``checkpoint_every`` steps in a,
+every epoch in b and c), so an interrupted run resumes where it stopped with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.data.served import ServedWindows, load_params
+from models.data.windows import collate
+from models.networks.checkpoint import ENHANCEMENT_JSON, atomic_save, build_checkpoint
+from models.networks.pipeline import ClassroomPipeline
+from models.networks.registry import build_pipeline, method_config
+from models.training.losses import LossConfig, MultiTaskLoss, class_weights
+from services.common.vocabulary import KEYPOINT_INDEX
+
+STAGES = ("front_end", "recogniser", "finetune")
+STAGE_FILES = {"front_end": "front_end.pt", "recogniser": "recogniser.pt", "finetune": "model.pt"}
+JOINT_GROUPS: dict[str, tuple[int, ...]] = {
+    "head": tuple(range(7)),
+    "torso": tuple(KEYPOINT_INDEX[k] for k in ("neck", "left_shoulder", "right_shoulder", "chest")),
+    "elbows": tuple(KEYPOINT_INDEX[k] for k in ("left_elbow", "right_elbow")),
+    "wrists": tuple(KEYPOINT_INDEX[k] for k in ("left_wrist", "right_wrist")),
+    "hands": tuple(KEYPOINT_INDEX[k] for k in ("left_hand", "right_hand")),
+}
+
+
+@dataclass
+class StagedOptions:
+    method: str = "proposed"
+    seed: int = 0
+    model_overrides: dict[str, Any] = field(
+        default_factory=lambda: {"keypoints": {"widths": [32, 64], "stages": 2, "blocks": 1}}
+    )
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    # a. front end
+    front_steps: int = 3000
+    front_batch: int = 64
+    front_lr: float = 2e-3
+    heatmap_weight: float = 1.0
+    heatmap_sigma: float = 1.0  # heatmap cells
+    position_weight: float = 10.0
+    visibility_weight: float = 0.1
+    checkpoint_every: int = 500
+    # b. recogniser
+    recogniser_epochs: int = 20
+    recogniser_batch: int = 64
+    recogniser_lr: float = 2e-3
+    label_smoothing: float = 0.1
+    # c. end-to-end fine-tune
+    finetune_epochs: int = 3
+    finetune_batch: int = 4
+    finetune_lr: float = 5e-4
+    finetune_front_lr_scale: float = 0.5
+    # evaluation during training
+    val_frames: int = 1200  # validation crops the front end's keypoint error is measured on
+
+
+def loss_config(options: StagedOptions, config: dict[str, Any]) -> LossConfig:
+    """The method's loss settings with the staged recipe's keypoint terms (seen-visibility, heatmaps)."""
+    cfg = LossConfig(**config.get("loss", {}))
+    cfg.heatmap_weight = options.heatmap_weight
+    cfg.heatmap_sigma = options.heatmap_sigma
+    cfg.position_weight = options.position_weight
+    cfg.visibility_weight = options.visibility_weight
+    cfg.visibility_target = "seen"
+    cfg.occupancy_weight = 0.0  # every sample is a seated person: the seat-occupancy model decides
+    return cfg
+
+
+def one_cycle(optimiser: torch.optim.Optimizer, peak: float | list[float], steps: int, warmup: float):
+    """OneCycleLR over ``steps`` steps (at least 4), warming up over ``warmup`` of them (at least 2 steps)."""
+    steps = max(4, steps)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, peak, total_steps=steps, pct_start=min(0.5, max(warmup, 2.0 / steps))
+    )
+
+
+# --- a. front end ---------------------------------------------------------------------------------
+
+
+def frame_batch(dataset: ServedWindows, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Single frames (sample, t) -> crops [N, 6, S, S], keypoint targets [N, 17, 3] (in-image flag), occluded [N, 17]."""
+    crops, targets = zip(*(dataset.frame(int(i), int(t)) for i, t in picks), strict=True)
+    raw = torch.from_numpy(np.stack(targets))
+    target = raw.clone()
+    target[..., 2] = (raw[..., 2] > 0).to(target.dtype)
+    return torch.from_numpy(np.stack(crops)), target, raw[..., 2] == 1
+
+
+def keypoint_errors(
+    pipeline: ClassroomPipeline, dataset: ServedWindows, frames: int, seed: int
+) -> dict[str, float]:
+    """Mean keypoint error (crop px) per joint group, seen and hidden points, on ``frames`` random frames."""
+    rng = np.random.default_rng(seed)
+    n = min(frames, len(dataset) * dataset.window_frames)
+    flat = rng.choice(len(dataset) * dataset.window_frames, n, replace=False)
+    picks = np.stack([flat // dataset.window_frames, flat % dataset.window_frames], 1)
+    errors, visibility = [], []
+    pipeline.eval()
+    with torch.inference_mode():
+        for start in range(0, n, 128):
+            crops, _, _ = frame_batch(dataset, picks[start : start + 128])
+            raw = np.stack([dataset.frame(int(i), int(t))[1] for i, t in picks[start : start + 128]])
+            xy = pipeline.forward_fusion(crops).keypoints.xy.numpy()
+            errors.append(np.linalg.norm(xy - raw[..., :2], axis=-1))
+            visibility.append(raw[..., 2])
+    error, vis = np.concatenate(errors), np.concatenate(visibility)
+    out: dict[str, float] = {}
+    for name, joints in (("all", tuple(range(error.shape[1]))), *JOINT_GROUPS.items()):
+        e, v = error[:, joints], vis[:, joints]
+        for kind, mask in (("seen", v == 2), ("hidden", v == 1)):
+            out[f"{name}_{kind}_px"] = float(e[mask].mean()) if mask.any() else float("nan")
+    return out
+
+
+def train_front_end(
+    pipeline: ClassroomPipeline,
+    train_set: ServedWindows,
+    val_set: ServedWindows,
+    options: StagedOptions,
+    criterion: MultiTaskLoss,
+    last_path: Path,
+    *,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Stage a; returns its record (history of training terms and the validation keypoint errors)."""
+    params = [p for m in (pipeline.fusion, pipeline.keypoint_net) for p in m.parameters()]
+    optimiser = torch.optim.AdamW(params, lr=options.front_lr, weight_decay=options.weight_decay)
+    schedule = one_cycle(optimiser, options.front_lr, options.front_steps, 0.05)
+    step, history = 0, []
+    if last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        pipeline.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step, history = state["step"], state["history"]
+        log(f"front end: resuming at step {step}/{options.front_steps}")
+    frames_total = len(train_set) * train_set.window_frames
+    crop_size = float(train_set.crop_size)
+    pipeline.train()
+    began = time.perf_counter()
+    sums: dict[str, float] = {}
+    bar = tqdm(
+        total=options.front_steps, initial=step, desc="a. front end", unit="step", disable=not progress
+    )
+    while step < options.front_steps:
+        # the batch of step s is a function of (seed, s): a resumed run draws what it would have drawn
+        rng = np.random.default_rng([options.seed, 11, step])
+        flat = rng.integers(0, frames_total, options.front_batch)
+        picks = np.stack([flat // train_set.window_frames, flat % train_set.window_frames], 1)
+        crops, target, occluded = frame_batch(train_set, picks)
+        stage = pipeline.forward_fusion(crops)
+        terms, parts = criterion.front_end_terms(
+            None,
+            stage.fusion,
+            stage.keypoints,
+            target,
+            torch.ones(len(crops)),
+            None,
+            crop_size,
+            None,
+            occluded,
+            fusion_terms=False,
+        )
+        loss = terms["kp"]
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
+        optimiser.step()
+        schedule.step()
+        step += 1
+        for key in ("kp_l1", "heatmap_kl", "visibility"):
+            sums[key] = sums.get(key, 0.0) + parts.get(key, 0.0)
+        bar.update()
+        bar.set_postfix(l1px=f"{parts['kp_l1'] * crop_size:.2f}")
+        if step % options.checkpoint_every == 0 or step == options.front_steps:
+            history.append({"step": step, **{k: v / options.checkpoint_every for k, v in sums.items()}})
+            sums = {}
+            atomic_save(
+                {
+                    "model": pipeline.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "step": step,
+                    "history": history,
+                },
+                last_path,
+            )
+    bar.close()
+    errors = keypoint_errors(pipeline, val_set, options.val_frames, options.seed)
+    log(
+        "front end: validation keypoint error (crop px) seen/hidden: "
+        + ", ".join(
+            f"{g} {errors[f'{g}_seen_px']:.2f}/{errors[f'{g}_hidden_px']:.2f}" for g in ("all", *JOINT_GROUPS)
+        )
+    )
+    return {"steps": step, "seconds_this_run": time.perf_counter() - began, "history": history, "val": errors}
+
+
+# --- b. recogniser --------------------------------------------------------------------------------
+
+
+def _window_batches(
+    dataset: ServedWindows, indices: np.ndarray, batch: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    for start in range(0, len(indices), batch):
+        yield collate([dataset[int(i)] for i in indices[start : start + batch]])
+
+
+def recognition_inputs(
+    pipeline: ClassroomPipeline, dataset: ServedWindows, *, progress: bool, desc: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen front end's keypoints [N, T, 17, 3] and node features [N, T, 17, C] (float16) of every sample."""
+    pipeline.eval()
+    keypoints, features = [], []
+    order = np.arange(len(dataset))
+    with torch.inference_mode():
+        for batch in tqdm(
+            _window_batches(dataset, order, 8),
+            total=math.ceil(len(order) / 8),
+            desc=desc,
+            disable=not progress,
+        ):
+            b, t = batch["crops"].shape[:2]
+            stage = pipeline.forward_fusion(batch["crops"].flatten(0, 1))
+            kp = pipeline.recognition_keypoints(stage.keypoints, batch["crops"].shape[-1])
+            keypoints.append(kp.view(b, t, *kp.shape[1:]))
+            features.append(stage.node_features.view(b, t, *stage.node_features.shape[1:]).half())
+    return torch.cat(keypoints), torch.cat(features)
+
+
+def recogniser_accuracy(
+    recognition: torch.nn.Module, keypoints: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
+) -> float:
+    recognition.eval()
+    with torch.inference_mode():
+        logits = torch.cat(
+            [
+                recognition(keypoints[i : i + 256], features[i : i + 256].float())[0]
+                for i in range(0, len(keypoints), 256)
+            ]
+        )
+    return float((logits.argmax(-1) == labels).float().mean())
+
+
+def train_recogniser(
+    pipeline: ClassroomPipeline,
+    train_set: ServedWindows,
+    val_set: ServedWindows,
+    options: StagedOptions,
+    last_path: Path,
+    *,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Stage b; the front end stays as stage a left it. Returns the stage's record."""
+    began = time.perf_counter()
+    train_kp, train_f = recognition_inputs(
+        pipeline, train_set, progress=progress, desc="b. front end on train"
+    )
+    val_kp, val_f = recognition_inputs(pipeline, val_set, progress=progress, desc="b. front end on val")
+    train_y = torch.from_numpy(train_set.labels())
+    val_y = torch.from_numpy(val_set.labels())
+    recognition = pipeline.recognition
+    steps_per_epoch = math.ceil(len(train_y) / options.recogniser_batch)
+    optimiser = torch.optim.AdamW(
+        recognition.parameters(), lr=options.recogniser_lr, weight_decay=options.weight_decay
+    )
+    schedule = one_cycle(optimiser, options.recogniser_lr, options.recogniser_epochs * steps_per_epoch, 0.1)
+    weights = class_weights(train_set.labels())
+    epoch, history, best = 0, [], (-1.0, 0, copy.deepcopy(recognition.state_dict()))
+    if last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        recognition.load_state_dict(state["recognition"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        epoch, history = state["epoch"], state["history"]
+        best = (state["best_accuracy"], state["best_epoch"], state["best_recognition"])
+        log(f"recogniser: resuming at epoch {epoch + 1}")
+    while epoch < options.recogniser_epochs:
+        generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(train_y), generator=generator)
+        recognition.train()
+        total = 0.0
+        for start in tqdm(
+            range(0, len(order), options.recogniser_batch),
+            desc=f"b. recogniser {epoch + 1}/{options.recogniser_epochs}",
+            disable=not progress,
+            leave=False,
+        ):
+            rows = order[start : start + options.recogniser_batch]
+            logits = recognition(train_kp[rows], train_f[rows].float())[0]
+            loss = F.cross_entropy(
+                logits, train_y[rows], weight=weights, label_smoothing=options.label_smoothing
+            )
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(recognition.parameters(), options.grad_clip)
+            optimiser.step()
+            schedule.step()
+            total += float(loss) * len(rows)
+        epoch += 1
+        accuracy = recogniser_accuracy(recognition, val_kp, val_f, val_y)
+        if accuracy > best[0]:
+            best = (accuracy, epoch, copy.deepcopy(recognition.state_dict()))
+        history.append({"epoch": epoch, "loss": total / len(order), "val_accuracy": accuracy})
+        log(
+            f"recogniser {epoch}: loss {total / len(order):.4f} val top-1 {accuracy:.4f}{' *' if best[1] == epoch else ''}"
+        )
+        atomic_save(
+            {
+                "recognition": recognition.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_accuracy": best[0],
+                "best_epoch": best[1],
+                "best_recognition": best[2],
+            },
+            last_path,
+        )
+    recognition.load_state_dict(best[2])
+    return {
+        "epochs": epoch,
+        "best_epoch": best[1],
+        "best_val_accuracy": best[0],
+        "history": history,
+        "seconds_this_run": time.perf_counter() - began,
+    }
+
+
+# --- c. end-to-end fine-tune ----------------------------------------------------------------------
+
+
+def window_accuracy(pipeline: ClassroomPipeline, dataset: ServedWindows, batch: int = 8) -> float:
+    """Top-1 of the whole pipeline over every sample of ``dataset``."""
+    pipeline.eval()
+    correct = 0
+    with torch.inference_mode():
+        for b in _window_batches(dataset, np.arange(len(dataset)), batch):
+            correct += int((pipeline(b["crops"]).logits.argmax(-1) == b["label"]).sum())
+    return correct / len(dataset)
+
+
+def finetune(
+    pipeline: ClassroomPipeline,
+    train_set: ServedWindows,
+    val_set: ServedWindows,
+    options: StagedOptions,
+    criterion: MultiTaskLoss,
+    last_path: Path,
+    *,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Stage c: section 3.5 end to end from stages a and b. Returns its record."""
+    began = time.perf_counter()
+    front = [p for m in (pipeline.fusion, pipeline.keypoint_net) for p in m.parameters()]
+    back = [p for m in (pipeline.node_encoder, pipeline.recognition) for p in m.parameters()]
+    lrs = [options.finetune_lr * options.finetune_front_lr_scale, options.finetune_lr]
+    optimiser = torch.optim.AdamW(
+        [{"params": front, "lr": lrs[0]}, {"params": back, "lr": lrs[1]}], weight_decay=options.weight_decay
+    )
+    steps_per_epoch = math.ceil(len(train_set) / options.finetune_batch)
+    schedule = one_cycle(optimiser, lrs, options.finetune_epochs * steps_per_epoch, 0.1)
+    start_accuracy = window_accuracy(pipeline, val_set)
+    log(f"fine-tune: validation top-1 before {start_accuracy:.4f}")
+    epoch, history = 0, []
+    best = (start_accuracy, 0, copy.deepcopy(pipeline.state_dict()))
+    if last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=True)
+        pipeline.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        criterion.load_state_dict(state["criterion"])
+        epoch, history = state["epoch"], state["history"]
+        best = (state["best_accuracy"], state["best_epoch"], state["best_model"])
+        log(f"fine-tune: resuming at epoch {epoch + 1}")
+    while epoch < options.finetune_epochs:
+        seed = options.seed * 1_000_003 + 7919 + epoch
+        torch.manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        order = np.random.default_rng(seed).permutation(len(train_set))
+        pipeline.train()
+        criterion.train()
+        sums: dict[str, float] = {}
+        for batch in tqdm(
+            _window_batches(train_set, order, options.finetune_batch),
+            total=steps_per_epoch,
+            desc=f"c. fine-tune {epoch + 1}/{options.finetune_epochs}",
+            disable=not progress,
+            leave=False,
+        ):
+            terms = criterion(pipeline(batch["crops"]), batch, generator)
+            optimiser.zero_grad(set_to_none=True)
+            terms.total.backward()
+            torch.nn.utils.clip_grad_norm_([*front, *back], options.grad_clip)
+            optimiser.step()
+            schedule.step()
+            for key, value in terms.parts.items():
+                sums[key] = sums.get(key, 0.0) + value / steps_per_epoch
+        epoch += 1
+        accuracy = window_accuracy(pipeline, val_set)
+        if accuracy > best[0]:
+            best = (accuracy, epoch, copy.deepcopy(pipeline.state_dict()))
+        history.append({"epoch": epoch, "train": sums, "val_accuracy": accuracy})
+        log(
+            f"fine-tune {epoch}: loss {sums.get('total', float('nan')):.4f} focal {sums.get('focal', float('nan')):.4f} "
+            f"val top-1 {accuracy:.4f}{' *' if best[1] == epoch else ''}"
+        )
+        atomic_save(
+            {
+                "model": pipeline.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(),
+                "criterion": criterion.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_accuracy": best[0],
+                "best_epoch": best[1],
+                "best_model": best[2],
+            },
+            last_path,
+        )
+    pipeline.load_state_dict(best[2])
+    return {
+        "epochs": epoch,
+        "val_accuracy_before": start_accuracy,
+        "best_epoch": best[1],
+        "best_val_accuracy": best[0],
+        "history": history,
+        "seconds_this_run": time.perf_counter() - began,
+    }
+
+
+# --- the recipe -----------------------------------------------------------------------------------
+
+
+def _stage_state(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train_staged(
+    train_set: ServedWindows,
+    val_set: ServedWindows,
+    out_dir: str | Path,
+    options: StagedOptions,
+    *,
+    stages: tuple[str, ...] = STAGES,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the stages not yet done into ``out_dir``; returns the report (also in report.json).
+
+    With ``resume``, a finished stage's file is read back instead of training it again and an
+    interrupted stage continues from its ``stage_<x>.last.pt``; a stage left out of ``stages``
+    is skipped (its input must then exist). The last stage run writes ``model.pt``
+    (the served checkpoint) and ``enhancement.json``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if train_set.crop_size != val_set.crop_size or train_set.window_frames != val_set.window_frames:
+        raise ValueError("train and validation data differ in crop size or window length")
+    options_path = out_dir / "options.json"
+    if options_path.is_file() and not resume:
+        raise ValueError(
+            f"{out_dir} holds a staged run already: --resume continues it, or choose another --out"
+        )
+    if options_path.is_file():
+        saved = json.loads(options_path.read_text())
+        if saved.get("method") != options.method or saved.get("train_dataset") != train_set.dataset_id:
+            raise ValueError(
+                f"{out_dir} holds a run of {saved.get('method')} on {saved.get('train_dataset')}; "
+                f"not {options.method} on {train_set.dataset_id}: choose another --out"
+            )
+    options_path.write_text(
+        json.dumps({**asdict(options), "train_dataset": train_set.dataset_id}, indent=2) + "\n"
+    )
+
+    config = method_config(options.method, **copy.deepcopy(options.model_overrides))
+    config["crop_size"] = train_set.crop_size
+    config["enhancement"] = "identity"  # section 3.2 ran on whole frames before the crops (served path)
+    config["inputs"] = "served"
+    torch.manual_seed(options.seed)
+    pipeline = build_pipeline(config)
+    criterion = MultiTaskLoss(loss_config(options, config))
+    criterion.config.class_weights = class_weights(train_set.labels()).tolist()
+    criterion.weights.copy_(torch.tensor(criterion.config.class_weights))
+
+    report_path = out_dir / "report.json"
+    report: dict[str, Any] = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report.update(
+        method=options.method,
+        train_dataset=train_set.dataset_id,
+        val_dataset=val_set.dataset_id,
+        train_samples=len(train_set),
+        val_samples=len(val_set),
+        options=asdict(options),
+    )
+    runners: dict[str, Callable[[Path], dict[str, Any]]] = {
+        "front_end": lambda last: train_front_end(
+            pipeline, train_set, val_set, options, criterion, last, progress=progress, log=log
+        ),
+        "recogniser": lambda last: train_recogniser(
+            pipeline, train_set, val_set, options, last, progress=progress, log=log
+        ),
+        "finetune": lambda last: finetune(
+            pipeline, train_set, val_set, options, criterion, last, progress=progress, log=log
+        ),
+    }
+    last_stage = None
+    for k, name in enumerate(STAGES):
+        done = out_dir / STAGE_FILES[name]
+        if done.is_file() and (resume or name not in stages):
+            pipeline.load_state_dict(_stage_state(done)["state_dict"])
+            log(f"{name}: done before ({done}), loaded")
+            last_stage = name
+            continue
+        if name not in stages:
+            if any(later in stages for later in STAGES[k + 1 :]):
+                raise ValueError(f"stage {name} is left out but {done} does not exist: run it first")
+            continue
+        log(f"stage {name}")
+        record = runners[name](out_dir / f"stage_{name}.last.pt")
+        report.setdefault("stages", {})[name] = record
+        summary = {"recipe": "staged", "stage": name, "stages": report["stages"], "options": asdict(options)}
+        checkpoint = build_checkpoint(
+            pipeline, training=summary, dataset_id=train_set.dataset_id, window_frames=train_set.window_frames
+        )
+        atomic_save(checkpoint, done)
+        last_stage = name
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+    if last_stage == "recogniser":
+        # without the fine-tune, stage b's model (front end + recogniser) is the served checkpoint
+        atomic_save(_stage_state(out_dir / STAGE_FILES[last_stage]), out_dir / STAGE_FILES["finetune"])
+    # the section 3.2 parameters the windows were enhanced with: the enhancement service must serve them
+    load_params(train_set.params_file).to_json(out_dir / ENHANCEMENT_JSON)
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
