@@ -125,6 +125,8 @@ class MethodResult:
     # mean peak probability of the keypoint heatmaps (softmax over the grid) at points in the
     # image: how sharp the maps soft-argmax reads are (a Gaussian of one cell peaks near 0.16)
     heatmap_peak: float = float("nan")
+    per_class_recall: dict[str, float] = field(default_factory=dict)
+    inputs: str = "raw_colour"  # what the checkpoint was trained on (models/networks/checkpoint.py)
 
 
 # Joint groups of the per-joint keypoint error (vocabulary indices), the arms in pairs
@@ -159,21 +161,55 @@ def recognition_metrics(probabilities: np.ndarray, labels: np.ndarray, num_class
     top5 = np.argsort(-probabilities, axis=1)[:, : min(5, num_classes)]
     confusion = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(confusion, (labels, predicted), 1)
-    f1 = []
+    f1, recall = [], []
     for c in range(num_classes):
         tp = confusion[c, c]
         fp = confusion[:, c].sum() - tp
         fn = confusion[c, :].sum() - tp
         # a class absent from both truth and predictions does not count toward the macro mean
         f1.append(float("nan") if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
+        recall.append(float("nan") if tp + fn == 0 else 100.0 * tp / (tp + fn))
     present = [v for v in f1 if not math.isnan(v)]
     return {
         "top1": 100.0 * float((predicted == labels).mean()),
         "top5": 100.0 * float((top5 == labels[:, None]).any(axis=1).mean()),
         "macro_f1": 100.0 * float(np.mean(present)),
         "per_class_f1": f1,
+        "per_class_recall": recall,
         "confusion": confusion.tolist(),
     }
+
+
+def confusion_png(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str) -> None:
+    """The confusion matrix [true, predicted] as a picture: row-normalised shades, counts in the cells."""
+    matrix = np.asarray(confusion, np.float64)
+    n = len(labels)
+    cell, left, top = 56, 190, 200
+    image = np.full((top + n * cell + 20, left + n * cell + 20, 3), 255, np.uint8)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for i in range(n):
+        for j in range(n):
+            x0, y0 = left + j * cell, top + i * cell
+            shade = int(255 * (1.0 - share[i, j]))
+            colour = (255, shade, shade) if i != j else (shade, 255, shade)
+            cv2.rectangle(image, (x0, y0), (x0 + cell, y0 + cell), colour, -1)
+            cv2.rectangle(image, (x0, y0), (x0 + cell, y0 + cell), (180, 180, 180), 1)
+            text = str(int(matrix[i, j]))
+            (w, h), _ = cv2.getTextSize(text, font, 0.45, 1)
+            cv2.putText(image, text, (x0 + (cell - w) // 2, y0 + (cell + h) // 2), font, 0.45, (0, 0, 0), 1)
+        cv2.putText(
+            image, labels[i].replace("_", " "), (6, top + i * cell + cell // 2 + 5), font, 0.45, (0, 0, 0), 1
+        )
+        column = np.full((cell, top - 10, 3), 255, np.uint8)
+        cv2.putText(column, labels[i].replace("_", " "), (4, cell // 2 + 5), font, 0.45, (0, 0, 0), 1)
+        image[0 : top - 10, left + i * cell : left + (i + 1) * cell] = cv2.rotate(
+            column, cv2.ROTATE_90_COUNTERCLOCKWISE
+        )
+    cv2.putText(image, title, (6, 18), font, 0.5, (0, 0, 0), 1)
+    cv2.putText(image, "rows: true behaviour, columns: predicted", (6, 38), font, 0.45, (80, 80, 80), 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image)
 
 
 # --- image and fusion quality ---------------------------------------------------------------
@@ -383,6 +419,8 @@ def evaluate_checkpoint(
         top5=scores["top5"],
         macro_f1=scores["macro_f1"],
         per_class_f1=dict(zip(BEHAVIOURS, scores["per_class_f1"], strict=True)),
+        per_class_recall=dict(zip(BEHAVIOURS, scores["per_class_recall"], strict=True)),
+        inputs=str(data.get("inputs", "raw_colour")),
         confusion=scores["confusion"],
         psnr=mean_of("psnr"),
         ssim=mean_of("ssim"),
@@ -457,6 +495,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         for m, r in results.items():
             lines.append(
                 f"| `{m}` | " + " | ".join(_cell(100 * r["per_class_f1"][n], "{:.1f}") for n in names) + " |"
+            )
+        lines.append("")
+        with_recall = {m: r for m, r in results.items() if r.get("per_class_recall")}
+        lines += ["## Per-class recall (%)", ""]
+        lines.append("| method | " + " | ".join(n.replace("_", " ") for n in names) + " |")
+        lines.append("| --- | " + " | ".join("---:" for _ in names) + " |")
+        for m, r in with_recall.items():
+            lines.append(
+                f"| `{m}` | " + " | ".join(_cell(r["per_class_recall"][n], "{:.1f}") for n in names) + " |"
             )
         lines.append("")
     with_errors = {m: r for m, r in results.items() if r.get("keypoint_error_px")}

@@ -43,14 +43,18 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models.data.open import open_dataset
+    from models.data.served import ServedWindows
     from models.evaluation.evaluate import (
         ROBUSTNESS_SCENARIOS,
+        confusion_png,
         evaluate_checkpoint,
         find_checkpoints,
         render_markdown,
         robustness_methods,
     )
     from models.networks.checkpoint import load_checkpoint
+    from services.common.vocabulary import BEHAVIOURS
+    from services.dataset.format import DatasetError
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     wanted = set(args.methods.split(",")) if args.methods else None
     by_method: dict[str, Path] = {}
-    crop_sizes = set()
+    crop_sizes, inputs = set(), set()
     for path in checkpoints:
         try:
             data = load_checkpoint(path)
@@ -81,15 +85,28 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             by_method[data["method"]] = path
             crop_sizes.add(int(data["crop_size"]))
+            inputs.add(str(data.get("inputs", "raw_colour")))
     if len(crop_sizes) != 1:
         print(f"classroom evaluate: checkpoints differ in crop size {sorted(crop_sizes)}", file=sys.stderr)
         return 2
     crop_size = crop_sizes.pop()
-    try:
-        test_set = open_dataset(
-            args.data, "test", crop_size=crop_size, workers=args.workers, limit=args.limit
+    if len(inputs) != 1:
+        print(
+            "classroom evaluate: checkpoints trained on served inputs (--recipe staged) and on raw colour "
+            f"crops (--recipe paper) read different test inputs: evaluate them in two runs ({by_method})",
+            file=sys.stderr,
         )
-    except (ValueError, FileNotFoundError) as exc:
+        return 2
+    served = inputs.pop() == "served"
+
+    def test_split(spec: str):
+        if served:  # the served input path (models/data/inputs.py), as the staged recipe trained on
+            return ServedWindows(spec, "test", crop_size, workers=args.workers, limit=args.limit)
+        return open_dataset(spec, "test", crop_size=crop_size, workers=args.workers, limit=args.limit)
+
+    try:
+        test_set = test_split(args.data)
+    except (ValueError, FileNotFoundError, DatasetError) as exc:
         print(f"classroom evaluate: {exc}", file=sys.stderr)
         return 2
     device = f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} thread(s)"
@@ -104,8 +121,15 @@ def run(args: argparse.Namespace) -> int:
             fps_students=args.fps_students,
             fps_repeats=args.fps_repeats,
             device_name=device,
+            quality=not served,  # served inputs are enhanced before the crops: no raw/reference pairs
         )
         methods[method] = asdict(result)
+        confusion_png(
+            result.confusion,
+            BEHAVIOURS,
+            args.out / f"confusion-{method}.png",
+            f"{method} on {args.data} test ({result.samples} samples): top-1 {result.top1:.1f} %",
+        )
         print(
             f"{method}: top-1 {result.top1:.2f} top-5 {result.top5:.2f} macro-F1 {result.macro_f1:.2f} "
             f"PSNR {result.psnr:.2f} SSIM {result.ssim:.3f} MI {result.mi:.3f} EPI {result.epi:.3f} "
@@ -120,13 +144,7 @@ def run(args: argparse.Namespace) -> int:
         for scenario in ROBUSTNESS_SCENARIOS:
             if not present:
                 break
-            scenario_set = open_dataset(
-                f"{base}{joiner}conditions={scenario}",
-                "test",
-                crop_size=crop_size,
-                workers=args.workers,
-                limit=args.limit,
-            )
+            scenario_set = test_split(f"{base}{joiner}conditions={scenario}")
             for method in present:
                 r = evaluate_checkpoint(
                     by_method[method],
