@@ -31,10 +31,12 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from models.data.crops import extract_student_crops
+from models.data.crops import CropGeometry, extract_student_crops
+from models.data.inputs import served_inputs
 from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
 from models.networks.pipeline import ClassroomPipeline
 from models.networks.registry import create_model
+from services.common.campus import Camera
 from services.common.codecs import DecodedFrameSet
 from services.common.seats import normalise_keypoints
 from services.common.vocabulary import BEHAVIOURS, HOP_FRAMES, WINDOW_FPS
@@ -54,11 +56,14 @@ class PathResult:
     stable_windows: int
     agreement_stable: float
     predicted: dict[str, int]
+    # stable windows (one true behaviour throughout) per true behaviour: how many, share right
+    per_class_stable: dict[str, dict[str, float]]
 
 
 def _score(logits, truth: list[list[str]], ends: list[int], frames: int, labels) -> PathResult:
     hits = stable = stable_hits = total = 0
     predicted: Counter = Counter()
+    per_class: dict[str, Counter] = {}
     for w, end in enumerate(ends):
         for i, pred in enumerate(logits[w].argmax(-1).tolist()):
             held = [truth[t][i] for t in range(end - frames + 1, end + 1)]
@@ -70,8 +75,14 @@ def _score(logits, truth: list[list[str]], ends: list[int], frames: int, labels)
             if count == frames:
                 stable += 1
                 stable_hits += hit
+                per_class.setdefault(majority, Counter()).update(n=1, agree=int(hit))
     return PathResult(
-        total, hits / max(total, 1), stable, stable_hits / max(stable, 1), dict(predicted.most_common())
+        total,
+        hits / max(total, 1),
+        stable,
+        stable_hits / max(stable, 1),
+        dict(predicted.most_common()),
+        {k: {"n": c["n"], "agreement": c["agree"] / c["n"]} for k, c in sorted(per_class.items())},
     )
 
 
@@ -82,6 +93,7 @@ class _Models:
     enhancer: Any  # services.enhancement.pipeline.Enhancer with the checkpoint's parameters
     crop_size: int
     window_frames: int
+    inputs: str  # "served" or "raw_colour" (models/networks/checkpoint.py)
 
 
 def _load(checkpoint: str, params_file: str | None) -> _Models:
@@ -91,25 +103,48 @@ def _load(checkpoint: str, params_file: str | None) -> _Models:
     params_path = Path(params_file) if params_file else Path(checkpoint).with_name(ENHANCEMENT_JSON)
     params = EnhancementParams.from_json(str(params_path)) if params_path.is_file() else EnhancementParams()
     return _Models(
-        served.eval(), trained.eval(), Enhancer(params), int(served.crop_size), int(data["window_frames"])
+        served.eval(),
+        trained.eval(),
+        Enhancer(params),
+        int(served.crop_size),
+        int(data["window_frames"]),
+        str(data.get("inputs", "raw_colour")),
     )
 
 
-def _both_paths(models: _Models, frame, calibration, analysis: tuple[int, int], boxes: np.ndarray):
-    """One frame set through both paths: ((keypoints, features) served, the same trained), per student."""
-    size = models.crop_size
-    enhanced = models.enhancer.process(DecodedFrameSet.of(frame), calibration, analysis)
-    aligned = (enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised)
-    crops = extract_student_crops([(enhanced.rgb, *aligned)], [boxes], crop_size=size)
-    raw = extract_student_crops([(resize_to(frame.rgb, analysis), *aligned)], [boxes], crop_size=size)
-    a = models.served.forward_fusion(crops.tensor, enhance=False)
-    # Served: analysis-pixel keypoints, normalised by the recognition service's rule.
-    image_xy = crops.geometry.crop_to_image(a.keypoints.xy.numpy())
+def _served_path(models: _Models, frame, camera: Camera, rows: list[int]):
+    """One frame set through the live path (``served_inputs``: capture encoding, section 3.2 as the
+    enhancement service runs it, the model server's decoding and crops) -> (keypoints normalised
+    to the seat square by the recognition service's rule, node features as sent) per student."""
+    crops, _ = served_inputs(frame, camera, models.enhancer, models.crop_size)
+    a = models.served.forward_fusion(crops.tensor[rows], enhance=False)
+    geometry = CropGeometry(crops.geometry.origin[rows], crops.geometry.scale[rows], models.crop_size)
+    image_xy = geometry.crop_to_image(a.keypoints.xy.numpy())
     points = np.concatenate([image_xy, a.keypoints.confidence.numpy()[..., None]], -1)
-    served = (torch.from_numpy(normalise_keypoints(points, boxes)), a.node_features.half().float())
+    boxes = np.array([camera.seats[r].box for r in rows], np.float64)
+    return torch.from_numpy(normalise_keypoints(points, boxes)), a.node_features.half().float()
+
+
+def _raw_path(models: _Models, frame, camera: Camera, rows: list[int]):
+    """The paper recipe's training inputs: raw colour crops through the checkpoint's torch enhancement."""
+    size = models.crop_size
+    analysis = (camera.analysis_width, camera.analysis_height)
+    assert camera.calibration is not None
+    enhanced = models.enhancer.process(DecodedFrameSet.of(frame), camera.calibration, analysis)
+    aligned = (enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised)
+    boxes = np.array([camera.seats[r].box for r in rows], np.float64)
+    raw = extract_student_crops([(resize_to(frame.rgb, analysis), *aligned)], [boxes], crop_size=size)
     b = models.trained.forward_fusion(raw.tensor, enhance=True)
-    trained = (models.trained.recognition_keypoints(b.keypoints, size), b.node_features)
-    return served, trained
+    return models.trained.recognition_keypoints(b.keypoints, size), b.node_features
+
+
+def _paths(models: _Models) -> tuple[str, ...]:
+    # a checkpoint trained on served inputs has one path: training and serving see the same crops
+    return ("served",) if models.inputs == "served" else ("served", "training_path")
+
+
+def _through(models: _Models, name: str, frame, camera: Camera, rows: list[int]):
+    return (_served_path if name == "served" else _raw_path)(models, frame, camera, rows)
 
 
 def _logits(model, per_frame: list, ends: list[int], frames: int) -> list:
@@ -141,31 +176,36 @@ def replay(
     camera_sim = SimulatedCamera(seed=seed, students=students, fps=WINDOW_FPS, conditions=conditions)
     classroom, course = camera_sim.campus_classroom("room", "cam", "course")
     camera = classroom.cameras[0]
-    analysis = (camera.analysis_width, camera.analysis_height)
-    seat_box = {s.id: s.box for s in camera.seats}
+    seat_ids = [seat.id for seat in camera.seats]
     roster = sorted(course.roster, key=lambda r: r.student)
     ids = [r.student for r in roster]
-    boxes = np.array([seat_box[r.seat] for r in roster], np.float64)
-
-    served, trained, truth, errors = [], [], [], []
+    rows = [seat_ids.index(r.seat) for r in roster]
+    boxes = np.array([camera.seats[r].box for r in rows], np.float64)
+    paths = _paths(models)
+    per_frame: dict[str, list] = {name: [] for name in paths}
+    truth, errors = [], []
     with torch.inference_mode():
         for k in range(n):
             frame = camera_sim.frame_at(k)
-            a, b = _both_paths(models, frame, camera_sim.calibration, analysis, boxes)
-            served.append(a)
-            trained.append(b)
+            for name in paths:
+                per_frame[name].append(_through(models, name, frame, camera, rows))
             annotations = {s["student_id"]: s for s in (frame.annotations or {}).get("students", [])}
             truth.append([annotations[i]["label"] for i in ids])
             true_xy = np.array([np.asarray(annotations[i]["keypoints"], np.float64)[:, :2] for i in ids])
-            d = (a[0][..., :2].numpy() - normalise_keypoints(true_xy, boxes)) * models.crop_size
+            d = (
+                per_frame["served"][-1][0][..., :2].numpy() - normalise_keypoints(true_xy, boxes)
+            ) * models.crop_size
             errors.append(float(np.hypot(d[..., 0], d[..., 1]).mean()))
         ends = list(range(frames - 1, n, HOP_FRAMES))
         results = {
-            name: _score(_logits(model, per_frame, ends, frames), truth, ends, frames, BEHAVIOURS).__dict__
-            for name, model, per_frame in (
-                ("served", models.served, served),
-                ("training_path", models.trained, trained),
-            )
+            name: _score(
+                _logits(models.served if name == "served" else models.trained, per_frame[name], ends, frames),
+                truth,
+                ends,
+                frames,
+                BEHAVIOURS,
+            ).__dict__
+            for name in paths
         }
     return {
         "seed": seed,
@@ -194,6 +234,7 @@ def replay_split(
     make of the same windows.
     """
     models = _load(checkpoint, params_file)
+    paths = _paths(models)
     dataset = open_dataset(data)
     samples = dataset.samples(split)
     refs = dataset.windows(split)[:limit] if limit else dataset.windows(split)
@@ -211,18 +252,17 @@ def replay_split(
                 raise ValueError(
                     f"{ref.clip_id}: {frames} frames, the checkpoint reads {models.window_frames}"
                 )
-            seat_box = {seat.id: seat.box for seat in window.camera.seats}
-            if any(s.seat_id not in seat_box for s in students):
+            seat_ids = [seat.id for seat in window.camera.seats]
+            if any(s.seat_id not in seat_ids for s in students):
                 raise ValueError(f"{ref.clip_id}: a student's seat is not in the camera's seat map")
-            boxes = np.array([seat_box[str(s.seat_id)] for s in students], np.float64)
-            analysis = (window.camera.analysis_width, window.camera.analysis_height)
-            per_path: dict[str, list] = {"served": [], "training_path": []}
+            rows = [seat_ids.index(str(s.seat_id)) for s in students]
+            per_path: dict[str, list] = {name: [] for name in paths}
             for frame in window.frames:
-                a, b = _both_paths(models, frame, window.calibration, analysis, boxes)
-                per_path["served"].append(a)
-                per_path["training_path"].append(b)
+                for name in paths:
+                    per_path[name].append(_through(models, name, frame, window.camera, rows))
             total += len(students)
-            for name, model in (("served", models.served), ("training_path", models.trained)):
+            for name in paths:
+                model = models.served if name == "served" else models.trained
                 logits = _logits(model, per_path[name], [frames - 1], frames)[0]
                 for s, pred in zip(students, logits.argmax(-1).tolist(), strict=True):
                     hits[name] += pred == s.label_index
@@ -235,6 +275,6 @@ def replay_split(
         "checkpoint": checkpoint,
         **{
             name: {"top1": hits[name] / max(total, 1), "predicted": dict(predicted[name].most_common())}
-            for name in ("served", "training_path")
+            for name in paths
         },
     }

@@ -98,10 +98,11 @@ def check_checkpoint(data: dict[str, Any], path: str | Path) -> None:
             raise CheckpointMismatch(
                 f"{path}: its {key} differ from this version's ({', '.join(map(str, differ[:4]))}); {what_to_do}"
             )
-    if int(data.get("window_frames", -1)) != WINDOW_FRAMES or float(data.get("window_fps", -1)) != WINDOW_FPS:
+    # the recognition service takes the window length from the model server, not the frame rate
+    if float(data.get("window_fps", -1)) != WINDOW_FPS or int(data.get("window_frames", 0)) < 1:
         raise CheckpointMismatch(
             f"{path}: windows of {data.get('window_frames')} frames at {data.get('window_fps')} fps, "
-            f"the recognition service cuts {WINDOW_FRAMES} at {WINDOW_FPS}; {what_to_do}"
+            f"the recognition service samples at {WINDOW_FPS} fps; {what_to_do}"
         )
 
 

@@ -22,10 +22,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.data.crops import COLOUR
+from models.data.crops import COLOUR, DEPTH, THERMAL, THERMAL_EQUALISED
 from models.networks.dcanet import FusionFeatures
 from models.networks.keypoints import KeypointNet, KeypointOutput
 from models.networks.roi import NodeEncoder
+
+MODALITIES: tuple[str, ...] = ("rgb", "depth", "thermal")
+MODALITY_CHANNELS: dict[str, tuple[int, ...]] = {
+    "rgb": tuple(range(COLOUR.start, COLOUR.stop)),
+    "depth": (DEPTH,),
+    "thermal": (THERMAL, THERMAL_EQUALISED),
+}
 
 
 class IdentityEnhancement(nn.Module):
@@ -66,8 +73,15 @@ class ClassroomPipeline(nn.Module):
         recognition: nn.Module,
         enhancement: nn.Module | None = None,
         crop_size: int = 96,
+        modalities: tuple[str, ...] = MODALITIES,
     ) -> None:
         super().__init__()
+        unknown = set(modalities) - set(MODALITIES)
+        if unknown or "rgb" not in modalities:
+            raise ValueError(f"modalities must include rgb and be among {MODALITIES}, got {modalities}")
+        self.modalities = tuple(modalities)
+        # crop channels of the modalities left out, zeroed before the networks see them (ablations)
+        self.blind_channels = [c for m in MODALITIES if m not in modalities for c in MODALITY_CHANNELS[m]]
         self.enhancement = enhancement if enhancement is not None else IdentityEnhancement()
         self.fusion = fusion
         self.keypoint_net = keypoints
@@ -90,6 +104,9 @@ class ClassroomPipeline(nn.Module):
         gradient, because it is part of that method.
         """
         enhanced = None
+        if self.blind_channels:
+            crops = crops.clone()
+            crops[:, self.blind_channels] = 0.0
         if enhance:
             if getattr(self.enhancement, "learnable", True):
                 enhanced = colour = self.enhancement(crops[:, COLOUR])

@@ -32,7 +32,7 @@ from models.networks.enhancement import create_enhancement
 from models.networks.fusion_baselines import AttentionFusion, ConcatFusion, MultiModalCNNFusion
 from models.networks.keypoints import KeypointNet
 from models.networks.mstgcn import MSTGCN
-from models.networks.pipeline import ClassroomPipeline, IdentityEnhancement
+from models.networks.pipeline import MODALITIES, ClassroomPipeline, IdentityEnhancement
 from models.networks.roi import NodeEncoder
 from models.networks.stgcn import GCN, STGCN
 
@@ -98,6 +98,7 @@ class MethodSpec:
     recognition: dict[str, Any]
     roi_deformable: bool = True
     loss: dict[str, Any] = field(default_factory=dict)
+    modalities: tuple[str, ...] = MODALITIES
 
 
 _FULL_FUSION = {"name": "dcanet", "deformable": True}
@@ -179,6 +180,14 @@ METHODS: dict[str, MethodSpec] = {
         _FULL_FUSION,
         {"name": "mstgcn", "dilations": [1, 1, 1]},
     ),
+    "rgb_only": MethodSpec(
+        "proposed with depth and thermal withheld (their crop channels zeroed): what the two cameras add",
+        "ablation of the staged recipe (not a paper row)",
+        "mswgf",
+        _FULL_FUSION,
+        _FULL_RECOGNITION,
+        modalities=("rgb",),
+    ),
     "no_adaptive_loss": MethodSpec(
         "proposed trained with fixed equal loss weights",
         "Table 6 'Without Adaptive Loss Weights'",
@@ -228,6 +237,7 @@ def method_config(method: str, **overrides: Any) -> dict[str, Any]:
         "node_encoder": {"feature_dim": sizes["feature_dim"], "deformable": spec.roi_deformable},
         "recognition": {"channels": list(sizes["recognition_channels"]), **spec.recognition},
         "loss": dict(spec.loss),
+        "modalities": list(spec.modalities),
     }
     return _merge(config, overrides)
 
@@ -254,7 +264,13 @@ def build_pipeline(config: dict[str, Any]) -> ClassroomPipeline:
         rec_cfg["dilations"] = tuple(rec_cfg["dilations"])
     recognition = _COMPONENTS[name](feature_dim=nodes.feature_dim, **rec_cfg)
     pipeline = ClassroomPipeline(
-        fusion, keypoints, nodes, recognition, build_enhancement(config["enhancement"]), config["crop_size"]
+        fusion,
+        keypoints,
+        nodes,
+        recognition,
+        build_enhancement(config["enhancement"]),
+        config["crop_size"],
+        tuple(config.get("modalities", MODALITIES)),
     )
     pipeline.method = config["method"]
     pipeline.config = copy.deepcopy(config)

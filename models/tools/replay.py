@@ -35,7 +35,8 @@ def _print_split(split: dict) -> None:
         f"replay of {split['data']} {split['split']}: {split['samples']} samples of {split['windows']} windows"
     )
     for name in ("served", "training_path"):
-        print(f"  {name:<14} top-1 {100 * split[name]['top1']:.1f}%")
+        if name in split:
+            print(f"  {name:<14} top-1 {100 * split[name]['top1']:.1f}%")
 
 
 def _print_session(result: dict) -> None:
@@ -45,11 +46,15 @@ def _print_session(result: dict) -> None:
         f"from the truth (crop {result['crop_size']} px)"
     )
     for name in ("served", "training_path"):
+        if name not in result:
+            continue
         r = result[name]
         print(
             f"  {name:<14} agreement {100 * r['agreement']:.1f}% of {r['windows']} windows "
             f"({100 * r['agreement_stable']:.1f}% of {r['stable_windows']} with one true behaviour)"
         )
+        for label, figures in r["per_class_stable"].items():
+            print(f"    {label:<22} {figures['n']:>5} stable windows  {100 * figures['agreement']:5.1f}%")
 
 
 def run(args: argparse.Namespace) -> int:
