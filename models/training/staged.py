@@ -339,7 +339,7 @@ def train_recogniser(
             torch.nn.utils.clip_grad_norm_(recognition.parameters(), options.grad_clip)
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(rows)
+            total += float(loss.detach()) * len(rows)
         epoch += 1
         accuracy = recogniser_accuracy(recognition, val_kp, val_f, val_y)
         if accuracy > best[0]:

@@ -163,3 +163,23 @@ def test_cuda_half_precision_agrees_with_cpu():
     np.testing.assert_allclose(
         gpu.recognise(kp, nf).probabilities, cpu.recognise(kp, nf).probabilities, atol=2e-2
     )
+
+
+def test_a_checkpoint_of_another_vocabulary_or_layout_is_refused_in_one_line(tmp_path):
+    from models.networks.checkpoint import CheckpointMismatch
+
+    model = create_model("proposed", enhancement="identity", crop_size=48).eval()
+    data = build_checkpoint(model)
+    renamed = dict(data, labels=[*data["labels"][:-1], "sleeping"])
+    atomic_save(renamed, tmp_path / "labels.pt")
+    with pytest.raises(CheckpointMismatch, match="labels differ.*sleeping.*retrain") as caught:
+        InferenceEngine(tmp_path / "labels.pt")
+    assert "\n" not in str(caught.value)
+    state = {k: v for k, v in data["state_dict"].items() if not k.startswith("recognition.classifier")}
+    atomic_save(dict(data, state_dict=state), tmp_path / "layout.pt")
+    with pytest.raises(CheckpointMismatch, match="does not fit the architecture") as caught:
+        InferenceEngine(tmp_path / "layout.pt")
+    assert "\n" not in str(caught.value)
+    atomic_save(dict(data, window_fps=15.0), tmp_path / "fps.pt")
+    with pytest.raises(CheckpointMismatch, match="15.0 fps"):
+        InferenceEngine(tmp_path / "fps.pt")

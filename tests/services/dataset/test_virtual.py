@@ -112,3 +112,62 @@ def test_extra_samples_are_the_background_people_with_the_labels_they_perform():
         labels = {st["student_id"]: st["label"] for st in ann["students"] if st["extra"]}
         assert labels == expected
     assert window.keypoints(next(iter(expected)))[..., 2].max() > 0
+
+
+# --- fresh-people presets (sim:crowd) ---------------------------------------------------------------
+
+
+def test_crowd_sees_thousands_of_people_each_split_its_own():
+    ds = VirtualDataset(PRESETS["crowd"], seed=0)
+    people = {split: [s.student_id for s in ds.samples(split)] for split in ("train", "val", "test")}
+    assert len(people["train"]) >= 5_000 and len(people["test"]) >= 1_000
+    for split, ids in people.items():
+        assert len(set(ids)) == len(ids)  # nobody appears twice
+        assert set(ids) == set(ds.splits[split])
+    assert not (set(people["train"]) & set(people["val"]) or set(people["train"]) & set(people["test"]))
+    assert not set(people["val"]) & set(people["test"])
+
+
+def test_crowd_windows_label_everyone_and_balance_the_behaviours():
+    ds = VirtualDataset(PRESETS["crowd"], seed=0)
+    rooms = Counter()
+    for index in range(40):
+        plan = ds.plan("train", index)
+        rooms[plan.room] += 1
+        labels = Counter(p.label for p in plan.people)
+        # every behaviour once per ten people: counts differ by at most one within a window
+        assert max(labels.values()) - min(labels.get(b, 0) for b in range(len(BEHAVIOURS))) <= 1
+        assert plan.room_seed == ds.plan("train", index).room_seed  # deterministic
+    assert len(rooms) >= 3  # rooms, cameras and people change from window to window
+    assert len({ds.plan("train", i).room_seed for i in range(40)}) == 40
+    counts = Counter(s.label for s in ds.samples("test"))
+    assert max(counts.values()) - min(counts.values()) <= 0.15 * max(counts.values())
+
+
+def test_a_crowd_window_renders_with_everyone_a_labelled_student():
+    ds = VirtualDataset(PRESETS["crowd_tiny"], seed=0)
+    ref = ds.windows("val")[0]
+    window = ds.raw_window(ref)
+    plan = ds.plan("val", 0)
+    students = window.annotations[0]["students"]
+    assert {s["student_id"] for s in students} == {p.student_id for p in plan.people}
+    assert not any(s["extra"] for s in students)
+    assert {s["seat_id"] for s in students} <= {seat.id for seat in window.camera.seats}
+    assert len(window.frames) == PRESETS["crowd_tiny"].window_frames
+    assert window.frames[0].rgb.shape == (360, 640, 3)
+
+
+def test_a_fresh_preset_has_no_fixed_subjects():
+    from services.dataset.virtual import DatasetPreset
+
+    with pytest.raises(ValueError, match="no fixed subjects"):
+        DatasetPreset(
+            "x",
+            subjects=2,
+            split_subjects=(1, 1, 0),
+            split_windows=(1, 1, 1),
+            rooms=("small",),
+            people="fresh",
+        )
+    with pytest.raises(ValueError, match="unknown preset 'crowdd'"):
+        parse_sim_spec("sim:crowdd")

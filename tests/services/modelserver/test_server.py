@@ -108,3 +108,16 @@ def test_fusion_items_take_depth_on_its_registration_grid() -> None:
     full.depth.CopyFrom(codecs.encode_depth(np.zeros((180, 300), np.uint16), capture_ts_us=0))
     with pytest.raises(WrongResolution, match="300x180"):
         decode_fusion_item(inference_pb2.FusionItem(request_id="h", frame_set=full, seats=seats(1)))
+
+
+def test_a_checkpoint_it_cannot_serve_stops_it_at_start_with_one_line(tmp_path, caplog):
+    from models.networks.checkpoint import atomic_save, build_checkpoint
+    from models.networks.registry import create_model
+
+    data = build_checkpoint(create_model("proposed", enhancement="identity", crop_size=48))
+    atomic_save(dict(data, keypoints=list(reversed(data["keypoints"]))), tmp_path / "other.pt")
+    server = ModelServer(ModelServerSettings(port=0, device="cpu", checkpoint=str(tmp_path / "other.pt")))
+    with caplog.at_level("ERROR", logger="modelserver"):
+        assert asyncio.run(server.run()) == 2
+    refusals = [r.getMessage() for r in caplog.records if r.name == "modelserver"]
+    assert len(refusals) == 1 and "keypoints differ" in refusals[0] and "\n" not in refusals[0]
