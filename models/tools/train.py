@@ -55,10 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "recogniser, fine-tune on served-path windows (the served checkpoint's recipe)",
     )
     staged = parser.add_argument_group("staged recipe (--recipe staged)")
-    staged.add_argument("--front-steps", type=int, help="stage a: front-end batches (default 3000)")
+    staged.add_argument("--front-steps", type=int, help="stage a: front-end batches (default 5000)")
     staged.add_argument("--recogniser-epochs", type=int, help="stage b: recogniser epochs (default 20)")
     staged.add_argument(
-        "--finetune-epochs", type=int, help="stage c: end-to-end epochs (default 3; 0 skips it)"
+        "--finetune-epochs", type=int, help="stage c: end-to-end epochs (default 2; 0 skips it)"
     )
     staged.add_argument(
         "--stages",

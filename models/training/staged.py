@@ -73,7 +73,7 @@ class StagedOptions:
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     # a. front end
-    front_steps: int = 3000
+    front_steps: int = 5000
     front_batch: int = 64
     front_lr: float = 2e-3
     heatmap_weight: float = 1.0
@@ -87,7 +87,7 @@ class StagedOptions:
     recogniser_lr: float = 2e-3
     label_smoothing: float = 0.1
     # c. end-to-end fine-tune
-    finetune_epochs: int = 3
+    finetune_epochs: int = 2
     finetune_batch: int = 4
     finetune_lr: float = 5e-4
     finetune_front_lr_scale: float = 0.5

@@ -160,13 +160,13 @@ PRESETS: dict[str, DatasetPreset] = {
         "crowd",
         subjects=0,
         split_subjects=(0, 0, 0),
-        split_windows=(260, 30, 60),
+        split_windows=(720, 30, 60),
         rooms=("small", "medium", "large", "hall"),
         room_weights=(0.15, 0.35, 0.3, 0.2),
         people="fresh",
         description=(
             "people at scale: every window new people, room, camera and conditions, everyone "
-            "labelled; about 5,400 train / 620 validation / 1,240 test people"
+            "labelled; about 15,000 train / 620 validation / 1,190 test people"
         ),
     ),
     "crowd_tiny": DatasetPreset(
