@@ -27,13 +27,12 @@ resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -73,7 +72,7 @@ class SampleMeta:
 
 def _params_digest(params_file: str | None) -> str:
     params = EnhancementParams() if params_file is None else EnhancementParams.from_json(params_file)
-    return hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()[:10]
+    return params.digest()
 
 
 def _sample_file(root: Path, meta: SampleMeta) -> Path:

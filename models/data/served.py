@@ -22,7 +22,6 @@ stopped and never leaves half a chunk.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -49,10 +48,6 @@ CHUNK_FORMAT = 1  # bump when what a chunk holds changes
 
 def default_served_cache() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path("var") / "cache" / "served")
-
-
-def params_digest(params: EnhancementParams) -> str:
-    return hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def load_params(params_file: str | os.PathLike | None) -> EnhancementParams:
@@ -169,7 +164,7 @@ class ServedWindows:
         self._all_windows = windows
         self._windows = windows[:limit] if limit is not None else windows
         self.window_frames = len(self._windows[0].frame_indices)
-        digest = params_digest(load_params(self.params_file))
+        digest = load_params(self.params_file).digest()
         root = Path(cache_dir) if cache_dir is not None else default_served_cache()
         self.cache_root = root / f"{dataset.name}-{split}-c{self.crop_size}-e{digest}-f{CHUNK_FORMAT}"
         self.dataset_id = f"{dataset.name}/{split}/served/crop{self.crop_size}/enh{digest}"

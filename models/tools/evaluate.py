@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         render_markdown,
         robustness_methods,
     )
-    from models.networks.checkpoint import load_checkpoint
+    from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
     from services.common.vocabulary import BEHAVIOURS
     from services.dataset.format import DatasetError
 
@@ -99,13 +99,27 @@ def run(args: argparse.Namespace) -> int:
         return 2
     served = inputs.pop() == "served"
 
-    def test_split(spec: str):
-        if served:  # the served input path (models/data/inputs.py), as the staged recipe trained on
-            return ServedWindows(spec, "test", crop_size, workers=args.workers, limit=args.limit)
-        return open_dataset(spec, "test", crop_size=crop_size, workers=args.workers, limit=args.limit)
+    splits: dict[tuple[str, str | None], Any] = {}
+
+    def test_split(spec: str, checkpoint: Path):
+        """The test split as ``checkpoint`` reads it: through the served input path with its own
+        section 3.2 parameters (enhancement.json beside it) when it was trained that way."""
+        params = checkpoint.with_name(ENHANCEMENT_JSON) if served else None
+        params_file = str(params) if params is not None and params.is_file() else None
+        key = (spec, params_file)
+        if key not in splits:
+            splits[key] = (
+                ServedWindows(
+                    spec, "test", crop_size, params_file=params_file, workers=args.workers, limit=args.limit
+                )
+                if served
+                else open_dataset(spec, "test", crop_size=crop_size, workers=args.workers, limit=args.limit)
+            )
+        return splits[key]
 
     try:
-        test_set = test_split(args.data)
+        for path in by_method.values():
+            test_split(args.data, path)
     except (ValueError, FileNotFoundError, DatasetError) as exc:
         print(f"classroom evaluate: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         began = time.perf_counter()
         result = evaluate_checkpoint(
             path,
-            test_set,
+            test_split(args.data, path),
             batch_size=args.batch_size,
             frame_stride=args.frame_stride,
             fps_students=args.fps_students,
@@ -144,11 +158,10 @@ def run(args: argparse.Namespace) -> int:
         for scenario in ROBUSTNESS_SCENARIOS:
             if not present:
                 break
-            scenario_set = test_split(f"{base}{joiner}conditions={scenario}")
             for method in present:
                 r = evaluate_checkpoint(
                     by_method[method],
-                    scenario_set,
+                    test_split(f"{base}{joiner}conditions={scenario}", by_method[method]),
                     batch_size=args.batch_size,
                     frame_stride=args.frame_stride,
                     fps_students=args.fps_students,

@@ -16,6 +16,7 @@ validation top-1 0.05 -> 0.11 over the first two epochs at 1e-4). ``--lr`` and `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -152,8 +153,9 @@ def run_staged(args: argparse.Namespace) -> int:
     from models.data.served import ServedWindows
     from models.networks.registry import METHODS
     from models.serving.inference import tune_cpu_allocator
-    from models.training.staged import STAGES, StagedOptions, train_staged
+    from models.training.staged import SERVED_COLOUR, STAGES, StagedOptions, train_staged
     from services.dataset.format import DatasetError
+    from services.enhancement.params import EnhancementParams
 
     def refuse(message: str) -> int:
         print(f"classroom train: {message}", file=sys.stderr)
@@ -196,12 +198,24 @@ def run_staged(args: argparse.Namespace) -> int:
     out = args.out or Path("var/train") / f"{args.method}-staged"
     data = args.data or "sim:crowd"
     try:
+        # section 3.2 with the method's own colour enhancement: what the enhancement service will serve
+        params = (
+            EnhancementParams() if args.params_file is None else EnhancementParams.from_json(args.params_file)
+        )
+        params = dataclasses.replace(params, colour_method=SERVED_COLOUR[METHODS[args.method].enhancement])
+        params_file = out / "enhancement.json"
+        if params_file.is_file() and EnhancementParams.from_json(params_file) != params:
+            return refuse(
+                f"{out} was trained with other section 3.2 parameters ({params_file}): choose another --out"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        params.to_json(params_file)
         sets = [
             ServedWindows(
                 data,
                 split,
                 crop_size,
-                params_file=args.params_file,
+                params_file=params_file,
                 workers=args.workers,
                 progress=not args.no_progress,
             )

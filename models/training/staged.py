@@ -53,6 +53,15 @@ from models.training.losses import LossConfig, MultiTaskLoss, class_weights
 from services.common.vocabulary import KEYPOINT_INDEX
 
 STAGES = ("front_end", "recogniser", "finetune")
+# The colour enhancement the enhancement service runs for a method (EnhancementParams.colour_method),
+# by the method's enhancement (registry.METHODS): a baseline is trained on, and served, its own.
+SERVED_COLOUR = {
+    "mswgf": "mswgf",
+    "retinex": "single_scale_retinex",
+    "conventional": "histogram_equalisation",
+    "single_scale_gf": "fixed_scale_gf",
+    "identity": "mswgf",
+}
 STAGE_FILES = {"front_end": "front_end.pt", "recogniser": "recogniser.pt", "finetune": "model.pt"}
 JOINT_GROUPS: dict[str, tuple[int, ...]] = {
     "head": tuple(range(7)),

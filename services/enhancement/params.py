@@ -11,6 +11,7 @@ processing pixels, so one parameter set means the same at every analysis resolut
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -19,13 +20,31 @@ from typing import Any
 
 # Parameters with their own range checks below; every other one must be positive.
 _MAY_BE_ZERO = frozenset(
-    {"lambda1", "lambda2", "depth_guide_radius", "thermal_low_percentile", "thermal_high_percentile"}
+    {
+        "lambda1",
+        "lambda2",
+        "depth_guide_radius",
+        "thermal_low_percentile",
+        "thermal_high_percentile",
+        "colour_method",
+    }
+)
+# The colour enhancement the service runs: section 3.2's, or one it is compared against (the paper's
+# baselines, services/enhancement/baselines.py), so a baseline is served the enhancement it was trained on.
+COLOUR_METHODS: tuple[str, ...] = (
+    "mswgf",
+    "single_scale_retinex",
+    "histogram_equalisation",
+    "fixed_scale_gf",
 )
 
 
 @dataclass(frozen=True)
 class EnhancementParams:
     """Section 3.2 parameters with their defaults. (L) marks scalars the torch path learns."""
+
+    # Which colour enhancement runs (COLOUR_METHODS); "mswgf" is section 3.2, the others are baselines.
+    colour_method: str = "mswgf"
 
     # --- RGB: Retinex with multi-scale weighted guided filtering (eqs. 1-2) ---
     # Frames taller than this are filtered area-averaged by an integer factor (fast guided filter transfer).
@@ -112,6 +131,10 @@ class EnhancementParams:
             problems.append("thermal percentiles must satisfy 0 <= low < high <= 100")
         if not 0 < self.depth_min_mm < self.depth_max_mm <= 65535:
             problems.append("depth range must satisfy 0 < depth_min_mm < depth_max_mm <= 65535")
+        if self.colour_method not in COLOUR_METHODS:
+            problems.append(
+                f"colour_method must be one of {', '.join(COLOUR_METHODS)}, got {self.colour_method!r}"
+            )
         if problems:
             raise ValueError("invalid EnhancementParams: " + "; ".join(problems))
 
@@ -123,7 +146,10 @@ class EnhancementParams:
             raise ValueError(f"unknown enhancement parameters: {', '.join(unknown)}")
         typed: dict[str, Any] = {}  # int or float, as each field declares
         for name, value in values.items():
-            typed[name] = int(value) if known[name].type in ("int", int) else float(value)
+            if known[name].type in ("str", str):
+                typed[name] = str(value)
+            else:
+                typed[name] = int(value) if known[name].type in ("int", int) else float(value)
         if "lambda1" in typed or "lambda2" in typed:
             # eq. 2's coefficients are normalised; accept any non-negative pair and normalise it.
             l1, l2 = typed.get("lambda1", cls.lambda1), typed.get("lambda2", cls.lambda2)
@@ -142,6 +168,14 @@ class EnhancementParams:
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a JSON object of enhancement parameters")
         return cls.from_dict(values)
+
+    def digest(self) -> str:
+        """A short name of these values, for caches of what they produced. The default colour method
+        is left out of it, so caches made before ``colour_method`` existed keep their names."""
+        values = asdict(self)
+        if values["colour_method"] == "mswgf":
+            del values["colour_method"]
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")

@@ -42,6 +42,7 @@ import numpy as np
 from services.common.calibration import CameraCalibration
 from services.common.codecs import DecodedFrameSet
 from services.common.errors import CorruptImage, InvalidCalibration
+from services.enhancement import baselines
 from services.enhancement.alignment import (
     RegistrationTables,
     registration_tables,
@@ -170,7 +171,18 @@ class Enhancer:
         tune_allocator()
 
     def enhance_colour(self, rgb: np.ndarray, analysis_size: tuple[int, int]) -> np.ndarray:
-        return enhance_low_light(resize_to(rgb, analysis_size), self.params)
+        return self._colour(resize_to(rgb, analysis_size))
+
+    def _colour(self, bgr_u8: np.ndarray) -> np.ndarray:
+        """The configured colour enhancement (``params.colour_method``) at the analysis size."""
+        method = self.params.colour_method
+        if method == "mswgf":
+            return enhance_low_light(bgr_u8, self.params)
+        if method == "single_scale_retinex":
+            return baselines.single_scale_retinex(bgr_u8)
+        if method == "histogram_equalisation":
+            return baselines.histogram_equalise_luma(bgr_u8)
+        return baselines.fixed_scale_guided_retinex(bgr_u8, self.params)
 
     def register_depth(
         self,
@@ -232,7 +244,7 @@ class Enhancer:
         tables = registration_tables(calibration, analysis_size)  # raises InvalidCalibration
 
         colour_in = resize_to(frame_set.rgb, analysis_size)
-        rgb = enhance_low_light(colour_in, self.params)
+        rgb = self._colour(colour_in)
         guide = _luma_guide(rgb) if self.params.depth_guide_radius > 0 else None
         depth_grid, invalid_in, invalid_out = self._register_depth(frame_set.depth_mm, tables, guide)
 
@@ -260,6 +272,10 @@ class Enhancer:
             "thermal_contrast_in": thermal_contrast_in,
             "thermal_contrast_out": thermal_contrast_out,
             "processing_ms": (time.perf_counter() - start) * 1e3,
-            "method": f"{METHOD} lambda1={self.params.lambda1:.3f} lambda2={self.params.lambda2:.3f}",
+            "method": (
+                f"{METHOD} lambda1={self.params.lambda1:.3f} lambda2={self.params.lambda2:.3f}"
+                if self.params.colour_method == "mswgf"
+                else f"{METHOD} colour={self.params.colour_method}"
+            ),
         }
         return EnhancedFrame(rgb, depth_u16, thermal_aligned, equalised_aligned, report, depth_grid_u16)
