@@ -46,7 +46,7 @@ from services.enhancement.params import EnhancementParams
 from services.enhancement.pipeline import Enhancer
 from services.simulator.live import SimulatedCamera
 
-DEFAULT_CHECKPOINT = "models/checkpoints/smartclass-small.pt"
+DEFAULT_CHECKPOINT = "models/checkpoints/sim-small/model.pt"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``classroom probe``: the command line of models/training/probe.py (a checkpoint's recogniser
 retrained alone on its frozen front end: a budget limit or a generalisation limit?).
 
-    classroom probe --checkpoint models/checkpoints/smartclass-small.pt --epochs 30
+    classroom probe --checkpoint models/checkpoints/sim-small/model.pt --epochs 30
 """
 
 from __future__ import annotations

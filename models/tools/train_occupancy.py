@@ -21,7 +21,7 @@ def _seed_range(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("models/checkpoints/occupancy-small.pt"))
+    parser.add_argument("--out", type=Path, default=Path("models/checkpoints/occupancy/model.pt"))
     parser.add_argument(
         "--train-seeds",
         type=_seed_range,

@@ -8,8 +8,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "checkpoints" / "smartclass-small.pt"
-DEFAULT_OCCUPANCY_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("occupancy-small.pt")
+# committed checkpoints: one folder each, its enhancement.json (section 3.2 parameters) beside it
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
+DEFAULT_CHECKPOINT = CHECKPOINTS / "sim-small" / "model.pt"
+DEFAULT_OCCUPANCY_CHECKPOINT = CHECKPOINTS / "occupancy" / "model.pt"
 
 
 class ModelServerSettings(BaseSettings):

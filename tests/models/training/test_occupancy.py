@@ -10,8 +10,8 @@ import torch
 from models.networks.occupancy import OccupancyNet, load_occupancy, save_occupancy
 from models.training.occupancy import SessionSpec, occupancy_samples, session_specs, train_occupancy
 
-COMMITTED_RECOGNITION = "models/checkpoints/smartclass-small.pt"
-COMMITTED_OCCUPANCY = "models/checkpoints/occupancy-small.pt"
+COMMITTED_RECOGNITION = "models/checkpoints/sim-small/model.pt"
+COMMITTED_OCCUPANCY = "models/checkpoints/occupancy/model.pt"
 
 
 def test_shapes_and_bad_input() -> None:
