@@ -14,10 +14,10 @@ room). A window is prepared once and cached as one chunk, a folder of ``.npy`` f
                                               (0 not annotated, 1 in the image but hidden, 2 seen)
 - ``meta.json``      student and seat ids, labels, the window's conditions
 
-Chunks are memory-mapped when read, so memory stays bounded by what a batch touches, whatever
-the data set's size; preparation runs in worker processes with a progress bar, and a chunk is
-written to a temporary folder and renamed, so an interrupted preparation resumes where it
-stopped and never leaves half a chunk.
+Samples are read from the chunks one at a time (``ChunkArray``, positioned reads), so a process
+holds what its batch needs, whatever the data set's size; preparation runs in worker processes
+with a progress bar, and a chunk is written to a temporary folder and renamed, so an
+interrupted preparation resumes where it stopped and never leaves half a chunk.
 """
 
 from __future__ import annotations
@@ -131,13 +131,53 @@ def prepare_chunk(
     return len(samples)
 
 
+class ChunkArray:
+    """One ``.npy`` array of a chunk, read a sample (or one frame of it) at a time with ``pread``:
+    memory holds what a batch asks for, never the chunk (the operating system may cache the file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with path.open("rb") as f:
+                major, _ = np.lib.format.read_magic(f)
+                header = (
+                    np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                )
+                self.shape, fortran, self.dtype = header(f)
+                self.offset = f.tell()
+        except (OSError, ValueError) as exc:
+            raise DatasetError(
+                f"{path}: cached chunk unreadable ({exc}); delete its folder to prepare it again"
+            ) from exc
+        if fortran:
+            raise DatasetError(
+                f"{path}: unexpected Fortran-ordered array; delete its folder to prepare it again"
+            )
+
+    def read(self, sample: int, frame: int | None = None) -> np.ndarray:
+        """``array[sample]`` or ``array[sample, frame]``."""
+        inner = self.shape[2:] if frame is not None else self.shape[1:]
+        count = int(np.prod(inner))
+        first = sample * int(np.prod(self.shape[1:])) + (frame or 0) * int(np.prod(self.shape[2:]))
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, count * self.dtype.itemsize, self.offset + first * self.dtype.itemsize)
+        finally:
+            os.close(fd)
+        if len(data) != count * self.dtype.itemsize:
+            raise DatasetError(
+                f"{self.path}: cached chunk is cut short; delete its folder to prepare it again"
+            )
+        return np.frombuffer(data, self.dtype).reshape(inner)
+
+
 def _chunk_name(ref: WindowRef) -> str:
     return f"{ref.clip_id}-{ref.start:04d}"
 
 
 class ServedWindows:
     """One split of a data set as served-path windows (the ``WindowDataset`` protocol of
-    ``models/data/windows.py``), prepared on first use and memory-mapped from chunks."""
+    ``models/data/windows.py``), prepared on first use and read from its chunks sample by sample."""
 
     def __init__(
         self,
@@ -228,28 +268,16 @@ class ServedWindows:
                 f"{path}: cached chunk unreadable ({exc}); delete its folder to prepare it again"
             ) from exc
 
-    # --- arrays -----------------------------------------------------------------------------------
+    # --- arrays ---------------------------------------------------------------------------------------
 
     @cached_property
-    def _arrays(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _arrays(self) -> list[tuple[ChunkArray, ChunkArray]]:
         out = []
         for ref, meta in zip(self._windows, self._metas, strict=True):
             folder = self.cache_root / _chunk_name(ref)
-            crops = np.load(folder / "crops.npy", mmap_mode="r")
-            keypoints = np.load(folder / "keypoints.npy", mmap_mode="r")
-            n = len(meta.labels)
-            if crops.shape != (
-                n,
-                self.window_frames,
-                6,
-                self.crop_size,
-                self.crop_size,
-            ) or keypoints.shape != (
-                n,
-                self.window_frames,
-                NUM_KEYPOINTS,
-                3,
-            ):
+            crops, keypoints = ChunkArray(folder / "crops.npy"), ChunkArray(folder / "keypoints.npy")
+            n, t, s = len(meta.labels), self.window_frames, self.crop_size
+            if crops.shape != (n, t, 6, s, s) or keypoints.shape != (n, t, NUM_KEYPOINTS, 3):
                 raise DatasetError(
                     f"{folder}: cached chunk does not match the data set; delete it to prepare it again"
                 )
@@ -275,21 +303,21 @@ class ServedWindows:
         """One frame of one sample: crop float32 [6, S, S] and keypoints [17, 3] (format visibility)."""
         w, j = self._index[index]
         crops, keypoints = self._arrays[w]
-        return np.asarray(crops[j, t], np.float32), np.asarray(keypoints[j, t])
+        return crops.read(j, t).astype(np.float32), keypoints.read(j, t)
 
     def raw_keypoints(self, index: int) -> np.ndarray:
         """[T, 17, 3] ground truth in crop px with the format's visibility (0, 1 hidden, 2 seen)."""
         w, j = self._index[index]
-        return np.asarray(self._arrays[w][1][j])
+        return self._arrays[w][1].read(j)
 
     def __getitem__(self, index: int) -> WindowSample:
         w, j = self._index[index]
         crops, keypoints = self._arrays[w]
-        kp = np.array(keypoints[j], np.float32)
+        kp = keypoints.read(j).astype(np.float32)
         occluded = kp[..., 2] == 1
         kp[..., 2] = kp[..., 2] > 0
         return WindowSample(
-            crops=np.asarray(crops[j], np.float32),
+            crops=crops.read(j).astype(np.float32),
             keypoints=kp,
             label=int(self._metas[w].labels[j]),
             occluded=occluded,
