@@ -23,6 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-extras", action="store_true", help="the training split with its background people"
     )
+    parser.add_argument(
+        "--keypoints",
+        default="predicted",
+        choices=("predicted", "exact", "exact-seen", "exact-hidden"),
+        help="where the recogniser's keypoints come from: the front end, or the annotation for all points, "
+        "the points in view or the hidden ones (how much better keypoints would help)",
+    )
+    parser.add_argument(
+        "--no-features", action="store_true", help="train on the keypoints alone (no node features)"
+    )
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--limit", type=int, help="first windows of each split (quick checks)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--workers", type=int, help="processes preparing uncached windows")
@@ -34,9 +45,11 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from models.data.open import open_dataset
-    from models.networks.checkpoint import load_checkpoint
+    from models.data.served import ServedWindows
+    from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
     from models.networks.registry import create_model
     from models.training.probe import front_end_outputs, probe
+    from services.dataset.format import DatasetError
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -46,18 +59,30 @@ def run(args: argparse.Namespace) -> int:
         crop = int(data["crop_size"])
         splits = {}
         began = time.perf_counter()
+        served = data.get("inputs") == "served"
         for split in ("train", "val", "test"):
-            dataset = open_dataset(
-                args.data,
-                split,
-                seed=args.seed,
-                crop_size=crop,
-                workers=args.workers,
-                limit=args.limit,
-                extras=args.train_extras and split == "train",
-            )
-            splits[split] = front_end_outputs(pipeline, dataset)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+            if served:  # the served input path with the checkpoint's own section 3.2 parameters
+                params = args.checkpoint.with_name(ENHANCEMENT_JSON)
+                dataset = ServedWindows(
+                    args.data,
+                    split,
+                    crop,
+                    params_file=params if params.is_file() else None,
+                    workers=args.workers,
+                    limit=args.limit,
+                )
+            else:
+                dataset = open_dataset(
+                    args.data,
+                    split,
+                    seed=args.seed,
+                    crop_size=crop,
+                    workers=args.workers,
+                    limit=args.limit,
+                    extras=args.train_extras and split == "train",
+                )
+            splits[split] = front_end_outputs(pipeline, dataset, keypoints_from=args.keypoints)
+    except (ValueError, FileNotFoundError, KeyError, DatasetError) as exc:
         print(f"classroom probe: {exc}", file=sys.stderr)
         return 2
     sizes = ", ".join(f"{name} {len(s[2])}" for name, s in splits.items())
@@ -70,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         jitter_px=args.jitter,
         crop_size=crop,
         seed=args.seed,
+        features=not args.no_features,
+        batch_size=args.batch_size,
     )
     best = max(history[1:] or history, key=lambda r: r["val"])
     print(

@@ -12,9 +12,15 @@ for many cheap epochs. Each epoch prints the training, validation and test top-1
   unseen students do not carry the behaviour (a generalisation limit of the front end).
 
 ``--jitter PX`` adds Gaussian noise of that many crop pixels to the training keypoints (the
-front end's error on students it was trained on is smaller than on unseen ones). Nothing is
-saved: this is a diagnosis, not a training method. The test split is printed for the record
-and never used to choose anything.
+front end's error on students it was trained on is smaller than on unseen ones).
+
+``--keypoints`` asks how much better the recogniser would be with better keypoints: the
+annotation's exact positions replace the front end's for every point (``exact``, with
+confidence = seen), for the points in view only (``exact-seen``: what a perfect pose network
+could see) or for the hidden ones only (``exact-hidden``: what no camera sees, a hand under the
+desk); ``predicted`` (the default) keeps the front end's. ``--no-features`` trains on the
+keypoints alone. Nothing is saved: this is a diagnosis, not a training method. The test split
+is printed for the record and never used to choose anything.
 """
 
 from __future__ import annotations
@@ -26,21 +32,45 @@ import torch
 from models.data.windows import collate
 from models.training.losses import IGNORE_LABEL, class_weights, weighted_focal_loss
 
+KEYPOINT_SOURCES = ("predicted", "exact", "exact-seen", "exact-hidden")
 
-def front_end_outputs(pipeline, dataset, batch_size: int = 16):
-    """(keypoints [N, T, 17, 3], node features [N, T, 17, C], labels [N]) of the labelled samples."""
+
+def front_end_outputs(pipeline, dataset, batch_size: int = 16, *, keypoints_from: str = "predicted"):
+    """(keypoints [N, T, 17, 3], node features [N, T, 17, C], labels [N]) of the labelled samples,
+    the keypoints taken from ``keypoints_from`` (``KEYPOINT_SOURCES``, module docstring)."""
+    if keypoints_from not in KEYPOINT_SOURCES:
+        raise ValueError(f"keypoints from {keypoints_from!r}: expected one of {', '.join(KEYPOINT_SOURCES)}")
     pipeline.eval()
     keypoints, features, labels = [], [], []
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             _, kp, nodes = pipeline.recognition_inputs(batch["crops"])
+            if keypoints_from != "predicted":
+                kp = exact_keypoints(kp, batch, keypoints_from)
             keypoints.append(kp)
             features.append(nodes)
             labels.append(batch["label"])
     y = torch.cat(labels)
     keep = y != IGNORE_LABEL
     return torch.cat(keypoints)[keep], torch.cat(features)[keep], y[keep]
+
+
+def exact_keypoints(predicted: torch.Tensor, batch: dict[str, torch.Tensor], which: str) -> torch.Tensor:
+    """``predicted`` [B, T, 17, 3] (seat square, confidence) with the annotation's points put in:
+    all of them (confidence = seen), the seen ones or the hidden ones (positions only)."""
+    truth = batch["keypoints"]  # crop px, visibility 0/1 (in the image)
+    crop_size = batch["crops"].shape[-1]
+    in_image = truth[..., 2] > 0
+    hidden = batch["occluded"].bool() & in_image if "occluded" in batch else torch.zeros_like(in_image)
+    seen = in_image & ~hidden
+    exact = torch.cat([truth[..., :2] / crop_size, seen.to(truth.dtype).unsqueeze(-1)], dim=-1)
+    if which == "exact":
+        return exact
+    out = predicted.clone()
+    mask = seen if which == "exact-seen" else hidden
+    out[..., :2][mask] = exact[..., :2][mask]
+    return out
 
 
 def top1(recognition, split, batch_size: int = 64) -> float:
@@ -67,10 +97,18 @@ def probe(
     jitter_px: float = 0.0,
     crop_size: int,
     seed: int = 0,
+    features: bool = True,
     log=print,
 ) -> list[dict[str, float]]:
     """Train ``pipeline.recognition`` alone on cached front-end outputs; one record per epoch
-    (epoch 0 = the checkpoint as it is)."""
+    (epoch 0 = the checkpoint as it is). ``features=False``: a fresh recogniser of the same
+    kind on the keypoints alone (node features set to zero)."""
+    if not features:
+        splits = {name: (kp, torch.zeros_like(f), y) for name, (kp, f, y) in splits.items()}
+        for module in pipeline.recognition.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
     recognition = pipeline.recognition
     for p in recognition.parameters():
         p.requires_grad_(True)
