@@ -127,13 +127,17 @@ def one_cycle(optimiser: torch.optim.Optimizer, peak: float | list[float], steps
 # --- a. front end ---------------------------------------------------------------------------------
 
 
-def frame_batch(dataset: ServedWindows, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Single frames (sample, t) -> crops [N, 6, S, S], keypoint targets [N, 17, 3] (in-image flag), occluded [N, 17]."""
-    crops, targets = zip(*(dataset.frame(int(i), int(t)) for i, t in picks), strict=True)
-    raw = torch.from_numpy(np.stack(targets))
-    target = raw.clone()
-    target[..., 2] = (raw[..., 2] > 0).to(target.dtype)
-    return torch.from_numpy(np.stack(crops)), target, raw[..., 2] == 1
+def frame_batch(dataset: ServedWindows, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Single frames (sample, t) -> crops [N, 6, S, S], annotated keypoints [N, 17, 3] (visibility 0/1/2)."""
+    crops, keypoints = zip(*(dataset.frame(int(i), int(t)) for i, t in picks), strict=True)
+    return torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(keypoints))
+
+
+def keypoint_targets(annotated: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Annotated keypoints (visibility 0/1/2) -> the loss's targets (visibility = in the image), occluded."""
+    target = annotated.clone()
+    target[..., 2] = (annotated[..., 2] > 0).to(target.dtype)
+    return target, annotated[..., 2] == 1
 
 
 def keypoint_errors(
@@ -148,11 +152,10 @@ def keypoint_errors(
     pipeline.eval()
     with torch.inference_mode():
         for start in range(0, n, 128):
-            crops, _, _ = frame_batch(dataset, picks[start : start + 128])
-            raw = np.stack([dataset.frame(int(i), int(t))[1] for i, t in picks[start : start + 128]])
-            xy = pipeline.forward_fusion(crops).keypoints.xy.numpy()
-            errors.append(np.linalg.norm(xy - raw[..., :2], axis=-1))
-            visibility.append(raw[..., 2])
+            crops, annotated = frame_batch(dataset, picks[start : start + 128])
+            xy = pipeline.forward_fusion(crops).keypoints.xy
+            errors.append((xy - annotated[..., :2]).norm(dim=-1).numpy())
+            visibility.append(annotated[..., 2].numpy())
     error, vis = np.concatenate(errors), np.concatenate(visibility)
     out: dict[str, float] = {}
     for name, joints in (("all", tuple(range(error.shape[1]))), *JOINT_GROUPS.items()):
@@ -198,7 +201,8 @@ def train_front_end(
         rng = np.random.default_rng([options.seed, 11, step])
         flat = rng.integers(0, frames_total, options.front_batch)
         picks = np.stack([flat // train_set.window_frames, flat % train_set.window_frames], 1)
-        crops, target, occluded = frame_batch(train_set, picks)
+        crops, annotated = frame_batch(train_set, picks)
+        target, occluded = keypoint_targets(annotated)
         stage = pipeline.forward_fusion(crops)
         terms, parts = criterion.front_end_terms(
             None,
