@@ -70,7 +70,7 @@ def _without_jit(dbapi_connection: Any, _record: Any) -> None:
     The pages' queries read a few thousand aggregate rows through indexes, yet the
     planner's estimates for the alert queries cross ``jit_above_cost``; on the semester
     data set compiling the student-alert query took about 360 ms of its 520-560 ms
-    (docs/benchmarks.md, "Dashboard (issue 6)").
+    (measured when the semester data set was added; git log of dashboards/database.py).
     """
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True  # a SET inside the pool's first transaction would be rolled back

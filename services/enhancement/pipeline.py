@@ -16,7 +16,7 @@
 Speed: the three modalities run one after the other on the calling thread; parallelism
 comes from several frame sets in flight (the service's ``workers`` threads; OpenCV releases
 the GIL). Running colour on a helper thread beside depth and thermal was measured slower on
-the shared 2-core machine, in latency as in throughput (docs/benchmarks.md, issue 4).
+the shared 2-core machine, in latency as in throughput (issue 4; see git log of this file).
 ``opencv_threads`` gives OpenCV's own per-call thread pool only the cores that the frame
 sets in flight leave over.
 
