@@ -154,6 +154,7 @@ def run_staged(args: argparse.Namespace) -> int:
     from models.networks.registry import METHODS
     from models.serving.inference import tune_cpu_allocator
     from models.training.staged import SERVED_COLOUR, STAGES, StagedOptions, train_staged
+    from services.dataset.api import open_dataset as open_scene_dataset
     from services.dataset.format import DatasetError
     from services.enhancement.params import EnhancementParams
 
@@ -203,6 +204,11 @@ def run_staged(args: argparse.Namespace) -> int:
             EnhancementParams() if args.params_file is None else EnhancementParams.from_json(args.params_file)
         )
         params = dataclasses.replace(params, colour_method=SERVED_COLOUR[METHODS[args.method].enhancement])
+        # a data set that cannot be read is refused before anything is written into OUT
+        source = open_scene_dataset(data, cache=False)
+        for split in ("train", "val"):
+            if next(iter(source.windows(split)), None) is None:
+                raise DatasetError(f"{data}: split {split!r} has no windows")
         params_file = out / "enhancement.json"
         if params_file.is_file() and EnhancementParams.from_json(params_file) != params:
             return refuse(

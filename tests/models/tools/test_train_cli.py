@@ -41,3 +41,18 @@ def test_cli_crop_size_override(tmp_path, capsys):
     assert main([*args, "--crop-size", "50", "--out", str(tmp_path / "bad")]) == 2
     assert "multiple of 16" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_staged_recipe_refuses_bad_data_before_writing_anything(tmp_path, capsys):
+    for data, reason in (
+        ("sim:nope", "unknown preset 'nope'"),
+        (str(tmp_path / "empty"), "manifest.json: missing"),
+    ):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        out = tmp_path / "run"
+        assert main(["train", "--recipe", "staged", "--data", data, "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
+    assert main(["train", "--recipe", "staged", "--stages", "front_end,nope", "--out", str(tmp_path / "r")]) == 2
+    assert "--stages" in capsys.readouterr().err
