@@ -88,6 +88,7 @@ def measure_agreement(
     finally:
         engine.dispose()
     per_class: dict[str, Counter] = defaultdict(Counter)
+    per_class_stable: dict[str, Counter] = defaultdict(Counter)
     totals: Counter = Counter()
     versions: set[str] = set()
     for event in events:
@@ -107,6 +108,9 @@ def measure_agreement(
         totals["stable_agree"] += hit and stable
         per_class[majority]["n"] += 1
         per_class[majority]["agree"] += hit
+        if stable:
+            per_class_stable[majority]["n"] += 1
+            per_class_stable[majority]["agree"] += hit
 
     def rate(a: int, b: int) -> float | None:
         return round(a / b, 4) if b else None
@@ -122,6 +126,11 @@ def measure_agreement(
             label: {"n": c["n"], "agreement": rate(c["agree"], c["n"])}
             for label, c in sorted(per_class.items())
         },
+        # per true behaviour, windows with that one behaviour throughout
+        "per_class_stable": {
+            label: {"n": c["n"], "agreement": rate(c["agree"], c["n"])}
+            for label, c in sorted(per_class_stable.items())
+        },
         "model_versions": sorted(versions),
     }
 
@@ -135,6 +144,12 @@ def print_agreement(result: dict) -> None:
         f"({100 * (result['agreement_stable_windows'] or 0):.1f}% of {result['stable_windows']} windows "
         f"with one true behaviour); model {', '.join(result['model_versions'])}"
     )
+    stable = result.get("per_class_stable") or {}
+    if stable:
+        rows = ", ".join(
+            f"{label} {100 * (c['agreement'] or 0):.0f}% of {c['n']}" for label, c in stable.items()
+        )
+        print(f"  per behaviour, windows with one true behaviour: {rows}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -101,6 +101,10 @@ def test_agreement_by_hand(store):
     assert result["stable_windows"] == 3
     assert result["agreement_stable_windows"] == pytest.approx(2 / 3, abs=1e-4)  # rounded to 4 places
     assert result["per_class"]["attentive_listening"] == {"n": 2, "agreement": 0.5}
+    # per class on stable windows only: e2 (majority hand raising, straddling the switch) is left out
+    assert result["per_class"]["hand_raising"] == {"n": 1, "agreement": 1.0}
+    assert "hand_raising" not in result["per_class_stable"]
+    assert result["per_class_stable"]["head_down_writing"] == {"n": 1, "agreement": 1.0}
     assert result["model_versions"] == ["proposed@abc (trained)"]
 
 
