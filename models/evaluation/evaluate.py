@@ -433,10 +433,28 @@ def evaluate_checkpoint(
         occupancy_accuracy=occupancy,
         keypoint_error_px=kp_errors,
         heatmap_peak=peak,
-        training={
-            k: data.get("training", {}).get(k) for k in ("epochs_run", "best_epoch", "best_val_accuracy")
-        },
+        training=_training_summary(data.get("training") or {}),
     )
+
+
+def _training_summary(training: dict[str, Any]) -> dict[str, Any]:
+    """Epochs, best epoch and best validation top-1 of a checkpoint's training; for the staged
+    recipe, the stages' lengths and the last stage's best."""
+    if training.get("recipe") != "staged":
+        return {k: training.get(k) for k in ("epochs_run", "best_epoch", "best_val_accuracy")}
+    stages = training.get("stages") or {}
+    lengths = {"front_end": ("a", "steps"), "recogniser": ("b", "epochs"), "finetune": ("c", "epochs")}
+    run = [
+        f"{lengths[n][0]}: {rec.get(lengths[n][1])}{' steps' if lengths[n][1] == 'steps' else ''}"
+        for n, rec in stages.items()
+        if n in lengths
+    ]
+    last = stages.get(training.get("stage"), {})
+    return {
+        "epochs_run": ", ".join(run),
+        "best_epoch": last.get("best_epoch"),
+        "best_val_accuracy": last.get("best_val_accuracy"),
+    }
 
 
 # --- report ---------------------------------------------------------------------------------

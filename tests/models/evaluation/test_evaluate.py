@@ -121,3 +121,24 @@ def test_robustness_compares_the_proposed_method_with_the_strongest_baseline():
         "retinex_concat_gcn"
     ]
     assert robustness_methods({"proposed": 40.0}) == ["proposed"]
+
+
+def test_training_summary_of_both_recipes():
+    from models.evaluation.evaluate import _training_summary
+
+    paper = {"epochs_run": 12, "best_epoch": 9, "best_val_accuracy": 0.4, "history": []}
+    assert _training_summary(paper) == {"epochs_run": 12, "best_epoch": 9, "best_val_accuracy": 0.4}
+    staged = {
+        "recipe": "staged",
+        "stage": "finetune",
+        "stages": {
+            "front_end": {"steps": 5000},
+            "recogniser": {"epochs": 20, "best_epoch": 17, "best_val_accuracy": 0.70},
+            "finetune": {"epochs": 2, "best_epoch": 0, "best_val_accuracy": 0.71},
+        },
+    }
+    assert _training_summary(staged) == {
+        "epochs_run": "a: 5000 steps, b: 20, c: 2",
+        "best_epoch": 0,
+        "best_val_accuracy": 0.71,
+    }
