@@ -36,6 +36,7 @@ from models.data.inputs import served_inputs
 from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
 from models.networks.pipeline import ClassroomPipeline
 from models.networks.registry import create_model
+from models.serving.committed import DEFAULT_CHECKPOINT as COMMITTED
 from services.common.campus import Camera
 from services.common.codecs import DecodedFrameSet
 from services.common.seats import normalise_keypoints
@@ -46,7 +47,7 @@ from services.enhancement.params import EnhancementParams
 from services.enhancement.pipeline import Enhancer
 from services.simulator.live import SimulatedCamera
 
-DEFAULT_CHECKPOINT = "models/checkpoints/sim-small/model.pt"
+DEFAULT_CHECKPOINT = str(COMMITTED)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--students", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
-        "--checkpoint", default=None, help="a model.pt (default: models/checkpoints/sim-small/model.pt)"
+        "--checkpoint", default=None, help="a model.pt (default: models/checkpoints/crowd/model.pt)"
     )
     parser.add_argument("--conditions", default="mixed", help="mixed, normal, low_light, occlusion, ...")
     parser.add_argument("--params", default=None, help="EnhancementParams JSON (default: the checkpoint's)")

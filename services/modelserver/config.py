@@ -8,10 +8,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# committed checkpoints: one folder each, its enhancement.json (section 3.2 parameters) beside it
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
-DEFAULT_CHECKPOINT = CHECKPOINTS / "sim-small" / "model.pt"
-DEFAULT_OCCUPANCY_CHECKPOINT = CHECKPOINTS / "occupancy" / "model.pt"
+from models.serving.committed import DEFAULT_CHECKPOINT, DEFAULT_OCCUPANCY_CHECKPOINT
+
+__all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_OCCUPANCY_CHECKPOINT", "ModelServerSettings"]
 
 
 class ModelServerSettings(BaseSettings):

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from models.networks.occupancy import OccupancyNet, load_occupancy, save_occupancy
+from models.serving.committed import DEFAULT_CHECKPOINT, DEFAULT_OCCUPANCY_CHECKPOINT
 from models.training.occupancy import SessionSpec, occupancy_samples, session_specs, train_occupancy
 
-COMMITTED_RECOGNITION = "models/checkpoints/sim-small/model.pt"
-COMMITTED_OCCUPANCY = "models/checkpoints/occupancy/model.pt"
+COMMITTED_RECOGNITION = str(DEFAULT_CHECKPOINT)
+COMMITTED_OCCUPANCY = str(DEFAULT_OCCUPANCY_CHECKPOINT)
 
 
 def test_shapes_and_bad_input() -> None:
