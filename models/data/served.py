@@ -82,7 +82,7 @@ def prepare_chunk(
         return len(json.loads((target / "meta.json").read_text())["labels"])
     samples = [s for s in dataset.samples(split) if s.window == ref]
     window = _window_of(dataset, ref)
-    seat_order = [seat.id for seat in window.camera.seats]
+    seat_order: list[str | None] = [seat.id for seat in window.camera.seats]
     for s in samples:
         if s.seat_id not in seat_order:
             raise DatasetError(
@@ -262,8 +262,15 @@ class ServedWindows:
         path = self.cache_root / _chunk_name(ref) / "meta.json"
         try:
             data = json.loads(path.read_text())
-            return ChunkMeta(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-        except (OSError, ValueError, TypeError) as exc:
+            return ChunkMeta(
+                clip_id=str(data["clip_id"]),
+                start=int(data["start"]),
+                student_ids=tuple(data["student_ids"]),
+                seat_ids=tuple(data["seat_ids"]),
+                labels=tuple(int(y) for y in data["labels"]),
+                conditions=tuple(data["conditions"]),
+            )
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             raise DatasetError(
                 f"{path}: cached chunk unreadable ({exc}); delete its folder to prepare it again"
             ) from exc

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from models.data.open import open_dataset
     from models.data.served import ServedWindows
+    from models.data.windows import WindowDataset
     from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
     from models.networks.registry import create_model
     from models.training.probe import front_end_outputs, probe
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         for split in ("train", "val", "test"):
             if served:  # the served input path with the checkpoint's own section 3.2 parameters
                 params = args.checkpoint.with_name(ENHANCEMENT_JSON)
-                dataset = ServedWindows(
+                dataset: WindowDataset = ServedWindows(
                     args.data,
                     split,
                     crop,

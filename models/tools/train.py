@@ -227,8 +227,9 @@ def run_staged(args: argparse.Namespace) -> int:
             )
             for split in ("train", "val")
         ]
+        train_set, val_set = sets
         report = train_staged(
-            *sets, out, options, stages=stages, resume=args.resume, progress=not args.no_progress
+            train_set, val_set, out, options, stages=stages, resume=args.resume, progress=not args.no_progress
         )
     except (ValueError, FileNotFoundError, DatasetError) as exc:
         return refuse(str(exc))

@@ -113,7 +113,7 @@ def probe(
     for p in recognition.parameters():
         p.requires_grad_(True)
     optimiser = torch.optim.AdamW(recognition.parameters(), lr=lr, weight_decay=weight_decay)
-    keypoints, features, labels = splits["train"]
+    keypoints, node_features, labels = splits["train"]
     weights = torch.as_tensor(class_weights(labels.numpy()), dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
 
@@ -132,7 +132,7 @@ def probe(
             kp = keypoints[idx].clone()
             if jitter_px > 0:
                 kp[..., :2] += torch.randn(kp[..., :2].shape, generator=generator) * (jitter_px / crop_size)
-            logits = recognition(kp, features[idx])[0]
+            logits = recognition(kp, node_features[idx])[0]
             loss = weighted_focal_loss(logits, labels[idx], weights, 2.0)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -96,8 +96,11 @@ def window_keypoints(annotations: Sequence[dict], student_id: str) -> np.ndarray
 
 
 class Dataset(Protocol):
-    name: str
-    splits: dict[str, list[str]]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def splits(self) -> dict[str, list[str]]: ...
 
     def windows(self, split: str) -> Sequence[WindowRef]: ...
 

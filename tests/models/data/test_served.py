@@ -35,6 +35,7 @@ def test_every_person_of_the_window_is_a_sample_with_its_label(served):
     assert ((raw[..., :2][seen] > -2) & (raw[..., :2][seen] < CROP + 2)).all()
     crop, kp = served.frame(1, 5)
     np.testing.assert_array_equal(crop, served[1].crops[5])
+    np.testing.assert_array_equal(kp, served.raw_keypoints(1)[5])
     assert served.conditions(0) == list(plan.conditions.tags)
 
 

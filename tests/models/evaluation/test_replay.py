@@ -1,14 +1,20 @@
-"""The replay scores a short live session, and a data-set split, both ways with the committed checkpoint."""
+"""The replay scores a short live session, and a data-set split, with the committed checkpoints:
+the served one (trained on served inputs: one path) and the paper recipe's (two paths)."""
 
 import pytest
 
 from models.evaluation import replay
+from models.serving.committed import DEFAULT_CHECKPOINT, PAPER_RECIPE_CHECKPOINT
+
+PATHS = [(str(DEFAULT_CHECKPOINT), ("served",)), (str(PAPER_RECIPE_CHECKPOINT), ("served", "training_path"))]
 
 
-def test_replay_scores_both_paths_on_a_short_session(capsys) -> None:
-    result = replay.replay(seed=3, students=2, seconds=2.5)
+@pytest.mark.parametrize(("checkpoint", "paths"), PATHS)
+def test_replay_scores_every_path_of_a_short_session(checkpoint, paths) -> None:
+    result = replay.replay(seed=3, students=2, seconds=2.5, checkpoint=checkpoint)
     assert result["frames"] == 20
-    for name in ("served", "training_path"):
+    assert set(paths) <= set(result) and ("training_path" in result) == ("training_path" in paths)
+    for name in paths:
         r = result[name]
         assert r["windows"] == 2  # one window of 16 frames per student
         assert 0.0 <= r["agreement"] <= 1.0 and sum(r["predicted"].values()) == 2
@@ -22,9 +28,11 @@ def test_bad_student_count_is_refused(students) -> None:
         replay.replay(seed=0, students=students, seconds=3)
 
 
-def test_replay_of_a_data_set_split_scores_both_paths() -> None:
-    result = replay.replay_split(data="sim:tiny", split="test", limit=1)
+@pytest.mark.parametrize(("checkpoint", "paths"), PATHS)
+def test_replay_of_a_data_set_split_scores_every_path(checkpoint, paths) -> None:
+    result = replay.replay_split(data="sim:tiny", split="test", limit=1, checkpoint=checkpoint)
     assert result["windows"] == 1 and result["samples"] >= 1
-    for name in ("served", "training_path"):
+    assert ("training_path" in result) == ("training_path" in paths)
+    for name in paths:
         assert 0.0 <= result[name]["top1"] <= 1.0
         assert sum(result[name]["predicted"].values()) == result["samples"]

@@ -172,7 +172,7 @@ def test_a_checkpoint_of_another_vocabulary_or_layout_is_refused_in_one_line(tmp
     data = build_checkpoint(model)
     renamed = dict(data, labels=[*data["labels"][:-1], "sleeping"])
     atomic_save(renamed, tmp_path / "labels.pt")
-    with pytest.raises(CheckpointMismatch, match="labels differ.*sleeping.*retrain") as caught:
+    with pytest.raises(CheckpointMismatch, match=r"labels differ.*sleeping.*retrain") as caught:
         InferenceEngine(tmp_path / "labels.pt")
     assert "\n" not in str(caught.value)
     state = {k: v for k, v in data["state_dict"].items() if not k.startswith("recognition.classifier")}
@@ -181,5 +181,5 @@ def test_a_checkpoint_of_another_vocabulary_or_layout_is_refused_in_one_line(tmp
         InferenceEngine(tmp_path / "layout.pt")
     assert "\n" not in str(caught.value)
     atomic_save(dict(data, window_fps=15.0), tmp_path / "fps.pt")
-    with pytest.raises(CheckpointMismatch, match="15.0 fps"):
+    with pytest.raises(CheckpointMismatch, match=r"15\.0 fps"):
         InferenceEngine(tmp_path / "fps.pt")

@@ -54,5 +54,7 @@ def test_staged_recipe_refuses_bad_data_before_writing_anything(tmp_path, capsys
         err = capsys.readouterr().err
         assert reason in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
-    assert main(["train", "--recipe", "staged", "--stages", "front_end,nope", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(["train", "--recipe", "staged", "--stages", "front_end,nope", "--out", str(tmp_path / "r")]) == 2
+    )
     assert "--stages" in capsys.readouterr().err

@@ -97,9 +97,10 @@ def check_summary(summary: dict) -> None:
     agreement = summary["agreement"]
     assert agreement is not None and agreement["scored"] >= STUDENTS
     assert agreement["scored"] >= 0.8 * agreement["events"]
-    # the floor: the committed model beats chance (10 behaviours) on a live simulated session;
-    # measured 19 % (docs/benchmarks.md), far below its 41.7 % on the data set's test split
-    assert agreement["agreement"] >= 0.10
+    # the floor, near what the committed model measures on this session (4 students, 35 s, seed 7):
+    # 73.9 % of events, 78.3 % of windows with one true behaviour (docs/benchmarks.md, "Live
+    # agreement"; 78.1 % top-1 on the data set's test split); chance is 10 %
+    assert agreement["agreement"] >= 0.60
 
 
 def test_demo_headless_writes_events_for_every_student_to_sqlite(tmp_path):
