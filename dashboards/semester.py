@@ -560,7 +560,9 @@ def _write_sessions(
             )
         else:
             with Session(engine) as session:
-                n_events += record_events(session=session, events=session_events(plan, campus, batch[0]))
+                n_events += record_events(
+                    session=session, events=session_events(plan, campus, batch[0])
+                ).inserted
                 session.commit()
         written += len(batch)
         if progress is not None:

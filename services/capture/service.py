@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import queue
+import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -35,8 +36,11 @@ _END = object()
 
 
 def default_session_id(settings: CaptureSettings, started: datetime) -> str:
+    """``<course or classroom>-<UTC start to the second>-<8 random hex digits>``: readable, and
+    unique across restarts and machines (two captures of one course that start within the same
+    second get two sessions, never one merged session with clashing event ids)."""
     owner = settings.course_id or settings.classroom_id
-    return f"{owner}-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    return f"{owner}-{started.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
 
 def frame_set_message(

@@ -13,6 +13,13 @@ class BadInput(Exception):
         self.detail = detail
 
 
+class ConflictingEvent(BadInput):
+    """A behaviour event whose id is stored already with other content (another session's or
+    another model's event under the same id): kept out of SQL, counted, logged, dead-lettered."""
+
+    reason_code = "conflicting_event"
+
+
 class MalformedMessage(BadInput):
     """The bytes are not the protobuf message the topic carries."""
 

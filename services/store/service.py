@@ -20,10 +20,10 @@ from sqlmodel import Session
 from services.common.bus import DependencyUnavailable, RecordResult, StreamService
 from services.common.campus import load_campus
 from services.common.codecs import parse_message
-from services.common.db.crud import record_events, sync_campus
+from services.common.db.crud import Recorded, record_events, sync_campus
 from services.common.db.engine import create_schema, make_engine
 from services.common.db.models import BehaviourEvent
-from services.common.errors import BadInput, MalformedMessage
+from services.common.errors import BadInput, ConflictingEvent, MalformedMessage
 from services.common.pb.classroom.v1 import events_pb2
 from services.common.topics import BEHAVIOURS
 from services.common.vocabulary import BEHAVIOUR_INDEX, NUM_KEYPOINTS
@@ -137,21 +137,42 @@ class StoreService(StreamService):
                 results.append(RecordResult([], exc))
         if rows:
             try:
-                self.rows_written += await asyncio.to_thread(self._write, rows)
+                recorded = await asyncio.to_thread(self._write, rows)
             except DBAPIError as exc:
                 if _is_outage(exc):
                     raise DependencyUnavailable(f"database: {exc.orig}") from exc
                 # Not an outage: some row is unacceptable. Write one by one so only it is dead-lettered.
                 await self._write_individually(records, rows, results)
+            else:
+                good = [i for i, r in enumerate(results) if r.bad_input is None]
+                self._account(recorded, rows, good, results)
         return results
 
-    def _write(self, rows: list[BehaviourEvent]) -> int:
+    def _write(self, rows: list[BehaviourEvent]) -> Recorded:
         if not self._schema_ready:
             self._prepare_database()
         with Session(self.engine) as session:
-            inserted = record_events(session=session, events=rows)
+            recorded = record_events(session=session, events=rows)
             session.commit()
-            return inserted
+            return recorded
+
+    def _account(
+        self, recorded: Recorded, rows: list[BehaviourEvent], indices: list[int], results: list[RecordResult]
+    ) -> None:
+        """Count what was written; an event whose id is stored with other content is dead-lettered
+        (reason ``conflicting_event``, counted there) and logged, never dropped silently.
+        ``indices``: where each of ``rows`` sits in ``results``."""
+        self.rows_written += recorded.inserted
+        for position, (index, row) in enumerate(zip(indices, rows, strict=True)):
+            differ = recorded.conflicts.get(position)
+            if not differ:
+                continue
+            detail = (
+                f"event {row.event_id} is stored already with another {', '.join(differ)}; "
+                "two sessions or models share this id: not stored"
+            )
+            self.log.warning("conflicting event id", extra={"event_id": row.event_id, "fields": list(differ)})
+            results[index] = RecordResult([], ConflictingEvent(detail))
 
     async def _write_individually(
         self, records: Sequence[ConsumerRecord], rows: list[BehaviourEvent], results: list[RecordResult]
@@ -159,8 +180,10 @@ class StoreService(StreamService):
         good = [i for i, r in enumerate(results) if r.bad_input is None]
         for index, row in zip(good, rows, strict=True):
             try:
-                self.rows_written += await asyncio.to_thread(self._write, [row])
+                recorded = await asyncio.to_thread(self._write, [row])
             except DBAPIError as exc:
                 if _is_outage(exc):
                     raise DependencyUnavailable(f"database: {exc.orig}") from exc
                 results[index] = RecordResult([], BadInput(f"database refused the event: {exc.orig}"))
+            else:
+                self._account(recorded, [row], [index], results)

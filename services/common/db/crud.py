@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import case, func
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col, select
 
 from services.common.campus import Campus
 from services.common.db.models import (
@@ -248,22 +248,88 @@ def minute_values(keys: Sequence[str], increments: dict[tuple, Increment]) -> li
     ]
 
 
-def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
+# what makes two events with one id the same event (a redelivery) rather than a conflict
+EVENT_IDENTITY = (
+    "session_id",
+    "classroom_id",
+    "student_id",
+    "seat_id",
+    "window_start",
+    "window_end",
+    "label",
+    "model_version",
+)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What ``record_events`` did: how many events were new, and the events it refused because an
+    event with the same id is stored with other content (position in the call's ``events`` ->
+    the fields that differ)."""
+
+    inserted: int
+    conflicts: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _as_utc(value: Any) -> Any:
+    # SQLite hands timestamps back without a zone; the store writes them in UTC
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def differing_fields(stored: BehaviourEvent, event: BehaviourEvent) -> tuple[str, ...]:
+    """The identity fields (``EVENT_IDENTITY``) in which two events with one id differ."""
+    return tuple(
+        name for name in EVENT_IDENTITY if _as_utc(getattr(stored, name)) != _as_utc(getattr(event, name))
+    )
+
+
+def _conflicts(
+    session: Session, events: Sequence[BehaviourEvent], positions: Sequence[int]
+) -> dict[int, tuple[str, ...]]:
+    """Of ``events[k]`` for k in ``positions`` (not inserted by this call), those whose id is
+    stored with other content."""
+    if not positions:
+        return {}
+    ids = sorted({events[k].event_id for k in positions})
+    query = select(BehaviourEvent).where(col(BehaviourEvent.event_id).in_(ids))
+    stored = {row.event_id: row for row in session.exec(query)}
+    found = {}
+    for k in positions:
+        row = stored.get(events[k].event_id)
+        differ = differing_fields(row, events[k]) if row is not None else ()
+        if differ:
+            found[k] = differ
+    return found
+
+
+def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> Recorded:
     """Insert events that are not stored yet and fold exactly those into the aggregates.
 
-    Returns how many were new. A replayed event (same ``event_id``) changes nothing.
-    Events of one student must come in time order within a call (they do: one
-    classroom's messages stay on one partition).
+    A redelivered event (same ``event_id``, same ``EVENT_IDENTITY``) changes nothing; one whose
+    id is stored with other content is not written and comes back in ``Recorded.conflicts``
+    for the caller to count, log and dead-letter. Events of one student must come in time
+    order within a call (they do: one classroom's messages stay on one partition).
     """
     if not events:
-        return 0
+        return Recorded(0)
     rows = [e.model_dump() for e in events]
     stmt = _insert(session, BehaviourEvent).values(rows)
     stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(BehaviourEvent.event_id)  # type: ignore[attr-defined]
     inserted_ids = set(session.exec(stmt).scalars().all())  # type: ignore[call-overload]
-    new_events = [e for e in events if e.event_id in inserted_ids]
+    # the first event of each inserted id is new; a later one with that id, in this call or
+    # stored before, is a redelivery or a conflict
+    new_events, others, first = [], [], set()
+    for k, event in enumerate(events):
+        if event.event_id in inserted_ids and event.event_id not in first:
+            first.add(event.event_id)
+            new_events.append(event)
+        else:
+            others.append(k)
+    conflicts = _conflicts(session, events, others)
     if not new_events:
-        return 0
+        return Recorded(0, conflicts)
 
     folded = fold_events(new_events)
     for cs in folded.sessions.values():
@@ -294,7 +360,7 @@ def record_events(*, session: Session, events: Sequence[BehaviourEvent]) -> int:
     _upsert_students(session, folded.students)
     _upsert_minutes(session, SessionMinute, SESSION_MINUTE_KEYS, folded.session_minutes)
     _upsert_minutes(session, StudentMinute, STUDENT_MINUTE_KEYS, folded.student_minutes)
-    return len(new_events)
+    return Recorded(len(new_events), conflicts)
 
 
 def _lesser(session: Session):  # type: ignore[no-untyped-def]

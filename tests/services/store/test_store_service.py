@@ -114,6 +114,33 @@ def test_malformed_and_invalid_events_are_dead_lettered(broker, topic_prefix, tm
     assert service.service.dead_lettered == 2
 
 
+def test_an_event_id_stored_with_other_content_is_dead_lettered(broker, topic_prefix, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    clash = make_event(1)
+    clash.session_id, clash.label = "sess-2", "phone_usage"  # another session's event under one id
+    produce(broker.bootstrap, topic_prefix + BEHAVIOURS, [(b"room-1", make_event(1).SerializeToString())])
+    service = ServiceThread(StoreService(settings(broker, topic_prefix, url))).start()
+    try:
+        wait_for(lambda: count_events(url) == 1, what="the first event")
+        produce(
+            broker.bootstrap,
+            topic_prefix + BEHAVIOURS,
+            [(b"room-1", make_event(1).SerializeToString()), (b"room-1", clash.SerializeToString())],
+        )
+        letters = consume_all(broker.bootstrap, topic_prefix + DEAD_LETTER, expect=1)
+        wait_for(lambda: service.service.processed >= 3, what="all three consumed")
+    finally:
+        service.stop()
+    envelope = deadletter_pb2.DeadLetter.FromString(letters[0].value)
+    assert envelope.reason_code == "conflicting_event"
+    assert "ev-s01-1" in envelope.reason and "session_id, label" in envelope.reason
+    assert service.service.dead_lettered == 1  # the redelivery of the same event is not a conflict
+    engine = make_engine(url)
+    with Session(engine) as session:
+        stored = session.exec(select(BehaviourEvent)).one()
+    assert stored.session_id == "sess-1" and stored.label == "note_taking"
+
+
 @pytest.mark.postgres
 def test_database_outage_loses_and_duplicates_nothing(broker, topic_prefix, postgres_schema_url) -> None:
     from sqlalchemy.engine import make_url
