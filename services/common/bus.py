@@ -32,6 +32,7 @@ from services.common.errors import BadInput, OversizedMessage
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import deadletter_pb2
+from services.common.retry import call_until_available
 from services.common.settings import ServiceSettings
 from services.common.topics import DEAD_LETTER
 
@@ -272,29 +273,35 @@ class StreamService(ABC):
         self.processed += len(records)
 
     async def _process_with_retry(self, records: list[ConsumerRecord]) -> list[RecordResult]:
-        delay = 0.2
-        while True:
-            try:
-                results = await self.process_batch(records)
-                if len(results) != len(records):
-                    raise RuntimeError(
-                        f"{self.name}: process_batch returned {len(results)} results for {len(records)}"
-                    )
-                if not self._dependency_ok:
-                    self.log.info("dependency recovered")
-                self._dependency_ok, self._dependency_detail = True, ""
-                return results
-            except DependencyUnavailable as exc:
-                self._dependency_ok, self._dependency_detail = False, str(exc)
-                self.metrics.count_retry(type(exc).__name__)
-                self.log.warning(
-                    "dependency unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay}
-                )
-                self.health.beat()
-                if await self.stop.wait(delay):
-                    # Stopping mid-outage: leave the batch uncommitted; it is redelivered on restart.
-                    raise StoppedDuringOutage(str(exc)) from exc
-                delay = min(delay * 2, 10.0)
+        """``process_batch`` until its dependencies answer (``services.common.retry``)."""
+
+        def unavailable(exc: BaseException, delay: float) -> None:
+            self._dependency_ok, self._dependency_detail = False, str(exc)
+            self.metrics.count_retry(type(exc).__name__)
+            self.log.warning(
+                "dependency unavailable, retrying", extra={"error": str(exc), "retry_in_s": round(delay, 3)}
+            )
+            self.health.beat()
+
+        async def wait_unless_stopped(delay: float) -> None:
+            if await self.stop.wait(delay):
+                # Stopping mid-outage: leave the batch uncommitted; it is redelivered on restart.
+                raise StoppedDuringOutage(self._dependency_detail)
+
+        results = await call_until_available(
+            lambda: self.process_batch(records),
+            retry_on=(DependencyUnavailable,),
+            on_retry=unavailable,
+            sleep=wait_unless_stopped,
+        )
+        if len(results) != len(records):
+            raise RuntimeError(
+                f"{self.name}: process_batch returned {len(results)} results for {len(records)}"
+            )
+        if not self._dependency_ok:
+            self.log.info("dependency recovered")
+        self._dependency_ok, self._dependency_detail = True, ""
+        return results
 
     async def _send_dead_letter(self, record: ConsumerRecord, error: BadInput) -> asyncio.Future:
         self.dead_lettered += 1

@@ -32,6 +32,7 @@ from services.common.errors import BadInput, MalformedMessage, OversizedMessage
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
 from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inference_pb2, observations_pb2
+from services.common.retry import call_until_available
 from services.common.seats import normalise_keypoints
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
@@ -159,23 +160,23 @@ class RecognitionService:
             await asyncio.sleep(1.0)
 
     async def _with_retry(self, call, *args):  # type: ignore[no-untyped-def]
-        delay = 0.2
-        while True:
-            try:
-                result = await call(*args)
-                if not self._model_ok:
-                    log.info("model server available")
-                self._model_ok, self._model_detail = True, "ok"
-                return result
-            except DependencyUnavailable as exc:
-                self._model_ok, self._model_detail = False, str(exc)
-                self.metrics.count_retry("model_server")
-                log.warning(
-                    "model server unavailable, retrying", extra={"error": str(exc), "retry_in_s": delay}
-                )
-                self.health.beat()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        """``call(*args)`` until the model server answers (``services.common.retry``)."""
+
+        def unavailable(exc: BaseException, delay: float) -> None:
+            self._model_ok, self._model_detail = False, str(exc)
+            self.metrics.count_retry("model_server")
+            log.warning(
+                "model server unavailable, retrying", extra={"error": str(exc), "retry_in_s": round(delay, 3)}
+            )
+            self.health.beat()
+
+        result = await call_until_available(
+            lambda: call(*args), retry_on=(DependencyUnavailable,), on_retry=unavailable
+        )
+        if not self._model_ok:
+            log.info("model server available")
+        self._model_ok, self._model_detail = True, "ok"
+        return result
 
     def _table_restored(self) -> bool:
         """The worker has its partitions and its window table is restored (faust's "Worker ready")."""

@@ -25,6 +25,7 @@ from services.common.db.engine import create_schema, make_engine
 from services.common.db.models import BehaviourEvent
 from services.common.errors import BadInput, ConflictingEvent, MalformedMessage
 from services.common.pb.classroom.v1 import events_pb2
+from services.common.retry import call_until_available
 from services.common.topics import BEHAVIOURS
 from services.common.vocabulary import BEHAVIOUR_INDEX, NUM_KEYPOINTS
 from services.store.config import StoreSettings
@@ -84,6 +85,10 @@ def event_row(message: events_pb2.BehaviourEvent) -> BehaviourEvent:
     )
 
 
+class _Stopped(Exception):
+    """The service was stopped while waiting for the database at start."""
+
+
 def _is_outage(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) or bool(exc.connection_invalidated)
 
@@ -100,17 +105,28 @@ class StoreService(StreamService):
 
     async def setup(self) -> None:
         # The database may still be starting: keep trying until it answers or we are stopped.
-        delay = 0.5
-        while not self.stop.is_set():
-            try:
-                await asyncio.to_thread(self._prepare_database)
-                return
-            except DBAPIError as exc:
-                self._dependency_ok, self._dependency_detail = False, f"database: {exc.orig}"
-                self.metrics.count_retry("database")
-                self.log.warning("database unavailable at start, retrying", extra={"error": str(exc.orig)})
-                await self.stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        def unavailable(exc: BaseException, delay: float) -> None:
+            detail = str(getattr(exc, "orig", exc))
+            self._dependency_ok, self._dependency_detail = False, f"database: {detail}"
+            self.metrics.count_retry("database")
+            self.log.warning(
+                "database unavailable at start, retrying",
+                extra={"error": detail, "retry_in_s": round(delay, 3)},
+            )
+
+        async def wait_unless_stopped(delay: float) -> None:
+            if await self.stop.wait(delay):
+                raise _Stopped
+
+        try:
+            await call_until_available(
+                lambda: asyncio.to_thread(self._prepare_database),
+                retry_on=(DBAPIError,),
+                on_retry=unavailable,
+                sleep=wait_unless_stopped,
+            )
+        except _Stopped:
+            return
 
     def _prepare_database(self) -> None:
         create_schema(self.engine)
