@@ -80,6 +80,8 @@ class CaptureService:
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._halt = threading.Event()
         self._ground_truth: TextIO | None = None
+        self._shift_us: int | None = None  # this source run's timeline -> wall clock (_restamp)
+        self._last_ts_us: int | None = None  # the newest stamp published: stamps only go forward
 
     def readiness(self) -> tuple[bool, str]:
         return self._camera_ok, self._camera_detail
@@ -91,6 +93,7 @@ class CaptureService:
             try:
                 source = self._source if self._source is not None else open_source(self.settings)
                 self._source = source
+                self._shift_us = None  # a (re)opened source: its timeline is mapped afresh
                 self._camera_ok, self._camera_detail = True, "ok"
                 log.info("camera open", extra={"source": self.settings.source, "fps": source.frame_rate})
                 return source
@@ -175,14 +178,26 @@ class CaptureService:
             self.dropped += 1  # live camera faster than the broker: drop at the source
 
     def _restamp(self, frames: CapturedFrameSet) -> CapturedFrameSet:
-        """Recorded and simulated frames get capture times of now, keeping each sensor's offset."""
-        now = now_us()
-        shift = now - frames.rgb_ts_us
-        if abs(shift) < 2_000_000:  # already live time
-            return frames
-        frames.rgb_ts_us += shift
-        frames.depth_ts_us += shift
-        frames.thermal_ts_us += shift
+        """Put a frame set on the wall clock, monotonic per camera.
+
+        A source run's timeline is shifted by one offset chosen at its first frame set (0 when
+        the source stamps wall-clock time already, as a live camera does), so each timestamp
+        says when the sensor captured the frame on that timeline, however late this reader
+        gets to it: a starved reader makes frames late (latency shows it), never out of order.
+        Where a source's own timeline goes back (the next clip of a recording), stamping
+        continues one frame interval after the last stamp. Each sensor keeps its offset.
+        """
+        if self._shift_us is None:
+            shift = now_us() - frames.rgb_ts_us
+            self._shift_us = 0 if abs(shift) < 2_000_000 else shift
+        stamped = frames.rgb_ts_us + self._shift_us
+        if self._last_ts_us is not None and stamped <= self._last_ts_us:
+            self._shift_us += self._last_ts_us + round(1e6 / self.settings.fps) - stamped
+            stamped = frames.rgb_ts_us + self._shift_us
+        frames.rgb_ts_us = stamped
+        frames.depth_ts_us += self._shift_us
+        frames.thermal_ts_us += self._shift_us
+        self._last_ts_us = stamped
         return frames
 
     # -- event loop ------------------------------------------------------------------------

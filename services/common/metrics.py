@@ -71,6 +71,12 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.skipped = Counter(
+            "classroom_observations_skipped_total",
+            "inputs this stage did not use, by reason",
+            [*labels, "reason"],
+            registry=self.registry,
+        )
         self.ready = Gauge("classroom_ready", "1 when the service is ready", labels, registry=self.registry)
         self.ready.labels(service).set(0)
 
@@ -83,6 +89,9 @@ class ServiceMetrics:
 
     def count_dead_letter(self, reason: str) -> None:
         self.dead_letters.labels(self.service, reason).inc()
+
+    def count_skipped(self, reason: str, n: int = 1) -> None:
+        self.skipped.labels(self.service, reason).inc(n)
 
     def count_retry(self, dependency: str) -> None:
         self.retries.labels(self.service, dependency).inc()

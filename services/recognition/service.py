@@ -133,7 +133,25 @@ class RecognitionService:
         self.app.timer(interval=WATCHDOG_INTERVAL_S)(self._watchdog)
         self._busy = False
         self._last_record_at = time.monotonic()
-        self.tracker = WindowTracker(self.table, frames=WINDOW_FRAMES, fps=WINDOW_FPS, hop=HOP_FRAMES)
+        self._late_logged_at = 0.0
+        self.tracker = WindowTracker(
+            self.table, frames=WINDOW_FRAMES, fps=WINDOW_FPS, hop=HOP_FRAMES, on_skip=self._skipped
+        )
+
+    def _skipped(self, reason: str, student_key: str, behind_slots: int) -> None:
+        """An observation the windows do not use: counted by reason; a late one is logged too
+        (at most once a second: under overload there can be many)."""
+        self.metrics.count_skipped(reason)
+        if reason == "late" and time.monotonic() - self._late_logged_at >= 1.0:
+            self._late_logged_at = time.monotonic()
+            log.warning(
+                "late observation not used",
+                extra={
+                    "student_key": student_key,
+                    "slots_behind": behind_slots,
+                    "late_total": self.tracker.skipped["late"],
+                },
+            )
 
     def readiness(self) -> tuple[bool, str]:
         if not self._table_restored():
@@ -146,7 +164,9 @@ class RecognitionService:
         info = await self._with_retry(self.client.info)
         self.window_frames = int(info.window_frames) or WINDOW_FRAMES
         self.feature_dim = int(info.feature_dim)
-        self.tracker = WindowTracker(self.table, frames=self.window_frames, fps=WINDOW_FPS, hop=HOP_FRAMES)
+        self.tracker = WindowTracker(
+            self.table, frames=self.window_frames, fps=WINDOW_FPS, hop=HOP_FRAMES, on_skip=self._skipped
+        )
         log.info(
             "model server answers",
             extra={

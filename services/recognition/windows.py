@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import MutableMapping
+from collections import Counter
+from collections.abc import Callable, MutableMapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -26,6 +27,10 @@ from services.common.vocabulary import NUM_KEYPOINTS
 
 # Slots without an observation that a window may bridge by holding the last one.
 MAX_GAP_SLOTS = 2
+
+
+# why an observation is not used (WindowTracker.skipped, classroom_observations_skipped_total)
+SKIP_REASONS = ("slot_taken", "late")
 
 
 @dataclass
@@ -95,11 +100,22 @@ class ReadyWindow:
 class WindowTracker:
     """The windowing rules over a mutable key-value table (bytes -> bytes)."""
 
-    def __init__(self, table: MutableMapping[bytes, bytes], *, frames: int, fps: float, hop: int) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        *,
+        frames: int,
+        fps: float,
+        hop: int,
+        on_skip: Callable[[str, str, int], None] | None = None,
+    ) -> None:
         self.table = table
         self.frames = frames
         self.hop = hop
         self.slot_us = round(1e6 / fps)
+        # an observation not used, and why (SKIP_REASONS): counted here, reported to on_skip
+        self.skipped: Counter[str] = Counter()
+        self.on_skip = on_skip
 
     def slot_of(self, capture_ts_us: int) -> int:
         return capture_ts_us // self.slot_us
@@ -137,7 +153,14 @@ class WindowTracker:
         slot = self.slot_of(capture_ts_us)
         meta = self.meta(student_key)
         if meta is not None and slot <= meta.last_slot:
-            # Same slot again, or a redelivered/out-of-order observation: already covered.
+            # not newer than the newest stored slot: the slot is taken (the camera runs faster
+            # than the window grid, or a redelivery), or it is late (out of order; its slot was
+            # bridged or dropped already). Either way it is not used, and counted.
+            raw = self.table.get(self._slot_key(student_key, slot))
+            reason = "slot_taken" if raw and SlotEntry.decode(raw).slot == slot else "late"
+            self.skipped[reason] += 1
+            if self.on_skip is not None:
+                self.on_skip(reason, student_key, meta.last_slot - slot)
             return self._pending_window(student_key, meta)
         if meta is None or slot - meta.last_slot > MAX_GAP_SLOTS + 1:
             meta = StudentMeta(

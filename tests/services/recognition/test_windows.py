@@ -109,3 +109,15 @@ def test_state_lives_only_in_the_table() -> None:
     # Entries are bounded: T slot entries + 1 meta per student, whatever the session length.
     feed(WindowTracker(table, frames=16, fps=8.0, hop=8), "k", list(range(16, 200)))
     assert len(table) == 17
+
+
+def test_observations_not_used_are_counted_by_reason() -> None:
+    table: dict[bytes, bytes] = {}
+    calls: list[tuple[str, str, int]] = []
+    tracker = WindowTracker(table, frames=16, fps=8.0, hop=8, on_skip=lambda *a: calls.append(a))
+    feed(tracker, "r|s|c|st", [*range(100, 105), *range(106, 111)])  # slot 105 never arrives
+    assert tracker.skipped == {}
+    feed(tracker, "r|s|c|st", [108], offset_us=60_000)  # a second frame set in a slot already used
+    feed(tracker, "r|s|c|st", [105])  # slot 105 arrives after 110: late, its slot stays empty
+    assert tracker.skipped == {"slot_taken": 1, "late": 1}
+    assert calls == [("slot_taken", "r|s|c|st", 2), ("late", "r|s|c|st", 5)]
