@@ -42,6 +42,7 @@ from dashboards.queries import (
     SUMMARY,
     latest_day,
 )
+from services.common.db import as_utc
 
 APP_PATH = Path(__file__).with_name("app.py")
 
@@ -133,8 +134,7 @@ def _widest_alert_days(
                 CLASS_SESSION.c.course_id.in_(course_ids) if course_ids is not None else true()
             )
         ).scalars()
-        # SQLite hands the column back naive (it holds UTC), PostgreSQL aware
-        per_day = Counter((s if s.tzinfo else s.replace(tzinfo=UTC)).astimezone(zone).date() for s in starts)
+        per_day = Counter(as_utc(s).astimezone(zone).date() for s in starts)
     days = sorted(per_day, reverse=True)
     first, sessions = None, 0
     for day in days:

@@ -36,6 +36,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.schema import Table
 
 from dashboards.auth import Viewer
+from services.common.db import as_utc
 from services.common.db.models import (
     BehaviourEvent,
     Classroom,
@@ -281,9 +282,7 @@ class AlertReport:
 
 def _aware(value: datetime | str) -> datetime:
     """Datetimes from raw SQL expressions: SQLite hands back text, PostgreSQL aware datetimes."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
 def _minutes_by_behaviour(row: Any) -> dict[str, float]:

@@ -21,8 +21,10 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+
+from services.common.db import as_utc
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,7 @@ def load_ground_truth(path: Path) -> dict[tuple[str, str], TruthTrack]:
 
 
 def _us(moment: datetime) -> int:
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1_000_000)
+    return round(as_utc(moment).timestamp() * 1_000_000)
 
 
 def measure_agreement(

@@ -272,6 +272,12 @@ class StreamService(ABC):
         await self.consumer.commit({tp: records[-1].offset + 1})
         self.processed += len(records)
 
+    async def _wait_unless_stopped(self, delay: float) -> None:
+        """The wait between retries; a stop mid-outage ends it (``StoppedDuringOutage``): the
+        batch stays uncommitted and is redelivered on restart."""
+        if await self.stop.wait(delay):
+            raise StoppedDuringOutage(self._dependency_detail)
+
     async def _process_with_retry(self, records: list[ConsumerRecord]) -> list[RecordResult]:
         """``process_batch`` until its dependencies answer (``services.common.retry``)."""
 
@@ -283,16 +289,11 @@ class StreamService(ABC):
             )
             self.health.beat()
 
-        async def wait_unless_stopped(delay: float) -> None:
-            if await self.stop.wait(delay):
-                # Stopping mid-outage: leave the batch uncommitted; it is redelivered on restart.
-                raise StoppedDuringOutage(self._dependency_detail)
-
         results = await call_until_available(
             lambda: self.process_batch(records),
             retry_on=(DependencyUnavailable,),
             on_retry=unavailable,
-            sleep=wait_unless_stopped,
+            sleep=self._wait_unless_stopped,
         )
         if len(results) != len(records):
             raise RuntimeError(

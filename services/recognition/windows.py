@@ -68,6 +68,11 @@ class SlotEntry:
         )
 
     @classmethod
+    def slot_in(cls, raw: bytes) -> int:
+        """The slot an encoded entry holds, read from its header alone."""
+        return int(cls._HEADER.unpack_from(raw)[0])
+
+    @classmethod
     def decode(cls, raw: bytes) -> SlotEntry:
         slot, ts, sequence, c = cls._HEADER.unpack_from(raw)
         offset = cls._HEADER.size
@@ -157,7 +162,7 @@ class WindowTracker:
             # than the window grid, or a redelivery), or it is late (out of order; its slot was
             # bridged or dropped already). Either way it is not used, and counted.
             raw = self.table.get(self._slot_key(student_key, slot))
-            reason = "slot_taken" if raw and SlotEntry.decode(raw).slot == slot else "late"
+            reason = "slot_taken" if raw and SlotEntry.slot_in(raw) == slot else "late"
             self.skipped[reason] += 1
             if self.on_skip is not None:
                 self.on_skip(reason, student_key, meta.last_slot - slot)

@@ -17,7 +17,7 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from services.common.bus import DependencyUnavailable, RecordResult, StreamService
+from services.common.bus import DependencyUnavailable, RecordResult, StoppedDuringOutage, StreamService
 from services.common.campus import load_campus
 from services.common.codecs import parse_message
 from services.common.db.crud import Recorded, record_events, sync_campus
@@ -85,10 +85,6 @@ def event_row(message: events_pb2.BehaviourEvent) -> BehaviourEvent:
     )
 
 
-class _Stopped(Exception):
-    """The service was stopped while waiting for the database at start."""
-
-
 def _is_outage(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) or bool(exc.connection_invalidated)
 
@@ -114,18 +110,14 @@ class StoreService(StreamService):
                 extra={"error": detail, "retry_in_s": round(delay, 3)},
             )
 
-        async def wait_unless_stopped(delay: float) -> None:
-            if await self.stop.wait(delay):
-                raise _Stopped
-
         try:
             await call_until_available(
                 lambda: asyncio.to_thread(self._prepare_database),
                 retry_on=(DBAPIError,),
                 on_retry=unavailable,
-                sleep=wait_unless_stopped,
+                sleep=self._wait_unless_stopped,
             )
-        except _Stopped:
+        except StoppedDuringOutage:
             return
 
     def _prepare_database(self) -> None:

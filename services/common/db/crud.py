@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import case, func
@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from services.common.campus import Campus
+from services.common.db import as_utc
 from services.common.db.models import (
     SECONDS_COLUMNS,
     BehaviourEvent,
@@ -271,17 +272,16 @@ class Recorded:
     conflicts: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
-def _as_utc(value: Any) -> Any:
-    # SQLite hands timestamps back without a zone; the store writes them in UTC
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def _comparable(value: Any) -> Any:
+    return as_utc(value) if isinstance(value, datetime) else value
 
 
 def differing_fields(stored: BehaviourEvent, event: BehaviourEvent) -> tuple[str, ...]:
     """The identity fields (``EVENT_IDENTITY``) in which two events with one id differ."""
     return tuple(
-        name for name in EVENT_IDENTITY if _as_utc(getattr(stored, name)) != _as_utc(getattr(event, name))
+        name
+        for name in EVENT_IDENTITY
+        if _comparable(getattr(stored, name)) != _comparable(getattr(event, name))
     )
 
 
