@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.data.crops import StudentCrops, extract_student_crops, validate_boxes
+from models.data.crops import THERMAL_CENTRE_C, StudentCrops, extract_student_crops, validate_boxes
 from services.common import codecs
 from services.common.campus import Camera
 from services.common.errors import BadInput
 from services.common.frames import CapturedFrameSet
-from services.common.pb.classroom.v1 import inference_pb2
+from services.common.pb.classroom.v1 import frames_pb2, inference_pb2
 from services.enhancement.frameset import enhance_frame_set
 from services.enhancement.pipeline import Enhancer
 from services.fusion.observations import seat_regions
@@ -40,6 +40,9 @@ class FusionInput:
     thermal_c: np.ndarray  # HxW float32
     thermal_equalised: np.ndarray  # HxW uint8
     seats: np.ndarray  # float32 [S, 4] x0, y0, x1, y1 (analysis px)
+    # HxW bool: where thermal_c is a reading; None: everywhere. Elsewhere thermal_c holds the
+    # frame's ambient temperature, which the networks read but no temperature is made of
+    thermal_covered: np.ndarray | None = None
 
 
 def validate_fusion_input(item: FusionInput) -> None:
@@ -58,6 +61,11 @@ def validate_fusion_input(item: FusionInput) -> None:
         if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.shape != shape:
             got = f"{arr.shape} {arr.dtype}" if isinstance(arr, np.ndarray) else type(arr).__name__
             raise BadInput(f"{name} must be {shape} {np.dtype(dtype).name} (aligned to colour), got {got}")
+    covered = item.thermal_covered
+    if covered is not None and (
+        not isinstance(covered, np.ndarray) or covered.dtype != np.bool_ or covered.shape != shape
+    ):
+        raise BadInput(f"thermal_covered must be {shape} bool (aligned to colour)")
     if not np.isfinite(item.thermal_c).all():
         raise BadInput("thermal_c contains NaN or infinity")
     seats = np.asarray(item.seats, dtype=np.float64)
@@ -77,8 +85,7 @@ def fusion_input(item: inference_pb2.FusionItem) -> FusionInput:
     shapes = {rgb.shape[:2], depth.shape, thermal_raw.shape, thermal_eq.shape}
     if len(shapes) != 1:
         raise BadInput(f"enhanced modalities are not pixel-aligned: sizes {sorted(shapes)}")
-    scale = fs.thermal_radiometric.scale or codecs.THERMAL_SCALE
-    offset = fs.thermal_radiometric.offset if fs.thermal_radiometric.scale else codecs.THERMAL_OFFSET
+    thermal_c, covered = _thermal_readings(fs, thermal_raw)
     seats = np.array(
         [[s.box.x0, s.box.y0, s.box.x1, s.box.y1] for s in item.seats], dtype=np.float32
     ).reshape(-1, 4)
@@ -87,10 +94,34 @@ def fusion_input(item: inference_pb2.FusionItem) -> FusionInput:
     return FusionInput(
         rgb=rgb,
         depth_mm=depth,
-        thermal_c=codecs.thermal16_to_celsius(thermal_raw, scale, offset),
+        thermal_c=thermal_c,
         thermal_equalised=thermal_eq,
         seats=seats,
+        thermal_covered=covered,
     )
+
+
+def _thermal_readings(
+    fs: frames_pb2.EnhancedFrameSet, raw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """THERMAL16 -> (°C with the ambient where there is no reading, coverage or None if full).
+
+    The ambient is the one the enhancement service filled in before raw 0 marked those pixels
+    (``report.thermal_ambient_c``, rounded as THERMAL16 rounds), so the networks read the
+    same values either way; an older producer's frame gets the median of its readings."""
+    scale = fs.thermal_radiometric.scale or codecs.THERMAL_SCALE
+    offset = fs.thermal_radiometric.offset if fs.thermal_radiometric.scale else codecs.THERMAL_OFFSET
+    covered = codecs.thermal16_covered(raw)
+    if covered.all():
+        return codecs.thermal16_to_celsius(raw, scale, offset), None
+    if fs.report.HasField("thermal_ambient_c"):
+        ambient = codecs.celsius_to_thermal16(np.array(fs.report.thermal_ambient_c, np.float32))
+    elif covered.any():
+        ambient = np.median(raw[covered])
+    else:
+        ambient = codecs.celsius_to_thermal16(np.array(THERMAL_CENTRE_C, np.float32))
+    filled = np.where(covered, raw, np.uint16(np.rint(ambient))).astype(np.uint16)
+    return codecs.thermal16_to_celsius(filled, scale, offset), covered
 
 
 def model_inputs(frames: Sequence[FusionInput], crop_size: int) -> StudentCrops:

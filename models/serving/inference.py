@@ -68,11 +68,31 @@ class FusionOutput:
     keypoints: np.ndarray  # float32 [S, 17, 3]: x, y in analysis px, confidence
     node_features: np.ndarray  # float16 [S, 17, C]
     occupancy: np.ndarray  # float32 [S] 0..1
-    facial_temperature_c: np.ndarray  # float32 [S]
+    facial_temperature_c: np.ndarray  # float32 [S], NaN where no face point is inside thermal coverage
     mean_depth_mm: np.ndarray  # float32 [S], 0 where the seat had no valid depth
     gates: (
         tuple[float, float, float] | None
     )  # mean (alpha, beta, gamma) over the seats; None: no gated fusion
+
+
+def facial_temperature(point_c: np.ndarray, point_xy: np.ndarray, covered: np.ndarray | None) -> np.ndarray:
+    """Per seat the mean over its face points the thermal camera sees of their temperatures.
+
+    point_c [S, P] °C, point_xy [S, P, 2] analysis px, covered HxW bool (None: everywhere)
+    -> float32 [S], NaN for a seat none of whose face points has a reading: the fill the
+    networks read there is the room's ambient, not the student's face."""
+    if covered is None:
+        return point_c.mean(axis=-1).astype(np.float32)
+    h, w = covered.shape
+    col = np.rint(point_xy[..., 0]).astype(np.int64)
+    row = np.rint(point_xy[..., 1]).astype(np.int64)
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    seen = np.zeros(inside.shape, bool)
+    seen[inside] = covered[row[inside], col[inside]]
+    total = np.where(seen, point_c, 0.0).sum(axis=-1)
+    count = seen.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -224,7 +244,9 @@ class InferenceEngine:
                     keypoints=keypoints[rows],
                     node_features=features[rows].reshape(len(rows), NUM_KEYPOINTS, c),
                     occupancy=occupancy[rows].astype(np.float32),
-                    facial_temperature_c=facial[rows].astype(np.float32),
+                    facial_temperature_c=facial_temperature(
+                        facial[rows], image_xy[rows][:, FACE_POINTS], frames[f].thermal_covered
+                    ),
                     mean_depth_mm=mean_depth[rows],
                     gates=frame_gates,
                 )
@@ -240,7 +262,7 @@ class InferenceEngine:
             kp = stage.keypoints
             face = (kp.xy[:, self._face].unsqueeze(2) + self._patch).flatten(1, 2)
             face_t = sample_points(x[:, THERMAL : THERMAL + 1], face, s).view(n, len(FACE_POINTS), -1)
-            facial = thermal_celsius(face_t.amax(dim=-1).mean(dim=-1).float())
+            facial = thermal_celsius(face_t.amax(dim=-1).float())  # [n, face points]
             torso = (
                 sample_points(x[:, DEPTH : DEPTH + 1], kp.xy[:, self._torso], s)[:, 0].float().mean(dim=-1)
             )

@@ -23,6 +23,9 @@ EncodedImage = frames_pb2.EncodedImage
 # Radiometric thermal: centi-kelvin in uint16 covers 0 K .. 655 K at 0.01 K.
 THERMAL_SCALE = 0.01
 THERMAL_OFFSET = -273.15
+# THERMAL16 raw 0 is absolute zero, which no sensor reads: it marks a pixel without a reading
+# (outside the thermal camera's view after registration to colour)
+THERMAL_NO_READING = 0
 
 _MAX_SIDE = 8192
 
@@ -76,15 +79,32 @@ def thermal16_to_celsius(
     return raw.astype(np.float32) * np.float32(scale) + np.float32(offset)
 
 
+def thermal16_covered(raw: np.ndarray) -> np.ndarray:
+    """HxW bool: the pixels of a THERMAL16 image that hold a reading (raw != THERMAL_NO_READING)."""
+    return np.asarray(raw) != THERMAL_NO_READING
+
+
 def encode_thermal(
-    celsius: np.ndarray, *, capture_ts_us: int, encoding: Lossless = "zstd"
+    celsius: np.ndarray,
+    *,
+    capture_ts_us: int,
+    encoding: Lossless = "zstd",
+    covered: np.ndarray | None = None,
 ) -> frames_pb2.EncodedImage:
-    """Lossless 16-bit image of radiometric temperatures given in degrees Celsius (HxW float)."""
+    """Lossless 16-bit image of radiometric temperatures given in degrees Celsius (HxW float).
+
+    ``covered`` (HxW bool): the pixels with a reading; the others go out as THERMAL_NO_READING
+    whatever ``celsius`` holds there, so a consumer can tell a reading from a fill."""
     if celsius.ndim != 2 or not np.issubdtype(celsius.dtype, np.floating):
         raise ValueError(f"thermal must be HxW float degrees Celsius, got {celsius.dtype} {celsius.shape}")
     if not np.isfinite(celsius).all():
         raise ValueError("thermal frame contains NaN or infinity")
-    code, data = _lossless(celsius_to_thermal16(celsius), encoding)
+    raw = celsius_to_thermal16(celsius)
+    if covered is not None:
+        if covered.shape != celsius.shape:
+            raise ValueError(f"thermal coverage is {covered.shape}, the frame {celsius.shape}")
+        raw = np.where(covered, np.maximum(raw, 1), THERMAL_NO_READING).astype(np.uint16)
+    code, data = _lossless(raw, encoding)
     return EncodedImage(
         encoding=code,
         pixel_format=EncodedImage.PIXEL_FORMAT_THERMAL16,

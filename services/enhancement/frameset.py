@@ -53,7 +53,9 @@ def enhance_frame_set(
         capture_ts_us=ts,
         rgb=codecs.encode_rgb(enhanced.rgb, capture_ts_us=ts, quality=jpeg_quality),
         depth=codecs.encode_depth(enhanced.depth_grid_mm, capture_ts_us=ts),  # registration grid
-        thermal_radiometric=codecs.encode_thermal(enhanced.thermal_c, capture_ts_us=ts),
+        thermal_radiometric=codecs.encode_thermal(
+            enhanced.thermal_c, capture_ts_us=ts, covered=enhanced.thermal_covered
+        ),
         thermal_equalised=codecs.encode_gray8(enhanced.thermal_equalised, capture_ts_us=ts),
         report=report,
         frame_rate=message.frame_rate,

@@ -72,12 +72,15 @@ class EnhancedFrame:
 
     rgb: np.ndarray  # HxWx3 uint8 BGR, enhanced
     depth_mm: np.ndarray  # HxW uint16, restored, Z in the colour camera's frame; 0 outside the depth view
-    thermal_c: np.ndarray  # HxW float32 °C, radiometric values kept
+    thermal_c: np.ndarray  # HxW float32 °C, radiometric values kept; ambient where not covered
     thermal_equalised: np.ndarray  # HxW uint8 CLAHE output (pseudo-colour = thermal.pseudo_colour of it)
     report: dict  # EnhancementReport fields (floats) plus 'method' (str)
     # depth_mm on the registration grid (analysis size // k): depth_mm is its nearest-neighbour
     # upsampling (codecs.registered_depth_at); the service sends this one
     depth_grid_mm: np.ndarray
+    # HxW bool: the pixels the thermal camera sees (any bilinear tap inside its image); elsewhere
+    # thermal_c holds the frame's ambient (report["thermal_ambient_c"]), which is no reading
+    thermal_covered: np.ndarray
 
 
 _allocator_lock = threading.Lock()
@@ -254,6 +257,8 @@ class Enhancer:
         thermal_aligned = cv2.remap(
             thermal_c, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=ambient_c
         )
+        th, tw = thermal_c.shape
+        thermal_covered = (map_x > -1) & (map_x < tw) & (map_y > -1) & (map_y < th)
         equalised_aligned = cv2.remap(
             equalised, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
         )
@@ -271,6 +276,8 @@ class Enhancer:
             "depth_invalid_fraction_out": invalid_out,
             "thermal_contrast_in": thermal_contrast_in,
             "thermal_contrast_out": thermal_contrast_out,
+            "thermal_coverage": float(np.count_nonzero(thermal_covered)) / thermal_covered.size,
+            "thermal_ambient_c": float(ambient_c),
             "processing_ms": (time.perf_counter() - start) * 1e3,
             "method": (
                 f"{METHOD} lambda1={self.params.lambda1:.3f} lambda2={self.params.lambda2:.3f}"
@@ -278,4 +285,6 @@ class Enhancer:
                 else f"{METHOD} colour={self.params.colour_method}"
             ),
         }
-        return EnhancedFrame(rgb, depth_u16, thermal_aligned, equalised_aligned, report, depth_grid_u16)
+        return EnhancedFrame(
+            rgb, depth_u16, thermal_aligned, equalised_aligned, report, depth_grid_u16, thermal_covered
+        )

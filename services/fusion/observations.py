@@ -43,7 +43,9 @@ def observation_set(
                 keypoints=seat.keypoints,
                 node_features=seat.node_features,
                 feature_dim=seat.feature_dim,
-                facial_temperature_c=seat.facial_temperature_c,
+                facial_temperature_c=(
+                    seat.facial_temperature_c if seat.HasField("facial_temperature_c") else None
+                ),
                 mean_depth_mm=seat.mean_depth_mm,
             )
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -269,6 +270,7 @@ def _fusion_result(item: inference_pb2.FusionItem, out) -> inference_pb2.FusionR
     feature_dim = int(out.node_features.shape[-1]) if out.node_features.size else 0
     for s, seat in enumerate(item.seats):
         kps = out.keypoints[s]
+        facial = float(out.facial_temperature_c[s])
         seats.append(
             inference_pb2.SeatResult(
                 seat_id=seat.seat_id,
@@ -278,7 +280,8 @@ def _fusion_result(item: inference_pb2.FusionItem, out) -> inference_pb2.FusionR
                 node_features=np.ascontiguousarray(out.node_features[s], dtype="<f2").tobytes(),
                 feature_dim=feature_dim,
                 occupancy=float(out.occupancy[s]),
-                facial_temperature_c=float(out.facial_temperature_c[s]),
+                # unset, not a made-up value, where the thermal camera did not see the face
+                facial_temperature_c=facial if math.isfinite(facial) else None,
                 mean_depth_mm=float(out.mean_depth_mm[s]),
                 box=seat.box,  # the seat region the keypoints are relative to
             )

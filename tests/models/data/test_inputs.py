@@ -14,6 +14,7 @@ from models.networks.registry import create_model
 from models.serving.inference import InferenceEngine
 from services.capture.config import CaptureSettings
 from services.capture.service import frame_set_message
+from services.common import codecs
 from services.common.campus import Campus
 from services.common.codecs import parse_message
 from services.common.errors import BadInput
@@ -97,3 +98,36 @@ def test_a_frame_set_without_colour_is_refused_by_name(live):
     item.frame_set.ClearField("rgb")
     with pytest.raises(BadInput, match="lacks rgb"):
         fusion_input(item)
+
+
+def test_pixels_the_thermal_camera_does_not_see_are_no_reading_on_the_wire(live):
+    """The simulated thermal camera sees the middle of the room only: outside it the wire says
+    "no reading" (raw 0) instead of a made-up temperature, and the networks still read the
+    ambient fill they were trained on, bit for bit."""
+    sim, camera, campus = live
+    frame = sim.frame_at(3)
+    message = codecs.encode_frame_set(frame, classroom_id="r", session_id="s", camera_id=camera.id)
+    enhanced = Enhancer(EnhancementParams()).process(
+        codecs.decode_frame_set(message), camera.calibration, (camera.analysis_width, camera.analysis_height)
+    )
+    covered = enhanced.thermal_covered
+    assert 0.1 < covered.mean() < 0.9  # the test needs both
+    assert enhanced.report["thermal_coverage"] == pytest.approx(covered.mean())
+
+    item = _live_path_item(sim, camera, campus, 3)
+    report = item.frame_set.report
+    assert report.HasField("thermal_ambient_c") and report.thermal_coverage == pytest.approx(covered.mean())
+    raw = codecs.decode_image(item.frame_set.thermal_radiometric, name="thermal")
+    np.testing.assert_array_equal(raw == codecs.THERMAL_NO_READING, ~covered)
+    decoded = fusion_input(item)
+    np.testing.assert_array_equal(decoded.thermal_covered, covered)
+    # the same temperatures the frame had before raw 0 marked the fill: encoded without coverage
+    legacy = codecs.thermal16_to_celsius(
+        codecs.decode_image(codecs.encode_thermal(enhanced.thermal_c, capture_ts_us=0), name="thermal")
+    )
+    np.testing.assert_array_equal(decoded.thermal_c, legacy)
+    # an older producer (no ambient in its report) gets the median of the readings as fill
+    item.frame_set.report.ClearField("thermal_ambient_c")
+    old = fusion_input(item)
+    assert np.isfinite(old.thermal_c).all() and old.thermal_c.min() > 0.0
+    np.testing.assert_array_equal(old.thermal_c[covered], decoded.thermal_c[covered])

@@ -12,7 +12,7 @@ from models.data.crops import crop_geometry
 from models.data.inputs import FusionInput
 from models.networks.checkpoint import atomic_save, build_checkpoint
 from models.networks.registry import create_model
-from models.serving.inference import InferenceEngine, RecognitionOutput
+from models.serving.inference import InferenceEngine, RecognitionOutput, facial_temperature
 from services.common.errors import BadInput
 from services.common.vocabulary import BEHAVIOURS, NUM_KEYPOINTS
 
@@ -183,3 +183,30 @@ def test_a_checkpoint_of_another_vocabulary_or_layout_is_refused_in_one_line(tmp
     atomic_save(dict(data, window_fps=15.0), tmp_path / "fps.pt")
     with pytest.raises(CheckpointMismatch, match=r"15\.0 fps"):
         InferenceEngine(tmp_path / "fps.pt")
+
+
+def test_a_face_outside_thermal_coverage_has_no_temperature(engine):
+    """Where the thermal camera does not see, the frame holds the room's ambient fill: the seat
+    gets NaN (unset on the wire), never the fill reported as the student's face."""
+    covered = np.zeros((180, 320), bool)
+    covered[:, 100:] = True  # the first seat (x 10..90) is outside, the others inside
+    item = frame_set(SEATS)
+    item = FusionInput(
+        item.rgb, item.depth_mm, item.thermal_c, item.thermal_equalised, item.seats, thermal_covered=covered
+    )
+    out = engine.fuse([item])[0]
+    assert np.isnan(out.facial_temperature_c[0])
+    np.testing.assert_allclose(out.facial_temperature_c[1:], 33.0, atol=1e-4)
+    # full coverage (None) reads every face
+    assert np.isfinite(engine.fuse([frame_set(SEATS)])[0].facial_temperature_c).all()
+
+
+def test_facial_temperature_averages_the_face_points_that_are_seen():
+    point_c = np.array([[34.0, 35.0, 36.0], [34.0, 35.0, 36.0]], np.float32)
+    xy = np.array([[[1, 1], [5, 1], [50, 1]], [[-3, 0], [0, 99], [5, 5]]], np.float64)
+    covered = np.zeros((10, 10), bool)
+    covered[:, :4] = True
+    out = facial_temperature(point_c, xy, covered)
+    assert out[0] == pytest.approx(34.0)  # (5, 1) is not covered, (50, 1) is outside the image
+    assert np.isnan(out[1])  # off the image or not covered: no reading
+    np.testing.assert_allclose(facial_temperature(point_c, xy, None), 35.0)
