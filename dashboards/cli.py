@@ -13,12 +13,13 @@ import argparse
 import getpass
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
+
+from services.common.ports import PortInUse, listening, port_in_use_message, retry_on_port_conflict
 
 APP_PATH = Path(__file__).with_name("app.py")
 
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
 
     serve_p = sub.add_parser("serve", help="run the dashboard (streamlit, headless) and print its URL")
-    serve_p.add_argument("--port", type=int, default=8501)
+    serve_p.add_argument("--port", type=int, default=8501, help="0 takes any free port")
     serve_p.add_argument("--address", default="127.0.0.1", help="listen address (0.0.0.0 behind a proxy)")
 
     users = sub.add_parser("users", help="add, list or remove dashboard users")
@@ -224,12 +225,6 @@ def _copy(source_url: str, target_url: str) -> int:
     return 0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def serve(
     database_url: str,
     port: int,
@@ -287,15 +282,65 @@ def wait_until_ready(port: int, *, timeout_s: float = 60.0, process: subprocess.
     raise TimeoutError(f"the dashboard did not answer on port {port} within {timeout_s:.0f} s")
 
 
+def serve_ready(
+    database_url: str,
+    port: int,
+    *,
+    demo_admin: tuple[str, str] | None = None,
+    address: str = "127.0.0.1",
+    timeout_s: float = 60.0,
+) -> tuple[subprocess.Popen, int]:
+    """Serve the dashboard and wait for its first page: (process, port).
+
+    ``port`` 0 takes a free one (Streamlit cannot bind 0 and report it, so it is started again
+    on another port if something takes the one it was given first). A given port that another
+    program holds is PortInUse, one line; never a URL that shows someone else's page."""
+    if port == 0:
+        return retry_on_port_conflict(
+            lambda free: serve_ready(
+                database_url, free, demo_admin=demo_admin, address=address, timeout_s=timeout_s
+            ),
+            host=address,
+        )
+    probe_host = "127.0.0.1" if address in {"0.0.0.0", "::"} else address
+    if listening(probe_host, port):
+        raise PortInUse(port_in_use_message("dashboard", address, port, "--port"))
+    process = serve(database_url, port, demo_admin=demo_admin, address=address)
+    try:
+        wait_until_ready(port, process=process, timeout_s=timeout_s)
+    except RuntimeError:
+        if listening(probe_host, port):  # it exited because another program bound the port first
+            raise PortInUse(port_in_use_message("dashboard", address, port, "--port")) from None
+        raise
+    except BaseException:
+        _stop(process)
+        raise
+    if process.poll() is not None:
+        raise PortInUse(port_in_use_message("dashboard", address, port, "--port"))
+    return process, port
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def demo_password() -> str:
     """A fresh password for the demo's admin (printed by the demo, never stored in clear)."""
     return secrets.token_urlsafe(12)
 
 
 def _serve_forever(database_url: str, port: int, address: str) -> int:
-    process = serve(database_url, port, address=address)
     try:
-        wait_until_ready(port, process=process)
+        process, port = serve_ready(database_url, port, address=address)
+    except (TimeoutError, RuntimeError) as exc:  # PortInUse included: one line
+        print(f"classroom dashboard serve: {exc}", file=sys.stderr)
+        return 1
+    try:
         shown = "127.0.0.1" if address in {"0.0.0.0", "::"} else address
         print(
             f"dashboard: http://{shown}:{port}  (database {_safe_url(database_url)}; Ctrl-C stops it)",
@@ -304,16 +349,8 @@ def _serve_forever(database_url: str, port: int, address: str) -> int:
         return process.wait()
     except KeyboardInterrupt:
         return 0
-    except (TimeoutError, RuntimeError) as exc:
-        print(f"classroom dashboard serve: {exc}", file=sys.stderr)
-        return 1
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(process)
 
 
 def _safe_url(database_url: str) -> str:

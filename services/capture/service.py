@@ -28,6 +28,7 @@ from services.common.frames import CapturedFrameSet
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import deadletter_pb2, frames_pb2
+from services.common.settings import env_name
 from services.common.topics import DEAD_LETTER, FRAMES_RAW
 
 log = logging.getLogger("capture")
@@ -204,7 +205,11 @@ class CaptureService:
 
     async def run(self) -> int:
         self.stop.install_signal_handlers()
-        port = await self.health.start(self.settings.metrics_host, self.settings.metrics_port)
+        port = await self.health.start(
+            self.settings.metrics_host,
+            self.settings.metrics_port,
+            setting=env_name(self.settings, "metrics_port"),
+        )
         if self.settings.ground_truth_out is not None:
             self.settings.ground_truth_out.parent.mkdir(parents=True, exist_ok=True)
             self._ground_truth = self.settings.ground_truth_out.open("a", buffering=1)

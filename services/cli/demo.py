@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+DEFAULT_DASHBOARD_PORT = 8501
 
 STAGE_LABELS = {
     "capture": "captured",
@@ -43,8 +46,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir", type=Path, default=Path("var/demo"), help="logs, campus file, SQLite database"
     )
-    parser.add_argument("--dashboard-port", type=int, default=8501)
+    parser.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=None,
+        help=f"dashboard port (default {DEFAULT_DASHBOARD_PORT}, or any free one if that is taken; 0: any free one)",
+    )
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
+
+
+def start_dashboard(
+    database_url: str, port: int | None, admin: tuple[str, str]
+) -> tuple[subprocess.Popen, int]:
+    """The demo's dashboard on ``port``; without one on 8501, or on any free port if that is taken."""
+    from dashboards.cli import serve_ready
+    from services.common.ports import PortInUse
+
+    if port is not None:
+        return serve_ready(database_url, port, demo_admin=admin)
+    try:
+        return serve_ready(database_url, DEFAULT_DASHBOARD_PORT, demo_admin=admin)
+    except PortInUse:
+        print(
+            f"  (port {DEFAULT_DASHBOARD_PORT} is taken by another program: the dashboard takes a free one)"
+        )
+        return serve_ready(database_url, 0, demo_admin=admin)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +79,16 @@ def run(args: argparse.Namespace) -> int:
     if args.headless and not args.seconds:
         print("--headless needs --seconds N", file=sys.stderr)
         return 2
+    if not args.headless and args.dashboard_port:  # a port the user chose: refuse now, not after start-up
+        from services.common.ports import listening, port_in_use_message
+
+        if listening("127.0.0.1", args.dashboard_port):
+            print(
+                "classroom demo: "
+                + port_in_use_message("dashboard", "127.0.0.1", args.dashboard_port, "--dashboard-port"),
+                file=sys.stderr,
+            )
+            return 2
     options = RunOptions(
         workdir=args.workdir,
         students=args.students,
@@ -84,11 +120,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  campus      {pipeline.campus_file}")
         print(f"  logs        {options.workdir / 'logs'}")
         if not args.headless:
-            from dashboards.cli import serve
-
             password = "demo-" + str(abs(hash(time.time())) % 10_000_000)
-            dashboard = serve(pipeline.database_url, args.dashboard_port, demo_admin=("admin", password))
-            print(f"  dashboard   http://127.0.0.1:{args.dashboard_port}  (user admin, password {password})")
+            dashboard, port = start_dashboard(pipeline.database_url, args.dashboard_port, ("admin", password))
+            print(f"  dashboard   http://127.0.0.1:{port}  (user admin, password {password})")
         print("  Ctrl-C stops everything.\n", flush=True)
         counts_start = pipeline.counters()
         measure_from = time.monotonic()
@@ -109,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         # Give in-flight windows a moment to reach the store before the summary.
         time.sleep(2.0)
         summary = pipeline.summary(counts_start, pipeline.counters() or counts_end, seconds)
-    except RuntimeError as exc:
+    except (RuntimeError, TimeoutError) as exc:  # services.common.ports.PortInUse included
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -20,7 +20,8 @@ from typing import Any
 
 from services.cli.processes import Supervisor
 from services.common.campus import Campus, dump_campus
-from services.common.embedded_broker import EmbeddedBroker, free_port
+from services.common.embedded_broker import EmbeddedBroker
+from services.common.ports import PORTS_FILE_ENV, read_ports
 from services.common.topics import BEHAVIOURS, ensure_topics, topic_specs
 
 STAGES = ("capture", "enhancement", "fusion", "recognition", "store")
@@ -142,8 +143,8 @@ class PipelineRun:
         self.supervisor = Supervisor(self.workdir / "logs")
         self.broker = EmbeddedBroker(log_path=self.workdir / "logs" / "broker.log")
         self.database_url = options.database_url or f"sqlite:///{self.workdir / 'classroom.db'}"
-        self.model_port = free_port()
-        self.ports: dict[str, int] = {}
+        self.port_files: dict[str, Path] = {}  # child -> the file it announces its ports in
+        self.model_port = 0  # the model server's gRPC port, once it has announced it
         self.tap: Tap | None = None
         self.campus_file = self.workdir / "campus.yaml"
         self.ground_truth = self.workdir / "ground_truth.jsonl"
@@ -177,14 +178,41 @@ class PipelineRun:
         return campus
 
     def common_env(self, prefix: str, name: str) -> dict[str, str]:
-        port = free_port()
-        self.ports[name] = port
         return {
             f"{prefix}_KAFKA_BOOTSTRAP": self.broker.bootstrap,
-            f"{prefix}_METRICS_PORT": str(port),
+            f"{prefix}_METRICS_PORT": "0",  # the child binds any free port and announces it
             f"{prefix}_SESSION_TIMEOUT_MS": "6000",
             f"{prefix}_LOG_FORMAT": "json",
         }
+
+    def start_child(self, name: str, module: str, env: dict[str, str]) -> None:
+        """Start a service; it announces the ports it bound in its own ports file."""
+        path = self.workdir / "ports" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        self.port_files[name] = path
+        self.supervisor.start(name, module, {**env, PORTS_FILE_ENV: str(path)})
+
+    def port(self, name: str, kind: str = "metrics") -> int | None:
+        """The port ``name`` announced for ``kind`` (metrics, grpc), None while it has not."""
+        path = self.port_files.get(name)
+        announced = read_ports(path) if path is not None else None
+        return None if announced is None else announced.get(kind)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Metrics port of every child that has announced one."""
+        found = {name: self.port(name) for name in self.port_files}
+        return {name: port for name, port in found.items() if port is not None}
+
+    def wait_for_port(self, name: str, kind: str, timeout_s: float = READY_TIMEOUT_S) -> int:
+        deadline = time.monotonic() + timeout_s
+        while (port := self.port(name, kind)) is None:
+            self.check_children()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not announce its {kind} port within {timeout_s:.0f} s")
+            time.sleep(0.1)
+        return port
 
     def start(self) -> None:
         self.started = time.monotonic()
@@ -192,17 +220,18 @@ class PipelineRun:
         ensure_topics(self.broker.bootstrap, topic_specs(partitions=self.options.partitions))
         self.write_campus()
         model_env = {
-            "MODELSERVER_PORT": str(self.model_port),
-            "MODELSERVER_METRICS_PORT": str(free_port()),
+            "MODELSERVER_PORT": "0",
+            "MODELSERVER_METRICS_PORT": "0",
             "MODELSERVER_LOG_FORMAT": "json",
         }
         if self.options.checkpoint:
             model_env["MODELSERVER_CHECKPOINT"] = self.options.checkpoint
-        self.ports["modelserver"] = int(model_env["MODELSERVER_METRICS_PORT"])
-        self.supervisor.start("modelserver", "services.modelserver", model_env)
+        self.start_child("modelserver", "services.modelserver", model_env)
+        # the model server binds its gRPC port after loading the model; fusion and recognition need it
+        self.model_port = self.wait_for_port("modelserver", "grpc")
         model = f"127.0.0.1:{self.model_port}"
         campus = str(self.campus_file)
-        self.supervisor.start(
+        self.start_child(
             "store",
             "services.store",
             {
@@ -211,7 +240,7 @@ class PipelineRun:
                 "STORE_CAMPUS_FILE": campus,
             },
         )
-        self.supervisor.start(
+        self.start_child(
             "recognition",
             "services.recognition",
             {
@@ -220,7 +249,7 @@ class PipelineRun:
                 "RECOGNITION_STATE_DIR": str(self.workdir / "recognition"),
             },
         )
-        self.supervisor.start(
+        self.start_child(
             "fusion",
             "services.fusion",
             {
@@ -229,7 +258,7 @@ class PipelineRun:
                 "FUSION_CAMPUS_FILE": campus,
             },
         )
-        self.supervisor.start(
+        self.start_child(
             "enhancement",
             "services.enhancement",
             {
@@ -260,7 +289,7 @@ class PipelineRun:
                 "CAPTURE_REALTIME": "true" if self.options.realtime else "false",
                 "CAPTURE_GROUND_TRUTH_OUT": str(self.ground_truth),
             }
-            self.supervisor.start(name, "services.capture", env)
+            self.start_child(name, "services.capture", env)
 
     def wait_ready(self, names: list[str], timeout_s: float = READY_TIMEOUT_S) -> None:
         """Poll each service's /readyz until all answer ready; raise with the laggards' reasons."""
@@ -269,7 +298,11 @@ class PipelineRun:
         while waiting:
             self.check_children()
             for name in list(waiting):
-                ready, detail = readyz(self.ports[name])
+                port = self.port(name)
+                if port is None:
+                    waiting[name] = "starting (no metrics port announced yet)"
+                    continue
+                ready, detail = readyz(port)
                 if ready:
                     del waiting[name]
                 else:

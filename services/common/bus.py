@@ -33,7 +33,7 @@ from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import deadletter_pb2
 from services.common.retry import call_until_available
-from services.common.settings import ServiceSettings
+from services.common.settings import ServiceSettings, env_name
 from services.common.topics import DEAD_LETTER
 
 # Bytes of protocol overhead a record adds on top of key and value.
@@ -205,7 +205,11 @@ class StreamService(ABC):
     async def run(self) -> int:
         """Run until stopped; returns the process exit code."""
         self.stop.install_signal_handlers()
-        port = await self.health.start(self.settings.metrics_host, self.settings.metrics_port)
+        port = await self.health.start(
+            self.settings.metrics_host,
+            self.settings.metrics_port,
+            setting=env_name(self.settings, "metrics_port"),
+        )
         self.log.info("starting", extra={"input_topic": self.input_topic, "metrics_port": port})
         try:
             await self.producer.start()

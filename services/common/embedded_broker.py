@@ -7,19 +7,13 @@ replicated, disk-backed topics instead (infra/).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from services.common.ports import PortInUse, listening, port_in_use_message, retry_on_port_conflict
 
 
 def broker_binary() -> str:
@@ -29,10 +23,15 @@ def broker_binary() -> str:
 
 
 class EmbeddedBroker:
-    """A Tansu broker child process on 127.0.0.1:<port>, memory storage."""
+    """A Tansu broker child process on 127.0.0.1:<port>, memory storage.
+
+    Tansu cannot bind port 0 and report it, so without a ``port`` the broker is started on a
+    port free at that instant and started again on another one if something takes it first;
+    a given ``port`` that is in use is PortInUse."""
 
     def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
-        self.port = port or free_port()
+        self.fixed_port = port
+        self.port = port or 0
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -41,6 +40,12 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
+        if self.fixed_port:
+            return self._start_on(self.fixed_port, timeout_s)
+        return retry_on_port_conflict(lambda port: self._start_on(port, timeout_s))
+
+    def _start_on(self, port: int, timeout_s: float) -> EmbeddedBroker:
+        self.port = port
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -62,12 +67,16 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if listening("127.0.0.1", self.port):  # it could not bind: another program has the port
+                    raise PortInUse(port_in_use_message("broker", "127.0.0.1", self.port, "the broker port"))
                 raise RuntimeError(f"embedded broker exited with code {self.process.returncode}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return self
+            if listening("127.0.0.1", self.port):
+                # whoever answered, the broker must still be running a moment later: if it lost the
+                # bind to another program it exits at once
+                time.sleep(0.2)
+                if self.process.poll() is None:
+                    return self
+                continue
             time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"embedded broker did not listen on {self.bootstrap} within {timeout_s} s")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from pydantic_settings import BaseSettings
 
 from services.common.logs import setup_logging
+from services.common.ports import PortInUse
 from services.common.settings import load_settings
 
 S = TypeVar("S", bound=BaseSettings)
@@ -37,6 +38,9 @@ def service_main(
         return int(asyncio.run(service.run()) or 0)
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         return 130
+    except PortInUse as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
 
 
 def main_for(name: str, settings_class: type[S], make_service: Callable[[S], Any]) -> None:

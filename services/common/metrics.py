@@ -23,6 +23,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from services.common.ports import PortInUse, announce_ports, is_address_in_use, port_in_use_message
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
@@ -123,7 +125,9 @@ class HealthServer:
         """Called by the service loop on every turn; /healthz fails when the loop is stuck."""
         self.heartbeat = time.monotonic()
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, *, setting: str = "METRICS_PORT") -> int:
+        """Listen on ``host:port`` (0: any free port), announce it (services.common.ports), return it.
+        PortInUse (one line naming ``setting``) if another program holds a configured port."""
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._health)
@@ -131,10 +135,17 @@ class HealthServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            if is_address_in_use(exc):
+                raise PortInUse(port_in_use_message("metrics", host, port, setting)) from None
+            raise
         # a listening TCP site's server is the loop's Server, which has .sockets
         server = cast("asyncio.Server | None", site._server)
         self.port = server.sockets[0].getsockname()[1] if server and server.sockets else port
+        announce_ports(metrics=self.port)
         return self.port
 
     async def stop(self) -> None:

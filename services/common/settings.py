@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
 S = TypeVar("S", bound=BaseSettings)
 
 
+def env_name(settings: BaseSettings, field: str) -> str:
+    """The environment variable that sets ``field`` of ``settings`` (its prefix included)."""
+    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
 def load_settings(settings_class: type[S], *, validate_only: bool = False) -> S:
     """Build settings from the environment; on error print what is wrong (never the values) and exit 1."""
     try:

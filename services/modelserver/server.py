@@ -26,6 +26,8 @@ from services.common.errors import BadInput
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import events_pb2, inference_pb2, inference_pb2_grpc, observations_pb2
+from services.common.ports import PortInUse, announce_ports, listening, port_in_use_message
+from services.common.settings import env_name
 from services.common.vocabulary import KEYPOINTS, NUM_KEYPOINTS
 from services.modelserver.batcher import MicroBatcher
 from services.modelserver.config import ModelServerSettings
@@ -166,13 +168,25 @@ class ModelServer:
         options = [
             ("grpc.max_receive_message_length", self.settings.max_message_bytes),
             ("grpc.max_send_message_length", self.settings.max_message_bytes),
+            # never share a port with another server silently (gRPC sets SO_REUSEPORT by default)
+            ("grpc.so_reuseport", 0),
         ]
         self.server = grpc.aio.server(options=options)
         inference_pb2_grpc.add_FusionKeypointsServicer_to_server(_FusionServicer(self), self.server)
         inference_pb2_grpc.add_RecognitionServicer_to_server(_RecognitionServicer(self), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        except RuntimeError:  # grpc: "Failed to bind to address"
+            if self.settings.port and listening(self.settings.host, self.settings.port):
+                raise PortInUse(
+                    port_in_use_message(
+                        "gRPC", self.settings.host, self.settings.port, env_name(self.settings, "port")
+                    )
+                ) from None
+            raise
         await self.server.start()
+        announce_ports(grpc=self.port)
         for service in ("", FUSION_SERVICE, RECOGNITION_SERVICE):
             await self.health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         return self.port
@@ -188,7 +202,11 @@ class ModelServer:
 
     async def run(self) -> int:
         self.stop.install_signal_handlers()
-        metrics_port = await self.health_http.start(self.settings.metrics_host, self.settings.metrics_port)
+        metrics_port = await self.health_http.start(
+            self.settings.metrics_host,
+            self.settings.metrics_port,
+            setting=env_name(self.settings, "metrics_port"),
+        )
         try:
             port = await self.start()
         except (FileNotFoundError, ValueError) as exc:  # a checkpoint this version cannot serve: refuse now

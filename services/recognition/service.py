@@ -34,6 +34,7 @@ from services.common.model_client import ModelClient
 from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inference_pb2, observations_pb2
 from services.common.retry import call_until_available
 from services.common.seats import normalise_keypoints
+from services.common.settings import env_name
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
@@ -159,7 +160,11 @@ class RecognitionService:
         return (self._model_ok, self._model_detail)
 
     async def _on_start(self) -> None:
-        port = await self.health.start(self.settings.metrics_host, self.settings.metrics_port)
+        port = await self.health.start(
+            self.settings.metrics_host,
+            self.settings.metrics_port,
+            setting=env_name(self.settings, "metrics_port"),
+        )
         log.info("started", extra={"metrics_port": port, "partitions": self.partitions})
         info = await self._with_retry(self.client.info)
         self.window_frames = int(info.window_frames) or WINDOW_FRAMES

@@ -19,7 +19,7 @@ import pytest
 
 from dashboards import queries
 from dashboards.auth import Role, Viewer
-from dashboards.cli import free_port, serve, wait_until_ready
+from dashboards.cli import serve_ready
 from dashboards.database import open_engine
 from dashboards.semester import SemesterPlan, generate_semester
 from dashboards.views.common import percent
@@ -39,10 +39,8 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(base URL, database URL) of a dashboard served by `streamlit run` on generated data."""
     database_url = f"sqlite:///{tmp_path / 'browser.db'}"
     generate_semester(database_url, PLAN)
-    port = free_port()
-    process = serve(database_url, port, demo_admin=(ADMIN, PASSWORD))
+    process, port = serve_ready(database_url, 0, demo_admin=(ADMIN, PASSWORD))
     try:
-        wait_until_ready(port, process=process, timeout_s=60)
         yield f"http://127.0.0.1:{port}", database_url
     finally:
         process.terminate()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from services.common.campus import Camera, Campus, Classroom, Course, RosterEntry, Seat, dump_campus
-from services.common.embedded_broker import free_port
 from services.common.pb.classroom.v1 import deadletter_pb2, observations_pb2
+from services.common.ports import bind_free_port
 from services.common.topics import DEAD_LETTER, FRAMES_ENHANCED, OBSERVATIONS
 from services.fusion.config import FusionSettings
 from services.fusion.service import FusionService
@@ -38,7 +38,7 @@ def campus_file(tmp_path):
 def test_fusion_waits_for_the_model_server_and_dead_letters_bad_frames(
     broker, topic_prefix, tmp_path
 ) -> None:
-    port = free_port()
+    port = bind_free_port()
     settings = FusionSettings(
         kafka_bootstrap=broker.bootstrap,
         topic_prefix=topic_prefix,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.embedded_broker import free_port
 from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2
+from services.common.ports import bind_free_port
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS
 from tests.fixtures import ModelServerThread
 from tests.kafka_helpers import consume_all, produce
@@ -56,7 +56,7 @@ def stop_worker(process: subprocess.Popen) -> int:
 
 
 def test_windows_survive_a_restart_and_a_late_model_server(broker, topic_prefix, tmp_path) -> None:
-    model_port = free_port()
+    model_port = bind_free_port()
     log = tmp_path / "recognition.log"
     students = ["s-ana", "s-bo"]
     model = None
