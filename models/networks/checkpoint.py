@@ -107,10 +107,11 @@ def check_checkpoint(data: dict[str, Any], path: str | Path) -> None:
 
 
 def write_enhancement_json(pipeline: nn.Module, directory: str | Path) -> Path:
-    """enhancement.json beside the checkpoint: the learned parameters if the torch
-    enhancement exports them (``export_params()``), else the section 3.2 defaults."""
+    """enhancement.json beside the checkpoint: the parameters the torch enhancement learned
+    (``export_params()``) if they beat the section 3.2 defaults on real photographs, else the
+    defaults (``services.enhancement.photos``; both figures in enhancement.report.json)."""
+    from services.enhancement.photos import ship
+
     export = getattr(pipeline.enhancement, "export_params", None)
-    params = export() if callable(export) else EnhancementParams()
-    path = Path(directory) / ENHANCEMENT_JSON
-    params.to_json(path)
-    return path
+    ship(directory, export() if callable(export) else EnhancementParams())
+    return Path(directory) / ENHANCEMENT_JSON
