@@ -12,6 +12,10 @@ BENCHES = {
     "simulate": ("services.simulator.bench", "simulator frame sets per second"),
     "models": ("models.tools.bench", "model server networks: frame sets/s against batch size"),
     "dashboard": ("dashboards.bench", "dashboard page render times on a semester of data"),
+    "drill": (
+        "services.cli.drill",
+        "fault drill: pause a service, kill the model server, refuse the database; what was lost",
+    ),
 }
 
 

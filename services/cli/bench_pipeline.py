@@ -55,6 +55,7 @@ def measure(classrooms: int, *, paced: bool, args: argparse.Namespace) -> dict:
         start_counts = run.counters()
         assert run.tap is not None
         run.tap.latencies_s.clear()
+        run.tap.received_at.clear()
         started = time.monotonic()
         while time.monotonic() - started < args.seconds:
             time.sleep(0.5)

@@ -9,11 +9,13 @@ Prometheus endpoint and a tap on the behaviours topic, and stops everything in p
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,8 @@ class Tap:
     bootstrap: str
     topic: str
     latencies_s: list[float] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)  # time.monotonic() of each latency
+    event_ids: Counter[str] = field(default_factory=Counter)  # more than 1: published again
     events: int = 0
     untrained: int = 0
     model_versions: set[str] = field(default_factory=set)
@@ -85,11 +89,13 @@ class Tap:
                         self.untrained += not event.model_trained
                         self.model_versions.add(event.model_version)
                         self.session_ids.add(event.session_id)
+                        self.event_ids[event.event_id] += 1
                         self.window_s = (event.window_end_us - event.window_start_us) / 1e6
                         if event.frame_published_ts_us:
                             self.latencies_s.append(
                                 (event.published_ts_us - event.frame_published_ts_us) / 1e6
                             )
+                            self.received_at.append(time.monotonic())
         finally:
             consumer.close()
 
@@ -204,6 +210,21 @@ class PipelineRun:
         """Metrics port of every child that has announced one."""
         found = {name: self.port(name) for name in self.port_files}
         return {name: port for name, port in found.items() if port is not None}
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a child and its process group (a crash), and reap it."""
+        self.supervisor.signal(name, signal.SIGKILL)
+        self.supervisor.child(name).process.wait(30)
+
+    def restart(self, name: str, **overrides: str) -> None:
+        """Start a child that has exited again, with its environment and ``overrides``."""
+        child = self.supervisor.child(name)
+        self.start_child(name, child.module, {**child.env, **overrides})
+
+    def restart_modelserver(self) -> None:
+        """The model server again on the gRPC port fusion and recognition already call."""
+        self.restart("modelserver", MODELSERVER_PORT=str(self.model_port))
+        self.wait_for_port("modelserver", "grpc")
 
     def wait_for_port(self, name: str, kind: str, timeout_s: float = READY_TIMEOUT_S) -> int:
         deadline = time.monotonic() + timeout_s

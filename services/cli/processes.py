@@ -33,6 +33,8 @@ class Child:
     log_path: Path
     metrics_port: int = 0
     started: float = field(default_factory=time.monotonic)
+    module: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # what it was started with, for a restart
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -45,6 +47,10 @@ class Supervisor:
         self.children: list[Child] = []
 
     def start(self, name: str, module: str, env: dict[str, str], *, metrics_port: int = 0) -> Child:
+        """Start ``python -m module``; a child of the same name that has exited is replaced."""
+        if any(c.name == name and c.alive() for c in self.children):
+            raise RuntimeError(f"{name} is already running")
+        self.children = [c for c in self.children if c.name != name]
         log_path = self.log_dir / f"{name}.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         process = subprocess.Popen(
@@ -55,9 +61,19 @@ class Supervisor:
             preexec_fn=_die_with_parent,
         )
         log_file.close()
-        child = Child(name, process, log_path, metrics_port)
+        child = Child(name, process, log_path, metrics_port, module=module, env=dict(env))
         self.children.append(child)
         return child
+
+    def child(self, name: str) -> Child:
+        for child in self.children:
+            if child.name == name:
+                return child
+        raise KeyError(f"no child named {name}")
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        """Send ``sig`` to the child's whole process group (its worker processes too)."""
+        os.killpg(self.child(name).process.pid, sig)
 
     def failed(self) -> list[Child]:
         return [c for c in self.children if not c.alive() and c.process.returncode not in (0, None)]

@@ -37,6 +37,12 @@ class ModelClient:
             # Spread calls over every address a DNS name resolves to (model-server replicas).
             ("grpc.lb_policy_name", "round_robin"),
             ("grpc.enable_retries", 0),
+            # Reconnect to a restarted model server within half a second: gRPC's own reconnect
+            # backoff (1 s, x1.6 per failure, up to 120 s) would leave the channel failing for
+            # seconds after the server is back, whatever our retry policy (services/common/retry.py).
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 500),
         ]
         self._channel: grpc.aio.Channel | None = None
 

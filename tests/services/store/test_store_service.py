@@ -7,13 +7,14 @@ import pytest
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, func, select
 
+from services.cli.faults import FaultProxy
 from services.common.db.engine import make_engine
 from services.common.db.models import BehaviourEvent, StudentSessionSummary
 from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2
 from services.common.topics import BEHAVIOURS, DEAD_LETTER
 from services.store.config import StoreSettings
 from services.store.service import StoreService
-from tests.fixtures import POSTGRES_URL, FaultProxy, ServiceThread, wait_for
+from tests.fixtures import POSTGRES_URL, ServiceThread, wait_for
 from tests.kafka_helpers import consume_all, produce
 
 pytestmark = pytest.mark.integration
