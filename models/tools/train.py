@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     staged.add_argument(
         "--finetune-epochs", type=int, help="stage c: end-to-end epochs (default 2; 0 skips it)"
     )
+    staged.add_argument("--front-lr", type=float, help="stage a: peak learning rate (default 2e-3)")
+    staged.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from this checkpoint's weights (same method and layout), e.g. the served "
+        "models/checkpoints/crowd/model.pt to go on training it, or to fine-tune it on your own classrooms",
+    )
     staged.add_argument(
         "--stages",
         default="front_end,recogniser,finetune",
@@ -195,6 +202,8 @@ def run_staged(args: argparse.Namespace) -> int:
         finetune_epochs=args.finetune_epochs
         if args.finetune_epochs is not None
         else defaults.finetune_epochs,
+        front_lr=args.front_lr if args.front_lr is not None else defaults.front_lr,
+        init_from=str(args.init_from) if args.init_from is not None else None,
     )
     out = args.out or Path("var/train") / f"{args.method}-staged"
     data = args.data or "sim:crowd"

@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from models.data.served import ServedWindows, load_params
 from models.data.windows import collate
-from models.networks.checkpoint import ENHANCEMENT_JSON, atomic_save, build_checkpoint
+from models.networks.checkpoint import ENHANCEMENT_JSON, atomic_save, build_checkpoint, load_checkpoint
 from models.networks.pipeline import ClassroomPipeline
 from models.networks.registry import build_pipeline, method_config
 from models.training.losses import LossConfig, MultiTaskLoss, class_weights
@@ -81,6 +81,7 @@ class StagedOptions:
     )
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
+    init_from: str | None = None  # a checkpoint whose weights the run starts from (warm start)
     # a. front end
     front_steps: int = 5000
     front_batch: int = 64
@@ -495,6 +496,21 @@ def _stage_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def warm_start(pipeline: ClassroomPipeline, path: str, method: str, log: Callable[[str], None]) -> None:
+    """Load a checkpoint's weights into ``pipeline``: same method, same layout, or ValueError."""
+    data = load_checkpoint(path)  # FileNotFoundError / a one-line ValueError for a file that is not one
+    if data.get("method") != method:
+        raise ValueError(f"--init-from {path}: a {data.get('method')} checkpoint, not {method}")
+    try:
+        pipeline.load_state_dict(data["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise ValueError(
+            f"--init-from {path}: its layout differs from this run's (keypoint widths, crop size?): {first}"
+        ) from None
+    log(f"starting from the weights of {path}")
+
+
 def train_staged(
     train_set: ServedWindows,
     val_set: ServedWindows,
@@ -539,6 +555,8 @@ def train_staged(
     config["inputs"] = "served"
     torch.manual_seed(options.seed)
     pipeline = build_pipeline(config)
+    if options.init_from is not None:
+        warm_start(pipeline, options.init_from, options.method, log)
     criterion = MultiTaskLoss(loss_config(options, config))
     criterion.config.class_weights = class_weights(train_set.labels()).tolist()
     criterion.weights.copy_(torch.tensor(criterion.config.class_weights))

@@ -137,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
     sampler: Sampler | None = None
     try:
         pipeline.start()
-        sampler = Sampler(
-            pipeline, lambda: _event_ids(args.database_url, pipeline.tap.session_ids, count=True)
-        )
+        tap = pipeline.tap
+        assert tap is not None  # started by pipeline.start()
+        sampler = Sampler(pipeline, lambda: _event_ids(args.database_url, tap.session_ids, count=True))
         sampler.start()
         began = time.monotonic()
         _wait(pipeline, args.warmup)

@@ -82,3 +82,30 @@ def test_a_later_stage_needs_the_earlier_ones(sets, tmp_path):
         train_staged(
             train_set, val_set, tmp_path, tiny(), stages=("recogniser",), progress=False, log=lambda _m: None
         )
+
+
+def test_a_run_starts_from_a_checkpoints_weights_or_says_why_not(sets, tmp_path):
+    train_set, val_set = sets
+    quiet = {"progress": False, "log": lambda _m: None}
+    first = tmp_path / "first"
+    train_staged(train_set, val_set, first, tiny(finetune_epochs=0), **quiet)
+    trained = load_checkpoint(first / "model.pt")["state_dict"]
+    # no steps of its own: stage a of the warm-started run is the checkpoint's front end
+    again = tmp_path / "again"
+    options = tiny(front_steps=0, init_from=str(first / "model.pt"))
+    train_staged(train_set, val_set, again, options, stages=("front_end",), **quiet)
+    front = load_checkpoint(again / "front_end.pt")["state_dict"]
+    key = next(k for k in trained if k.startswith("keypoint_net.") and k.endswith("weight"))
+    assert torch.equal(front[key], trained[key])
+    with pytest.raises(ValueError, match="a proposed checkpoint, not rgb_only"):
+        train_staged(
+            train_set,
+            val_set,
+            tmp_path / "other",
+            tiny(method="rgb_only", init_from=str(first / "model.pt")),
+            **quiet,
+        )
+    wider = tiny(init_from=str(first / "model.pt"))
+    wider.model_overrides = {"keypoints": {"widths": [16, 32], "stages": 1, "blocks": 1}}
+    with pytest.raises(ValueError, match="layout differs"):
+        train_staged(train_set, val_set, tmp_path / "wider", wider, **quiet)
