@@ -23,7 +23,13 @@ class CaptureSettings(ServiceSettings):
         default="", description="class session id; empty = <course or classroom>-<UTC start>"
     )
     source: Literal["simulator", "dataset", "kinect", "mkv"] = "simulator"
-    fps: float = Field(default=15.0, gt=0, le=60, description="frames per second published")
+    fps: float = Field(default=15.0, gt=0, le=60, description="frames per second the camera captures")
+    window_rate_only: bool = Field(
+        default=True,
+        description="publish only the first frame set of each recognition slot (the WINDOW_FPS grid the "
+        "recognition service samples on): a faster camera's other frame sets are counted and dropped here, "
+        "before encoding, enhancement and the model server",
+    )
     max_frames: int = Field(
         default=0, ge=0, description="stop after this many frame sets; 0 = run until stopped"
     )

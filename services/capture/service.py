@@ -30,6 +30,7 @@ from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import deadletter_pb2, frames_pb2
 from services.common.settings import env_name
 from services.common.topics import DEAD_LETTER, FRAMES_RAW
+from services.common.vocabulary import SLOT_US
 
 log = logging.getLogger("capture")
 
@@ -83,6 +84,7 @@ class CaptureService:
         self._ground_truth: TextIO | None = None
         self._shift_us: int | None = None  # this source run's timeline -> wall clock (_restamp)
         self._last_ts_us: int | None = None  # the newest stamp published: stamps only go forward
+        self._last_slot: int | None = None  # the recognition slot of the newest frame set published
 
     def readiness(self) -> tuple[bool, str]:
         return self._camera_ok, self._camera_detail
@@ -142,6 +144,8 @@ class CaptureService:
 
     def _queue_frame(self, frames: CapturedFrameSet, source: FrameSource) -> None:
         frames = self._restamp(frames)
+        if not self._takes_slot(frames.rgb_ts_us):
+            return
         try:
             message = frame_set_message(
                 frames,
@@ -177,6 +181,20 @@ class CaptureService:
             self._queue.put(message, timeout=1.0 if source.live else None)
         except queue.Full:
             self.dropped += 1  # live camera faster than the broker: drop at the source
+
+    def _takes_slot(self, capture_ts_us: int) -> bool:
+        """Whether a frame set is analysed: the first of its recognition slot (``capture_ts //
+        SLOT_US``, the grid windows.py samples on). The others would reach recognition only to
+        be skipped there after enhancement and the model server had paid for them; they are
+        counted here (``classroom_observations_skipped_total{reason="slot_taken"}``)."""
+        if not self.settings.window_rate_only:
+            return True
+        slot = capture_ts_us // SLOT_US
+        if self._last_slot is not None and slot <= self._last_slot:
+            self.metrics.count_skipped("slot_taken")
+            return False
+        self._last_slot = slot
+        return True
 
     def _restamp(self, frames: CapturedFrameSet) -> CapturedFrameSet:
         """Put a frame set on the wall clock, monotonic per camera.

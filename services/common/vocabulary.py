@@ -90,3 +90,5 @@ FLIP_PAIRS: tuple[tuple[int, int], ...] = tuple(
 WINDOW_FRAMES = 16
 WINDOW_FPS = 8.0
 HOP_FRAMES = 8
+# a frame's slot on that grid is capture_ts_us // SLOT_US (services/recognition/windows.py)
+SLOT_US = round(1e6 / WINDOW_FPS)

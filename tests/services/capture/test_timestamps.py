@@ -58,3 +58,32 @@ def test_a_timeline_that_goes_back_continues_forward(agent, monkeypatch) -> None
     stamps = first + second
     assert all(b > a for a, b in pairwise(stamps))
     assert second[0] - first[-1] == round(1e6 / 15)
+
+
+def test_a_faster_camera_is_analysed_at_the_window_rate(agent, monkeypatch) -> None:
+    """15 fps in, the first frame set of each 8 fps recognition slot out: every slot taken once,
+    the others counted where they are dropped, before encoding and the model server."""
+    monkeypatch.setattr(capture_service, "now_us", lambda: 1_767_000_000_000_000)
+    kept = []
+    for k in range(45):  # 3 s at 15 fps
+        f = agent._restamp(frame_set(k, k * FRAME_US))
+        if agent._takes_slot(f.rgb_ts_us):
+            kept.append(f.rgb_ts_us)
+    slots = [ts // 125_000 for ts in kept]
+    assert slots == list(range(slots[0], slots[0] + len(slots)))  # one per slot, none missing
+    assert len(kept) in (23, 24)  # 8 per second of 45 frames at 15 fps
+    skipped = agent.metrics.skipped.labels("capture", "slot_taken")._value.get()
+    assert skipped == 45 - len(kept)
+
+
+def test_every_frame_set_is_published_when_asked(monkeypatch) -> None:
+    settings = CaptureSettings(
+        kafka_bootstrap="127.0.0.1:9",
+        classroom_id="room-1",
+        camera_id="front",
+        fps=15,
+        window_rate_only=False,
+    )
+    agent = CaptureService(settings)
+    monkeypatch.setattr(capture_service, "now_us", lambda: 1_767_000_000_000_000)
+    assert all(agent._takes_slot(agent._restamp(frame_set(k, k * FRAME_US)).rgb_ts_us) for k in range(15))
