@@ -231,3 +231,10 @@ class LoginSession:
             minutes = idle.total_seconds() / 60
             return f"Your login expired after {minutes:.0f} idle minutes; please log in again."
         return None
+
+
+def purge_login_failures(engine: Engine, cutoff: datetime) -> int:
+    """Delete failed-login records older than ``cutoff`` (retention; ``classroom db purge``)."""
+    with Session(engine) as session, session.begin():
+        result = session.execute(delete(LoginFailure).where(LoginFailure.at < cutoff))  # type: ignore[arg-type]
+        return int(result.rowcount or 0)

@@ -41,8 +41,9 @@ class ServiceSettings(BaseSettings):
         default=None, description="campus YAML: classrooms, cameras, seat maps, rosters"
     )
     deadletter_keep_payload: bool = Field(
-        default=True,
-        description="keep the failed message's bytes in the dead letter (bounded by the topic's retention)",
+        default=False,
+        description="keep the failed message's bytes (possibly a frame of students) in the dead letter, for "
+        "debugging, bounded by the topic's retention; by default a dead letter holds the reason, not the payload",
     )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
