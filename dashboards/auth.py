@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from services.common.db.models import CourseInstructor
+from services.common.db.retention import deleted_rows
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 10
@@ -236,5 +237,4 @@ class LoginSession:
 def purge_login_failures(engine: Engine, cutoff: datetime) -> int:
     """Delete failed-login records older than ``cutoff`` (retention; ``classroom db purge``)."""
     with Session(engine) as session, session.begin():
-        result = session.execute(delete(LoginFailure).where(LoginFailure.at < cutoff))  # type: ignore[arg-type]
-        return int(result.rowcount or 0)
+        return deleted_rows(session.execute(delete(LoginFailure).where(LoginFailure.at < cutoff)))  # type: ignore[arg-type]

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import delete
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
 from services.common.db.models import (
@@ -66,7 +66,7 @@ def purge_before(engine: Engine, cutoff: datetime, *, dry_run: bool = False) -> 
         if dry_run:
             counts["events"] += len(session.exec(select(BehaviourEvent.event_id).where(orphan)).all())
         else:
-            counts["events"] += session.execute(delete(BehaviourEvent).where(orphan)).rowcount or 0
+            counts["events"] += deleted_rows(session.execute(delete(BehaviourEvent).where(orphan)))
     return Purged(**counts)
 
 
@@ -75,4 +75,9 @@ def _delete(session: Session, table: Any, column: Any, ids: list[str], dry_run: 
     where = col(column).in_(ids)
     if dry_run:
         return len(session.exec(select(column).where(where)).all())
-    return int(session.execute(delete(table).where(where)).rowcount or 0)
+    return deleted_rows(session.execute(delete(table).where(where)))
+
+
+def deleted_rows(result: Any) -> int:
+    """Rows a DELETE removed (its result is a CursorResult, typed as a plain Result)."""
+    return int(cast(CursorResult, result).rowcount or 0)
