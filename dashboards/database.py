@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from dashboards import auth  # noqa: F401  (registers the dashboard's own tables on the shared metadata)
-from services.common.db.engine import create_schema, make_engine
+from services.common.db.engine import make_engine
+from services.common.db.schema import upgrade_schema
 
 _SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -54,7 +55,7 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
                 connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
             bare.dispose()
         if create:
-            create_schema(engine)
+            upgrade_schema(engine)
         else:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))

@@ -1,8 +1,10 @@
 """``classroom db``: the SQL store's upkeep.
 
+    classroom db upgrade [--database-url URL]
     classroom db purge --older-than-days 180 [--database-url URL] [--dry-run]
 
-deletes the class sessions that ended more than N days ago, with their behaviour events and
+``upgrade`` applies the schema's Alembic migrations (``services/common/db/schema.py``);
+``purge`` deletes the class sessions that ended more than N days ago, with their behaviour events and
 aggregates (``services/common/db/retention.py``), and failed-login records as old. Schedule it
 (infra/compose.yaml's ``purge`` service, infra/k8s's ``classroom-purge`` CronJob): how long a
 campus keeps what its classrooms did is its decision, and this is how it is carried out.
@@ -19,6 +21,14 @@ from datetime import UTC, datetime, timedelta
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
+    upgrade = sub.add_parser(
+        "upgrade", help="apply the schema's migrations not applied yet (the store does at start)"
+    )
+    upgrade.add_argument(
+        "--database-url",
+        default=os.environ.get("STORE_DATABASE_URL"),
+        help="the store's database (default $STORE_DATABASE_URL, else the embedded SQLite file)",
+    )
     purge = sub.add_parser(
         "purge", help="delete sessions (events, aggregates) and login records older than N days"
     )
@@ -45,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.db_action == "upgrade":
+        return upgrade(args)
     if args.older_than_days is None or args.older_than_days <= 0:
         print(
             "classroom db purge: --older-than-days N (N > 0), or set CLASSROOM_RETENTION_DAYS",
@@ -61,12 +73,36 @@ def run(args: argparse.Namespace) -> int:
             return code
 
 
+def upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.common.db.engine import DEFAULT_DATABASE_URL, make_engine
+    from services.common.db.schema import upgrade_schema
+
+    engine = make_engine(args.database_url or DEFAULT_DATABASE_URL)
+    try:
+        done = upgrade_schema(engine)
+    except SQLAlchemyError as exc:
+        print(f"classroom db upgrade: the database refused: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    found = (
+        "an empty database" if done.before is None and not done.stamped_legacy else f"revision {done.before}"
+    )
+    if done.stamped_legacy:
+        found = "tables made before migrations (stamped 0001)"
+    print(f"schema at revision {done.after} (found {found})")
+    return 0
+
+
 def purge_once(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from dashboards.auth import purge_login_failures
-    from services.common.db.engine import DEFAULT_DATABASE_URL, create_schema, make_engine
+    from services.common.db.engine import DEFAULT_DATABASE_URL, make_engine
     from services.common.db.retention import purge_before
+    from services.common.db.schema import upgrade_schema
 
     if args.older_than_days is None or args.older_than_days <= 0:
         print(
@@ -77,7 +113,7 @@ def purge_once(args: argparse.Namespace) -> int:
     cutoff = datetime.now(UTC) - timedelta(days=args.older_than_days)
     engine = make_engine(args.database_url or DEFAULT_DATABASE_URL)
     try:
-        create_schema(engine)
+        upgrade_schema(engine)
         purged = purge_before(engine, cutoff, dry_run=args.dry_run)
         logins = 0 if args.dry_run else purge_login_failures(engine, cutoff)
     except SQLAlchemyError as exc:

@@ -53,7 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "print benchmark figures (pipeline, enhance, simulate, models, dashboard)",
     ),
     "dashboard": ("dashboards.cli", "run the engagement dashboard, manage its users, generate semester data"),
-    "db": ("services.cli.db", "the SQL store's upkeep: purge sessions older than the campus keeps them"),
+    "db": (
+        "services.cli.db",
+        "the SQL store's upkeep: schema migrations, purge of sessions older than the campus keeps them",
+    ),
 }
 
 

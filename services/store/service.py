@@ -21,8 +21,9 @@ from services.common.bus import DependencyUnavailable, RecordResult, StoppedDuri
 from services.common.campus import load_campus
 from services.common.codecs import parse_message
 from services.common.db.crud import Recorded, record_events, sync_campus
-from services.common.db.engine import create_schema, make_engine
+from services.common.db.engine import make_engine
 from services.common.db.models import BehaviourEvent
+from services.common.db.schema import upgrade_schema
 from services.common.errors import BadInput, ConflictingEvent, MalformedMessage
 from services.common.pb.classroom.v1 import events_pb2
 from services.common.retry import call_until_available
@@ -121,7 +122,7 @@ class StoreService(StreamService):
             return
 
     def _prepare_database(self) -> None:
-        create_schema(self.engine)
+        upgrade_schema(self.engine)
         if self.settings.campus_file is not None:
             campus = load_campus(self.settings.campus_file)
             with Session(self.engine) as session:

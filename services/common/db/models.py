@@ -73,7 +73,7 @@ class ClassSessionBase(SQLModel):
     course_id: str = Field(default="", index=True)
     camera_id: str = ""
     started_at: datetime = Field(index=True)
-    ended_at: datetime
+    ended_at: datetime = Field(index=True)  # retention purges by it
     model_version: str = ""
     model_trained: bool = False
 

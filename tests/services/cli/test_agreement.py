@@ -10,8 +10,9 @@ from sqlmodel import Session
 
 from services.cli.agreement import load_ground_truth, measure_agreement
 from services.cli.main import main
-from services.common.db.engine import create_schema, make_engine
+from services.common.db.engine import make_engine
 from services.common.db.models import BehaviourEvent
+from services.common.db.schema import upgrade_schema
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -61,7 +62,7 @@ def event(event_id: str, student: str, start: float, end: float, label: str) -> 
 def store(tmp_path):
     url = f"sqlite:///{tmp_path / 'events.db'}"
     engine = make_engine(url)
-    create_schema(engine)
+    upgrade_schema(engine)
     truth = tmp_path / "truth.jsonl"
     # S01 writes for 0-2 s then raises a hand; S02 listens throughout; an extra is never scored
     rows = []

@@ -7,8 +7,9 @@ import pytest
 from sqlmodel import Session, func, select
 
 from services.common.db.crud import record_events
-from services.common.db.engine import create_schema, make_engine
+from services.common.db.engine import make_engine
 from services.common.db.models import BehaviourEvent, StudentSessionSummary
+from services.common.db.schema import upgrade_schema
 from services.store.service import event_row
 from tests.services.store.test_store_service import make_event
 
@@ -22,7 +23,7 @@ def _row(i: int, **changes) -> BehaviourEvent:
 
 def _check(url: str) -> None:
     engine = make_engine(url)
-    create_schema(engine)
+    upgrade_schema(engine)
     try:
         with Session(engine) as session:
             first = record_events(session=session, events=[_row(0), _row(1)])

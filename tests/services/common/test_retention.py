@@ -12,7 +12,7 @@ from sqlmodel import Session, func, select
 
 from dashboards.auth import LoginFailure
 from services.common.db.crud import record_events
-from services.common.db.engine import create_schema, make_engine
+from services.common.db.engine import make_engine
 from services.common.db.models import (
     BehaviourEvent,
     ClassSession,
@@ -21,6 +21,7 @@ from services.common.db.models import (
     StudentSessionSummary,
 )
 from services.common.db.retention import purge_before
+from services.common.db.schema import upgrade_schema
 from services.store.service import event_row
 from tests.services.store.test_store_service import make_event
 
@@ -52,7 +53,7 @@ def _count(engine, table, session_id: str | None = None) -> int:
 
 def _check(url: str) -> None:
     engine = make_engine(url)
-    create_schema(engine)
+    upgrade_schema(engine)
     try:
         with Session(engine) as session:
             record_events(session=session, events=_events("old", OLD_US) + _events("new", NEW_US))
@@ -94,7 +95,7 @@ def test_old_sessions_go_whole_on_postgres(postgres_schema_url):
 def test_the_purge_command(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     engine = make_engine(url)
-    create_schema(engine)
+    upgrade_schema(engine)
     with Session(engine) as session:
         record_events(session=session, events=_events("old", OLD_US) + _events("new", NEW_US))
         session.add(LoginFailure(username="x", client="1.2.3.4", at=NOW - timedelta(days=400)))
