@@ -8,8 +8,8 @@ Create Date: 2026-12-07 14:31:38.104867
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql import sqltypes
 
 revision = "0001"
 down_revision = None
@@ -20,24 +20,24 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "behaviour_event",
-        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("classroom_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("course_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("camera_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("student_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("seat_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("window_start", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("window_end", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("segment_start", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("segment_end", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("label", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("session_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("classroom_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("course_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("camera_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("student_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("seat_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("window_start", sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("window_end", sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("segment_start", sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("segment_end", sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("label", sqltypes.AutoString(), nullable=False),
         sa.Column("confidence", sa.Float(), nullable=False),
         sa.Column("top5", sa.Text(), nullable=False),
         sa.Column("attention", sa.Text(), nullable=False),
-        sa.Column("model_version", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("model_version", sqltypes.AutoString(), nullable=False),
         sa.Column("model_trained", sa.Boolean(), nullable=False),
-        sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("event_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("event_id"),
     )
     op.create_index(
@@ -49,14 +49,14 @@ def upgrade() -> None:
     op.create_index("ix_event_student_time", "behaviour_event", ["student_id", "segment_start"], unique=False)
     op.create_table(
         "class_session",
-        sa.Column("classroom_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("course_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("camera_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("ended_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("model_version", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("classroom_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("course_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("camera_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("started_at", sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("ended_at", sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("model_version", sqltypes.AutoString(), nullable=False),
         sa.Column("model_trained", sa.Boolean(), nullable=False),
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("id", sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_class_session_classroom_id"), "class_session", ["classroom_id"], unique=False)
@@ -64,32 +64,32 @@ def upgrade() -> None:
     op.create_index(op.f("ix_class_session_started_at"), "class_session", ["started_at"], unique=False)
     op.create_table(
         "classroom",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("building", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("id", sqltypes.AutoString(), nullable=False),
+        sa.Column("name", sqltypes.AutoString(), nullable=False),
+        sa.Column("building", sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "course",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("classroom_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("id", sqltypes.AutoString(), nullable=False),
+        sa.Column("name", sqltypes.AutoString(), nullable=False),
+        sa.Column("classroom_id", sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_course_classroom_id"), "course", ["classroom_id"], unique=False)
     op.create_table(
         "courseinstructor",
-        sa.Column("course_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("username", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("course_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("username", sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("course_id", "username"),
     )
     op.create_index(op.f("ix_courseinstructor_username"), "courseinstructor", ["username"], unique=False)
     op.create_table(
         "dashboard_login_failure",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("username", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("client", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("username", sqltypes.AutoString(), nullable=False),
+        sa.Column("client", sqltypes.AutoString(), nullable=False),
+        sa.Column("at", sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_dashboard_login_failure_at"), "dashboard_login_failure", ["at"], unique=False)
@@ -101,10 +101,10 @@ def upgrade() -> None:
     )
     op.create_table(
         "dashboard_user",
-        sa.Column("username", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("username", sqltypes.AutoString(), nullable=False),
+        sa.Column("role", sqltypes.AutoString(), nullable=False),
+        sa.Column("password_hash", sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("username"),
     )
     op.create_table(
@@ -119,8 +119,8 @@ def upgrade() -> None:
         sa.Column("s_drinking_water", sa.Float(), nullable=False),
         sa.Column("s_side_conversation", sa.Float(), nullable=False),
         sa.Column("s_upright_sitting", sa.Float(), nullable=False),
-        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("minute", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("session_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("minute", sqltypes.UTCDateTime(), nullable=False),
         sa.Column("n_events", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("session_id", "minute"),
     )
@@ -136,9 +136,9 @@ def upgrade() -> None:
         sa.Column("s_drinking_water", sa.Float(), nullable=False),
         sa.Column("s_side_conversation", sa.Float(), nullable=False),
         sa.Column("s_upright_sitting", sa.Float(), nullable=False),
-        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("student_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("minute", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("session_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("student_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("minute", sqltypes.UTCDateTime(), nullable=False),
         sa.Column("n_events", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("session_id", "student_id", "minute"),
     )
@@ -154,16 +154,16 @@ def upgrade() -> None:
         sa.Column("s_drinking_water", sa.Float(), nullable=False),
         sa.Column("s_side_conversation", sa.Float(), nullable=False),
         sa.Column("s_upright_sitting", sa.Float(), nullable=False),
-        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("student_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("classroom_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("course_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("seat_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("first_seen", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("last_seen", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("session_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("student_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("classroom_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("course_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("seat_id", sqltypes.AutoString(), nullable=False),
+        sa.Column("first_seen", sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("last_seen", sqltypes.UTCDateTime(), nullable=False),
         sa.Column("n_events", sa.Integer(), nullable=False),
         sa.Column("hand_raise_count", sa.Integer(), nullable=False),
-        sa.Column("last_label", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("last_label", sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("session_id", "student_id"),
     )
     op.create_index(
