@@ -19,16 +19,20 @@ import time
 from datetime import UTC, datetime, timedelta
 
 
+def _database_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("STORE_DATABASE_URL"),
+        help="the store's database (default $STORE_DATABASE_URL, else the embedded SQLite file)",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)
     upgrade = sub.add_parser(
         "upgrade", help="apply the schema's migrations not applied yet (the store does at start)"
     )
-    upgrade.add_argument(
-        "--database-url",
-        default=os.environ.get("STORE_DATABASE_URL"),
-        help="the store's database (default $STORE_DATABASE_URL, else the embedded SQLite file)",
-    )
+    _database_url(upgrade)
     purge = sub.add_parser(
         "purge", help="delete sessions (events, aggregates) and login records older than N days"
     )
@@ -40,11 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else None,
         help="keep this many days (default $CLASSROOM_RETENTION_DAYS)",
     )
-    purge.add_argument(
-        "--database-url",
-        default=os.environ.get("STORE_DATABASE_URL"),
-        help="the store's database (default $STORE_DATABASE_URL, else the embedded SQLite file)",
-    )
+    _database_url(purge)
     purge.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     purge.add_argument(
         "--every-hours",

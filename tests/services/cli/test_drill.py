@@ -13,26 +13,22 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.postgres]
 
 
+def drill(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "services.cli.main", "bench", "drill", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
 def test_no_event_is_lost_or_duplicated_through_the_faults(postgres_schema_url, tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "bench",
-            "drill",
-            "--database-url",
-            postgres_schema_url,
-            "--workdir",
-            str(tmp_path),
-            "--warmup",
-            "8",
-            "--quiet",
-            "8",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    done = drill(
+        "--database-url",
+        postgres_schema_url,
+        "--workdir",
+        str(tmp_path),
+        "--warmup",
+        "8",
+        "--quiet",
+        "8",
+        "--json",
         timeout=540,
     )
     assert done.returncode == 0, done.stderr[-4000:]
@@ -52,20 +48,7 @@ def test_no_event_is_lost_or_duplicated_through_the_faults(postgres_schema_url, 
 
 
 def test_the_drill_needs_postgresql(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "bench",
-            "drill",
-            "--database-url",
-            f"sqlite:///{tmp_path / 'x.db'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = drill("--database-url", f"sqlite:///{tmp_path / 'x.db'}", timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "classroom bench drill: --database-url must be PostgreSQL (the outage is a TCP proxy)"
