@@ -16,21 +16,34 @@ import queue
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
 from services.capture.config import CaptureSettings
 from services.capture.sources import CameraUnavailable, FrameSource, open_source
 from services.common import codecs
-from services.common.bus import Output, Producer, now_us
+from services.common.bus import Output, Producer, dead_letter, now_us
 from services.common.errors import BadInput, OversizedMessage
 from services.common.frames import CapturedFrameSet
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
-from services.common.pb.classroom.v1 import deadletter_pb2, frames_pb2
+from services.common.pb.classroom.v1 import frames_pb2
 from services.common.settings import env_name
 from services.common.topics import DEAD_LETTER, FRAMES_RAW
 from services.common.vocabulary import SLOT_US
+
+
+@dataclass(frozen=True)
+class CapturedRecord:
+    """A frame set capture made and could not publish, as the dead-letter envelope describes it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
 
 log = logging.getLogger("capture")
 
@@ -285,17 +298,16 @@ class CaptureService:
             "frame set refused",
             extra={"reason_code": error.reason_code, "reason": error.detail, "sequence": message.sequence},
         )
-        envelope = deadletter_pb2.DeadLetter(
+        source = CapturedRecord(
+            self.topic, -1, int(message.sequence), self.settings.classroom_id.encode(), payload
+        )
+        envelope = dead_letter(
             service=self.name,
-            source_topic=self.topic,
-            source_partition=-1,
-            source_offset=int(message.sequence),
-            key=self.settings.classroom_id.encode(),
-            reason_code=error.reason_code,
-            reason=f"{error.detail} (raise the campus limit on purpose, or lower resolution/quality)",
-            failed_ts_us=now_us(),
-            payload_size=len(payload),
-            payload_dropped=True,  # too large by definition
+            record=source,
+            error=error,
+            keep_payload=False,  # too large by definition
+            max_payload=0,
+            advice="raise the campus limit on purpose, or lower resolution/quality",
         )
         return await self.producer.send(
             Output(self.dead_letter_topic, self.settings.classroom_id.encode(), envelope.SerializeToString())

@@ -25,6 +25,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -118,14 +119,33 @@ class Producer:
             await self._producer.flush()
 
 
+class SourceRecord(Protocol):
+    """Where a refused message came from: a Kafka record (aiokafka's, recognition's), or a
+    frame set capture made itself (``partition`` -1, ``offset`` its sequence)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
 def dead_letter(
     *,
     service: str,
-    record: ConsumerRecord,
+    record: SourceRecord,
     error: BadInput,
     keep_payload: bool,
     max_payload: int,
+    advice: str = "",
 ) -> deadletter_pb2.DeadLetter:
+    """The one dead-letter envelope of the suite: the reason always, the payload only when the
+    service keeps payloads (``<PREFIX>_DEADLETTER_KEEP_PAYLOAD``) and it fits."""
     payload = record.value or b""
     keep = keep_payload and len(payload) <= max_payload
     return deadletter_pb2.DeadLetter(
@@ -135,7 +155,7 @@ def dead_letter(
         source_offset=record.offset,
         key=record.key or b"",
         reason_code=error.reason_code,
-        reason=error.detail[:2000],
+        reason=(error.detail + (f" ({advice})" if advice else ""))[:2000],
         failed_ts_us=now_us(),
         payload_size=len(payload),
         payload=payload if keep else b"",

@@ -26,12 +26,12 @@ import faust
 import numpy as np
 from faust.types import Message as FaustMessage
 
-from services.common.bus import DependencyUnavailable, now_us
+from services.common.bus import DependencyUnavailable, dead_letter, now_us
 from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, OversizedMessage
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
-from services.common.pb.classroom.v1 import deadletter_pb2, events_pb2, inference_pb2, observations_pb2
+from services.common.pb.classroom.v1 import events_pb2, inference_pb2, observations_pb2
 from services.common.retry import call_until_available
 from services.common.seats import normalise_keypoints
 from services.common.settings import env_name
@@ -447,22 +447,12 @@ class RecognitionService:
             self.tracker.mark_emitted(window.student_key, window.end_slot)
 
     async def _dead_letter(self, record: Record, error: BadInput) -> None:
-        payload = record.value or b""
-        keep = (
-            self.settings.deadletter_keep_payload and len(payload) <= self.settings.max_message_bytes - 4096
-        )
-        envelope = deadletter_pb2.DeadLetter(
+        envelope = dead_letter(
             service=self.name,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            key=record.key or b"",
-            reason_code=error.reason_code,
-            reason=error.detail[:2000],
-            failed_ts_us=now_us(),
-            payload_size=len(payload),
-            payload=payload if keep else b"",
-            payload_dropped=not keep,
+            record=record,
+            error=error,
+            keep_payload=self.settings.deadletter_keep_payload,
+            max_payload=self.settings.max_message_bytes - 4096,
         )
         self.metrics.count_dead_letter(error.reason_code)
         log.warning("dead letter", extra={"reason_code": error.reason_code, "reason": error.detail[:300]})
