@@ -15,8 +15,6 @@ Bad input raises ``services.common.errors.BadInput`` (or a subclass) naming the 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from models.networks.occupancy import load_occupancy
 from models.networks.ops import fold_batchnorm, sample_points
 from models.networks.pipeline import ClassroomPipeline
 from models.networks.registry import create_model
+from services.common import allocator
 from services.common.errors import BadInput
 from services.common.vocabulary import BEHAVIOURS, KEYPOINT_INDEX, NUM_KEYPOINTS, WINDOW_FRAMES
 
@@ -102,28 +101,6 @@ class RecognitionOutput:
     frame_attention: np.ndarray  # float32 [B, T], sums to 1
 
 
-def tune_cpu_allocator() -> bool:
-    """Keep large freed blocks in glibc's heap instead of returning them to the OS.
-
-    With glibc's defaults every multi-megabyte intermediate (the deformable convolution's
-    [N, C, 9, H, W] samples) is a fresh mmap whose pages fault in on first touch; on this
-    CPU that made fuse() ~1.4x slower (measured, docs/models.md). Process-wide, so the
-    engine does it only when asked to (the model server and the benchmark ask). Returns
-    False where this is not glibc.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # the largest value glibc accepts
-        ok &= libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)
-    except (OSError, AttributeError):
-        return False
-    return bool(ok)
-
-
 def file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -144,13 +121,13 @@ class InferenceEngine:
         occupancy_checkpoint: str | Path | None = None,
     ) -> None:
         """``method`` and ``untrained_config`` (registry overrides such as ``{"crop_size": 64}``) apply
-        only without a checkpoint; ``tune_allocator`` calls tune_cpu_allocator().
+        only without a checkpoint; ``tune_allocator`` tunes glibc's allocator (services.common.allocator).
         ``occupancy_checkpoint``: a seat-occupancy model (models/networks/occupancy.py) whose score replaces
         the keypoint network's occupancy head."""
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
         if tune_allocator and device == "cpu":
-            tune_cpu_allocator()
+            allocator.tune_allocator()
         self.device = torch.device(device)
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         if checkpoint is None:

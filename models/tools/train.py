@@ -159,8 +159,8 @@ def run_staged(args: argparse.Namespace) -> int:
 
     from models.data.served import ServedWindows
     from models.networks.registry import METHODS
-    from models.serving.inference import tune_cpu_allocator
     from models.training.staged import SERVED_COLOUR, STAGES, StagedOptions, train_staged
+    from services.common.allocator import tune_allocator
     from services.dataset.api import open_dataset as open_scene_dataset
     from services.dataset.format import DatasetError
     from services.enhancement.params import EnhancementParams
@@ -189,7 +189,7 @@ def run_staged(args: argparse.Namespace) -> int:
         return refuse(f"--crop-size {crop_size}: expected a multiple of 16, at least 32")
     if args.threads:
         torch.set_num_threads(args.threads)
-    tune_cpu_allocator()
+    tune_allocator()
     defaults = StagedOptions()
     options = StagedOptions(
         method=args.method,
@@ -259,8 +259,8 @@ def run(args: argparse.Namespace) -> int:
 
     from models.data.open import open_dataset
     from models.networks.registry import METHODS
-    from models.serving.inference import tune_cpu_allocator
     from models.training.train import TrainOptions, train
+    from services.common.allocator import tune_allocator
 
     if args.method not in METHODS:
         print(
@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    tune_cpu_allocator()  # a dedicated process: keep freed multi-MB activations instead of re-faulting them
+    tune_allocator()  # a dedicated process: keep freed multi-MB activations instead of re-faulting them
     preset = PRESETS[args.preset]
     crop_size = args.crop_size or preset["crop_size"]
     if crop_size < 32 or crop_size % 16:

@@ -29,16 +29,14 @@ distance.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import threading
 import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from services.common.allocator import tune_allocator
 from services.common.calibration import CameraCalibration
 from services.common.codecs import DecodedFrameSet
 from services.common.errors import CorruptImage, InvalidCalibration
@@ -81,35 +79,6 @@ class EnhancedFrame:
     # HxW bool: the pixels the thermal camera sees (any bilinear tap inside its image); elsewhere
     # thermal_c holds the frame's ambient (report["thermal_ambient_c"]), which is no reading
     thermal_covered: np.ndarray
-
-
-_allocator_lock = threading.Lock()
-_allocator_tuned = False
-
-
-def tune_allocator() -> None:
-    """Keep freed frame-sized buffers in the heap instead of returning them to the OS (glibc only).
-
-    Every frame allocates and frees the same few dozen megabyte-sized temporaries. With glibc's
-    defaults each one is a fresh mmap that is page-faulted in on first touch and unmapped on
-    free; raising the mmap and trim thresholds recycles them. Measured on this machine: the
-    colour path at 640×360 went from ~17 to ~9 ms (minimum of 60). A no-op elsewhere.
-    """
-    global _allocator_tuned
-    with _allocator_lock:
-        if _allocator_tuned:
-            return
-        _allocator_tuned = True
-        name = ctypes.util.find_library("c")
-        if not name:
-            return
-        try:
-            libc = ctypes.CDLL(name)
-            m_trim_threshold, m_mmap_threshold = -1, -3
-            libc.mallopt(m_mmap_threshold, 256 * 1024 * 1024)
-            libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
-        except (OSError, AttributeError):
-            return
 
 
 def check_frame_set(frame_set: DecodedFrameSet, calibration: CameraCalibration) -> None:
