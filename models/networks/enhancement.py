@@ -37,12 +37,10 @@ from torch import nn
 
 from services.enhancement.alignment import registration_tables
 from services.enhancement.params import EnhancementParams
+from services.enhancement.retinex import DELTA, MIN_NOISE, MIN_WHITE, NOISE_KERNEL, WHITE_POINT_STRIDE
 
-DELTA = 1.0 / 255.0
-MIN_NOISE = 1.0 / 1024.0
-MIN_WHITE = 1.0 / 255.0
-WHITE_POINT_STRIDE = 4
-_NOISE_KERNEL = [[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]]
+# section 3.2's constants: the NumPy path's (the enhancement service), never a second copy
+_NOISE_KERNEL = NOISE_KERNEL.tolist()
 _SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 
 
