@@ -283,7 +283,9 @@ class CaptureService:
         payload = message.SerializeToString()
         key = self.settings.classroom_id.encode()
         try:
-            future = await self.producer.send(Output(self.topic, key, payload))
+            future = await self.producer.send(
+                Output(self.topic, key, payload, timestamp_ms=message.capture_ts_us // 1000)
+            )
             self.published += 1
             self.metrics.observe_since_capture((message.published_ts_us - message.capture_ts_us) / 1e6)
             return future

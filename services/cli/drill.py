@@ -194,15 +194,14 @@ def run(args: argparse.Namespace) -> int:
     published = set(tap.event_ids)
     windows = _windows(args.database_url, tap.session_ids)
     coverage = {student: _coverage(ends) for student, ends in windows.items()}
-    skipped = sum(
-        v
-        for c in counters.values()
-        for k, v in c.items()
-        if k.startswith("classroom_observations_skipped_total")
-    )
-    dead = sum(
-        v for c in counters.values() for k, v in c.items() if k.startswith("classroom_dead_letters_total")
-    )
+
+    def total(prefix: str) -> float:
+        return sum(v for c in counters.values() for k, v in c.items() if k.startswith(prefix))
+
+    skipped = total("classroom_observations_skipped_total")
+    dead = total("classroom_dead_letters_total")
+    not_emitted = total("classroom_windows_not_emitted_total")
+    shed = total("classroom_frames_shed_total")
     recovery = {
         f"{args.pause} continued -> its output": sampler.resumed_after(args.pause, timeline["pause_back"]),
         "model server ready -> fusion output": sampler.resumed_after("fusion", timeline["model_back"]),
@@ -239,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
         "missing_windows": sum(_missing(ends) for ends in windows.values()),
         "skipped_observations_metric": skipped,
         "dead_letters_metric": dead,
+        "windows_not_emitted_metric": not_emitted,
+        "frames_shed_metric": shed,
         "recovery_s": recovery,
         "recovery_target_s": RECOVERY_TARGET_S,
         "latency_capture_to_event": latency,
@@ -380,7 +381,8 @@ def _print(result: dict) -> None:
     print(
         f"  windows per student covered: min {100 * result['coverage_min']:.1f} %, mean {100 * result['coverage_mean']:.1f} %; "
         f"missing {result['missing_windows']}; skipped observations (metric) {result['skipped_observations_metric']:g}; "
-        f"dead letters {result['dead_letters_metric']:g}"
+        f"dead letters {result['dead_letters_metric']:g}; windows not emitted (metric) "
+        f"{result['windows_not_emitted_metric']:g}; frames shed (metric) {result['frames_shed_metric']:g}"
     )
     for what, seconds in result["recovery_s"].items():
         verdict = "no work seen after it" if seconds is None else f"{seconds:.2f} s"

@@ -24,7 +24,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -54,6 +54,9 @@ class Output:
     topic: str
     key: bytes
     value: bytes
+    # the record's timestamp: the capture time of the frame set it derives from, carried from
+    # stage to stage so each can tell a stale frame set without parsing it (None: the producer's clock)
+    timestamp_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -107,7 +110,9 @@ class Producer:
         """Queue one message; returns the future the broker's acknowledgement resolves."""
         self.check_size(output.key, output.value)
         assert self._producer is not None, "Producer.start() first"
-        future = await self._producer.send(output.topic, output.value, key=output.key)
+        future = await self._producer.send(
+            output.topic, output.value, key=output.key, timestamp_ms=output.timestamp_ms
+        )
         self.metrics.count_out(output.topic)
         return future
 
@@ -270,19 +275,27 @@ class StreamService(ABC):
             for i, r in enumerate(records)
             if len(r.value or b"") > self.settings.max_message_bytes
         }
-        regular = [r for i, r in enumerate(records) if i not in oversized]
+        stale = self._stale(records)
+        for i in stale:
+            self.metrics.count_shed((records[i].key or b"").decode(errors="replace"))
+        regular = [r for i, r in enumerate(records) if i not in oversized and i not in stale]
         started = time.perf_counter()
         results = await self._process_with_retry(regular) if regular else []
         by_index: dict[int, RecordResult] = {}
         it = iter(results)
         for i in range(len(records)):
-            by_index[i] = RecordResult([], oversized[i]) if i in oversized else next(it)
+            if i in stale:
+                by_index[i] = RecordResult([])  # shed: nothing to produce, committed with the rest
+            else:
+                by_index[i] = RecordResult([], oversized[i]) if i in oversized else next(it)
         futures: list[asyncio.Future] = []
         for i, record in enumerate(records):
             result = by_index[i]
             if result.bad_input is None:
                 try:
                     for output in result.outputs:
+                        if output.timestamp_ms is None:  # the capture time travels on
+                            output = replace(output, timestamp_ms=record.timestamp)
                         futures.append(await self.producer.send(output))
                     continue
                 except OversizedMessage as exc:
@@ -295,6 +308,14 @@ class StreamService(ABC):
             self.metrics.observe_stage(elapsed / len(records))
         await self.consumer.commit({tp: records[-1].offset + 1})
         self.processed += len(records)
+
+    def _stale(self, records: list[ConsumerRecord]) -> set[int]:
+        """Indices of frame sets older than ``shed_after_s`` since capture (their record timestamp)."""
+        limit_s = float(getattr(self.settings, "shed_after_s", 0.0))
+        if limit_s <= 0:
+            return set()
+        now_ms = time.time_ns() // 1_000_000
+        return {i for i, r in enumerate(records) if r.timestamp > 0 and now_ms - r.timestamp > limit_s * 1000}
 
     async def _wait_unless_stopped(self, delay: float) -> None:
         """The wait between retries; a stop mid-outage ends it (``StoppedDuringOutage``): the

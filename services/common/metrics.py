@@ -79,6 +79,18 @@ class ServiceMetrics:
             [*labels, "reason"],
             registry=self.registry,
         )
+        self.not_emitted = Counter(
+            "classroom_windows_not_emitted_total",
+            "windows a gap in a student's observations kept from being emitted, by reason",
+            [*labels, "reason"],
+            registry=self.registry,
+        )
+        self.shed = Counter(
+            "classroom_frames_shed_total",
+            "frame sets skipped because they were older than the stage's shed_after_s when they arrived",
+            [*labels, "classroom"],
+            registry=self.registry,
+        )
         self.ready = Gauge("classroom_ready", "1 when the service is ready", labels, registry=self.registry)
         self.ready.labels(service).set(0)
 
@@ -94,6 +106,12 @@ class ServiceMetrics:
 
     def count_skipped(self, reason: str, n: int = 1) -> None:
         self.skipped.labels(self.service, reason).inc(n)
+
+    def count_not_emitted(self, reason: str, n: int = 1) -> None:
+        self.not_emitted.labels(self.service, reason).inc(n)
+
+    def count_shed(self, classroom: str) -> None:
+        self.shed.labels(self.service, classroom).inc()
 
     def count_retry(self, dependency: str) -> None:
         self.retries.labels(self.service, dependency).inc()

@@ -48,6 +48,19 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
 
+class FrameStageSettings(ServiceSettings):
+    """Settings of a stage that handles frame sets (enhancement, fusion): stale ones are shed."""
+
+    shed_after_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="skip a frame set older than this (since capture) when it arrives, counted per classroom: "
+        "under overload every classroom keeps getting events at lower coverage instead of a lag that grows; "
+        "long enough that a stage back from a short outage (a restart, a 10 s pause) catches up without "
+        "losing a window; 0 = never",
+    )
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

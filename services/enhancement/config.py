@@ -8,10 +8,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings
+from services.common.settings import FrameStageSettings
 
 
-class EnhancementSettings(ServiceSettings):
+class EnhancementSettings(FrameStageSettings):
     """Enhancement: frames.raw.v1 -> section 3.2 (enhance + align to colour) -> frames.enhanced.v1."""
 
     model_config = SettingsConfigDict(env_prefix="ENHANCE_", frozen=True, extra="ignore")

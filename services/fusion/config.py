@@ -7,10 +7,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings
+from services.common.settings import FrameStageSettings
 
 
-class FusionSettings(ServiceSettings):
+class FusionSettings(FrameStageSettings):
     """Fusion: frames.enhanced.v1 -> gRPC FusionKeypoints -> observations.v1."""
 
     model_config = SettingsConfigDict(env_prefix="FUSION_", frozen=True, extra="ignore")

@@ -136,8 +136,19 @@ class RecognitionService:
         self._last_record_at = time.monotonic()
         self._late_logged_at = 0.0
         self.tracker = WindowTracker(
-            self.table, frames=WINDOW_FRAMES, fps=WINDOW_FPS, hop=HOP_FRAMES, on_skip=self._skipped
+            self.table,
+            frames=WINDOW_FRAMES,
+            fps=WINDOW_FPS,
+            hop=HOP_FRAMES,
+            on_skip=self._skipped,
+            on_gap=self._gap,
         )
+
+    def _gap(self, student_key: str, windows: int) -> None:
+        """A student's observations stopped for longer than a window may bridge (frames shed
+        upstream, a camera or stage down): the windows in between are counted, not emitted."""
+        self.metrics.count_not_emitted("gap", windows)
+        log.info("windows not emitted after a gap", extra={"student": student_key, "windows": windows})
 
     def _skipped(self, reason: str, student_key: str, behind_slots: int) -> None:
         """An observation the windows do not use: counted by reason; a late one is logged too
@@ -170,7 +181,12 @@ class RecognitionService:
         self.window_frames = int(info.window_frames) or WINDOW_FRAMES
         self.feature_dim = int(info.feature_dim)
         self.tracker = WindowTracker(
-            self.table, frames=self.window_frames, fps=WINDOW_FPS, hop=HOP_FRAMES, on_skip=self._skipped
+            self.table,
+            frames=self.window_frames,
+            fps=WINDOW_FPS,
+            hop=HOP_FRAMES,
+            on_skip=self._skipped,
+            on_gap=self._gap,
         )
         log.info(
             "model server answers",

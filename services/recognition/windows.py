@@ -113,6 +113,7 @@ class WindowTracker:
         fps: float,
         hop: int,
         on_skip: Callable[[str, str, int], None] | None = None,
+        on_gap: Callable[[str, int], None] | None = None,
     ) -> None:
         self.table = table
         self.frames = frames
@@ -121,6 +122,10 @@ class WindowTracker:
         # an observation not used, and why (SKIP_REASONS): counted here, reported to on_skip
         self.skipped: Counter[str] = Counter()
         self.on_skip = on_skip
+        # windows a gap longer than MAX_GAP_SLOTS kept from being emitted (the run starts again
+        # after it): counted here, reported to on_gap(student_key, windows)
+        self.not_emitted = 0
+        self.on_gap = on_gap
 
     def slot_of(self, capture_ts_us: int) -> int:
         return capture_ts_us // self.slot_us
@@ -168,6 +173,8 @@ class WindowTracker:
                 self.on_skip(reason, student_key, meta.last_slot - slot)
             return self._pending_window(student_key, meta)
         if meta is None or slot - meta.last_slot > MAX_GAP_SLOTS + 1:
+            if meta is not None:
+                self._count_gap(student_key, meta, slot)
             meta = StudentMeta(
                 first_slot=slot, last_slot=slot, last_emitted=-1, seat_id=seat_id, course_id=course_id
             )
@@ -180,6 +187,16 @@ class WindowTracker:
         self.table[self._slot_key(student_key, slot)] = entry.encode()
         self.table[self._meta_key(student_key)] = meta.encode()
         return self._pending_window(student_key, meta)
+
+    def _count_gap(self, student_key: str, meta: StudentMeta, slot: int) -> None:
+        """Windows that end one hop apart between the last one emitted and the first one the new
+        run can complete (``frames`` slots after ``slot``) are not emitted: count them."""
+        last = meta.last_emitted if meta.last_emitted >= 0 else meta.first_slot + self.frames - 1 - self.hop
+        missed = max(0, (slot + self.frames - 1 - last) // self.hop - 1)
+        if missed:
+            self.not_emitted += missed
+            if self.on_gap is not None:
+                self.on_gap(student_key, missed)
 
     def _pending_window(self, student_key: str, meta: StudentMeta) -> ReadyWindow | None:
         end = meta.last_slot

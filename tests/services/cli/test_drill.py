@@ -39,9 +39,7 @@ def test_no_event_is_lost_or_duplicated_through_the_faults(postgres_schema_url, 
     assert result["stored_twice"] == 0, logs
     assert result["coverage_min"] >= 0.99, logs
     # a window that is missing shows in a metric
-    assert result["missing_windows"] == 0 or (
-        result["skipped_observations_metric"] + result["dead_letters_metric"] > 0
-    ), logs
+    assert result["missing_windows"] <= result["windows_not_emitted_metric"], logs
     # work resumed after each dependency came back (how fast: the benchmark's figure)
     assert all(seconds is not None for seconds in result["recovery_s"].values()), logs
     assert result["latency_capture_to_event"]["after faults"]["n"] > 0, logs

@@ -4,6 +4,8 @@ service keeps going."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,46 @@ def test_enhanced_output_and_dead_letters(broker, topic_prefix, tmp_path) -> Non
             "oversized_message",
         ]
     )
+
+
+def test_stale_frame_sets_are_shed_and_the_capture_time_travels_on(broker, topic_prefix, tmp_path) -> None:
+    """A frame set older than shed_after_s (its record's timestamp is the capture time) is
+    skipped and counted for its classroom; the others come out carrying their capture time."""
+    from kafka import KafkaProducer
+
+    from services.common.metrics import ServiceMetrics
+
+    campus = Campus(
+        classrooms=(Classroom(id="room-1", cameras=(Camera(id="cam-1", calibration=CALIBRATION),)),)
+    )
+    dump_campus(campus, tmp_path / "campus.yaml")
+    settings = EnhancementSettings(
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=topic_prefix,
+        campus_file=tmp_path / "campus.yaml",
+        session_timeout_ms=6000,
+        shed_after_s=45.0,
+    )
+    now_ms = time.time_ns() // 1_000_000
+    stamps = {0: now_ms - 1_000, 1: now_ms - 120_000, 2: now_ms - 500, 3: now_ms - 600_000}
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", max_request_size=20_000_000)
+    for sequence, stamp in stamps.items():
+        producer.send(
+            topic_prefix + FRAMES_RAW,
+            value=raw_frame_set(sequence).SerializeToString(),
+            key=b"room-1",
+            timestamp_ms=stamp,
+        )
+    producer.flush()
+    producer.close()
+    service = EnhancementService(settings)
+    thread = ServiceThread(service).start()
+    try:
+        enhanced = consume_all(broker.bootstrap, topic_prefix + FRAMES_ENHANCED, expect=2, timeout=90)
+    finally:
+        thread.stop()
+    sequences = sorted(frames_pb2.EnhancedFrameSet.FromString(r.value).sequence for r in enhanced)
+    assert sequences == [0, 2]
+    assert sorted(r.timestamp for r in enhanced) == sorted([stamps[0], stamps[2]])
+    metrics: ServiceMetrics = service.metrics
+    assert metrics.shed.labels("enhancement", "room-1")._value.get() == 2

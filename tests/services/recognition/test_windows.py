@@ -121,3 +121,17 @@ def test_observations_not_used_are_counted_by_reason() -> None:
     feed(tracker, "r|s|c|st", [105])  # slot 105 arrives after 110: late, its slot stays empty
     assert tracker.skipped == {"slot_taken": 1, "late": 1}
     assert calls == [("slot_taken", "r|s|c|st", 2), ("late", "r|s|c|st", 5)]
+
+
+def test_windows_a_long_gap_keeps_from_being_emitted_are_counted() -> None:
+    table: dict[bytes, bytes] = {}
+    gaps: list[tuple[str, int]] = []
+    tracker = WindowTracker(table, frames=16, fps=8.0, hop=8, on_gap=lambda *a: gaps.append(a))
+    assert [w.end_slot for w in feed(tracker, "k", list(range(0, 24)))] == [15, 23]
+    # slots 24..33 never arrive (frames shed, a camera down): without them windows would have
+    # ended at 31, 39 and 47; the new run's first ends at 34 + 15 = 49, so two are missing
+    assert [w.end_slot for w in feed(tracker, "k", list(range(34, 58)))] == [49, 57]
+    assert gaps == [("k", 2)] and tracker.not_emitted == 2
+    # a gap a window can bridge costs nothing
+    feed(tracker, "k", [59, 60])
+    assert tracker.not_emitted == 2
