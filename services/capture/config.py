@@ -22,7 +22,7 @@ class CaptureSettings(ServiceSettings):
     session_id: str = Field(
         default="", description="class session id; empty = <course or classroom>-<UTC start>"
     )
-    source: Literal["simulator", "dataset", "kinect", "mkv"] = "simulator"
+    source: Literal["simulator", "dataset", "kinect", "mkv", "replay"] = "simulator"
     fps: float = Field(default=15.0, gt=0, le=60, description="frames per second the camera captures")
     window_rate_only: bool = Field(
         default=True,
@@ -53,6 +53,15 @@ class CaptureSettings(ServiceSettings):
         default="", description="play only this clip of the data set; empty = every clip, manifest order"
     )
     mkv_path: Path | None = Field(default=None, description="Azure Kinect recording (pyk4a playback)")
+    replay_path: Path | None = Field(
+        default=None,
+        description="recording of encoded frame sets (CAPTURE_RECORD_TO) replayed at fps, looped",
+    )
+    record_to: Path | None = Field(
+        default=None,
+        description="append every frame set published (images included) to this file, for the replay camera; "
+        "off by default: it stores frames, so record simulated classrooms only",
+    )
     # live / paired thermal camera
     kinect_device: int = Field(default=0, ge=0)
     thermal_device: str = Field(
@@ -68,6 +77,10 @@ class CaptureSettings(ServiceSettings):
     def _source_inputs(self) -> CaptureSettings:
         if self.source == "dataset" and self.dataset_path is None:
             raise ValueError("source=dataset needs CAPTURE_DATASET_PATH")
+        if self.source == "replay" and self.replay_path is None:
+            raise ValueError(
+                "source=replay needs CAPTURE_REPLAY_PATH (a recording made with CAPTURE_RECORD_TO)"
+            )
         if self.source == "mkv" and self.mkv_path is None:
             raise ValueError("source=mkv needs CAPTURE_MKV_PATH")
         if self.source in ("kinect", "mkv") and not (self.thermal_device or self.thermal_video):

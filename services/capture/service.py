@@ -22,6 +22,7 @@ from typing import TextIO
 
 from services.capture.config import CaptureSettings
 from services.capture.sources import CameraUnavailable, FrameSource, open_source
+from services.capture.sources.replay import Recorder
 from services.common import codecs
 from services.common.bus import Output, Producer, dead_letter, now_us
 from services.common.errors import BadInput, OversizedMessage
@@ -98,6 +99,8 @@ class CaptureService:
         self._shift_us: int | None = None  # this source run's timeline -> wall clock (_restamp)
         self._last_ts_us: int | None = None  # the newest stamp published: stamps only go forward
         self._last_slot: int | None = None  # the recognition slot of the newest frame set published
+        self._replayed = 0  # frame sets of an encoded source (replay) numbered by this agent
+        self._recorder: Recorder | None = None
 
     def readiness(self) -> tuple[bool, str]:
         return self._camera_ok, self._camera_detail
@@ -155,7 +158,10 @@ class CaptureService:
         finally:
             self._queue.put(_END)
 
-    def _queue_frame(self, frames: CapturedFrameSet, source: FrameSource) -> None:
+    def _queue_frame(self, frames: CapturedFrameSet | frames_pb2.FrameSet, source: FrameSource) -> None:
+        if isinstance(frames, frames_pb2.FrameSet):
+            self._queue_encoded(frames, source)
+            return
         frames = self._restamp(frames)
         if not self._takes_slot(frames.rgb_ts_us):
             return
@@ -219,18 +225,46 @@ class CaptureService:
         Where a source's own timeline goes back (the next clip of a recording), stamping
         continues one frame interval after the last stamp. Each sensor keeps its offset.
         """
+        shift = self._shift_for(frames.rgb_ts_us)
+        frames.rgb_ts_us += shift
+        frames.depth_ts_us += shift
+        frames.thermal_ts_us += shift
+        return frames
+
+    def _shift_for(self, rgb_ts_us: int) -> int:
+        """The shift that puts a frame set captured at ``rgb_ts_us`` (its source's timeline) on
+        the wall clock, monotonic (``_restamp``)."""
         if self._shift_us is None:
-            shift = now_us() - frames.rgb_ts_us
+            shift = now_us() - rgb_ts_us
             self._shift_us = 0 if abs(shift) < 2_000_000 else shift
-        stamped = frames.rgb_ts_us + self._shift_us
+        stamped = rgb_ts_us + self._shift_us
         if self._last_ts_us is not None and stamped <= self._last_ts_us:
             self._shift_us += self._last_ts_us + round(1e6 / self.settings.fps) - stamped
-            stamped = frames.rgb_ts_us + self._shift_us
-        frames.rgb_ts_us = stamped
-        frames.depth_ts_us += self._shift_us
-        frames.thermal_ts_us += self._shift_us
+            stamped = rgb_ts_us + self._shift_us
         self._last_ts_us = stamped
-        return frames
+        return self._shift_us
+
+    def _queue_encoded(self, message: frames_pb2.FrameSet, source: FrameSource) -> None:
+        """A frame set that comes encoded (the replay camera): this agent's ids, sequence and
+        timestamps, then published as it is: nothing decoded or encoded again."""
+        shift = self._shift_for(message.capture_ts_us)
+        message.capture_ts_us += shift
+        for image in (message.rgb, message.depth, message.thermal):
+            image.capture_ts_us += shift
+        if not self._takes_slot(message.capture_ts_us):
+            return
+        message.classroom_id = self.settings.classroom_id
+        message.session_id = self.session_id
+        message.camera_id = self.settings.camera_id
+        message.course_id = self.settings.course_id
+        message.sequence = self._replayed
+        message.source = self.settings.source
+        message.frame_rate = source.frame_rate
+        self._replayed += 1
+        try:
+            self._queue.put(message, timeout=None)
+        except queue.Full:  # pragma: no cover - put without timeout blocks instead
+            self.dropped += 1
 
     # -- event loop ------------------------------------------------------------------------
 
@@ -244,6 +278,8 @@ class CaptureService:
         if self.settings.ground_truth_out is not None:
             self.settings.ground_truth_out.parent.mkdir(parents=True, exist_ok=True)
             self._ground_truth = self.settings.ground_truth_out.open("a", buffering=1)
+        if self.settings.record_to is not None:
+            self._recorder = Recorder(self.settings.record_to)
         await self.producer.start()
         log.info("starting", extra={"session_id": self.session_id, "topic": self.topic, "metrics_port": port})
         reader = threading.Thread(target=self._reader, name="capture-reader", daemon=True)
@@ -274,6 +310,8 @@ class CaptureService:
                 self._source.close()
             if self._ground_truth is not None:
                 self._ground_truth.close()
+            if self._recorder is not None:
+                self._recorder.close()
             await self.health.stop()
         log.info("stopped", extra={"published": self.published, "dropped": self.dropped})
         return 0
@@ -282,6 +320,8 @@ class CaptureService:
         message.published_ts_us = now_us()
         payload = message.SerializeToString()
         key = self.settings.classroom_id.encode()
+        if self._recorder is not None:
+            self._recorder.write(payload)
         try:
             future = await self.producer.send(
                 Output(self.topic, key, payload, timestamp_ms=message.capture_ts_us // 1000)

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from services.common.calibration import CameraCalibration
 from services.common.frames import CapturedFrameSet
+from services.common.pb.classroom.v1 import frames_pb2
 
 
 class CameraUnavailable(Exception):
@@ -18,11 +19,14 @@ class CameraUnavailable(Exception):
 
 
 class FrameSource(Protocol):
-    calibration: CameraCalibration
+    @property
+    def calibration(self) -> CameraCalibration | None: ...  # None: the campus file's (the replay camera)
+
     frame_rate: float
     live: bool  # a live camera paces itself; recordings and the simulator are paced by the agent
 
-    def __iter__(self) -> Iterator[CapturedFrameSet]: ...
+    # decoded frame sets, or (the replay camera) frame sets already encoded for the wire
+    def __iter__(self) -> Iterator[CapturedFrameSet | frames_pb2.FrameSet]: ...
 
     def close(self) -> None: ...
 
@@ -37,6 +41,10 @@ def open_source(settings) -> FrameSource:  # type: ignore[no-untyped-def]
         from services.capture.sources.recorded import DatasetSource
 
         return DatasetSource(settings.dataset_path, fps=settings.fps, clip=settings.dataset_clip or None)
+    if settings.source == "replay":
+        from services.capture.sources.replay import ReplaySource
+
+        return ReplaySource(settings.replay_path, fps=settings.fps)
     if settings.source in ("kinect", "mkv"):
         from services.capture.sources.kinect import kinect_source
 
