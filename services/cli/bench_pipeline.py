@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--modes", default="paced,unpaced", help="paced (camera rate) and/or unpaced (flat out)"
     )
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument(
+        "--camera",
+        choices=("simulator", "replay"),
+        default="simulator",
+        help="replay: each classroom rendered once and replayed at near-zero CPU (measures the suite, not the renderer)",
+    )
     parser.add_argument("--skip-kafka", action="store_true", help="skip the client throughput comparison")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--json-out", type=Path, default=None)
@@ -44,6 +50,8 @@ def measure(classrooms: int, *, paced: bool, args: argparse.Namespace) -> dict:
         checkpoint=args.checkpoint,
         realtime=paced,
         partitions=max(2, classrooms),
+        camera=args.camera,
+        recordings_dir=args.workdir / "recordings",
     )
     run = PipelineRun(options)
     try:

@@ -45,6 +45,12 @@ class RunOptions:
     partitions: int = 2
     enhancement_workers: int = 2
     realtime: bool = True
+    # simulator: each capture agent renders its classroom live; replay: each classroom is rendered
+    # once into a recording (replay_seconds long, looped) and replayed at near-zero CPU, so a
+    # capacity test measures the suite and not the renderer (no ground truth then)
+    camera: str = "simulator"
+    replay_seconds: float = 30.0
+    recordings_dir: Path | None = None  # where recordings are kept for reuse (default: workdir/recordings)
 
 
 @dataclass
@@ -294,6 +300,7 @@ class PipelineRun:
         # frames do not wait behind group joins and table recovery (and a stage that never gets
         # ready fails the run with its reason instead of a silent zero in the summary).
         self.wait_ready(["modelserver", "store", "recognition", "fusion", "enhancement"])
+        recordings = self.record_classrooms() if self.options.camera == "replay" else {}
         for room, camera_id, course_id, seed in self.rooms:
             name = f"capture-{room}"
             env = {
@@ -310,7 +317,35 @@ class PipelineRun:
                 "CAPTURE_REALTIME": "true" if self.options.realtime else "false",
                 "CAPTURE_GROUND_TRUTH_OUT": str(self.ground_truth),
             }
+            if room in recordings:
+                env.update({"CAPTURE_SOURCE": "replay", "CAPTURE_REPLAY_PATH": str(recordings[room])})
             self.start_child(name, "services.capture", env)
+
+    def record_classrooms(self) -> dict[str, Path]:
+        """Each simulated classroom rendered once into a recording for the replay camera (reused
+        when the recordings folder already has it)."""
+        from services.capture.sources.replay import record_simulated
+
+        out = {}
+        for room, _camera, _course, seed in self.rooms:
+            folder = self.options.recordings_dir or self.workdir / "recordings"
+            name = f"{room}-seed{seed}-{self.options.students}st-{self.options.fps:g}fps-{self.options.replay_seconds:g}s.rec"
+            path = folder / name
+            if not path.is_file():
+                tmp = path.with_suffix(".partial")
+                tmp.unlink(missing_ok=True)
+                record_simulated(
+                    tmp,
+                    seed=seed,
+                    students=self.options.students,
+                    fps=self.options.fps,
+                    seconds=self.options.replay_seconds,
+                    size=(self.options.width, self.options.height),
+                    progress=True,
+                )
+                tmp.rename(path)
+            out[room] = path
+        return out
 
     def wait_ready(self, names: list[str], timeout_s: float = READY_TIMEOUT_S) -> None:
         """Poll each service's /readyz until all answer ready; raise with the laggards' reasons."""

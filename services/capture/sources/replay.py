@@ -92,3 +92,43 @@ class ReplaySource:
 
     def close(self) -> None:
         pass
+
+
+def record_simulated(
+    path: Path,
+    *,
+    seed: int,
+    students: int,
+    fps: float,
+    seconds: float,
+    size: tuple[int, int] = (640, 360),
+    progress: bool = False,
+) -> int:
+    """Render a simulated classroom once into a recording for the replay camera; frame sets written."""
+    from tqdm import tqdm
+
+    from services.common import codecs
+    from services.simulator.live import SimulatedCamera
+
+    camera = SimulatedCamera(seed=seed, students=students, fps=fps, rgb_size=size)
+    frames = max(1, round(seconds * fps))
+    recorder = Recorder(path)
+    try:
+        for sequence in tqdm(
+            range(frames), desc=f"recording {path.name}", unit="frame set", disable=not progress
+        ):
+            message = codecs.encode_frame_set(
+                camera.frame_at(sequence),
+                classroom_id="recorded",
+                session_id="recorded",
+                camera_id="recorded",
+                frame_rate=fps,
+                source="simulator",
+            )
+            recorder.write(message.SerializeToString())
+    finally:
+        recorder.close()
+        close = getattr(camera, "close", None)
+        if close is not None:
+            close()
+    return frames
