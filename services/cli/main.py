@@ -60,12 +60,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# how `classroom --help` lists them: what an operator runs, apart from what a developer diagnoses with
+GROUPS: dict[str, tuple[str, ...]] = {
+    "run the suite": ("demo", "run", "topics", "dashboard", "db"),
+    "data and models": ("simulate", "dataset", "train", "train-occupancy", "evaluate", "export"),
+    "diagnostics": ("agreement", "replay", "probe", "bench"),
+}
+
+
+def _grouped_commands() -> str:
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = []
+    for group, names in GROUPS.items():
+        lines.append(f"{group}:")
+        lines += [f"  {name:<{width}}{COMMANDS[name][1]}" for name in names]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="classroom",
+        usage="classroom [-h] COMMAND ...",
         description="Smart-classroom behaviour analytics (RGB + depth + thermal, section numbers from the paper).",
+        epilog=_grouped_commands() + "classroom COMMAND --help tells more.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS)
     for name, (module_name, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == command:
