@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings
 from services.common.logs import setup_logging
 from services.common.ports import PortInUse
 from services.common.settings import load_settings
+from services.common.tls import TLSConfigError
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -33,7 +34,11 @@ def service_main(
     setup_logging(
         name, level=getattr(settings, "log_level", "INFO"), fmt=getattr(settings, "log_format", "json")
     )
-    service = make_service(settings)
+    try:
+        service = make_service(settings)
+    except TLSConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
     try:
         return int(asyncio.run(service.run()) or 0)
     except KeyboardInterrupt:  # a second Ctrl-C while draining

@@ -10,6 +10,7 @@ import grpc
 
 from services.common.bus import DependencyUnavailable
 from services.common.pb.classroom.v1 import inference_pb2, inference_pb2_grpc
+from services.common.tls import ClientTLS
 
 # Status codes that say "try again later" rather than "this request is wrong".
 TRANSIENT = {
@@ -27,9 +28,15 @@ class ModelClient:
     """One channel to a model server (or a load balancer in front of several)."""
 
     def __init__(
-        self, target: str, *, timeout_s: float = 10.0, max_message_bytes: int = 64 * 1024 * 1024
+        self,
+        target: str,
+        *,
+        timeout_s: float = 10.0,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.target = target
+        self._credentials = tls.credentials() if tls is not None else None  # files read now: errors at start
         self.timeout_s = timeout_s
         self._options = [
             ("grpc.max_send_message_length", max_message_bytes),
@@ -48,7 +55,10 @@ class ModelClient:
 
     def _stubs(self) -> tuple[inference_pb2_grpc.FusionKeypointsStub, inference_pb2_grpc.RecognitionStub]:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
+            if self._credentials is not None:
+                self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
+            else:
+                self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
         return inference_pb2_grpc.FusionKeypointsStub(self._channel), inference_pb2_grpc.RecognitionStub(
             self._channel
         )

@@ -19,6 +19,13 @@ class FusionSettings(FrameStageSettings):
         description="campus YAML with every camera's seat map and every course's roster"
     )
     model_server: str = Field(description="host:port of the model server (or its load balancer)")
+    model_server_ca_file: Path | None = Field(
+        default=None, description="talk TLS to the model server, trusting this CA (PEM); unset = plaintext"
+    )
+    model_server_cert_file: Path | None = Field(
+        default=None, description="client certificate for a model server that requires one (mutual TLS)"
+    )
+    model_server_key_file: Path | None = Field(default=None, description="... and its private key")
     model_timeout_s: float = Field(default=10.0, gt=0)
     max_poll_records: int = Field(default=8, ge=1, description="frame sets sent to the model server per call")
     min_occupancy: float = Field(default=0.5, ge=0, le=1, description="below this a seat counts as empty")

@@ -12,6 +12,7 @@ from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, UnknownCamera
 from services.common.model_client import ModelClient
 from services.common.pb.classroom.v1 import frames_pb2, inference_pb2
+from services.common.tls import client_tls
 from services.common.topics import FRAMES_ENHANCED, OBSERVATIONS
 from services.fusion.config import FusionSettings
 from services.fusion.observations import observation_set, seat_regions
@@ -25,7 +26,13 @@ class FusionService(StreamService):
         self.settings: FusionSettings = settings
         self.campus = load_campus(settings.campus_file)
         self.output_topic = settings.topic_prefix + OBSERVATIONS
-        self.client = ModelClient(settings.model_server, timeout_s=settings.model_timeout_s)
+        self.client = ModelClient(
+            settings.model_server,
+            timeout_s=settings.model_timeout_s,
+            tls=client_tls(
+                settings.model_server_ca_file, settings.model_server_cert_file, settings.model_server_key_file
+            ),
+        )
 
     async def teardown(self) -> None:
         await self.client.close()

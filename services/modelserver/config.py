@@ -43,6 +43,11 @@ class ModelServerSettings(BaseSettings):
         default=8.0, ge=0, description="longest a request waits for its batch to fill"
     )
     max_message_bytes: int = Field(default=64 * 1024 * 1024, description="largest gRPC request accepted")
+    tls_cert_file: Path | None = Field(default=None, description="serve TLS with this certificate (PEM)")
+    tls_key_file: Path | None = Field(default=None, description="... and its private key (PEM)")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="require client certificates signed by this CA (mutual TLS)"
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"

@@ -28,6 +28,7 @@ from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import events_pb2, inference_pb2, inference_pb2_grpc, observations_pb2
 from services.common.ports import PortInUse, announce_ports, listening, port_in_use_message
 from services.common.settings import env_name
+from services.common.tls import server_tls
 from services.common.vocabulary import KEYPOINTS, NUM_KEYPOINTS
 from services.modelserver.batcher import MicroBatcher
 from services.modelserver.config import ModelServerSettings
@@ -176,7 +177,14 @@ class ModelServer:
         inference_pb2_grpc.add_RecognitionServicer_to_server(_RecognitionServicer(self), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
         try:
-            self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+            address = f"{self.settings.host}:{self.settings.port}"
+            tls = server_tls(
+                self.settings.tls_cert_file, self.settings.tls_key_file, self.settings.tls_client_ca_file
+            )
+            if tls is not None:
+                self.port = self.server.add_secure_port(address, tls.credentials())
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError:  # grpc: "Failed to bind to address"
             if self.settings.port and listening(self.settings.host, self.settings.port):
                 raise PortInUse(

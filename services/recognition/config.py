@@ -16,6 +16,13 @@ class RecognitionSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RECOGNITION_", frozen=True, extra="ignore")
 
     model_server: str = Field(description="host:port of the model server (or its load balancer)")
+    model_server_ca_file: Path | None = Field(
+        default=None, description="talk TLS to the model server, trusting this CA (PEM); unset = plaintext"
+    )
+    model_server_cert_file: Path | None = Field(
+        default=None, description="client certificate for a model server that requires one (mutual TLS)"
+    )
+    model_server_key_file: Path | None = Field(default=None, description="... and its private key")
     model_timeout_s: float = Field(default=10.0, gt=0)
     state_dir: Path = Field(default=Path("var/recognition"), description="faust's data directory")
     standby_replicas: int = Field(

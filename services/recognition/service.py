@@ -35,6 +35,7 @@ from services.common.pb.classroom.v1 import events_pb2, inference_pb2, observati
 from services.common.retry import call_until_available
 from services.common.seats import normalise_keypoints
 from services.common.settings import env_name
+from services.common.tls import client_tls
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
@@ -85,7 +86,13 @@ class RecognitionService:
         self.settings = settings
         self.metrics = ServiceMetrics(self.name)
         self.health = HealthServer(self.metrics, readiness=self.readiness)
-        self.client = ModelClient(settings.model_server, timeout_s=settings.model_timeout_s)
+        self.client = ModelClient(
+            settings.model_server,
+            timeout_s=settings.model_timeout_s,
+            tls=client_tls(
+                settings.model_server_ca_file, settings.model_server_cert_file, settings.model_server_key_file
+            ),
+        )
         self.window_frames = WINDOW_FRAMES
         self.feature_dim = 0
         self.processed = 0
