@@ -92,6 +92,7 @@ class Producer:
             # client never silently differs from what the campus broker accepts.
             max_request_size=self._settings.max_message_bytes + RECORD_OVERHEAD,
             request_timeout_ms=30_000,
+            **self._settings.kafka_security().kwargs(),
         )
         await self._producer.start()
 
@@ -225,6 +226,7 @@ class StreamService(ABC):
             max_poll_interval_ms=600_000,
             max_partition_fetch_bytes=max(2 * self.settings.max_message_bytes, 4_000_000),
             fetch_max_bytes=64_000_000,
+            **self.settings.kafka_security().kwargs(),
         )
 
     async def run(self) -> int:

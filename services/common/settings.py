@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.kafka_security import KafkaSecurity
 
 # Apache Kafka's default message.max.bytes (1 MB) minus room for the record overhead.
 CAMPUS_MAX_MESSAGE_BYTES = 1_000_000
@@ -23,6 +25,17 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     kafka_bootstrap: str = Field(description="Kafka bootstrap servers, host:port[,host:port]")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how Kafka clients connect (services/common/kafka_security.py)"
+    )
+    kafka_ssl_ca_file: Path | None = Field(default=None, description="CA of the broker's certificate (PEM)")
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="client certificate, if the broker asks"
+    )
+    kafka_ssl_key_file: Path | None = Field(default=None, description="... and its key")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="never logged")
     topic_prefix: str = Field(default="", description="prefix for every topic name (one suite per prefix)")
     max_message_bytes: int = Field(
         default=CAMPUS_MAX_MESSAGE_BYTES,
@@ -46,6 +59,22 @@ class ServiceSettings(BaseSettings):
         "debugging, bounded by the topic's retention; by default a dead letter holds the reason, not the payload",
     )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _kafka_security_is_whole(self) -> ServiceSettings:
+        self.kafka_security()  # ValueError (shown as a settings error) for a half-set combination
+        return self
+
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            ca_file=self.kafka_ssl_ca_file,
+            cert_file=self.kafka_ssl_cert_file,
+            key_file=self.kafka_ssl_key_file,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None,
+        )
 
 
 class FrameStageSettings(ServiceSettings):

@@ -16,6 +16,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from services.common.kafka_security import KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 MINUTE_MS = 60_000
@@ -68,7 +70,9 @@ def topic_specs(prefix: str = "", *, partitions: int = 12) -> list[TopicSpec]:
     ]
 
 
-def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(
+    bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 30.0, security: KafkaSecurity | None = None
+) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
     Topics are created explicitly rather than auto-created: an auto-created topic gets the
@@ -86,6 +90,7 @@ def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout_s: float = 
                 client_id="classroom-topics",
                 request_timeout_ms=10_000,
                 bootstrap_timeout_ms=int(max(1.0, min(5.0, deadline - time.monotonic())) * 1000),
+                **(security.kwargs() if security else {}),
             )
             break
         except (KafkaError, OSError) as exc:

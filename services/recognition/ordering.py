@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services.common.kafka_security import KafkaSecurity
+
 log = logging.getLogger("recognition")
 
 
@@ -133,8 +135,16 @@ class Record:
 class GapReader:
     """Reads a range of one partition straight from the broker (no group, nothing committed)."""
 
-    def __init__(self, bootstrap: str, *, max_fetch_bytes: int, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        max_fetch_bytes: int,
+        timeout_s: float = 15.0,
+        security: KafkaSecurity | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
+        self.security = security or KafkaSecurity()
         self.max_fetch_bytes = max_fetch_bytes
         self.timeout_s = timeout_s
 
@@ -149,6 +159,7 @@ class GapReader:
             max_partition_fetch_bytes=self.max_fetch_bytes,
             fetch_max_bytes=self.max_fetch_bytes,
             client_id="classroom-recognition-gap-reader",
+            **self.security.kwargs(),
         )
         records: list[Record] = []
         await consumer.start()

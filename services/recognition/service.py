@@ -29,6 +29,7 @@ from faust.types import Message as FaustMessage
 from services.common.bus import DependencyUnavailable, dead_letter, now_us
 from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, OversizedMessage
+from services.common.kafka_security import KafkaSecurity
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
 from services.common.pb.classroom.v1 import events_pb2, inference_pb2, observations_pb2
@@ -55,13 +56,19 @@ def app_id(prefix: str) -> str:
     return f"{prefix}classroom-recognition"
 
 
-def topic_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> int:
+def topic_partitions(
+    bootstrap: str, topic: str, timeout_s: float = 30.0, *, security: KafkaSecurity | None = None
+) -> int:
     from kafka.admin import KafkaAdminClient
 
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="classroom-recognition-setup")
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                client_id="classroom-recognition-setup",
+                **(security.kwargs() if security else {}),
+            )
             try:
                 described = admin.describe_topics([topic])
             finally:
@@ -100,12 +107,14 @@ class RecognitionService:
         self._model_ok = False
         self._model_detail = "not contacted yet"
         prefix = settings.topic_prefix
-        self.partitions = topic_partitions(settings.kafka_bootstrap, prefix + OBSERVATIONS)
+        security = settings.kafka_security()
+        self.partitions = topic_partitions(settings.kafka_bootstrap, prefix + OBSERVATIONS, security=security)
         brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             app_id(prefix),
             broker=brokers,
+            broker_credentials=security.faust_credentials(),
             store="memory://",
             datadir=str(Path(settings.state_dir) / app_id(prefix)),
             topic_partitions=self.partitions,
@@ -135,7 +144,9 @@ class RecognitionService:
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes, partitions=self.partitions
         )
         self.order = OffsetOrder(FaustConsumerView(self.app))
-        self.gap_reader = GapReader(settings.kafka_bootstrap, max_fetch_bytes=settings.max_message_bytes * 4)
+        self.gap_reader = GapReader(
+            settings.kafka_bootstrap, max_fetch_bytes=settings.max_message_bytes * 4, security=security
+        )
         self.app.agent(self.observations, name="recognise", concurrency=1)(self._agent)
         self.app.task(self._on_start)
         self.app.timer(interval=WATCHDOG_INTERVAL_S)(self._watchdog)
