@@ -140,3 +140,42 @@ def test_partitions_cover_every_worker_group() -> None:
         and d["metadata"]["name"] in ("enhancement", "fusion", "recognition", "store")
     ]
     assert workers and all(d["spec"]["replicas"] <= partitions for d in workers)
+
+
+def test_only_fusion_and_recognition_reach_the_model_server() -> None:
+    policies = {d["metadata"]["name"]: d for d in k8s_documents() if d["kind"] == "NetworkPolicy"}
+    deny = policies["default-deny-ingress"]["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    model = policies["modelserver-from-fusion-and-recognition"]["spec"]
+    (rule,) = model["ingress"]
+    (source,) = rule["from"]
+    assert set(source["podSelector"]["matchExpressions"][0]["values"]) == {"fusion", "recognition"}
+    grpc_ports = {
+        p["containerPort"]
+        for d in k8s_documents()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "modelserver"
+        for c in containers(d)
+        for p in c.get("ports", [])
+        if p.get("name") == "grpc"
+    }
+    assert {p["port"] for p in rule["ports"]} == grpc_ports
+    labels = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["app"]
+        for d in k8s_documents()
+        if d["kind"] == "Deployment"
+    }
+    assert {"fusion", "recognition", "modelserver"} <= set(labels.values())
+
+
+K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are written for
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [d for d in k8s_documents() if d.get("kind") != "Kustomization"],
+    ids=lambda d: f"{d['kind']}/{d['metadata']['name']}",
+)
+def test_every_manifest_is_valid_kubernetes(doc: dict) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)  # raises with the field at fault
