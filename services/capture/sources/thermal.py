@@ -9,6 +9,8 @@ because the attention stages need real temperatures, not a colour map.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,12 +21,20 @@ KELVIN = 273.15
 
 
 class ThermalCamera:
-    def __init__(self, device: str, *, scale: float = 0.01, offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        device: str,
+        *,
+        scale: float = 0.01,
+        offset: float = 0.0,
+        # injectable: tests stand in for the camera (default cv2.VideoCapture)
+        open_capture: Callable[[int | str], Any] | None = None,
+    ) -> None:
         self.device = device
         self.scale = scale
         self.offset = offset
         target: int | str = int(device) if device.isdigit() else device
-        self.capture = cv2.VideoCapture(target)
+        self.capture = (open_capture or cv2.VideoCapture)(target)
         if not self.capture.isOpened():
             raise CameraUnavailable(f"thermal camera {device!r} cannot be opened")
         # Ask for raw 16-bit frames: no conversion to 8-bit BGR.
