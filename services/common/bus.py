@@ -29,6 +29,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from services.common.campus_watch import CampusFile
 from services.common.errors import BadInput, OversizedMessage
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
@@ -191,8 +192,17 @@ class StreamService(ABC):
         self._assigned = False
         self._dependency_ok = True
         self._dependency_detail = ""
+        # the campus file, reloaded while running (services.common.campus_watch); None: not read
+        self.campus: CampusFile | None = (
+            CampusFile(settings.campus_file, reload_s=settings.campus_reload_s, log=self.log)
+            if settings.campus_file is not None
+            else None
+        )
 
     # -- hooks -------------------------------------------------------------------------
+
+    async def campus_changed(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """The campus file changed and the new version is in ``self.campus.current``."""
 
     async def setup(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Connect to dependencies (model server, database). Called before consuming."""
@@ -245,6 +255,8 @@ class StreamService(ABC):
             await self.consumer.start()
             while not self.stop.is_set():
                 self.health.beat()
+                if self.campus is not None and self.campus.poll():
+                    await self.campus_changed()
                 batches = await self.consumer.getmany(
                     timeout_ms=500, max_records=self.settings.max_poll_records
                 )

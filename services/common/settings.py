@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    campus_reload_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="how often the campus file is checked for changes; 0 = read once at start",
+    )
     campus_file: Path | None = Field(
         default=None, description="campus YAML: classrooms, cameras, seat maps, rosters"
     )

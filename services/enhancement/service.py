@@ -29,7 +29,7 @@ from aiokafka import ConsumerRecord
 
 from services.common import codecs
 from services.common.bus import Output, RecordResult, StreamService, now_us
-from services.common.campus import Campus, load_campus
+from services.common.campus import Campus
 from services.common.errors import (
     BadInput,
     UnknownCamera,
@@ -66,7 +66,8 @@ class FrameSetEnhancer:
         camera = self.campus.camera(message.classroom_id, message.camera_id)
         if camera is None:
             raise UnknownCamera(
-                f"camera {message.classroom_id}/{message.camera_id} is not in the campus file"
+                f"camera {message.classroom_id}/{message.camera_id} is not in the campus file in force; "
+                "add it there, no restart needed"
             )
         out = enhance_frame_set(
             message, camera, self.enhancer, jpeg_quality=self.jpeg_quality, published_ts_us=now_us()
@@ -117,9 +118,9 @@ class EnhancementService(StreamService):
         super().__init__(settings, input_topic=FRAMES_RAW)
         self.settings: EnhancementSettings = settings
         self.output_topic = settings.topic_prefix + FRAMES_ENHANCED
-        self.enhancer = self.enhancer_class(
-            load_campus(settings.campus_file), load_params(settings), settings.jpeg_quality
-        )
+        assert self.campus is not None  # EnhancementSettings.campus_file is required
+        self.params = load_params(settings)
+        self.enhancer = self.enhancer_class(self.campus.current, self.params, settings.jpeg_quality)
         self.worker_crashes = 0
         self.pool: Executor = self._new_pool()
 
@@ -157,9 +158,21 @@ class EnhancementService(StreamService):
     async def _replace_pool(self) -> None:
         self.worker_crashes += 1
         self.metrics.count_retry("WorkerCrashed")
+        await self._renew_pool()
+
+    async def _renew_pool(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._new_pool()
         await self._start_workers()
+
+    async def campus_changed(self) -> None:
+        """Workers hold the campus (calibrations, seat maps): new ones get the new campus."""
+        assert self.campus is not None
+        self.enhancer = self.enhancer_class(self.campus.current, self.params, self.settings.jpeg_quality)
+        if isinstance(self.pool, ProcessPoolExecutor):
+            self.pool.shutdown(wait=True)  # frame sets in flight finish with the campus they started with
+            self.pool = self._new_pool()
+            await self._start_workers()
 
     async def process_batch(self, records: Sequence[ConsumerRecord]) -> list[RecordResult]:
         payloads = [record.value or b"" for record in records]

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from aiokafka import ConsumerRecord
 
 from services.common.bus import Output, RecordResult, StreamService, now_us
-from services.common.campus import load_campus
 from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, UnknownCamera
 from services.common.model_client import ModelClient
@@ -24,7 +23,6 @@ class FusionService(StreamService):
     def __init__(self, settings: FusionSettings) -> None:
         super().__init__(settings, input_topic=FRAMES_ENHANCED)
         self.settings: FusionSettings = settings
-        self.campus = load_campus(settings.campus_file)
         self.output_topic = settings.topic_prefix + OBSERVATIONS
         self.client = ModelClient(
             settings.model_server,
@@ -41,10 +39,12 @@ class FusionService(StreamService):
         frame_set = parse_message(record.value or b"", frames_pb2.EnhancedFrameSet)
         if not frame_set.classroom_id or not frame_set.camera_id or not frame_set.session_id:
             raise MalformedMessage("enhanced frame set lacks classroom, camera or session id")
-        camera = self.campus.camera(frame_set.classroom_id, frame_set.camera_id)
+        assert self.campus is not None  # FusionSettings.campus_file is required
+        camera = self.campus.current.camera(frame_set.classroom_id, frame_set.camera_id)
         if camera is None:
             raise UnknownCamera(
-                f"camera {frame_set.classroom_id}/{frame_set.camera_id} is not in the campus file"
+                f"camera {frame_set.classroom_id}/{frame_set.camera_id} is not in the campus file "
+                f"({self.campus.describe()}); add it there, no restart needed"
             )
         item = inference_pb2.FusionItem(
             request_id=f"{record.partition}:{record.offset}", frame_set=frame_set, seats=seat_regions(camera)
@@ -52,6 +52,7 @@ class FusionService(StreamService):
         return frame_set, item
 
     async def process_batch(self, records: Sequence[ConsumerRecord]) -> list[RecordResult]:
+        assert self.campus is not None  # FusionSettings.campus_file is required
         results: list[RecordResult | None] = [None] * len(records)
         parsed: list[tuple[int, frames_pb2.EnhancedFrameSet]] = []
         request = inference_pb2.FusionBatchRequest()
@@ -76,7 +77,7 @@ class FusionService(StreamService):
                 observations = observation_set(
                     frame_set,
                     result,
-                    campus=self.campus,
+                    campus=self.campus.current,
                     model_version=response.model_version + ("" if response.model_trained else " (untrained)"),
                     min_occupancy=self.settings.min_occupancy,
                     published_ts_us=published,

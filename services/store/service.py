@@ -18,7 +18,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from services.common.bus import DependencyUnavailable, RecordResult, StoppedDuringOutage, StreamService
-from services.common.campus import load_campus
 from services.common.codecs import parse_message
 from services.common.db.crud import Recorded, record_events, sync_campus
 from services.common.db.engine import make_engine
@@ -99,6 +98,7 @@ class StoreService(StreamService):
         self.engine = make_engine(settings.database_url)
         self.rows_written = 0
         self._schema_ready = False
+        self._campus_dirty = False  # the campus file changed: sync it before the next write
 
     async def setup(self) -> None:
         # The database may still be starting: keep trying until it answers or we are stopped.
@@ -123,18 +123,30 @@ class StoreService(StreamService):
 
     def _prepare_database(self) -> None:
         upgrade_schema(self.engine)
-        if self.settings.campus_file is not None:
-            campus = load_campus(self.settings.campus_file)
-            with Session(self.engine) as session:
-                sync_campus(session=session, campus=campus)
-                session.commit()
+        self._sync_campus()
         self._schema_ready = True
         self._dependency_ok, self._dependency_detail = True, ""
 
     async def teardown(self) -> None:
         self.engine.dispose()
 
+    def _sync_campus(self) -> None:
+        """Classrooms, courses and instructors of the campus file into SQL (idempotent)."""
+        if self.campus is not None:
+            with Session(self.engine) as session:
+                sync_campus(session=session, campus=self.campus.current)
+                session.commit()
+        self._campus_dirty = False
+
+    async def campus_changed(self) -> None:
+        self._campus_dirty = True  # synced before the next batch is written, with its retries
+
     async def process_batch(self, records: Sequence[ConsumerRecord]) -> list[RecordResult]:
+        if self._campus_dirty:
+            try:
+                await asyncio.to_thread(self._sync_campus)
+            except DBAPIError as exc:
+                raise DependencyUnavailable(f"database: {exc}") from exc
         results: list[RecordResult] = []
         rows: list[BehaviourEvent] = []
         for record in records:

@@ -165,3 +165,46 @@ def test_stale_frame_sets_are_shed_and_the_capture_time_travels_on(broker, topic
     assert sorted(r.timestamp for r in enhanced) == sorted([stamps[0], stamps[2]])
     metrics: ServiceMetrics = service.metrics
     assert metrics.shed.labels("enhancement", "room-1")._value.get() == 2
+
+
+def test_a_camera_added_to_the_campus_file_is_served_without_a_restart(
+    broker, topic_prefix, tmp_path
+) -> None:
+    def write_campus(*cameras: str) -> None:
+        campus = Campus(
+            classrooms=(
+                Classroom(id="room-1", cameras=tuple(Camera(id=c, calibration=CALIBRATION) for c in cameras)),
+            )
+        )
+        dump_campus(campus, tmp_path / "next.yaml")
+        (tmp_path / "next.yaml").replace(tmp_path / "campus.yaml")  # as a ConfigMap update does
+
+    write_campus("cam-1")
+    settings = EnhancementSettings(
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=topic_prefix,
+        campus_file=tmp_path / "campus.yaml",
+        session_timeout_ms=6000,
+        campus_reload_s=0.5,
+    )
+    thread = ServiceThread(EnhancementService(settings)).start()
+    try:
+        produce(
+            broker.bootstrap,
+            topic_prefix + FRAMES_RAW,
+            [(b"room-1", raw_frame_set(0, camera="cam-2").SerializeToString())],
+        )
+        letters = consume_all(broker.bootstrap, topic_prefix + DEAD_LETTER, expect=1, timeout=90)
+        write_campus("cam-1", "cam-2")
+        time.sleep(2.0)  # a few reload intervals
+        produce(
+            broker.bootstrap,
+            topic_prefix + FRAMES_RAW,
+            [(b"room-1", raw_frame_set(1, camera="cam-2").SerializeToString())],
+        )
+        enhanced = consume_all(broker.bootstrap, topic_prefix + FRAMES_ENHANCED, expect=1, timeout=90)
+    finally:
+        thread.stop()
+    letter = deadletter_pb2.DeadLetter.FromString(letters[0].value)
+    assert letter.reason_code == "unknown_camera" and "no restart needed" in letter.reason
+    assert [frames_pb2.EnhancedFrameSet.FromString(r.value).camera_id for r in enhanced] == ["cam-2"]
