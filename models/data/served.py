@@ -227,7 +227,7 @@ class ServedWindows:
         ]
 
     def prepare(self, *, workers: int | None = None, progress: bool = True) -> None:
-        from tqdm import tqdm
+        from services.common.progress import progress_bar
 
         todo = self.missing()
         if not todo:
@@ -243,7 +243,7 @@ class ServedWindows:
             f"{workers} worker(s) into {self.cache_root}"
         )
         args = (self.crop_size, str(self.cache_root), self.params_file)
-        bar = tqdm(total=len(todo), desc=f"{self.split} windows", unit="window", disable=not progress)
+        bar = progress_bar(total=len(todo), desc=f"{self.split} windows", unit="window", disable=not progress)
         try:
             if workers == 1:
                 for index in todo:

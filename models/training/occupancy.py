@@ -26,6 +26,7 @@ from models.data.crops import extract_student_crops
 from models.networks.occupancy import DEFAULT_CROP_SIZE, OccupancyNet, OccupancyReport
 from models.serving.inference import InferenceEngine
 from services.common.codecs import DecodedFrameSet
+from services.common.progress import progress_bar
 from services.enhancement.pipeline import Enhancer
 from services.simulator.live import SimulatedCamera
 
@@ -117,7 +118,7 @@ def train_occupancy(
         specs: Sequence[SessionSpec], what: str
     ) -> list[tuple[SessionSpec, torch.Tensor, torch.Tensor]]:
         out = []
-        for k, spec in enumerate(specs):
+        for k, spec in enumerate(progress_bar(specs, desc=f"rendering {what} sessions", unit="session")):
             x, y = occupancy_samples(spec, frames=frames, every=every, crop_size=crop_size)
             out.append((spec, x, y))
             log(
@@ -135,7 +136,7 @@ def train_occupancy(
     assert isinstance(last, nn.Linear)
     nn.init.constant_(last.bias, math.log(prior / (1 - prior)))
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    for epoch in range(epochs):
+    for epoch in progress_bar(range(epochs), desc="training", unit="epoch"):
         net.train()
         order = torch.randperm(len(y_train), generator=generator)
         total = 0.0

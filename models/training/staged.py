@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from models.data.served import ServedWindows, load_params
 from models.data.windows import collate
@@ -50,6 +49,7 @@ from models.networks.checkpoint import ENHANCEMENT_JSON, atomic_save, build_chec
 from models.networks.pipeline import ClassroomPipeline
 from models.networks.registry import build_pipeline, method_config
 from models.training.losses import LossConfig, MultiTaskLoss, class_weights
+from services.common.progress import progress_bar
 from services.common.vocabulary import KEYPOINT_INDEX
 
 STAGES = ("front_end", "recogniser", "finetune")
@@ -194,7 +194,7 @@ def train_front_end(
     pipeline.train()
     began = time.perf_counter()
     sums: dict[str, float] = {}
-    bar = tqdm(
+    bar = progress_bar(
         total=options.front_steps, initial=step, desc="a. front end", unit="step", disable=not progress
     )
     while step < options.front_steps:
@@ -270,7 +270,7 @@ def recognition_inputs(
     keypoints, features = [], []
     order = np.arange(len(dataset))
     with torch.inference_mode():
-        for batch in tqdm(
+        for batch in progress_bar(
             _window_batches(dataset, order, 8),
             total=math.ceil(len(order) / 8),
             desc=desc,
@@ -337,7 +337,7 @@ def train_recogniser(
         order = torch.randperm(len(train_y), generator=generator)
         recognition.train()
         total = 0.0
-        for start in tqdm(
+        for start in progress_bar(
             range(0, len(order), options.recogniser_batch),
             desc=f"b. recogniser {epoch + 1}/{options.recogniser_epochs}",
             disable=not progress,
@@ -440,7 +440,7 @@ def finetune(
         pipeline.train()
         criterion.train()
         sums: dict[str, float] = {}
-        for batch in tqdm(
+        for batch in progress_bar(
             _window_batches(train_set, order, options.finetune_batch),
             total=steps_per_epoch,
             desc=f"c. fine-tune {epoch + 1}/{options.finetune_epochs}",

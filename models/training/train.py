@@ -40,13 +40,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from models.data.windows import collate, flip_batch
 from models.networks.checkpoint import atomic_save, build_checkpoint, write_enhancement_json
 from models.networks.perceptual import PerceptualNet, train_perceptual_net
 from models.networks.registry import build_pipeline, method_config
 from models.training.losses import IGNORE_LABEL, LossConfig, MultiTaskLoss, class_weights
+from services.common.progress import progress_bar
 
 
 @dataclass
@@ -142,7 +142,7 @@ def warm_up_front_end(pipeline, criterion, train_set, val_set, options: TrainOpt
         sums: dict[str, float] = {}
         seen = 0
         starts = range(0, len(order), windows_per_step)
-        for start in tqdm(starts, desc=f"warm-up {epoch + 1}", disable=not progress, leave=False):
+        for start in progress_bar(starts, desc=f"warm-up {epoch + 1}", disable=not progress, leave=False):
             samples = [train_set[int(i)] for i in order[start : start + windows_per_step]]
             batch = collate(samples)
             t = batch["crops"].shape[1]
@@ -303,7 +303,7 @@ def train(
         sums: dict[str, float] = {}
         seen = 0
         steps = math.ceil(len(order) / options.batch_size)
-        bar = tqdm(
+        bar = progress_bar(
             _batches(train_set, order, options.batch_size),
             total=steps,
             desc=f"epoch {epoch + 1}/{options.epochs}",

@@ -115,14 +115,13 @@ def _export(args: argparse.Namespace, preset) -> int:
         preset = dataclasses.replace(preset, sim=preset.sim.model_copy(update={"rgb_size": args.rgb_size}))
     ds = VirtualDataset(preset, seed=args.seed)
     total = sum(min(len(ds.windows(s)), args.limit if args.limit is not None else 10**9) for s in splits)
+    from services.common.progress import progress_bar
+
     started = time.perf_counter()
-    done = [0]
+    bar = progress_bar(total=total, desc="windows", unit="window")
 
     def progress(entry) -> None:
-        done[0] += 1
-        if done[0] % 10 == 0 or done[0] == total:
-            rate = done[0] / (time.perf_counter() - started)
-            print(f"  {done[0]}/{total} windows ({rate:.2f}/s)", flush=True)
+        bar.update()
 
     print(f"SmartClass-Sim {preset.name}, seed {args.seed}: writing {total} windows to {args.out}")
     ds.export(
@@ -133,6 +132,7 @@ def _export(args: argparse.Namespace, preset) -> int:
         references=not args.no_references,
         progress=progress,
     )
+    bar.close()
     print(f"done in {time.perf_counter() - started:.1f} s; check it with: classroom dataset check {args.out}")
     return 0
 

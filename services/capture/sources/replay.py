@@ -105,16 +105,15 @@ def record_simulated(
     progress: bool = False,
 ) -> int:
     """Render a simulated classroom once into a recording for the replay camera; frame sets written."""
-    from tqdm import tqdm
-
     from services.common import codecs
+    from services.common.progress import progress_bar
     from services.simulator.live import SimulatedCamera
 
     camera = SimulatedCamera(seed=seed, students=students, fps=fps, rgb_size=size)
     frames = max(1, round(seconds * fps))
     recorder = Recorder(path)
     try:
-        for sequence in tqdm(
+        for sequence in progress_bar(
             range(frames), desc=f"recording {path.name}", unit="frame set", disable=not progress
         ):
             message = codecs.encode_frame_set(
