@@ -48,6 +48,11 @@ class DashboardSettings(BaseSettings):
     )
     sessions_page_size: int = Field(default=200, ge=10, le=2000, description="sessions listed per page")
     display_timezone: str = Field(default="UTC", description="IANA time zone the pages show times in")
+    model_cards: str = Field(
+        default="",
+        description="comma-separated files or folders with model.quality.json cards (classroom evaluate) besides "
+        "the committed checkpoints'",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -61,7 +61,7 @@ def render(ctx: PageContext) -> None:
     except queries.RangeTooWide as exc:
         st.warning(str(exc))
         return
-    model_banner(report.models)
+    model_banner(report.models, ctx)
     alerts = [
         a
         for a in report.alerts

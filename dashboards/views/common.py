@@ -11,6 +11,7 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from dashboards.auth import Viewer
 from dashboards.config import DashboardSettings
+from dashboards.quality import load_cards, quality_sentence
 from dashboards.queries import SYNTHETIC_PREFIX
 from services.common.engagement import EngagementMapping
 
@@ -128,9 +130,18 @@ def mapping_caption(mapping: EngagementMapping) -> str:
     )
 
 
-def model_banner(versions: Iterable[tuple[str, bool]]) -> None:
-    """Say plainly when the numbers do not come from a trained recogniser."""
+def model_banner(versions: Iterable[tuple[str, bool]], ctx: PageContext | None = None) -> None:
+    """Which model made the page's numbers and how often it is right; plainly, when the numbers do
+    not come from a trained recogniser."""
     versions = set(versions)
+    extra = tuple(Path(p.strip()) for p in (ctx.settings.model_cards if ctx else "").split(",") if p.strip())
+    cards = load_cards(extra)
+    for version in sorted(v for v, trained in versions if trained and not v.startswith(SYNTHETIC_PREFIX)):
+        measured, sentence = quality_sentence(version, cards)
+        if measured:
+            st.info(plain(sentence), icon=":material/fact_check:")
+        else:
+            st.warning(plain(sentence), icon=":material/help:")
     synthetic = sorted(v for v, _ in versions if v.startswith(SYNTHETIC_PREFIX))
     untrained = sorted(v for v, trained in versions if not trained and not v.startswith(SYNTHETIC_PREFIX))
     if synthetic:

@@ -216,7 +216,8 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
     )
     models = queries.session_models(ctx.engine, ctx.viewer, session_id)
     model_banner(
-        [(m.model_version, m.model_trained) for m in models] or [(info.model_version, info.model_trained)]
+        [(m.model_version, m.model_trained) for m in models] or [(info.model_version, info.model_trained)],
+        ctx,
     )
     if len(models) > 1:
         st.caption(

@@ -70,7 +70,7 @@ def render(ctx: PageContext) -> None:
         st.info("This page is past the last session; go back to page 1.")
         return
 
-    model_banner((r.model_version, r.model_trained) for r in listing.rows)
+    model_banner(((r.model_version, r.model_trained) for r in listing.rows), ctx)
     a, b, c = st.columns(3)
     a.metric("Sessions matching", f"{listing.total:,}")
     means = [r.mean_engagement for r in listing.rows if r.mean_engagement is not None]

@@ -85,7 +85,7 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         scope = "any session" if ctx.viewer.is_admin else "any session of your courses"
         st.info(f"Student {plain(student_id)} was not observed in {scope}.")
         return
-    model_banner({(r.model_version, r.model_trained) for r in rows})
+    model_banner({(r.model_version, r.model_trained) for r in rows}, ctx)
 
     frame = student_sessions_frame(ctx, rows)
     scores = [r.engagement for r in rows if r.engagement is not None]

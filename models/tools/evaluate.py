@@ -190,4 +190,10 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "results.md").write_text(markdown)
     print(markdown)
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    if len(args.checkpoint) == 1:  # one model: its quality card, which the dashboard shows beside its events
+        from models.evaluation.card import quality_card
+
+        card = quality_card(report, args.checkpoint[0])
+        (args.out / "model.quality.json").write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote {args.out / 'model.quality.json'} (digest {card['digest']})")
     return 0

@@ -380,3 +380,15 @@ def test_a_campus_mapping_file_changes_numbers_and_name(hand_db, tmp_path: Path)
     mapping = EngagementMapping.model_validate(lenient)
     assert f"**lenient-v1** (digest `{mapping.digest}`)" in texts(app)
     assert app.metric[5].value == "57 %"  # (6*0.5 + 0.1 + 1 + 0.6 + 1) / 10
+
+
+@pytest.mark.parametrize("page", ["sessions", "session", "student"])
+def test_every_page_says_how_far_to_trust_its_model(hand_db, page):
+    """The hand database's trained model has no evaluation: every page that shows its numbers says
+    its accuracy is unknown (the alerts page does too, for a date range with sessions)."""
+    url, _ = hand_db
+    route = {"page": page, "session": "s-math-1", "student": "alice"}
+    app = open_app(url, user="root", route=route).run()
+    assert failures(app) == []
+    warnings = [shown(w.value) for w in app.warning]
+    assert any(w.startswith("Model ") and "how often its events are right is unknown" in w for w in warnings)
