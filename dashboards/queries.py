@@ -21,6 +21,7 @@ Engagement is computed in SQL from the seconds per behaviour with the configured
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -28,6 +29,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 from sqlalchemy import Float, Integer, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
@@ -457,6 +459,50 @@ def session_models(engine: Engine, viewer: Viewer, session_id: str) -> list[Mode
             .group_by(EVENT.c.model_version, EVENT.c.model_trained)
         ).all()
     return sorted((ModelUse(v, bool(t), int(n)) for v, t, n in rows), key=lambda m: -m.events)
+
+
+def session_events(engine: Engine, viewer: Viewer, session_id: str) -> pd.DataFrame:
+    """Every behaviour event of one session the viewer may see, oldest first: the event-level export
+    (times UTC, confidence 0..1, the top five as label:probability, the model that made it)."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        rows = connection.execute(
+            select(
+                EVENT.c.student_id,
+                EVENT.c.seat_id,
+                EVENT.c.window_start,
+                EVENT.c.window_end,
+                EVENT.c.label,
+                EVENT.c.confidence,
+                EVENT.c.top5,
+                EVENT.c.model_version,
+                EVENT.c.model_trained,
+                EVENT.c.event_id,
+            )
+            .where(EVENT.c.session_id == session_id)
+            .order_by(EVENT.c.window_end, EVENT.c.student_id)
+        ).all()
+    out = []
+    for r in rows:
+        try:
+            top5 = "; ".join(f"{label}:{float(p):.3f}" for label, p in json.loads(r.top5))
+        except (ValueError, TypeError):
+            top5 = ""
+        out.append(
+            {
+                "student": r.student_id,
+                "seat": r.seat_id,
+                "window start (UTC)": as_utc(r.window_start).isoformat(),
+                "window end (UTC)": as_utc(r.window_end).isoformat(),
+                "behaviour": r.label,
+                "confidence (0-1)": round(float(r.confidence), 4),
+                "top 5 (label:probability)": top5,
+                "model": r.model_version,
+                "model trained": bool(r.model_trained),
+                "event id": r.event_id,
+            }
+        )
+    return pd.DataFrame(out)
 
 
 def _minute_points(

@@ -6,7 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
-from dashboards.views.common import PageContext, mapping_caption, model_banner, open_button, percent
+from dashboards.views.common import (
+    PageContext,
+    download_csv,
+    mapping_caption,
+    model_banner,
+    open_button,
+    percent,
+)
 from dashboards.views.widgets import classroom_and_course, date_range
 
 
@@ -77,7 +84,15 @@ def render(ctx: PageContext) -> None:
     if not alerts:
         st.success("No sustained low engagement in these sessions.")
         return
-    st.dataframe(alerts_table(ctx, alerts), hide_index=True, width="stretch", key="alerts_table")
+    table = alerts_table(ctx, alerts)
+    st.dataframe(table, hide_index=True, width="stretch", key="alerts_table")
+    download_csv(
+        table,
+        label="Download CSV",
+        file_name=f"alerts-{days[0]}-{days[-1]}-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
+        key="alerts_csv",
+        model="; ".join(sorted(v for v, _ in report.models)),
+    )
     labels = {
         i: " · ".join(
             (

@@ -182,6 +182,17 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
+def download_csv(frame: pd.DataFrame, *, label: str, file_name: str, key: str, **context: str) -> None:
+    """A CSV download of ``frame`` with ``context`` columns first (session, course, date, model):
+    a file that leaves the dashboard still says what it is about."""
+    out = frame.copy()
+    for position, (name, value) in enumerate(context.items()):
+        out.insert(position, name, value)
+    st.download_button(
+        label, data=csv_bytes(out), file_name=file_name, mime="text/csv", key=key, on_click="ignore"
+    )
+
+
 def sort_frame(frame: pd.DataFrame, column: str, descending: bool) -> pd.DataFrame:
     """Sort with missing values last whichever the direction (a student never seen sorts last)."""
     return frame.sort_values(column, ascending=not descending, na_position="last", kind="stable").reset_index(

@@ -11,7 +11,7 @@ import streamlit as st
 from dashboards import queries
 from dashboards.views.common import (
     PageContext,
-    csv_bytes,
+    download_csv,
     go,
     mapping_caption,
     model_banner,
@@ -290,12 +290,25 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
         width="stretch",
         key="session_students_table",
     )
-    st.download_button(
-        "Download CSV",
-        data=csv_bytes(frame),
+    context = {
+        "session": info.session_id,
+        "course": info.course_id,
+        "date": ctx.when(info.started_at, "%Y-%m-%d"),
+        "model": "; ".join(m.model_version for m in models) or info.model_version,
+    }
+    download_csv(
+        frame.rename(columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}),
+        label="Download CSV (students)",
         file_name=f"session-{info.session_id}-students-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
-        mime="text/csv",
         key="session_csv",
-        on_click="ignore",
+        **context,
+    )
+    download_csv(
+        queries.session_events(ctx.engine, ctx.viewer, info.session_id),
+        label="Download CSV (every event)",
+        file_name=f"session-{info.session_id}-events.csv",
+        key="session_events_csv",
+        session=info.session_id,
+        course=info.course_id,
     )
     _student_detail(ctx, info, students, alerts, preferred_student, list(frame["student"]))

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
-from dashboards.views.common import PageContext, mapping_caption, model_banner, open_button
+from dashboards.views.common import PageContext, download_csv, mapping_caption, model_banner, open_button
 from dashboards.views.widgets import classroom_and_course, date_range, engagement_trend
 
 
@@ -100,6 +100,12 @@ def render(ctx: PageContext) -> None:
             ),
         },
         key="sessions_table",
+    )
+    download_csv(
+        frame.rename(columns={"mean engagement": "mean engagement (%)"}),
+        label="Download CSV",
+        file_name=f"sessions-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
+        key="sessions_csv",
     )
     labels = {
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id} · {r.classroom_id}"

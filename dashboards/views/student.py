@@ -8,6 +8,7 @@ import streamlit as st
 from dashboards import queries
 from dashboards.views.common import (
     PageContext,
+    download_csv,
     go,
     mapping_caption,
     model_banner,
@@ -108,11 +109,15 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         bars = behaviour_bars(ctx.mapping, mix, value_title="minutes")
         st.altair_chart(bars, width="stretch")
 
-    st.dataframe(
-        frame.rename(columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}),
-        hide_index=True,
-        width="stretch",
-        key="student_sessions_table",
+    table = frame.rename(columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"})
+    st.dataframe(table, hide_index=True, width="stretch", key="student_sessions_table")
+    download_csv(
+        table,
+        label="Download CSV",
+        file_name=f"student-{student_id}-sessions-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
+        key="student_csv",
+        student=str(student_id),
+        model="; ".join(sorted({r.model_version for r in rows})),
     )
     labels = {
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id}" for r in reversed(rows)

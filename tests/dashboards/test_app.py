@@ -247,7 +247,23 @@ def test_session_table_sorts(hand_db):
     assert table(app, "session_students_table")["student"].tolist() == ["alice", "bob"]
     app.selectbox(key="session_sort").select("hand raises").run()
     assert table(app, "session_students_table")["student"].tolist() == ["bob", "alice"]
-    assert app.get("download_button")[0].proto.label == "Download CSV"
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert labels == ["Download CSV (students)", "Download CSV (every event)"]
+
+
+@pytest.mark.parametrize(
+    ("route", "buttons"),
+    [
+        ({"page": "sessions"}, 1),
+        ({"page": "session", "session": "s-math-1"}, 2),
+        ({"page": "student", "student": "alice"}, 1),
+    ],
+)
+def test_every_table_downloads(hand_db, route, buttons):
+    url, _ = hand_db
+    app = open_app(url, user="root", route=route).run()
+    assert failures(app) == []
+    assert len(app.get("download_button")) == buttons
 
 
 def test_untrained_session_gets_the_banner_and_the_gap_is_named(hand_db):

@@ -296,3 +296,24 @@ def test_dashboard_connections_to_postgresql_run_without_jit(postgres_schema_url
                 )
     finally:
         engine.dispose()
+
+
+def test_the_event_export_of_one_session(hand_db):
+    from dashboards.views.common import csv_bytes
+
+    _, engine = hand_db
+    frame = queries.session_events(engine, ADMIN, "s-math-1")
+    assert len(frame) > 0 and list(frame.columns)[:6] == [
+        "student",
+        "seat",
+        "window start (UTC)",
+        "window end (UTC)",
+        "behaviour",
+        "confidence (0-1)",
+    ]
+    assert frame["confidence (0-1)"].between(0, 1).all()
+    assert frame["top 5 (label:probability)"].str.contains(":").all()
+    text = csv_bytes(frame).decode()
+    assert text.splitlines()[0].startswith("student,seat,window start (UTC)")
+    with pytest.raises(queries.SessionNotAccessible):
+        queries.session_events(engine, PAUL, "s-math-1")  # another course's instructor
