@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from services.cli.faults import FaultProxy
-    from services.cli.pipeline import PipelineRun, RunOptions, percentile
+    from services.cli.pipeline import PipelineRun, RunOptions
 
     real = make_url(args.database_url)
     if not real.drivername.startswith("postgresql"):
@@ -125,15 +125,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     proxy = FaultProxy(real.host or "127.0.0.1", real.port or 5432)
     proxied = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    options = RunOptions(
-        workdir=args.workdir,
-        students=args.students,
-        fps=args.fps,
-        seed=args.seed,
-        database_url=proxied,
+    pipeline = PipelineRun(
+        RunOptions(
+            workdir=args.workdir, students=args.students, fps=args.fps, seed=args.seed, database_url=proxied
+        )
     )
-    pipeline = PipelineRun(options)
-    timeline: dict[str, float] = {}
     sampler: Sampler | None = None
     try:
         pipeline.start()
@@ -141,35 +137,8 @@ def run(args: argparse.Namespace) -> int:
         assert tap is not None  # started by pipeline.start()
         sampler = Sampler(pipeline, lambda: _event_ids(args.database_url, tap.session_ids, count=True))
         sampler.start()
-        began = time.monotonic()
-        _wait(pipeline, args.warmup)
-
-        # 1. a service stops (SIGSTOP, its workers too) and continues
-        timeline["pause_start"] = time.monotonic()
-        pipeline.supervisor.signal(args.pause, signal.SIGSTOP)
-        time.sleep(args.fault_seconds)
-        pipeline.supervisor.signal(args.pause, signal.SIGCONT)
-        timeline["pause_back"] = time.monotonic()
-        _wait(pipeline, args.quiet)
-
-        # 2. the model server crashes and is started again
-        timeline["model_start"] = time.monotonic()
-        pipeline.kill("modelserver")
-        pipeline.restart_modelserver()
-        pipeline.wait_ready(["modelserver"])
-        timeline["model_back"] = time.monotonic()
-        _wait(pipeline, args.quiet)
-
-        # 3. the database refuses connections
-        timeline["database_start"] = time.monotonic()
-        proxy.cut()
-        _wait(pipeline, args.fault_seconds)
-        proxy.restore()
-        timeline["database_back"] = time.monotonic()
-        _wait(pipeline, args.quiet)
-
-        # the camera stops; everything in flight drains
-        timeline["capture_stop"] = time.monotonic()
+        timeline = _inject_faults(pipeline, proxy, args)
+        timeline["capture_stop"] = time.monotonic()  # the camera stops; everything in flight drains
         pipeline.supervisor.stop(
             [c.name for c in pipeline.supervisor.children if c.name.startswith("capture")]
         )
@@ -187,9 +156,51 @@ def run(args: argparse.Namespace) -> int:
             sampler.stop()
         pipeline.stop()
         proxy.close()
+    result = _figures(args, tap, sampler, timeline, counters, drained)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print(result)
+    return 0
 
-    tap = pipeline.tap
-    assert tap is not None and sampler is not None
+
+def _inject_faults(pipeline: Any, proxy: Any, args: argparse.Namespace) -> dict[str, float]:
+    """Warm-up, then each fault and a quiet phase after it; when each began and was over."""
+    timeline = {"start": time.monotonic()}
+    _wait(pipeline, args.warmup)
+    # 1. a service stops (SIGSTOP, its workers too) and continues
+    timeline["pause_start"] = time.monotonic()
+    pipeline.supervisor.signal(args.pause, signal.SIGSTOP)
+    time.sleep(args.fault_seconds)
+    pipeline.supervisor.signal(args.pause, signal.SIGCONT)
+    timeline["pause_back"] = time.monotonic()
+    _wait(pipeline, args.quiet)
+    # 2. the model server crashes and is started again
+    timeline["model_start"] = time.monotonic()
+    pipeline.kill("modelserver")
+    pipeline.restart_modelserver()
+    pipeline.wait_ready(["modelserver"])
+    timeline["model_back"] = time.monotonic()
+    _wait(pipeline, args.quiet)
+    # 3. the database refuses connections
+    timeline["database_start"] = time.monotonic()
+    proxy.cut()
+    _wait(pipeline, args.fault_seconds)
+    proxy.restore()
+    timeline["database_back"] = time.monotonic()
+    _wait(pipeline, args.quiet)
+    return timeline
+
+
+def _figures(
+    args: argparse.Namespace,
+    tap: Any,
+    sampler: Sampler,
+    timeline: dict[str, float],
+    counters: dict,
+    drained: bool,
+) -> dict[str, Any]:
+    """What the drill measured: events published against stored, coverage, metrics, recovery, latency."""
     stored = _event_ids(args.database_url, tap.session_ids)
     published = set(tap.event_ids)
     windows = _windows(args.database_url, tap.session_ids)
@@ -198,29 +209,7 @@ def run(args: argparse.Namespace) -> int:
     def total(prefix: str) -> float:
         return sum(v for c in counters.values() for k, v in c.items() if k.startswith(prefix))
 
-    skipped = total("classroom_observations_skipped_total")
-    dead = total("classroom_dead_letters_total")
-    not_emitted = total("classroom_windows_not_emitted_total")
-    shed = total("classroom_frames_shed_total")
-    recovery = {
-        f"{args.pause} continued -> its output": sampler.resumed_after(args.pause, timeline["pause_back"]),
-        "model server ready -> fusion output": sampler.resumed_after("fusion", timeline["model_back"]),
-        "database back -> a new row": sampler.resumed_after("rows", timeline["database_back"]),
-    }
-    phases = {
-        "before faults": (began, timeline["pause_start"]),
-        "during faults": (timeline["pause_start"], timeline["database_back"] + args.quiet / 2),
-        "after faults": (timeline["database_back"] + args.quiet / 2, timeline["capture_stop"] + 30),
-    }
-    latency = {}
-    for phase, (lo, hi) in phases.items():
-        values = [lat for at, lat in zip(tap.received_at, tap.latencies_s, strict=False) if lo <= at < hi]
-        latency[phase] = {
-            "p50_s": round(percentile(values, 50), 2),
-            "p95_s": round(percentile(values, 95), 2),
-            "n": len(values),
-        }
-    result = {
+    return {
         "students": args.students,
         "fps": args.fps,
         "fault_seconds": args.fault_seconds,
@@ -236,20 +225,41 @@ def run(args: argparse.Namespace) -> int:
         "coverage_min": round(min(coverage.values()), 4) if coverage else 0.0,
         "coverage_mean": round(sum(coverage.values()) / len(coverage), 4) if coverage else 0.0,
         "missing_windows": sum(_missing(ends) for ends in windows.values()),
-        "skipped_observations_metric": skipped,
-        "dead_letters_metric": dead,
-        "windows_not_emitted_metric": not_emitted,
-        "frames_shed_metric": shed,
-        "recovery_s": recovery,
+        "skipped_observations_metric": total("classroom_observations_skipped_total"),
+        "dead_letters_metric": total("classroom_dead_letters_total"),
+        "windows_not_emitted_metric": total("classroom_windows_not_emitted_total"),
+        "frames_shed_metric": total("classroom_frames_shed_total"),
+        "recovery_s": {
+            f"{args.pause} continued -> its output": sampler.resumed_after(
+                args.pause, timeline["pause_back"]
+            ),
+            "model server ready -> fusion output": sampler.resumed_after("fusion", timeline["model_back"]),
+            "database back -> a new row": sampler.resumed_after("rows", timeline["database_back"]),
+        },
         "recovery_target_s": RECOVERY_TARGET_S,
-        "latency_capture_to_event": latency,
-        "timeline_s": {k: round(v - began, 1) for k, v in timeline.items()},
+        "latency_capture_to_event": _latency_by_phase(tap, timeline, args.quiet),
+        "timeline_s": {k: round(v - timeline["start"], 1) for k, v in timeline.items() if k != "start"},
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        _print(result)
-    return 0
+
+
+def _latency_by_phase(tap: Any, timeline: dict[str, float], quiet: float) -> dict[str, dict[str, float]]:
+    """Capture -> event p50 / p95 of the events published before, during and after the faults."""
+    from services.cli.pipeline import percentile
+
+    phases = {
+        "before faults": (timeline["start"], timeline["pause_start"]),
+        "during faults": (timeline["pause_start"], timeline["database_back"] + quiet / 2),
+        "after faults": (timeline["database_back"] + quiet / 2, timeline["capture_stop"] + 30),
+    }
+    latency = {}
+    for phase, (lo, hi) in phases.items():
+        values = [lat for at, lat in zip(tap.received_at, tap.latencies_s, strict=False) if lo <= at < hi]
+        latency[phase] = {
+            "p50_s": round(percentile(values, 50), 2),
+            "p95_s": round(percentile(values, 95), 2),
+            "n": len(values),
+        }
+    return latency
 
 
 def _wait(pipeline: Any, seconds: float) -> None:
