@@ -64,17 +64,30 @@ def raw_frame_set(sequence: int, *, camera: str = "cam-1") -> frames_pb2.FrameSe
     )
 
 
-def test_enhanced_output_and_dead_letters(broker, topic_prefix, tmp_path) -> None:
+def write_campus(folder, *cameras: str) -> None:
+    """room-1 with these cameras, written as a new file renamed over the old (as a ConfigMap update does)."""
     campus = Campus(
-        classrooms=(Classroom(id="room-1", cameras=(Camera(id="cam-1", calibration=CALIBRATION),)),)
+        classrooms=(
+            Classroom(id="room-1", cameras=tuple(Camera(id=c, calibration=CALIBRATION) for c in cameras)),
+        )
     )
-    dump_campus(campus, tmp_path / "campus.yaml")
-    settings = EnhancementSettings(
+    dump_campus(campus, folder / "next.yaml")
+    (folder / "next.yaml").replace(folder / "campus.yaml")
+
+
+def settings_for(broker, prefix: str, folder, **extra) -> EnhancementSettings:
+    return EnhancementSettings(
         kafka_bootstrap=broker.bootstrap,
-        topic_prefix=topic_prefix,
-        campus_file=tmp_path / "campus.yaml",
+        topic_prefix=prefix,
+        campus_file=folder / "campus.yaml",
         session_timeout_ms=6000,
+        **extra,
     )
+
+
+def test_enhanced_output_and_dead_letters(broker, topic_prefix, tmp_path) -> None:
+    write_campus(tmp_path, "cam-1")
+    settings = settings_for(broker, topic_prefix, tmp_path)
     corrupt = raw_frame_set(2)
     corrupt.rgb.data = corrupt.rgb.data[: len(corrupt.rgb.data) // 2]
     missing = raw_frame_set(3)
@@ -131,17 +144,8 @@ def test_stale_frame_sets_are_shed_and_the_capture_time_travels_on(broker, topic
 
     from services.common.metrics import ServiceMetrics
 
-    campus = Campus(
-        classrooms=(Classroom(id="room-1", cameras=(Camera(id="cam-1", calibration=CALIBRATION),)),)
-    )
-    dump_campus(campus, tmp_path / "campus.yaml")
-    settings = EnhancementSettings(
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=topic_prefix,
-        campus_file=tmp_path / "campus.yaml",
-        session_timeout_ms=6000,
-        shed_after_s=45.0,
-    )
+    write_campus(tmp_path, "cam-1")
+    settings = settings_for(broker, topic_prefix, tmp_path, shed_after_s=45.0)
     now_ms = time.time_ns() // 1_000_000
     stamps = {0: now_ms - 1_000, 1: now_ms - 120_000, 2: now_ms - 500, 3: now_ms - 600_000}
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", max_request_size=20_000_000)
@@ -170,23 +174,8 @@ def test_stale_frame_sets_are_shed_and_the_capture_time_travels_on(broker, topic
 def test_a_camera_added_to_the_campus_file_is_served_without_a_restart(
     broker, topic_prefix, tmp_path
 ) -> None:
-    def write_campus(*cameras: str) -> None:
-        campus = Campus(
-            classrooms=(
-                Classroom(id="room-1", cameras=tuple(Camera(id=c, calibration=CALIBRATION) for c in cameras)),
-            )
-        )
-        dump_campus(campus, tmp_path / "next.yaml")
-        (tmp_path / "next.yaml").replace(tmp_path / "campus.yaml")  # as a ConfigMap update does
-
-    write_campus("cam-1")
-    settings = EnhancementSettings(
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=topic_prefix,
-        campus_file=tmp_path / "campus.yaml",
-        session_timeout_ms=6000,
-        campus_reload_s=0.5,
-    )
+    write_campus(tmp_path, "cam-1")
+    settings = settings_for(broker, topic_prefix, tmp_path, campus_reload_s=0.5)
     thread = ServiceThread(EnhancementService(settings)).start()
     try:
         produce(
@@ -195,7 +184,7 @@ def test_a_camera_added_to_the_campus_file_is_served_without_a_restart(
             [(b"room-1", raw_frame_set(0, camera="cam-2").SerializeToString())],
         )
         letters = consume_all(broker.bootstrap, topic_prefix + DEAD_LETTER, expect=1, timeout=90)
-        write_campus("cam-1", "cam-2")
+        write_campus(tmp_path, "cam-1", "cam-2")
         time.sleep(2.0)  # a few reload intervals
         produce(
             broker.bootstrap,
