@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-COMMITTED_CARDS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
+from models.serving.committed import CHECKPOINTS as COMMITTED_CARDS  # a path module: no torch
 
 
 @dataclass(frozen=True)

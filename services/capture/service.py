@@ -261,10 +261,7 @@ class CaptureService:
         message.source = self.settings.source
         message.frame_rate = source.frame_rate
         self._replayed += 1
-        try:
-            self._queue.put(message, timeout=None)
-        except queue.Full:  # pragma: no cover - put without timeout blocks instead
-            self.dropped += 1
+        self._queue.put(message)  # a recording waits for the broker: nothing to drop
 
     # -- event loop ------------------------------------------------------------------------
 

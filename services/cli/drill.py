@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from sqlalchemy.engine import make_url
 
     from services.cli.faults import FaultProxy
-    from services.cli.pipeline import PipelineRun, RunOptions
+    from services.cli.pipeline import PipelineRun, RunOptions, scrape
 
     real = make_url(args.database_url)
     if not real.drivername.startswith("postgresql"):
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         counters = {}
         for name, port in pipeline.ports.items():
             with contextlib.suppress(OSError):  # the stopped camera
-                counters[name] = _scrape_all(port)
+                counters[name] = scrape(port)
     except RuntimeError as exc:
         print(f"classroom bench drill: {exc}", file=sys.stderr)
         return 1
@@ -206,8 +206,8 @@ def _figures(
     windows = _windows(args.database_url, tap.session_ids)
     coverage = {student: _coverage(ends) for student, ends in windows.items()}
 
-    def total(prefix: str) -> float:
-        return sum(v for c in counters.values() for k, v in c.items() if k.startswith(prefix))
+    def total(name: str) -> float:  # over services (scrape already summed each one's labels)
+        return sum(c.get(name, 0.0) for c in counters.values())
 
     return {
         "students": args.students,
@@ -359,23 +359,6 @@ def _coverage(ends: list[float]) -> float:
         return 0.0
     expected = round((max(ends) - min(ends)) / HOP_S) + 1
     return (expected - _missing(ends)) / expected
-
-
-def _scrape_all(port: int) -> dict[str, float]:
-    """Every sample of one service's /metrics, by name with its labels."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-        text = response.read().decode()
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if not sample.name.endswith("_created"):
-                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                values[f"{sample.name}{{{labels}}}"] = sample.value
-    return values
 
 
 def _print(result: dict) -> None:

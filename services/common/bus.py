@@ -35,7 +35,7 @@ from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import deadletter_pb2
 from services.common.retry import call_until_available
-from services.common.settings import ServiceSettings, env_name
+from services.common.settings import FrameStageSettings, ServiceSettings, env_name
 from services.common.topics import DEAD_LETTER
 
 # Bytes of protocol overhead a record adds on top of key and value.
@@ -325,9 +325,9 @@ class StreamService(ABC):
 
     def _stale(self, records: list[ConsumerRecord]) -> set[int]:
         """Indices of frame sets older than ``shed_after_s`` since capture (their record timestamp)."""
-        limit_s = float(getattr(self.settings, "shed_after_s", 0.0))
-        if limit_s <= 0:
-            return set()
+        if not isinstance(self.settings, FrameStageSettings) or self.settings.shed_after_s <= 0:
+            return set()  # the store never sheds: events are not frames
+        limit_s = self.settings.shed_after_s
         now_ms = time.time_ns() // 1_000_000
         return {i for i, r in enumerate(records) if r.timestamp > 0 and now_ms - r.timestamp > limit_s * 1000}
 

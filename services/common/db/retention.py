@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
@@ -64,7 +64,9 @@ def purge_before(engine: Engine, cutoff: datetime, *, dry_run: bool = False) -> 
         known = select(ClassSession.id)
         orphan = (col(BehaviourEvent.window_end) < cutoff) & col(BehaviourEvent.session_id).not_in(known)
         if dry_run:
-            counts["events"] += len(session.exec(select(BehaviourEvent.event_id).where(orphan)).all())
+            counts["events"] += int(
+                session.exec(select(func.count()).select_from(BehaviourEvent).where(orphan)).one()
+            )
         else:
             counts["events"] += deleted_rows(session.execute(delete(BehaviourEvent).where(orphan)))
     return Purged(**counts)
@@ -74,7 +76,7 @@ def _delete(session: Session, table: Any, column: Any, ids: list[str], dry_run: 
     """Rows of ``table`` whose ``column`` is one of ``ids``: deleted (or only counted)."""
     where = col(column).in_(ids)
     if dry_run:
-        return len(session.exec(select(column).where(where)).all())
+        return int(session.exec(select(func.count()).select_from(table).where(where)).one())
     return deleted_rows(session.execute(delete(table).where(where)))
 
 
