@@ -10,30 +10,25 @@ goes to the server's log only.
 
 from __future__ import annotations
 
-import logging
-
 import streamlit as st
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from dashboards.config import DashboardSettings
-from dashboards.database import DatabaseUnavailable, describe_failure, open_engine
-from dashboards.queries import SessionNotAccessible
+from dashboards.database import DatabaseUnavailable, open_engine
 from dashboards.views import alerts, session, sessions, student
 from dashboards.views.common import (
     NAV_KEY,
     PAGES,
     PageContext,
     current_route,
+    failures_as_messages,
     mapping_caption,
     mirror_route_in_url,
     plain,
 )
 from dashboards.views.login import logged_in_viewer, logout, render_login
 from services.common.engagement import EngagementMapping, load_mapping
-
-log = logging.getLogger("dashboards.app")
 
 
 @st.cache_resource(show_spinner=False)
@@ -81,6 +76,7 @@ def _sidebar(ctx: PageContext, route: dict[str, str]) -> str:
             st.session_state[NAV_KEY] = route["page"]
         page = str(st.radio("Page", list(PAGES), format_func=PAGES.get, key=NAV_KEY))
         st.divider()
+        st.caption(ctx.zone_caption())
         st.caption(mapping_caption(ctx.mapping))
     return page
 
@@ -92,7 +88,7 @@ def main() -> None:
         return
     settings, engine, mapping = started
     route = current_route()  # taken from the URL on the first run, before the login
-    try:
+    with failures_as_messages(settings):
         viewer = logged_in_viewer(engine, settings)
         if viewer is None:
             render_login(engine, settings)
@@ -112,14 +108,6 @@ def main() -> None:
         else:
             alerts.render(ctx)
         mirror_route_in_url(current_route())  # a page may have chosen a session or student meanwhile
-    except SessionNotAccessible as exc:
-        st.error(plain(exc))
-    except SQLAlchemyError as exc:
-        log.exception("database error")
-        st.error(f"{plain(describe_failure(settings.database_url, exc))} Try again in a moment.")
-    except Exception as exc:
-        log.exception("page failed")
-        st.error(f"This page failed ({type(exc).__name__}); the details are in the dashboard's log.")
 
 
 main()

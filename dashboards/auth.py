@@ -5,10 +5,19 @@ a username, a role (``admin`` sees every classroom, ``instructor`` only the cour
 ``courseinstructor`` table gives them) and an Argon2id hash of the password (argon2-cffi).
 Failed logins are recorded in ``dashboard_login_failure`` per username and per client
 address, so a restart of the dashboard does not reset the rate limit.
+
+A login survives a reload through a signed token (a cookie, dashboards/views/login.py): the
+username, when the login was made and when it was last used, and an HMAC-SHA256 over those
+and the user's current password hash. The token never holds the password; changing the
+password or removing the user ends every token issued before, and the login's age and idle
+limits apply to a token exactly as to a login kept in the browser session.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -218,7 +227,7 @@ def authenticate(
 
 @dataclass(frozen=True)
 class LoginSession:
-    """What st.session_state keeps about a login (server-side; the browser holds no token)."""
+    """What st.session_state keeps about a login; the browser's cookie carries it signed (login_token)."""
 
     username: str
     issued_at: datetime
@@ -232,6 +241,42 @@ class LoginSession:
             minutes = idle.total_seconds() / 60
             return f"Your login expired after {minutes:.0f} idle minutes; please log in again."
         return None
+
+
+def _token_mac(key: bytes, body: str, password_hash: str) -> str:
+    return hmac.new(key, f"{body}|{password_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def password_hash_of(engine: Engine, username: str) -> str | None:
+    with Session(engine) as session:
+        user = session.get(DashboardUser, username)
+    return None if user is None else user.password_hash
+
+
+def login_token(login: LoginSession, *, key: bytes, password_hash: str) -> str:
+    """``login`` signed for the browser: base64url(username|issued|last seen) '.' HMAC (hex)."""
+    payload = f"{login.username}|{int(login.issued_at.timestamp())}|{int(login.last_seen.timestamp())}"
+    body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    return f"{body}.{_token_mac(key, body, password_hash)}"
+
+
+def login_from_token(engine: Engine, token: str, *, key: bytes) -> LoginSession | None:
+    """The login a token carries when its signature holds for the user's current password hash, else
+    None (forged, altered, signed with another key, user removed or password changed since).
+    Its expiry is the caller's to check, with LoginSession.expiry_reason."""
+    try:
+        body, mac = token.split(".", 1)
+        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+        username, issued, seen = payload.split("|")
+        issued_at, last_seen = (datetime.fromtimestamp(int(v), UTC) for v in (issued, seen))
+    except (ValueError, UnicodeDecodeError, OverflowError):
+        return None
+    if not USERNAME_PATTERN.match(username):
+        return None
+    stored = password_hash_of(engine, username)
+    if stored is None or not hmac.compare_digest(mac, _token_mac(key, body, stored)):
+        return None
+    return LoginSession(username, issued_at, last_seen)
 
 
 def purge_login_failures(engine: Engine, cutoff: datetime) -> int:

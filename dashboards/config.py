@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -47,7 +47,27 @@ class DashboardSettings(BaseSettings):
         default=15, ge=1, description="failed logins older than this are forgotten"
     )
     sessions_page_size: int = Field(default=200, ge=10, le=2000, description="sessions listed per page")
-    display_timezone: str = Field(default="UTC", description="IANA time zone the pages show times in")
+    display_timezone: str = Field(
+        default="UTC", description="the campus's IANA time zone: every page shows times in it and names it"
+    )
+    login_secret: SecretStr | None = Field(
+        default=None,
+        description="key that signs the login cookie, so a login survives a reload; unset: a random key per "
+        "dashboard process (logins then end when it restarts; set it when several replicas serve one campus)",
+    )
+    low_confidence_below: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="an event whose confidence (the model's probability of its label) is below this is "
+        "marked low-confidence: under 0.5 the model gives its own label less than even odds",
+    )
+    live_within_seconds: int = Field(
+        default=120, ge=10, description="a session whose newest event is this recent is shown as live"
+    )
+    live_refresh_seconds: int = Field(
+        default=15, ge=2, le=600, description="a live session's page redraws itself this often"
+    )
     model_cards: str = Field(
         default="",
         description="comma-separated files or folders with model.quality.json cards (classroom evaluate) besides "

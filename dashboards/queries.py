@@ -505,6 +505,107 @@ def session_events(engine: Engine, viewer: Viewer, session_id: str) -> pd.DataFr
     return pd.DataFrame(out)
 
 
+def session_event_spans(engine: Engine, viewer: Viewer, session_id: str) -> pd.DataFrame:
+    """What each event of one session covers: student, start, end (segment, aware UTC), behaviour and
+    confidence, oldest first. The student x time view bins these (dashboards/behaviour_grid.py)."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        rows = connection.execute(
+            select(
+                EVENT.c.student_id,
+                EVENT.c.segment_start,
+                EVENT.c.segment_end,
+                EVENT.c.label,
+                EVENT.c.confidence,
+            )
+            .where(EVENT.c.session_id == session_id)
+            .order_by(EVENT.c.student_id, EVENT.c.segment_start)
+        ).all()
+    return pd.DataFrame(
+        {
+            "student": [r.student_id for r in rows],
+            "start": pd.to_datetime([as_utc(r.segment_start) for r in rows], utc=True),
+            "end": pd.to_datetime([as_utc(r.segment_end) for r in rows], utc=True),
+            "behaviour": [r.label for r in rows],
+            "confidence": [float(r.confidence) for r in rows],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    """One event as the student x time view explains it: what the model saw and where it looked."""
+
+    student_id: str
+    window_start: datetime
+    window_end: datetime
+    segment_start: datetime
+    segment_end: datetime
+    label: str
+    confidence: float
+    top5: list[tuple[str, float]]
+    keypoint_weights: list[float]  # one per keypoint (services/common/vocabulary.KEYPOINTS), or none stored
+    frame_weights: list[float]  # one per frame of the window, oldest first, or none stored
+    model_version: str
+    model_trained: bool
+
+
+def _parsed_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def event_detail(row: Any) -> EventDetail:
+    """An EventDetail from a behaviour_event row; unreadable top-5 or attention JSON reads as none stored."""
+    top5 = _parsed_json(row.top5)
+    attention = _parsed_json(row.attention)
+    attention = attention if isinstance(attention, dict) else {}
+    try:
+        ranked = [(str(label), float(p)) for label, p in top5] if isinstance(top5, list) else []
+        keypoints = [float(w) for w in attention.get("keypoints") or []]
+        frames = [float(w) for w in attention.get("frames") or []]
+    except (TypeError, ValueError):
+        ranked, keypoints, frames = [], [], []
+    return EventDetail(
+        student_id=row.student_id,
+        window_start=as_utc(row.window_start),
+        window_end=as_utc(row.window_end),
+        segment_start=as_utc(row.segment_start),
+        segment_end=as_utc(row.segment_end),
+        label=row.label,
+        confidence=float(row.confidence),
+        top5=ranked,
+        keypoint_weights=keypoints,
+        frame_weights=frames,
+        model_version=row.model_version,
+        model_trained=bool(row.model_trained),
+    )
+
+
+def event_at(
+    engine: Engine, viewer: Viewer, session_id: str, student_id: str, moment: datetime
+) -> EventDetail | None:
+    """The event whose segment covers ``moment`` for one student of one session (the newest that
+    starts at or before it, through the session-student-time index), or None when none covers it."""
+    with engine.connect() as connection:
+        _session_or_refuse(connection, viewer, session_id)
+        row = connection.execute(
+            select(EVENT)
+            .where(
+                EVENT.c.session_id == session_id,
+                EVENT.c.student_id == student_id,
+                EVENT.c.segment_start <= moment,
+            )
+            .order_by(EVENT.c.segment_start.desc(), EVENT.c.window_end.desc())
+            .limit(1)
+        ).first()
+    if row is None or as_utc(row.segment_end) < moment:
+        return None
+    return event_detail(row)
+
+
 def _minute_points(
     connection: Connection, table: Table, mapping: EngagementMapping, *conditions: ColumnElement[bool]
 ) -> list[MinutePoint]:

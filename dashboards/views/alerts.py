@@ -18,11 +18,12 @@ from dashboards.views.widgets import classroom_and_course, date_range
 
 
 def alerts_table(ctx: PageContext, alerts: list[queries.Alert]) -> pd.DataFrame:
+    zone = ctx.settings.display_timezone
     return pd.DataFrame(
         {
-            "day": [ctx.when(a.start, "%a %d %b") for a in alerts],
-            "from": [ctx.when(a.start, "%H:%M") for a in alerts],
-            "to": [ctx.when(a.end, "%H:%M") for a in alerts],
+            "day": [ctx.when(a.start, "%Y-%m-%d") for a in alerts],
+            f"from ({zone})": [ctx.when(a.start, "%H:%M") for a in alerts],
+            f"to ({zone})": [ctx.when(a.end, "%H:%M") for a in alerts],
             "minutes": [a.minutes for a in alerts],
             "who": ["whole class" if a.kind == "class" else a.student_id for a in alerts],
             "mean engagement (%)": [round(100 * a.mean_engagement) for a in alerts],

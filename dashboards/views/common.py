@@ -8,9 +8,11 @@ becomes a message, never a stack trace in the browser.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,11 +20,13 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboards.auth import Viewer
 from dashboards.config import DashboardSettings
+from dashboards.database import describe_failure
 from dashboards.quality import load_cards, quality_sentence
-from dashboards.queries import SYNTHETIC_PREFIX
+from dashboards.queries import SYNTHETIC_PREFIX, SessionNotAccessible
 from services.common.engagement import EngagementMapping
 
 PAGES: dict[str, str] = {
@@ -33,6 +37,7 @@ PAGES: dict[str, str] = {
 }
 ROUTE_KEYS = ("page", "session", "student")
 NAV_KEY = "nav_page"
+log = logging.getLogger("dashboards.app")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,30 @@ class PageContext:
 
     def when(self, moment: datetime, fmt: str = "%a %d %b %Y %H:%M") -> str:
         return self.local(moment).strftime(fmt)
+
+    def is_live(self, ended_at: datetime, now: datetime | None = None) -> bool:
+        """A session is live while its newest event is at most DASHBOARD_LIVE_WITHIN_SECONDS old."""
+        age = (now or datetime.now(UTC)) - ended_at
+        return age <= timedelta(seconds=self.settings.live_within_seconds)
+
+    def zone_caption(self) -> str:
+        return f"Times are in **{plain(self.settings.display_timezone)}**, the campus's time zone (`DASHBOARD_DISPLAY_TIMEZONE`)."
+
+
+@contextmanager
+def failures_as_messages(settings: DashboardSettings) -> Iterator[None]:
+    """Whatever a page raises becomes a message on it; the stack trace goes to the server's log only.
+    (Streamlit's rerun and stop are BaseExceptions and pass through.)"""
+    try:
+        yield
+    except SessionNotAccessible as exc:
+        st.error(plain(exc))
+    except SQLAlchemyError as exc:
+        log.exception("database error")
+        st.error(f"{plain(describe_failure(settings.database_url, exc))} Try again in a moment.")
+    except Exception as exc:
+        log.exception("page failed")
+        st.error(f"This page failed ({type(exc).__name__}); the details are in the dashboard's log.")
 
 
 # --- navigation: st.session_state["route"] is the truth; the URL mirrors it -------------------

@@ -1,18 +1,101 @@
-"""Login form and the checks that keep a login valid (expiry, idle timeout, user still present)."""
+"""Login form and the checks that keep a login valid (expiry, idle timeout, user still present).
+
+A login lives in the browser session (st.session_state) and, so that a reload keeps it, in a
+cookie holding a signed token (dashboards/auth.py: username and times, never the password).
+The cookie is read once per browser session, when Streamlit opens it; it is written by a
+small script on the page (Streamlit has no server-side Set-Cookie), SameSite=Strict, Secure
+over HTTPS, and expires with the login's age limit. Its idle clock moves at most once a
+minute, so the idle limit holds to the minute across a reload.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboards.auth import LoginLimits, LoginSession, Viewer, authenticate, current_viewer
+from dashboards.auth import (
+    LoginLimits,
+    LoginSession,
+    Viewer,
+    authenticate,
+    current_viewer,
+    login_from_token,
+    login_token,
+    password_hash_of,
+)
 from dashboards.config import DashboardSettings
 
 log = logging.getLogger("dashboards.login")
 LOGIN_KEY = "login"
+LOGIN_COOKIE = "classroom_login"
+COOKIE_REFRESH = timedelta(minutes=1)
+_COOKIE_CHECKED, _COOKIE_WRITTEN, _COOKIE_CLEAR = (
+    "login_cookie_checked",
+    "login_cookie_written",
+    "login_cookie_clear",
+)
+
+
+@st.cache_resource(show_spinner=False)
+def _process_key() -> bytes:
+    """The signing key when DASHBOARD_LOGIN_SECRET is unset: logins then end when the process does."""
+    return secrets.token_bytes(32)
+
+
+def signing_key(settings: DashboardSettings) -> bytes:
+    return settings.login_secret.get_secret_value().encode() if settings.login_secret else _process_key()
+
+
+def _browser_cookie() -> str | None:
+    try:
+        return st.context.cookies.get(LOGIN_COOKIE)
+    except Exception:  # st.context is unavailable outside a browser session
+        return None
+
+
+def _set_cookie(token: str, max_age_s: int) -> None:
+    """Write (or with max_age_s 0, delete) the login cookie from a script on the page."""
+    assignment = f"{LOGIN_COOKIE}={token}; Max-Age={max_age_s}; Path=/; SameSite=Strict"
+    st.html(
+        f"<script>document.cookie = {json.dumps(assignment)}"
+        " + (location.protocol === 'https:' ? '; Secure' : '');</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
+def _restore_from_cookie(engine: Engine, settings: DashboardSettings) -> None:
+    """Once per browser session (a reload starts a new one): a valid cookie restores the login."""
+    if st.session_state.get(_COOKIE_CHECKED):
+        return
+    st.session_state[_COOKIE_CHECKED] = True
+    token = _browser_cookie()
+    if not token or LOGIN_KEY in st.session_state:
+        return
+    login = login_from_token(engine, token, key=signing_key(settings))
+    if login is None:
+        st.session_state[_COOKIE_CLEAR] = True
+        return
+    st.session_state[LOGIN_KEY] = login
+    st.session_state[_COOKIE_WRITTEN] = login.last_seen
+
+
+def _keep_cookie(engine: Engine, settings: DashboardSettings, login: LoginSession) -> None:
+    """Re-sign the cookie when its idle clock is a minute behind (or it was never written)."""
+    written = st.session_state.get(_COOKIE_WRITTEN)
+    if written is not None and login.last_seen - written < COOKIE_REFRESH:
+        return
+    password_hash = password_hash_of(engine, login.username)
+    if password_hash is None:
+        return
+    ttl = timedelta(minutes=settings.session_ttl_minutes)
+    remaining = int((login.issued_at + ttl - login.last_seen).total_seconds())
+    _set_cookie(login_token(login, key=signing_key(settings), password_hash=password_hash), max(remaining, 0))
+    st.session_state[_COOKIE_WRITTEN] = login.last_seen
 
 
 def client_address() -> str:
@@ -34,6 +117,7 @@ def limits_from(settings: DashboardSettings) -> LoginLimits:
 
 def logged_in_viewer(engine: Engine, settings: DashboardSettings) -> Viewer | None:
     """The viewer of a still-valid login, refreshing its idle clock; None (with a message) otherwise."""
+    _restore_from_cookie(engine, settings)
     login: LoginSession | None = st.session_state.get(LOGIN_KEY)
     if login is None:
         return None
@@ -47,18 +131,25 @@ def logged_in_viewer(engine: Engine, settings: DashboardSettings) -> Viewer | No
     if viewer is None:
         del st.session_state[LOGIN_KEY]
         st.session_state["login_notice"] = reason or "Your account no longer exists; ask an administrator."
+        st.session_state[_COOKIE_CLEAR] = True
         return None
-    st.session_state[LOGIN_KEY] = LoginSession(login.username, login.issued_at, now)
+    login = LoginSession(login.username, login.issued_at, now)
+    st.session_state[LOGIN_KEY] = login
+    _keep_cookie(engine, settings, login)
     return viewer
 
 
 def logout() -> None:
     st.session_state.pop(LOGIN_KEY, None)
+    st.session_state.pop(_COOKIE_WRITTEN, None)
+    st.session_state[_COOKIE_CLEAR] = True
     st.session_state["login_notice"] = "You are logged out."
 
 
 def render_login(engine: Engine, settings: DashboardSettings) -> None:
     st.title("Classroom engagement")
+    if st.session_state.pop(_COOKIE_CLEAR, False):
+        _set_cookie("", 0)
     notice = st.session_state.pop("login_notice", None)
     if notice:
         st.info(notice)
@@ -80,4 +171,5 @@ def render_login(engine: Engine, settings: DashboardSettings) -> None:
         return
     now = datetime.now(UTC)
     st.session_state[LOGIN_KEY] = LoginSession(result.viewer.username, now, now)
+    st.session_state.pop(_COOKIE_WRITTEN, None)  # the next run writes this login's cookie
     st.rerun()

@@ -1,4 +1,10 @@
-"""One session: class engagement over time, behaviour distribution, alerts, and a per-student table."""
+"""One session: class engagement over time, behaviour distribution, alerts, a per-student table,
+every student over time (dashboards/views/event_view.py), and one student in detail.
+
+A live session (its newest event at most DASHBOARD_LIVE_WITHIN_SECONDS old) is marked as
+live and redraws itself every DASHBOARD_LIVE_REFRESH_SECONDS, as a Streamlit fragment; once
+it has finished, one whole rerun draws it as finished, and it stops refreshing.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,23 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
+from dashboards.behaviour_grid import low_confidence_share
 from dashboards.views.common import (
     PageContext,
+    current_route,
     download_csv,
+    failures_as_messages,
     go,
     mapping_caption,
+    mirror_route_in_url,
     model_banner,
     open_button,
     percent,
     plain,
     sort_frame,
 )
-from dashboards.views.widgets import behaviour_bars, behaviour_label
+from dashboards.views.event_view import behaviour_over_time
+from dashboards.views.widgets import behaviour_bars, behaviour_label, local_time_x
 from services.common.vocabulary import BEHAVIOURS
 
 SORTABLE = {
@@ -30,11 +41,14 @@ SORTABLE = {
     "phone minutes": "phone minutes",
     "hand raises": "hand raises",
     "observed minutes": "observed minutes",
+    "low-confidence events (%)": "low-confidence events (%)",
 }
 
 
-def students_frame(rows: list[queries.StudentRow]) -> pd.DataFrame:
-    """The per-student table (one row per student present) as the page and the CSV show it."""
+def students_frame(rows: list[queries.StudentRow], low_share: pd.Series | None = None) -> pd.DataFrame:
+    """The per-student table (one row per student present) as the page and the CSV show it;
+    ``low_share`` is each student's share of low-confidence events (0..1)."""
+    low = low_share if low_share is not None else pd.Series(dtype=float)
     frame = pd.DataFrame(
         {
             "student": [r.student_id for r in rows],
@@ -46,6 +60,9 @@ def students_frame(rows: list[queries.StudentRow]) -> pd.DataFrame:
             ],
             "hand raises": [r.hand_raises for r in rows],
             "phone minutes": [round(r.phone_minutes, 2) for r in rows],
+            "low-confidence events (%)": [
+                round(100 * float(low[r.student_id]), 1) if r.student_id in low.index else None for r in rows
+            ],
             **{f"{behaviour_label(b)} (min)": [round(r.minutes[b], 2) for r in rows] for b in BEHAVIOURS},
         }
     )
@@ -82,17 +99,27 @@ def _timeline_chart(ctx: PageContext, frame: pd.DataFrame, gaps: list[queries.Ga
         var_name="measure",
         value_name="percent",
     )
-    x = alt.X("minute:T", title=f"time ({ctx.settings.display_timezone})")
+
+    def x(field: str) -> alt.X:  # one scale for every layer
+        return local_time_x(
+            frame["minute"],
+            field=field,
+            title=f"time ({ctx.settings.display_timezone})",
+            min_span=timedelta(minutes=10),
+            label_format="%H:%M",
+        )
+
+    long["when"] = pd.to_datetime(long["minute"]).dt.strftime("%H:%M")
     # nulls break the line, so a camera gap shows as a gap, not as a straight line across it
     lines = (
         alt.Chart(long)
         .mark_line(point=False, invalid="break-paths-show-domains")
         .encode(
-            x=x,
+            x=x("minute"),
             y=alt.Y("percent:Q", title="% of observed time", scale=alt.Scale(domain=[0, 100])),
             color=alt.Color("measure:N", title=None),
             tooltip=[
-                alt.Tooltip("minute:T", format="%H:%M"),
+                alt.Tooltip("when:N", title=f"minute ({ctx.settings.display_timezone})"),
                 "measure:N",
                 alt.Tooltip("percent:Q", format=".0f"),
             ],
@@ -116,16 +143,17 @@ def _timeline_chart(ctx: PageContext, frame: pd.DataFrame, gaps: list[queries.Ga
             0,
             alt.Chart(gap_frame)
             .mark_rect(opacity=0.25, color="gray")
-            .encode(x="from:T", x2="to:T", tooltip=["what:N"]),
+            .encode(x=x("from"), x2="to:T", tooltip=["what:N"]),
         )
     return alt.LayerChart(layer=layers, height=280)
 
 
 def alerts_frame(ctx: PageContext, alerts: list[queries.Alert]) -> pd.DataFrame:
+    zone = ctx.settings.display_timezone
     return pd.DataFrame(
         {
-            "from": [ctx.when(a.start, "%H:%M") for a in alerts],
-            "to": [ctx.when(a.end, "%H:%M") for a in alerts],
+            f"from ({zone})": [ctx.when(a.start, "%H:%M") for a in alerts],
+            f"to ({zone})": [ctx.when(a.end, "%H:%M") for a in alerts],
             "minutes": [a.minutes for a in alerts],
             "who": ["whole class" if a.kind == "class" else a.student_id for a in alerts],
             "mean engagement (%)": [round(100 * a.mean_engagement) for a in alerts],
@@ -165,6 +193,7 @@ def _student_detail(
     )
     if chosen != preferred:
         go("session", student=chosen)  # the URL names the student, so the view can be shared
+        mirror_route_in_url(current_route())  # a live page's redraw runs without app.py's mirroring
     row = next(r for r in students if r.student_id == chosen)
     a, b, c, d, e = st.columns(5)
     a.metric("Engagement", percent(row.engagement), help="time-weighted mean of the mapping's weights")
@@ -204,17 +233,64 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
     except queries.SessionNotAccessible as exc:
         st.error(plain(exc))
         return
+    if ctx.is_live(info.ended_at):
+        st.fragment(_live_session, run_every=ctx.settings.live_refresh_seconds)(ctx, session_id)
+    else:
+        _session_body(ctx, info, preferred_student, live=False)
 
+
+def _live_session(ctx: PageContext, session_id: str) -> None:
+    """One redraw of a live session: read it again, draw it, and when it has finished, rerun the
+    whole page so that it is drawn once more without the timer."""
+    with failures_as_messages(ctx.settings):
+        info = queries.get_session(ctx.engine, ctx.viewer, session_id)
+        live = ctx.is_live(info.ended_at)
+        _session_body(ctx, info, current_route().get("student"), live=live)
+    if not live:
+        st.rerun()
+
+
+def _session_body(ctx: PageContext, info: queries.SessionInfo, preferred: str | None, *, live: bool) -> None:
+    _header(ctx, info, live=live)
+    models = _model_banners(ctx, info)
+    students = queries.student_table(ctx.engine, ctx.viewer, ctx.mapping, info.session_id)
+    if not students:
+        st.info("No student was observed in this session (no behaviour events were stored for it).")
+        return
+    spans = queries.session_event_spans(ctx.engine, ctx.viewer, info.session_id)
+    _class_numbers(ctx, students, spans)
+    timeline = queries.session_timeline(ctx.engine, ctx.viewer, ctx.mapping, info.session_id)
+    _gap_warnings(ctx, timeline.gaps)
+    _class_charts(ctx, info, timeline)
+    alerts = queries.session_alerts(ctx.engine, ctx.viewer, ctx.mapping, info.session_id)
+    _alerts_section(ctx, alerts)
+    order = _students_section(ctx, info, students, spans, models)
+    behaviour_over_time(ctx, info, spans)
+    _student_detail(ctx, info, students, alerts, preferred, order)
+
+
+def _header(ctx: PageContext, info: queries.SessionInfo, *, live: bool) -> None:
     st.subheader(
         f"{plain(info.course_name or info.course_id or '(no course)')} · "
         f"{plain(info.classroom_name or info.classroom_id)}"
     )
+    if live:
+        st.badge("Live", icon=":material/sensors:", color="red")
+        st.caption(
+            f"Still recording: the newest event is from {ctx.when(info.ended_at, '%H:%M:%S')}. This page "
+            f"redraws itself every {ctx.settings.live_refresh_seconds} s; its numbers grow until the session ends."
+        )
+    else:
+        st.badge("Finished", icon=":material/check_circle:", color="gray")
     st.caption(
         f"Session {plain(info.session_id)} · {ctx.when(info.started_at)} – "
-        f"{ctx.when(info.ended_at, '%H:%M')} ({ctx.settings.display_timezone}) · "
+        f"{ctx.when(info.ended_at, '%H:%M')} ({plain(ctx.settings.display_timezone)}) · "
         f"camera {plain(info.camera_id or '?')}"
     )
-    models = queries.session_models(ctx.engine, ctx.viewer, session_id)
+
+
+def _model_banners(ctx: PageContext, info: queries.SessionInfo) -> list[queries.ModelUse]:
+    models = queries.session_models(ctx.engine, ctx.viewer, info.session_id)
     model_banner(
         [(m.model_version, m.model_trained) for m in models] or [(info.model_version, info.model_trained)],
         ctx,
@@ -227,14 +303,10 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
                 for m in models
             )
         )
+    return models
 
-    students = queries.student_table(ctx.engine, ctx.viewer, ctx.mapping, session_id)
-    if not students:
-        st.info("No student was observed in this session (no behaviour events were stored for it).")
-        return
-    timeline = queries.session_timeline(ctx.engine, ctx.viewer, ctx.mapping, session_id)
-    minutes = queries.behaviour_minutes(ctx.engine, ctx.viewer, session_id)
 
+def _class_numbers(ctx: PageContext, students: list[queries.StudentRow], spans: pd.DataFrame) -> None:
     total = {b: sum(r.minutes[b] for r in students) * 60 for b in BEHAVIOURS}
     a, b, c, d, e = st.columns(5)
     a.metric("Students present", len(students))
@@ -249,8 +321,17 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
     )
     d.metric("Hand raises", sum(r.hand_raises for r in students))
     e.metric("Phone minutes", f"{sum(r.phone_minutes for r in students):.0f}")
+    threshold = ctx.settings.low_confidence_below
+    low = int((spans["confidence"] < threshold).sum()) if not spans.empty else 0
+    st.caption(
+        f"Low confidence: {low:,} of {len(spans):,} events ({percent(low / len(spans) if len(spans) else None)}) "
+        f"name their behaviour with a confidence below {threshold:g} (`DASHBOARD_LOW_CONFIDENCE_BELOW`); "
+        "they are marked in the students table, the student × time view and the event export."
+    )
 
-    for gap in timeline.gaps:
+
+def _gap_warnings(ctx: PageContext, gaps: list[queries.Gap]) -> None:
+    for gap in gaps:
         st.warning(
             f"No observations from {ctx.when(gap.start, '%H:%M')} to {ctx.when(gap.end, '%H:%M')} "
             f"({gap.minutes} min): the camera or the pipeline was down, so these minutes are missing, "
@@ -258,6 +339,9 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
             icon=":material/videocam_off:",
         )
 
+
+def _class_charts(ctx: PageContext, info: queries.SessionInfo, timeline: queries.SessionTimeline) -> None:
+    minutes = queries.behaviour_minutes(ctx.engine, ctx.viewer, info.session_id)
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Class engagement over time** (per minute, all students)")
@@ -266,7 +350,8 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
         st.markdown("**Behaviour distribution** (student-minutes)")
         st.altair_chart(behaviour_bars(ctx.mapping, minutes, value_title="student-minutes"), width="stretch")
 
-    alerts = queries.session_alerts(ctx.engine, ctx.viewer, ctx.mapping, session_id)
+
+def _alerts_section(ctx: PageContext, alerts: list[queries.Alert]) -> None:
     st.markdown(
         f"**Alerts** ({len(alerts)}): engagement below {percent(ctx.mapping.alert_below)} "
         f"for at least {ctx.mapping.alert_minutes} minutes"
@@ -276,20 +361,27 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
     else:
         st.caption("No sustained low engagement in this session.")
 
+
+def _students_section(
+    ctx: PageContext,
+    info: queries.SessionInfo,
+    students: list[queries.StudentRow],
+    spans: pd.DataFrame,
+    models: list[queries.ModelUse],
+) -> list[str]:
+    """The students table, sortable, with its CSV and the session's event export; the students in
+    the order shown."""
     st.markdown("**Students**")
-    frame = students_frame(students)
+    frame = students_frame(students, low_confidence_share(spans, ctx.settings.low_confidence_below))
     left, right = st.columns([2, 1])
     with left:
         sort_label = st.selectbox("Sort by", list(SORTABLE), index=1, key="session_sort")
     with right:
         descending = st.toggle("Highest first", value=False, key="session_sort_desc")
-    frame = sort_frame(frame, SORTABLE[sort_label], descending)
-    st.dataframe(
-        frame.rename(columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}),
-        hide_index=True,
-        width="stretch",
-        key="session_students_table",
+    frame = sort_frame(frame, SORTABLE[sort_label], descending).rename(
+        columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}
     )
+    st.dataframe(frame, hide_index=True, width="stretch", key="session_students_table")
     context = {
         "session": info.session_id,
         "course": info.course_id,
@@ -297,18 +389,23 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
         "model": "; ".join(m.model_version for m in models) or info.model_version,
     }
     download_csv(
-        frame.rename(columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}),
+        frame,
         label="Download CSV (students)",
         file_name=f"session-{info.session_id}-students-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
         key="session_csv",
         **context,
     )
+    events = queries.session_events(ctx.engine, ctx.viewer, info.session_id)
+    if not events.empty:
+        threshold = ctx.settings.low_confidence_below
+        events[f"low confidence (below {threshold:g})"] = events["confidence (0-1)"] < threshold
     download_csv(
-        queries.session_events(ctx.engine, ctx.viewer, info.session_id),
+        events,
         label="Download CSV (every event)",
         file_name=f"session-{info.session_id}-events.csv",
         key="session_events_csv",
         session=info.session_id,
         course=info.course_id,
+        date=context["date"],
     )
-    _student_detail(ctx, info, students, alerts, preferred_student, list(frame["student"]))
+    return list(frame["student"])

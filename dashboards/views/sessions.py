@@ -19,6 +19,7 @@ def sessions_frame(ctx: PageContext, rows: list[queries.SessionRow]) -> pd.DataF
             "course": [r.course_name or r.course_id or "(no course)" for r in rows],
             "students present": [r.students_present for r in rows],
             "mean engagement": [None if r.mean_engagement is None else 100 * r.mean_engagement for r in rows],
+            "status": ["live" if ctx.is_live(r.ended_at) else "finished" for r in rows],
             "session": [r.session_id for r in rows],
         }
     )
@@ -87,6 +88,10 @@ def render(ctx: PageContext) -> None:
         st.altair_chart(chart, width="stretch")
 
     st.subheader(f"{len(frame)} of {listing.total:,} sessions")
+    live = int((frame["status"] == "live").sum())
+    if live:
+        st.badge(f"{live} live", icon=":material/sensors:", color="red")
+        st.caption("A live session is still recording; its page redraws itself while it lasts.")
     st.dataframe(
         frame,
         hide_index=True,
@@ -102,7 +107,12 @@ def render(ctx: PageContext) -> None:
         key="sessions_table",
     )
     download_csv(
-        frame.rename(columns={"mean engagement": "mean engagement (%)"}),
+        frame.rename(
+            columns={
+                "start": f"start ({ctx.settings.display_timezone})",
+                "mean engagement": "mean engagement (%)",
+            }
+        ),
         label="Download CSV",
         file_name=f"sessions-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
         key="sessions_csv",

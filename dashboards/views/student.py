@@ -109,7 +109,13 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         bars = behaviour_bars(ctx.mapping, mix, value_title="minutes")
         st.altair_chart(bars, width="stretch")
 
-    table = frame.rename(columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"})
+    table = frame.rename(
+        columns={
+            "start": f"start ({ctx.settings.display_timezone})",
+            "engagement": "engagement (%)",
+            "engaged share": "engaged share (%)",
+        }
+    )
     st.dataframe(table, hide_index=True, width="stretch", key="student_sessions_table")
     download_csv(
         table,

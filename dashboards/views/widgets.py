@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import altair as alt
 import pandas as pd
@@ -13,6 +13,29 @@ from services.common.engagement import EngagementMapping
 from services.common.vocabulary import BEHAVIOURS
 
 ENGAGED_COLOURS = alt.Scale(domain=["engaged", "not engaged"], range=["#2e7d32", "#c62828"])
+
+
+def _epoch_ms(moment: pd.Timestamp) -> int:
+    return int(pd.Timestamp(moment).tz_localize(None).tz_localize("UTC").value // 1_000_000)
+
+
+def local_time_x(
+    values: pd.Series, *, field: str, title: str, min_span: timedelta, label_format: str | None = None
+) -> alt.X:
+    """An x axis of wall-clock times in the campus's zone, at least ``min_span`` wide.
+
+    Pages hand charts naive datetimes already in the display zone; a UTC scale shows them as
+    they are, whatever the browser's own zone. A chart of one session (or one minute) has a
+    zero-wide time domain, on which Vega draws a single tick of milliseconds ('.750'); the
+    domain is widened around it instead."""
+    scale = alt.Scale(type="utc")
+    present = pd.to_datetime(values.dropna())
+    if not present.empty and present.max() - present.min() < pd.Timedelta(min_span):
+        middle = present.min() + (present.max() - present.min()) / 2
+        half = pd.Timedelta(min_span) / 2
+        scale = alt.Scale(type="utc", domain=[_epoch_ms(middle - half), _epoch_ms(middle + half)])
+    axis = alt.Axis(format=label_format) if label_format else alt.Axis()
+    return alt.X(f"{field}:T", title=title, scale=scale, axis=axis)
 
 
 def behaviour_label(behaviour: str) -> str:
@@ -78,15 +101,28 @@ def behaviour_bars(mapping: EngagementMapping, minutes: dict[str, float], *, val
 
 
 def engagement_trend(frame: pd.DataFrame, *, value: str, timezone: str) -> alt.Chart:
-    """Engagement (%) per session over time, one line per course; ``frame`` has start, course, ``value``."""
+    """Engagement (%) per session over time, one line per course; ``frame`` has start, course, ``value``.
+
+    A single session is a point in the middle of a four-day axis labelled by day."""
+    shown = frame.dropna(subset=[value]).assign(when=lambda f: f["start"].dt.strftime("%a %d %b %Y %H:%M"))
     return (
-        alt.Chart(frame.dropna(subset=[value]))
+        alt.Chart(shown)
         .mark_line(point=True)
         .encode(
-            x=alt.X("start:T", title=f"session start ({timezone})"),
+            x=local_time_x(
+                shown["start"],
+                field="start",
+                title=f"session start ({timezone})",
+                min_span=timedelta(days=4),
+                label_format="%d %b",
+            ),
             y=alt.Y(f"{value}:Q", title=f"{value} (%)", scale=alt.Scale(domain=[0, 100])),
             color=alt.Color("course:N", title="course"),
-            tooltip=["start:T", "course:N", alt.Tooltip(f"{value}:Q", format=".0f")],
+            tooltip=[
+                alt.Tooltip("when:N", title=f"start ({timezone})"),
+                "course:N",
+                alt.Tooltip(f"{value}:Q", format=".0f"),
+            ],
         )
         .properties(height=280)
     )

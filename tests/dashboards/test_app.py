@@ -217,7 +217,7 @@ def test_session_page_numbers(hand_db):
     assert students.loc["bob", "phone minutes"] == pytest.approx(6.0)
     assert students.loc["alice", "attentive listening (min)"] == pytest.approx(4.0)
     assert table(app, "session_alerts_table").to_dict("records") == [
-        {"from": "09:00", "to": "09:07", "minutes": 7, "who": "bob", "mean engagement (%)": 1}
+        {"from (UTC)": "09:00", "to (UTC)": "09:07", "minutes": 7, "who": "bob", "mean engagement (%)": 1}
     ]
     assert not [e for e in app.error if "Untrained" in shown(e.value)]  # a trained model: no banner
 
@@ -315,10 +315,10 @@ def test_alerts_page_defaults_to_the_latest_day(hand_db):
     assert any(shown(e.value).startswith("Untrained model (v0-untrained)") for e in app.error)
     assert metrics(app) == {"Sessions checked": "1", "Class alerts": "1", "Student alerts": "2"}
     listed = table(app, "alerts_table")
-    assert listed[["from", "to", "minutes", "who"]].values.tolist() == [
-        ["09:00", "09:06", 6, "whole class"],
-        ["09:00", "09:06", 6, "alice"],
-        ["09:00", "09:06", 6, "dave"],
+    assert listed[["day", "from (UTC)", "to (UTC)", "minutes", "who"]].values.tolist() == [
+        ["2025-03-05", "09:00", "09:06", 6, "whole class"],
+        ["2025-03-05", "09:00", "09:06", 6, "alice"],
+        ["2025-03-05", "09:00", "09:06", 6, "dave"],
     ]
 
 
