@@ -1,11 +1,11 @@
-"""Deployment files can't be run here (no Docker engine): check what can be checked. Every file parses,
-every environment variable they set exists in a settings class, every command parses with the CLI,
-the example campus file validates, and the layout keeps its scaling promises."""
+"""Deployment files can't be run here (no Docker engine, no cluster): check what can be checked. Every
+file parses, every environment variable they set exists in a settings class, every command parses with
+the CLI, the example campus file validates, and every manifest is valid Kubernetes (built-in kinds) or
+valid for its operator's CRD (custom kinds; tests/infra/test_k8s_suite.py checks what they say)."""
 
 from __future__ import annotations
 
-import shlex
-from pathlib import Path
+import re
 
 import pytest
 import yaml
@@ -20,8 +20,17 @@ from services.fusion.config import FusionSettings
 from services.modelserver.config import ModelServerSettings
 from services.recognition.config import RecognitionSettings
 from services.store.config import StoreSettings
+from tests.infra.manifests import (
+    INFRA,
+    command_of,
+    compose,
+    compose_app_services,
+    containers,
+    k8s_documents,
+    of_kind,
+    validate,
+)
 
-INFRA = Path(__file__).resolve().parents[2] / "infra"
 SETTINGS = [
     CaptureSettings,
     EnhancementSettings,
@@ -35,29 +44,10 @@ KNOWN = set().union(*(env_names(cls) for cls in SETTINGS))
 APP_PREFIXES = tuple(str(cls.model_config["env_prefix"]) for cls in SETTINGS)
 
 
-def compose() -> dict:
-    return yaml.safe_load((INFRA / "compose.yaml").read_text())
-
-
-def k8s_documents() -> list[dict]:
-    docs = []
-    for path in sorted((INFRA / "k8s").glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return docs
-
-
-def containers(doc: dict) -> list[dict]:
-    spec = doc.get("spec", {})
-    template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template", {})
-    return template.get("spec", {}).get("containers", [])
-
-
 def app_environment() -> list[tuple[str, str]]:
     """(where, variable) for every variable given to one of the suite's own containers."""
     found = []
-    for name, service in compose()["services"].items():
-        if "smartclass" not in str(service.get("image", "")):
-            continue
+    for name, service in compose_app_services().items():
         for variable in service.get("environment", {}) or {}:
             found.append((f"compose:{name}", variable))
     for doc in k8s_documents():
@@ -72,10 +62,10 @@ def app_environment() -> list[tuple[str, str]]:
 def test_every_file_parses() -> None:
     assert compose()["services"]
     kinds = {d["kind"] for d in k8s_documents()}
-    assert {"Deployment", "Service", "Job", "ConfigMap", "Secret"} <= kinds
+    assert {"Deployment", "Service", "CronJob", "ConfigMap", "Kafka", "Cluster", "ScaledObject"} <= kinds
     kustomization = yaml.safe_load((INFRA / "k8s" / "kustomization.yaml").read_text())
-    for resource in kustomization["resources"]:
-        assert (INFRA / "k8s" / resource).is_file(), resource
+    listed = set(kustomization["resources"])
+    assert listed == {p.name for p in (INFRA / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
 
 
 @pytest.mark.parametrize(("where", "variable"), app_environment())
@@ -84,17 +74,8 @@ def test_every_variable_exists_in_a_settings_class(where: str, variable: str) ->
     assert variable in KNOWN, f"{where}: {variable} is not a field of any settings class"
 
 
-def test_secret_keys_are_settings() -> None:
-    secret = next(d for d in k8s_documents() if d["kind"] == "Secret")
-    assert set(secret["stringData"]) <= KNOWN
-
-
 def commands() -> list[tuple[str, list[str]]]:
-    found = []
-    for name, service in compose()["services"].items():
-        if "smartclass" in str(service.get("image", "")) and service.get("command"):
-            command = service["command"]
-            found.append((f"compose:{name}", command if isinstance(command, list) else shlex.split(command)))
+    found = [(f"compose:{n}", command_of(s)) for n, s in compose_app_services().items() if s.get("command")]
     for doc in k8s_documents():
         for container in containers(doc):
             if container.get("command"):
@@ -119,55 +100,13 @@ def test_example_campus_file_validates() -> None:
 def test_model_servers_get_gpus_and_scale_on_their_own() -> None:
     gpu = compose()["services"]["modelserver"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert "gpu" in gpu["capabilities"]
-    deployment = next(
-        d for d in k8s_documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "modelserver"
-    )
+    deployment = of_kind("Deployment")["modelserver"]
     assert containers(deployment)[0]["resources"]["limits"]["nvidia.com/gpu"] == 1
-    service = next(
-        d for d in k8s_documents() if d["kind"] == "Service" and d["metadata"]["name"] == "modelserver"
-    )
+    assert "modelserver" not in {
+        s["spec"]["scaleTargetRef"]["name"] for s in of_kind("ScaledObject").values()
+    }
+    service = of_kind("Service")["modelserver"]
     assert service["spec"]["clusterIP"] == "None"  # clients see every replica and balance across them
-
-
-def test_partitions_cover_every_worker_group() -> None:
-    job = next(d for d in k8s_documents() if d["kind"] == "Job")
-    command = containers(job)[0]["command"]
-    partitions = int(command[command.index("--partitions") + 1])
-    workers = [
-        d
-        for d in k8s_documents()
-        if d["kind"] == "Deployment"
-        and d["metadata"]["name"] in ("enhancement", "fusion", "recognition", "store")
-    ]
-    assert workers and all(d["spec"]["replicas"] <= partitions for d in workers)
-
-
-def test_only_fusion_and_recognition_reach_the_model_server() -> None:
-    policies = {d["metadata"]["name"]: d for d in k8s_documents() if d["kind"] == "NetworkPolicy"}
-    deny = policies["default-deny-ingress"]["spec"]
-    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
-    model = policies["modelserver-from-fusion-and-recognition"]["spec"]
-    (rule,) = model["ingress"]
-    (source,) = rule["from"]
-    assert set(source["podSelector"]["matchExpressions"][0]["values"]) == {"fusion", "recognition"}
-    grpc_ports = {
-        p["containerPort"]
-        for d in k8s_documents()
-        if d["kind"] == "Deployment" and d["metadata"]["name"] == "modelserver"
-        for c in containers(d)
-        for p in c.get("ports", [])
-        if p.get("name") == "grpc"
-    }
-    assert {p["port"] for p in rule["ports"]} == grpc_ports
-    labels = {
-        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["app"]
-        for d in k8s_documents()
-        if d["kind"] == "Deployment"
-    }
-    assert {"fusion", "recognition", "modelserver"} <= set(labels.values())
-
-
-K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are written for
 
 
 @pytest.mark.parametrize(
@@ -176,6 +115,84 @@ K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests are written for
     ids=lambda d: f"{d['kind']}/{d['metadata']['name']}",
 )
 def test_every_manifest_is_valid_kubernetes(doc: dict) -> None:
-    import kubernetes_validate
+    validate(doc)  # raises with the field at fault
 
-    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)  # raises with the field at fault
+
+def _broken(kind: str, name: str, change) -> dict:
+    doc = of_kind(kind)[name]
+    change(doc)
+    return doc
+
+
+def _set(path: list, value) -> object:
+    def change(doc: dict) -> None:
+        node = doc
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "change", "reason"),
+    [
+        ("KafkaTopic", "frames.raw.v1", _set(["spec", "partitions"], "many"), "not of type 'integer'"),
+        ("KafkaTopic", "frames.raw.v1", _set(["spec", "retention"], "15m"), "'retention' was unexpected"),
+        (
+            "Kafka",
+            "classroom",
+            _set(["spec", "kafka", "listeners", 0, "authentication", "type"], "scram"),
+            "'scram'",
+        ),
+        ("KafkaNodePool", "dual-role", _set(["spec", "roles"], ["leader"]), "'leader' is not one of"),
+        (
+            "KafkaUser",
+            "classroom-store",
+            _set(["spec", "authorization", "acls", 0, "operations"], ["Eat"]),
+            "'Eat'",
+        ),
+        ("Cluster", "classroom-db", _set(["spec", "instances"], "three"), "not of type 'integer'"),
+        (
+            "ScaledObject",
+            "fusion",
+            _set(["spec", "triggers", 0, "metadata", "lagThreshold"], 40),
+            "not of type",
+        ),
+        (
+            "ScaledObject",
+            "fusion",
+            _set(["spec", "scaleTargetRef", "kind_"], "Deployment"),
+            "'kind_' was unexpected",
+        ),
+        (
+            "TriggerAuthentication",
+            "kafka-lag-reader",
+            _set(["spec", "secretTargetRef", 0, "key"], None),
+            "None",
+        ),
+        ("Deployment", "fusion", _set(["spec", "template", "spec", "containers", 0, "envv"], []), "'envv'"),
+        (
+            "NetworkPolicy",
+            "kafka-from-clients",
+            _set(["spec", "policyTypes"], "Ingress"),
+            "not of type 'array'",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " not in v else "",
+)
+def test_a_broken_manifest_is_refused(kind: str, name: str, change, reason: str) -> None:
+    with pytest.raises(Exception, match=re.escape(reason)) as refused:
+        validate(_broken(kind, name, change))
+    assert type(refused.value).__name__ == "ValidationError"  # jsonschema's or kubernetes-validate's
+
+
+def test_a_custom_kind_without_its_crd_is_refused() -> None:
+    unknown = {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaConnect",
+        "metadata": {"name": "x"},
+        "spec": {},
+    }
+    with pytest.raises(LookupError, match="no CRD"):
+        validate(unknown)
