@@ -24,7 +24,6 @@ from pathlib import Path
 
 import faust
 import numpy as np
-from faust.types import Message as FaustMessage
 
 from services.common.bus import DependencyUnavailable, dead_letter, now_us
 from services.common.codecs import parse_message
@@ -40,16 +39,20 @@ from services.common.tls import client_tls
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
-from services.recognition.ordering import FaustConsumerView, Gap, GapReader, OffsetOrder, Record, undelivered
+from services.recognition.ordering import (
+    WATCHDOG_INTERVAL_S,
+    BrokerCommitted,
+    FaustConsumerView,
+    GapReader,
+    OffsetOrder,
+    OrderedDelivery,
+    Record,
+)
 from services.recognition.windows import ReadyWindow, WindowTracker, event_id
 
 log = logging.getLogger("recognition")
 
 TABLE_NAME = "windows"
-# The watchdog looks every WATCHDOG_INTERVAL_S for an agent idle for WATCHDOG_IDLE_S whose
-# consumer has fetched past the offset it expects (faust dropped what it fetched).
-WATCHDOG_INTERVAL_S = 2.0
-WATCHDOG_IDLE_S = 3.0
 
 
 def app_id(prefix: str) -> str:
@@ -143,15 +146,27 @@ class RecognitionService:
         self.table = self.app.Table(
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes, partitions=self.partitions
         )
-        self.order = OffsetOrder(FaustConsumerView(self.app))
-        self.gap_reader = GapReader(
-            settings.kafka_bootstrap, max_fetch_bytes=settings.max_message_bytes * 4, security=security
+        # faust drops records around rebalances: services/recognition/ordering.py reads them again
+        self.delivery = OrderedDelivery(
+            self.app,
+            topic=prefix + OBSERVATIONS,
+            order=OffsetOrder(
+                FaustConsumerView(
+                    self.app,
+                    prefix + OBSERVATIONS,
+                    BrokerCommitted(settings.kafka_bootstrap, security=security),
+                )
+            ),
+            gap_reader=GapReader(
+                settings.kafka_bootstrap, max_fetch_bytes=settings.max_message_bytes * 4, security=security
+            ),
+            process=self._process,
+            metrics=self.metrics,
+            heartbeat=self.health.beat,
         )
         self.app.agent(self.observations, name="recognise", concurrency=1)(self._agent)
         self.app.task(self._on_start)
-        self.app.timer(interval=WATCHDOG_INTERVAL_S)(self._watchdog)
-        self._busy = False
-        self._last_record_at = time.monotonic()
+        self.app.timer(interval=WATCHDOG_INTERVAL_S)(self.delivery.watchdog)
         self._late_logged_at = 0.0
         self.tracker = WindowTracker(
             self.table,
@@ -184,7 +199,7 @@ class RecognitionService:
             )
 
     def readiness(self) -> tuple[bool, str]:
-        if not self._table_restored():
+        if not self.delivery.ready():
             return False, "joining the consumer group or restoring the window table"
         return (self._model_ok, self._model_detail)
 
@@ -237,82 +252,9 @@ class RecognitionService:
         self._model_ok, self._model_detail = True, "ok"
         return result
 
-    def _table_restored(self) -> bool:
-        """The worker has its partitions and its window table is restored (faust's "Worker ready")."""
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # on faust's TableManager
-        return not self.app.rebalancing and recovery.completed.is_set()
-
-    async def _settled(self, event) -> bool:  # type: ignore[no-untyped-def]
-        """Wait out a rebalance and its table recovery; False if the event's partition moved away.
-
-        faust 0.15 can hand the agent records fetched between a partition's assignment and its
-        pause, while the window table is still being restored from the changelog: processed then,
-        they would start every student's window afresh (lost windows), and recovery would then
-        overwrite what they wrote. Waiting until the rebalance is over ("Worker ready") makes them
-        see the recovered table; a record of a partition that was revoked meanwhile is left to its
-        new owner (faust discards commits of revoked partitions, so it is redelivered there).
-        """
-        waited, since, told = False, time.monotonic(), 0.0
-        while not self._table_restored():
-            waited = True
-            self.health.beat()
-            if time.monotonic() - since > told + 10.0:
-                told = time.monotonic() - since
-                log.warning(
-                    "a record waits for the rebalance to end",
-                    extra={
-                        "waited_s": round(told, 1),
-                        "rebalancing": self.app.rebalancing,
-                        "recovered": self.app.tables.recovery.completed.is_set(),  # type: ignore[attr-defined]
-                        "partition": event.message.partition,
-                        "offset": event.message.offset,
-                    },
-                )
-            await asyncio.sleep(0.02)
-        if waited and event.message.tp not in self.app.consumer.assignment():
-            log.info(
-                "skipped a record of a revoked partition",
-                extra={"partition": event.message.partition, "offset": event.message.offset},
-            )
-            return False
-        return True
-
     async def _agent(self, stream) -> None:  # type: ignore[no-untyped-def]
         async for event in stream.events():
-            message = event.message
-            self._busy = True
-            try:
-                if not await self._settled(event):
-                    continue
-                gap = await self.order.check(message.tp, message.offset)
-                if gap is not None:
-                    await self._fill_gap(message.tp, gap)
-                await self._process(
-                    Record(message.topic, message.partition, message.offset, 0, event.key, event.value)
-                )
-            finally:
-                self._busy = False
-                self._last_record_at = time.monotonic()
-
-    async def _watchdog(self) -> None:
-        """Re-read what faust fetched but never delivered (services/recognition/ordering.py)."""
-        if self._busy or not self._table_restored():
-            return
-        if time.monotonic() - self._last_record_at < WATCHDOG_IDLE_S:
-            return
-        consumer = self.app.consumer
-        topic = self.observations.get_topic_name()
-        positions = {tp: await consumer.position(tp) for tp in consumer.assignment() if tp.topic == topic}
-        for tp, expected in (await undelivered(self.order, positions)).items():
-            if self._busy:
-                return
-            log.warning(
-                "records fetched but not delivered; reading them again",
-                extra={"partition": tp.partition, "from_offset": expected, "position": positions[tp]},
-            )
-            self.metrics.count_retry("undelivered_records")
-            await consumer.seek_wait({tp: expected})
-            self._last_record_at = time.monotonic()
+            await self.delivery.deliver(event)
 
     async def _process(self, record: Record) -> None:
         self.metrics.count_in(record.topic)
@@ -323,38 +265,6 @@ class RecognitionService:
             await self._dead_letter(record, exc)
         self.processed += 1
         self.metrics.observe_stage(time.perf_counter() - started)
-
-    async def _fill_gap(self, tp, gap: Gap) -> None:  # type: ignore[no-untyped-def]
-        """Handle the records faust skipped (services/recognition/ordering.py), then acknowledge them."""
-        log.warning(
-            "the consumer skipped records; reading them from the broker",
-            extra={"partition": tp.partition, "from_offset": gap.start, "to_offset": gap.end},
-        )
-        self.metrics.count_retry("skipped_records")
-        records = await self.gap_reader.read(tp.topic, tp.partition, gap.start, gap.end)
-        for record in records:
-            await self._process(record)
-            self.app.consumer.ack(
-                FaustMessage(
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.timestamp_ms / 1000,
-                    0,
-                    None,
-                    record.key,
-                    record.value,
-                    None,
-                    tp=tp,
-                )
-            )
-        missing = (gap.end - gap.start) - len(records)
-        if missing:
-            log.error(
-                "records missing from the partition, going on without them",
-                extra={"partition": tp.partition, "missing": missing, "from_offset": gap.start},
-            )
-            self.metrics.count_dead_letter("offset_gap")
 
     async def _handle(self, payload: bytes) -> None:
         if len(payload) > self.settings.max_message_bytes:
