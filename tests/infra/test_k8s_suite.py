@@ -35,8 +35,9 @@ STREAM_STAGES = [
     ("recognition", OBSERVATIONS, app_id("")),
     ("store", BEHAVIOURS, f"classroom-{StoreService.name}"),
 ]
-# Only k8s sets these: compose keeps Kafka and gRPC on one host's private network, in plaintext.
-KAFKA_SECURITY = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_CA_FILE", "KAFKA_SASL_")
+# Only k8s sets these: compose keeps Kafka and gRPC on one host's private network, in plaintext,
+# and runs one dashboard (k8s: several replicas share the key that signs login cookies).
+K8S_ONLY = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_CA_FILE", "KAFKA_SASL_", "LOGIN_SECRET")
 
 
 def kafka() -> dict:
@@ -283,7 +284,7 @@ def test_compose_runs_the_same_services() -> None:
 def test_compose_sets_the_same_settings(name: str) -> None:
     service = compose_app_services()[name]
     k8s_env = env_of(k8s_roles()[role(command_of(service))])
-    in_k8s = {v for v in k8s_env if not v.split("_", 1)[1].startswith(KAFKA_SECURITY)}
+    in_k8s = {v for v in k8s_env if not v.split("_", 1)[1].startswith(K8S_ONLY)}
     assert set(service.get("environment") or {}) == in_k8s
 
 
