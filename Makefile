@@ -62,5 +62,10 @@ format: setup ## apply ruff formatting and import sorting
 bench: setup ## print the benchmark figures (pipeline, enhancement, simulator, models, dashboard)
 	$(VENV)/bin/classroom bench all
 
+# no setup: the lent GPU machine has python3 with torch but no registry (the venv's python when here)
+.PHONY: bench-gpu
+bench-gpu: ## model server throughput on one GPU: fp32, fp16, compiled against batch size
+	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m models.tools.bench_gpu $(BENCH_GPU_ARGS)
+
 clean: ## remove generated code, caches and local data (keeps .venv)
 	rm -rf services/common/pb var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

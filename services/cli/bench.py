@@ -11,6 +11,7 @@ BENCHES = {
     "enhance": ("services.enhancement.bench", "section 3.2 quality against baselines, and speed"),
     "simulate": ("services.simulator.bench", "simulator frame sets per second"),
     "models": ("models.tools.bench", "model server networks: frame sets/s against batch size"),
+    "gpu": ("models.tools.bench_gpu", "model server on one GPU: fp32, fp16, compiled against batch size"),
     "dashboard": ("dashboards.bench", "dashboard page render times on a semester of data"),
     "drill": (
         "services.cli.drill",
