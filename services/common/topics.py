@@ -8,6 +8,10 @@ Retention is part of the privacy design: frame topics hold images of students, s
 keep messages only long enough to ride out a restart or an outage of a downstream
 service (15 minutes by default); dead letters, which may hold a frame's bytes, keep
 them 24 hours; behaviour events (no pixels) keep 7 days for replay into the store.
+Kafka deletes whole closed segments only, so a topic with a short retention also rolls its
+segments (``segment_ms``): without it a quiet partition keeps frames until a segment of
+1 GiB fills. A message is gone at most retention + segment + the broker's retention check
+interval (5 minutes by default) after it was written.
 """
 
 from __future__ import annotations
@@ -30,11 +34,15 @@ class TopicSpec:
     retention_ms: int
     compacted: bool = False
     description: str = ""
+    segment_ms: int | None = None  # roll segments this often, so retention bites on quiet partitions
 
     def configs(self) -> dict[str, str]:
         if self.compacted:
             return {"cleanup.policy": "compact"}
-        return {"retention.ms": str(self.retention_ms)}
+        configs = {"retention.ms": str(self.retention_ms)}
+        if self.segment_ms is not None:
+            configs["segment.ms"] = str(self.segment_ms)
+        return configs
 
 
 FRAMES_RAW = "frames.raw.v1"
@@ -51,17 +59,33 @@ def topic_specs(prefix: str = "", *, partitions: int = 12) -> list[TopicSpec]:
     """The suite's topics. ``partitions`` bounds how many workers of one stage share the load."""
     return [
         TopicSpec(
-            prefix + FRAMES_RAW, partitions, 15 * MINUTE_MS, description="captured frame sets (images)"
+            prefix + FRAMES_RAW,
+            partitions,
+            15 * MINUTE_MS,
+            description="captured frame sets (images)",
+            segment_ms=5 * MINUTE_MS,
         ),
         TopicSpec(
-            prefix + FRAMES_ENHANCED, partitions, 15 * MINUTE_MS, description="enhanced, aligned frame sets"
+            prefix + FRAMES_ENHANCED,
+            partitions,
+            15 * MINUTE_MS,
+            description="enhanced, aligned frame sets",
+            segment_ms=5 * MINUTE_MS,
         ),
         TopicSpec(
-            prefix + OBSERVATIONS, partitions, 60 * MINUTE_MS, description="per-student keypoints + features"
+            prefix + OBSERVATIONS,
+            partitions,
+            60 * MINUTE_MS,
+            description="per-student keypoints + features",
+            segment_ms=15 * MINUTE_MS,
         ),
         TopicSpec(prefix + BEHAVIOURS, partitions, 7 * 24 * 60 * MINUTE_MS, description="behaviour events"),
         TopicSpec(
-            prefix + DEAD_LETTER, max(1, partitions // 4), 24 * 60 * MINUTE_MS, description="dead letters"
+            prefix + DEAD_LETTER,
+            max(1, partitions // 4),
+            24 * 60 * MINUTE_MS,
+            description="dead letters",
+            segment_ms=60 * MINUTE_MS,
         ),
         # Same partition count as observations: faust co-partitions a table with its source.
         TopicSpec(
