@@ -22,6 +22,7 @@ import math
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -378,6 +379,15 @@ def _check_splits(out: Path, spec: RecordingAnnotations) -> None:
             )
 
 
+@dataclass
+class _Written:
+    """What the frame loop wrote: frames, each sensor's image size, captures it could not use."""
+
+    frames: int = 0
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    skipped: int = 0
+
+
 def _convert(
     spec: RecordingAnnotations,
     playback: Any,
@@ -386,22 +396,38 @@ def _convert(
     mkv: Path,
     max_frames: int | None,
 ) -> ClipInfo:
-    color_format = playback.configuration["color_format"]
     start_time_us = (
         spec.start_time_us if spec.start_time_us is not None else round(os.path.getmtime(mkv) * 1e6)
     )
+    written = _write_frames(spec, playback, thermal, writer, mkv, max_frames, start_time_us)
+    if written.frames == 0:
+        raise DatasetError(f"{mkv}: no frame with colour, depth and thermal to convert")
+    info = _clip_info(spec, playback, writer, mkv, start_time_us, written)
+    writer.finish(info)
+    return info
+
+
+def _write_frames(
+    spec: RecordingAnnotations,
+    playback: Any,
+    thermal: ThermalStream,
+    writer: ClipWriter,
+    mkv: Path,
+    max_frames: int | None,
+    start_time_us: int,
+) -> _Written:
+    """Pair each complete colour+depth capture with the nearest thermal frame and write it."""
+    color_format = playback.configuration["color_format"]
     keypoints = {(k.frame, k.student): k.points for k in spec.keypoints}
+    written = _Written()
     first_ts: int | None = None
-    sizes: dict[str, tuple[int, int]] = {}
-    frame_index = 0
-    skipped = 0
-    while max_frames is None or frame_index < max_frames:
+    while max_frames is None or written.frames < max_frames:
         try:
             capture = playback.get_next_capture()
         except EOFError:
             break
         if capture.color is None or capture.depth is None:
-            skipped += 1  # the Kinect delivers an incomplete capture now and then
+            written.skipped += 1  # the Kinect delivers an incomplete capture now and then
             continue
         colour = decode_kinect_colour(capture.color, color_format)
         depth = np.asarray(capture.depth, np.uint16)
@@ -409,53 +435,79 @@ def _convert(
             first_ts = int(capture.color_timestamp_usec)
         rel = int(capture.color_timestamp_usec) - first_ts
         if thermal.before_start(rel):
-            skipped += 1  # colour frames before the thermal camera started
+            written.skipped += 1  # colour frames before the thermal camera started
             continue
         found = thermal.nearest(rel)
         if found is None:
             break  # the thermal video ended
         celsius, thermal_rel = found
         for name, image in (("rgb", colour), ("depth", depth), ("thermal", celsius)):
-            size = (image.shape[1], image.shape[0])
-            if sizes.setdefault(name, size) != size:
-                raise DatasetError(
-                    f"{mkv}: {name} frame {frame_index} is {size}, earlier frames {sizes[name]}"
-                )
-        students = []
-        for st in spec.students:
-            label = None
-            if not st.extra:
-                label = next(
-                    (
-                        s.behaviour
-                        for s in spec.labels
-                        if s.student == st.id and s.start_s * 1e6 <= rel < s.end_s * 1e6
-                    ),
-                    None,
-                )
-            students.append(
-                StudentAnnotation(
-                    student_id=st.id,
-                    seat_id=st.seat,
-                    label=label,
-                    label_index=None if label is None else BEHAVIOUR_INDEX[label],
-                    extra=st.extra,
-                    keypoints=keypoints.get((frame_index, st.id)),
-                )
-            )
+            _check_size(written.sizes, name, image, mkv, written.frames)
         annotation = FrameAnnotation(
-            frame=frame_index,
-            sequence=frame_index,
+            frame=written.frames,
+            sequence=written.frames,
             rgb_ts_us=start_time_us + rel,
             depth_ts_us=start_time_us + int(capture.depth_timestamp_usec) - first_ts,
             thermal_ts_us=start_time_us + thermal_rel + spec.thermal.time_offset_us,
             conditions=list(spec.conditions),
-            students=students,
+            students=_students_at(spec, rel, written.frames, keypoints),
         )
         writer.add(encode_frame(FrameData(annotation, colour, depth, celsius)))
-        frame_index += 1
-    if frame_index == 0:
-        raise DatasetError(f"{mkv}: no frame with colour, depth and thermal to convert")
+        written.frames += 1
+    return written
+
+
+def _check_size(
+    sizes: dict[str, tuple[int, int]], name: str, image: np.ndarray, mkv: Path, frame_index: int
+) -> None:
+    """Every frame of a sensor has the size of its first one."""
+    size = (image.shape[1], image.shape[0])
+    if sizes.setdefault(name, size) != size:
+        raise DatasetError(f"{mkv}: {name} frame {frame_index} is {size}, earlier frames {sizes[name]}")
+
+
+def _students_at(
+    spec: RecordingAnnotations,
+    rel: int,
+    frame_index: int,
+    keypoints: dict[tuple[int, str], Any],
+) -> list[StudentAnnotation]:
+    """Each student's label ``rel`` µs into the recording (extras have none) and keypoints of the frame."""
+    students = []
+    for st in spec.students:
+        label = None
+        if not st.extra:
+            label = next(
+                (
+                    s.behaviour
+                    for s in spec.labels
+                    if s.student == st.id and s.start_s * 1e6 <= rel < s.end_s * 1e6
+                ),
+                None,
+            )
+        students.append(
+            StudentAnnotation(
+                student_id=st.id,
+                seat_id=st.seat,
+                label=label,
+                label_index=None if label is None else BEHAVIOUR_INDEX[label],
+                extra=st.extra,
+                keypoints=keypoints.get((frame_index, st.id)),
+            )
+        )
+    return students
+
+
+def _clip_info(
+    spec: RecordingAnnotations,
+    playback: Any,
+    writer: ClipWriter,
+    mkv: Path,
+    start_time_us: int,
+    written: _Written,
+) -> ClipInfo:
+    """clip.json of the converted recording: calibration, sensors, students, label segments."""
+    sizes = written.sizes
     calibration = playback.calibration
     colour_k, colour_rms = _intrinsics(calibration, CALIBRATION_COLOR, *sizes["rgb"])
     depth_k, depth_rms = _intrinsics(calibration, CALIBRATION_DEPTH, *sizes["depth"])
@@ -465,10 +517,10 @@ def _convert(
             f"the video is {sizes['thermal'][0]}x{sizes['thermal'][1]}"
         )
     fps = {0: 5.0, 1: 15.0, 2: 30.0}.get(int(playback.configuration.get("camera_fps", 2)), 30.0)
-    info = ClipInfo(
+    return ClipInfo(
         id=spec.clip_id,
         split=spec.split,
-        frames=frame_index,
+        frames=written.frames,
         fps=fps,
         start_ts_us=start_time_us,
         classroom_id=spec.classroom_id,
@@ -488,9 +540,8 @@ def _convert(
         ),
         seats=list(spec.seats),
         sensors={
-            "rgb": SensorFiles(extension="jpg", width=sizes["rgb"][0], height=sizes["rgb"][1]),
-            "depth": SensorFiles(extension="png", width=sizes["depth"][0], height=sizes["depth"][1]),
-            "thermal": SensorFiles(extension="png", width=sizes["thermal"][0], height=sizes["thermal"][1]),
+            name: SensorFiles(extension=extension, width=sizes[name][0], height=sizes[name][1])
+            for name, extension in (("rgb", "jpg"), ("depth", "png"), ("thermal", "png"))
         },
         references=False,
         conditions=list(spec.conditions),
@@ -499,9 +550,7 @@ def _convert(
         source={
             "kind": "recording",
             "mkv": mkv.name,
-            "skipped_incomplete_captures": skipped,
+            "skipped_incomplete_captures": written.skipped,
             "lens_refit_rms_px": {"colour": round(colour_rms, 4), "depth": round(depth_rms, 4)},
         },
     )
-    writer.finish(info)
-    return info

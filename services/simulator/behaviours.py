@@ -19,6 +19,7 @@ never a pure function of where the hands are.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -301,211 +302,280 @@ def _look_at_lecturer(p: np.ndarray, ctx: PoseContext, weight: float = 1.0) -> N
     p[HEAD_PITCH] += weight * (ctx.lecturer_pitch - p[TRUNK_PITCH] * 0.8)
 
 
+# One function per behaviour: each sets pose ``p`` (the student's neutral pose) for time ``t``
+# and returns the limbs it keeps busy.
+
+
+def _hand_raising(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """The active arm rises (half raise to straight arm, sometimes waving); eyes on the lecturer."""
+    a = ep.amplitude
+    tempo = ep.tempo
+    side = ep.side
+    wrist, _, head_w, elbow, pitch, shoulder = _hand_slots(side)
+    height = 0.5 + 0.5 * min(1.0, ep.u(0) * 1.3) * min(a, 1.15)  # half raise .. straight arm
+    rise = (0.35 + 0.6 * ep.u(1)) / tempo
+    lift = envelope(t, ep.start, rise, ep.end, 0.6 / tempo)
+    wave = 35.0 * math.sin(2 * math.pi * 1.4 * tempo * t) if ep.u(2) < 0.25 else 0.0
+    raised = np.array(
+        [side * (190.0 + 90.0 * (1 - height)) + wave, 455.0 + 520.0 * height, 60.0 + 140.0 * (1 - height)]
+    )
+    rest = p[wrist].copy()
+    p[wrist] = rest + (raised - rest) * lift
+    p[head_w] = 0.0
+    p[pitch] = 0.5 * (1 - lift) - 0.15 * lift
+    p[elbow] = lift * 0.7 * (1 - height)
+    p[shoulder] = lift * 30.0 * height
+    p[TRUNK_ROLL] -= side * 0.05 * lift
+    p[TRUNK_PITCH] -= 0.04 * lift
+    _look_at_lecturer(p, ctx, 0.8)
+    return _busy_arm(side) | HEAD | TRUNK
+
+
+def _page_turning(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Hands on the book; at each event the hand carries a page over the spine and returns."""
+    a = ep.amplitude
+    tempo = ep.tempo
+    side = ep.side
+    wrist, _, _, elbow, pitch, _ = _hand_slots(side)
+    p[PEN_HAND] = 0
+    p[HEAD_PITCH] += 0.38 + 0.2 * ep.u(0)
+    p[TRUNK_PITCH] += 0.1 + 0.08 * ep.u(1)
+    p[HEAD_YAW] += 0.07 * math.sin(2 * math.pi * 0.3 * tempo * t + ep.u(2) * 6)
+    _rest(p, side, 175.0, BOOK_Z)
+    _rest(p, -side, 175.0, BOOK_Z)
+    duration = (0.55 + 0.5 * ep.u(3)) / tempo
+    for e in ep.events:
+        if e <= t < e + 1.9 * duration:
+            phase = (t - e) / duration
+            if phase < 1.0:
+                x = side * (175.0 - 240.0 * smoothstep(phase))
+                lift = 95.0 * a * math.sin(math.pi * phase)
+                p[PAGE_FLIP] = phase
+            else:
+                back = (phase - 1.0) / 0.9
+                x = side * (-65.0 + 240.0 * smoothstep(back))
+                lift = 35.0 * math.sin(math.pi * min(back, 1.0))
+            p[wrist] = (x, DESK_Y + lift, BOOK_Z - 25.0 + 0.3 * lift)
+            p[pitch] = 0.75
+            p[elbow] = 0.1
+            break
+    return _busy_arm(side) | HEAD
+
+
+def _head_down_writing(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Head low and close to the desk, deep trunk lean, the pen drifting along a line."""
+    a = ep.amplitude
+    tempo = ep.tempo
+    side = ep.side
+    p[PEN_HAND] = _hand_code(side)
+    p[TRUNK_PITCH] += 0.26 + 0.16 * ep.u(0)
+    p[HEAD_PITCH] += 0.5 + 0.28 * ep.u(1)
+    p[HEAD_ROLL] += side * 0.08 * ep.u(2)
+    line = 0.0
+    prev = [e for e in ep.events if e <= t]
+    if prev:
+        line = min((t - prev[-1]) * 22.0 * tempo, 70.0)
+    _write(p, side, t, tempo, a, 1.0, side * line)
+    _rest(p, -side, 165.0, DESK_EDGE_FORWARD + 200.0)
+    return _busy_arm(side) | HEAD | TRUNK
+
+
+def _chin_resting(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """A hand (sometimes both) props up the chin or cheek, its elbow on the desk."""
+    tempo = ep.tempo
+    side = ep.side
+    _, head_slot, head_w, elbow, pitch, shoulder = _hand_slots(side)
+    p[TRUNK_PITCH] += 0.18 + 0.15 * ep.u(0)
+    p[TRUNK_ROLL] += side * (0.03 + 0.06 * ep.u(1))
+    p[HEAD_ROLL] += side * (0.05 + 0.12 * ep.u(2))
+    p[HEAD_PITCH] += 0.05 + 0.18 * ep.u(3) + 0.02 * math.sin(2 * math.pi * 0.15 * tempo * t)
+    cheek = ep.u(4) < 0.35
+    p[head_slot] = (side * 58.0, -118.0, 42.0) if cheek else (side * 12.0, -178.0, 38.0)
+    p[head_w] = 1.0
+    p[pitch] = -0.35
+    p[elbow] = 0.08
+    p[_elbow_forward_slot(side)] = 1.1  # the elbow props the head up from the desk
+    p[shoulder] = 12.0
+    busy = _busy_arm(side) | HEAD | TRUNK
+    if ep.u(5) < 0.25:
+        _, hs2, hw2, _, pitch2, _ = _hand_slots(-side)
+        p[hs2] = (-side * 12.0, -178.0, 38.0)
+        p[hw2] = 1.0
+        p[pitch2] = -0.35
+        p[_elbow_forward_slot(-side)] = 1.1
+        busy |= _busy_arm(-side)
+    return busy
+
+
+def _attentive_listening(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Leaning in a little, following the lecturer with the head and nodding now and then."""
+    a = ep.amplitude
+    tempo = ep.tempo
+    p[TRUNK_PITCH] += 0.07 + 0.12 * ep.u(0)
+    p[SHIFT_F] += 15.0 + 25.0 * ep.u(1)
+    _look_at_lecturer(p, ctx)
+    for e in ep.events:
+        if e <= t < e + 0.9 / tempo:
+            p[HEAD_PITCH] += 0.13 * a * math.sin(math.pi * (t - e) * tempo / 0.9)
+    if ep.u(2) < 0.4:  # hands folded on the desk
+        _rest(p, 1, 45.0, DESK_EDGE_FORWARD + 140.0)
+        _rest(p, -1, 45.0, DESK_EDGE_FORWARD + 150.0)
+    return HEAD | TRUNK
+
+
+def _phone_usage(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Head down to a lit phone held in one or both hands, on the desk or in the lap, scrolling."""
+    side = ep.side
+    p[PHONE_HAND] = 3 if ep.u(0) < 0.5 else _hand_code(side)
+    p[PHONE_SCREEN] = 1
+    p[HEAD_PITCH] += 0.48 + 0.3 * ep.u(1)
+    p[TRUNK_PITCH] += 0.08 + 0.15 * ep.u(2)
+    in_lap = ep.u(3) < 0.45
+    y = 95.0 if in_lap else DESK_Y + 20.0 + 80.0 * ep.u(4)
+    z = DESK_EDGE_FORWARD - 50.0 if in_lap else DESK_EDGE_FORWARD + 40.0
+    scroll = 0.0
+    for e in ep.events:
+        if e <= t < e + 0.5:
+            scroll = 7.0 * math.sin(2 * math.pi * (t - e) * 2.0)
+    wrist, _, _, _, pitch, _ = _hand_slots(side)
+    p[wrist] = (side * 60.0, y + scroll, z)
+    p[pitch] = 0.2
+    if p[PHONE_HAND] == 3:
+        w2, _, _, _, pitch2, _ = _hand_slots(-side)
+        p[w2] = (-side * 60.0, y, z)
+        p[pitch2] = 0.2
+        return ARM_L | ARM_R | HEAD | TRUNK
+    else:
+        return _busy_arm(side) | HEAD | TRUNK
+
+
+def _note_taking(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Writing, with a look up at the board every one to three seconds."""
+    a = ep.amplitude
+    tempo = ep.tempo
+    side = ep.side
+    p[PEN_HAND] = _hand_code(side)
+    # Between an even and the next odd event the student looks up at the board.
+    up = 0.0
+    ev = ep.events
+    for i in range(0, len(ev) - 1, 2):
+        up = max(up, envelope(t, ev[i], 0.3 / tempo, ev[i + 1], 0.3 / tempo))
+    write_pitch = 0.3 + 0.22 * ep.u(0)
+    p[TRUNK_PITCH] += 0.13 + 0.1 * ep.u(1) - 0.05 * up
+    p[HEAD_PITCH] += write_pitch * (1 - up)
+    _look_at_lecturer(p, ctx, up)
+    _write(p, side, t, tempo, a, 0.7 * (1 - up), 0.0)
+    wrist, _, _, _, _, _ = _hand_slots(side)
+    p[wrist.start + 1] += 15.0 * up
+    _rest(p, -side, 165.0, DESK_EDGE_FORWARD + 200.0)
+    return _busy_arm(side) | HEAD | TRUNK
+
+
+def _drinking_water(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Reach for the cup, lift it to the mouth, drink with the head tilted back, put it down."""
+    tempo = ep.tempo
+    side = ep.side
+    wrist, head_slot, head_w, elbow, pitch, _ = _hand_slots(side)
+    reach = ep.events[0] if ep.events else ep.start
+    t_reach, t_lift = 0.5 / tempo, (0.55 + 0.4 * ep.u(0)) / tempo
+    t_drink = (1.0 + 1.8 * ep.u(1)) / tempo
+    t_lower = 0.6 / tempo
+    cup_spot = np.array([side * 210.0, DESK_Y + 45.0, DESK_EDGE_FORWARD + 200.0])
+    rest = p[wrist].copy()
+    k = t - reach
+    lift_w = 0.0
+    to_cup = 0.0
+    if 0 <= k < t_reach:
+        to_cup = smoothstep(k / t_reach)
+    elif t_reach <= k < t_reach + t_lift:
+        to_cup, lift_w = 1.0, smoothstep((k - t_reach) / t_lift)
+    elif t_reach + t_lift <= k < t_reach + t_lift + t_drink:
+        to_cup, lift_w = 1.0, 1.0
+    elif t_reach + t_lift + t_drink <= k < t_reach + t_lift + t_drink + t_lower:
+        to_cup, lift_w = 1.0, 1.0 - smoothstep((k - t_reach - t_lift - t_drink) / t_lower)
+    elif t_reach + t_lift + t_drink + t_lower <= k < t_reach + t_lift + t_drink + t_lower + t_reach:
+        to_cup = 1.0 - smoothstep((k - t_reach - t_lift - t_drink - t_lower) / t_reach)
+    p[wrist] = rest + (cup_spot - rest) * to_cup
+    p[head_slot] = (side * 25.0, -150.0, 135.0)
+    p[head_w] = lift_w
+    p[pitch] = 0.3 * (1 - lift_w) - 0.1 * lift_w
+    p[elbow] = 0.25 * lift_w
+    drinking = 1.0 if t_reach + t_lift * 0.7 <= k < t_reach + t_lift + t_drink else 0.0
+    tilt = smoothstep(min(1.0, max(0.0, (k - t_reach - t_lift * 0.7) / 0.5))) * drinking
+    p[HEAD_PITCH] -= (0.22 + 0.25 * ep.u(2)) * tilt
+    p[CUP_HAND] = _hand_code(side) if to_cup > 0.5 else 0
+    return _busy_arm(side) | HEAD
+
+
+def _side_conversation(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Turned towards the neighbour, talking in bursts, sometimes gesturing."""
+    a = ep.amplitude
+    tempo = ep.tempo
+    side = ep.side
+    p[TRUNK_YAW] += side * (0.15 + 0.25 * ep.u(0))
+    p[TRUNK_ROLL] += side * 0.04
+    p[HEAD_YAW] += side * (0.55 + 0.45 * ep.u(1)) * min(a, 1.2)
+    p[HEAD_PITCH] += 0.05 * ep.u(2)
+    talking = 0.0
+    gesture = 0.0
+    for i, e in enumerate(ep.events):
+        if e <= t < e + 1.1 / tempo:
+            if i % 2 == 0:
+                talking = 1.0
+            elif ep.u(3) < 0.6:
+                gesture = envelope(t, e, 0.3, e + 1.1 / tempo, 0.3)
+    p[JAW] = talking * (0.5 + 0.5 * math.sin(2 * math.pi * 4.2 * tempo * t))
+    p[HEAD_PITCH] += (1 - talking) * 0.05 * math.sin(2 * math.pi * 1.2 * t)
+    wrist, _, _, _, pitch, _ = _hand_slots(side)
+    rest = p[wrist].copy()
+    g = np.array([side * 170.0, DESK_Y + 130.0, DESK_EDGE_FORWARD + 30.0])
+    g[0] += 30.0 * math.sin(2 * math.pi * 1.6 * t)
+    p[wrist] = rest + (g - rest) * gesture
+    p[pitch] = 0.5 - 0.6 * gesture
+    return HEAD | TRUNK | (_busy_arm(side) if gesture > 0 else 0)
+
+
+def _upright_sitting(p: np.ndarray, ep: Episode, t: float, ctx: PoseContext) -> int:
+    """Sitting back, staring at a fixed point; arms crossed, in the lap or resting."""
+    p[TRUNK_PITCH] += -0.07 + 0.06 * ep.u(0)
+    p[SHIFT_F] -= 20.0 + 15.0 * ep.u(1)
+    p[HEAD_YAW] += -0.35 + 0.7 * ep.u(2)
+    p[HEAD_PITCH] += -0.06 + 0.12 * ep.u(3)
+    arms = ep.u(4)
+    if arms < 0.35:  # arms crossed
+        p[WRIST_L] = (125.0, 330.0, 150.0)
+        p[WRIST_R] = (-125.0, 315.0, 165.0)
+        p[ELBOW_OUT_L] = p[ELBOW_OUT_R] = 0.5
+        p[HAND_PITCH_L] = p[HAND_PITCH_R] = 0.0
+    elif arms < 0.6:  # hands in the lap, under the desk
+        p[WRIST_L] = (-90.0, 95.0, 170.0)
+        p[WRIST_R] = (90.0, 95.0, 170.0)
+    return 0
+
+
+_BEHAVIOUR_POSES: dict[int, Callable[[np.ndarray, Episode, float, PoseContext], int]] = {
+    HAND_RAISING: _hand_raising,
+    PAGE_TURNING: _page_turning,
+    HEAD_DOWN_WRITING: _head_down_writing,
+    CHIN_RESTING: _chin_resting,
+    ATTENTIVE_LISTENING: _attentive_listening,
+    PHONE_USAGE: _phone_usage,
+    NOTE_TAKING: _note_taking,
+    DRINKING_WATER: _drinking_water,
+    SIDE_CONVERSATION: _side_conversation,
+    UPRIGHT_SITTING: _upright_sitting,
+}
+
+
 def behaviour_pose(
     ep: Episode, t: float, profile: StudentProfile, ctx: PoseContext
 ) -> tuple[np.ndarray, int]:
     """Pose vector at time ``t`` and the limbs the behaviour keeps busy."""
+    pose_of = _BEHAVIOUR_POSES.get(ep.behaviour)
+    if pose_of is None:
+        raise ValueError(f"unknown behaviour index {ep.behaviour} (expected 0..{len(BEHAVIOURS) - 1})")
     p = neutral_pose(profile)
-    b = ep.behaviour
-    a = ep.amplitude
-    tempo = ep.tempo
-    side = ep.side
-    if b == HAND_RAISING:
-        wrist, _, head_w, elbow, pitch, shoulder = _hand_slots(side)
-        height = 0.5 + 0.5 * min(1.0, ep.u(0) * 1.3) * min(a, 1.15)  # half raise .. straight arm
-        rise = (0.35 + 0.6 * ep.u(1)) / tempo
-        lift = envelope(t, ep.start, rise, ep.end, 0.6 / tempo)
-        wave = 35.0 * math.sin(2 * math.pi * 1.4 * tempo * t) if ep.u(2) < 0.25 else 0.0
-        raised = np.array(
-            [side * (190.0 + 90.0 * (1 - height)) + wave, 455.0 + 520.0 * height, 60.0 + 140.0 * (1 - height)]
-        )
-        rest = p[wrist].copy()
-        p[wrist] = rest + (raised - rest) * lift
-        p[head_w] = 0.0
-        p[pitch] = 0.5 * (1 - lift) - 0.15 * lift
-        p[elbow] = lift * 0.7 * (1 - height)
-        p[shoulder] = lift * 30.0 * height
-        p[TRUNK_ROLL] -= side * 0.05 * lift
-        p[TRUNK_PITCH] -= 0.04 * lift
-        _look_at_lecturer(p, ctx, 0.8)
-        busy = _busy_arm(side) | HEAD | TRUNK
-    elif b == PAGE_TURNING:
-        wrist, _, _, elbow, pitch, _ = _hand_slots(side)
-        p[PEN_HAND] = 0
-        p[HEAD_PITCH] += 0.38 + 0.2 * ep.u(0)
-        p[TRUNK_PITCH] += 0.1 + 0.08 * ep.u(1)
-        p[HEAD_YAW] += 0.07 * math.sin(2 * math.pi * 0.3 * tempo * t + ep.u(2) * 6)
-        _rest(p, side, 175.0, BOOK_Z)
-        _rest(p, -side, 175.0, BOOK_Z)
-        duration = (0.55 + 0.5 * ep.u(3)) / tempo
-        for e in ep.events:
-            if e <= t < e + 1.9 * duration:
-                phase = (t - e) / duration
-                if phase < 1.0:
-                    x = side * (175.0 - 240.0 * smoothstep(phase))
-                    lift = 95.0 * a * math.sin(math.pi * phase)
-                    p[PAGE_FLIP] = phase
-                else:
-                    back = (phase - 1.0) / 0.9
-                    x = side * (-65.0 + 240.0 * smoothstep(back))
-                    lift = 35.0 * math.sin(math.pi * min(back, 1.0))
-                p[wrist] = (x, DESK_Y + lift, BOOK_Z - 25.0 + 0.3 * lift)
-                p[pitch] = 0.75
-                p[elbow] = 0.1
-                break
-        busy = _busy_arm(side) | HEAD
-    elif b == HEAD_DOWN_WRITING:
-        p[PEN_HAND] = _hand_code(side)
-        p[TRUNK_PITCH] += 0.26 + 0.16 * ep.u(0)
-        p[HEAD_PITCH] += 0.5 + 0.28 * ep.u(1)
-        p[HEAD_ROLL] += side * 0.08 * ep.u(2)
-        line = 0.0
-        prev = [e for e in ep.events if e <= t]
-        if prev:
-            line = min((t - prev[-1]) * 22.0 * tempo, 70.0)
-        _write(p, side, t, tempo, a, 1.0, side * line)
-        _rest(p, -side, 165.0, DESK_EDGE_FORWARD + 200.0)
-        busy = _busy_arm(side) | HEAD | TRUNK
-    elif b == CHIN_RESTING:
-        wrist, head_slot, head_w, elbow, pitch, shoulder = _hand_slots(side)
-        p[TRUNK_PITCH] += 0.18 + 0.15 * ep.u(0)
-        p[TRUNK_ROLL] += side * (0.03 + 0.06 * ep.u(1))
-        p[HEAD_ROLL] += side * (0.05 + 0.12 * ep.u(2))
-        p[HEAD_PITCH] += 0.05 + 0.18 * ep.u(3) + 0.02 * math.sin(2 * math.pi * 0.15 * tempo * t)
-        cheek = ep.u(4) < 0.35
-        p[head_slot] = (side * 58.0, -118.0, 42.0) if cheek else (side * 12.0, -178.0, 38.0)
-        p[head_w] = 1.0
-        p[pitch] = -0.35
-        p[elbow] = 0.08
-        p[_elbow_forward_slot(side)] = 1.1  # the elbow props the head up from the desk
-        p[shoulder] = 12.0
-        busy = _busy_arm(side) | HEAD | TRUNK
-        if ep.u(5) < 0.25:
-            _, hs2, hw2, _, pitch2, _ = _hand_slots(-side)
-            p[hs2] = (-side * 12.0, -178.0, 38.0)
-            p[hw2] = 1.0
-            p[pitch2] = -0.35
-            p[_elbow_forward_slot(-side)] = 1.1
-            busy |= _busy_arm(-side)
-    elif b == ATTENTIVE_LISTENING:
-        p[TRUNK_PITCH] += 0.07 + 0.12 * ep.u(0)
-        p[SHIFT_F] += 15.0 + 25.0 * ep.u(1)
-        _look_at_lecturer(p, ctx)
-        for e in ep.events:
-            if e <= t < e + 0.9 / tempo:
-                p[HEAD_PITCH] += 0.13 * a * math.sin(math.pi * (t - e) * tempo / 0.9)
-        if ep.u(2) < 0.4:  # hands folded on the desk
-            _rest(p, 1, 45.0, DESK_EDGE_FORWARD + 140.0)
-            _rest(p, -1, 45.0, DESK_EDGE_FORWARD + 150.0)
-        busy = HEAD | TRUNK
-    elif b == PHONE_USAGE:
-        p[PHONE_HAND] = 3 if ep.u(0) < 0.5 else _hand_code(side)
-        p[PHONE_SCREEN] = 1
-        p[HEAD_PITCH] += 0.48 + 0.3 * ep.u(1)
-        p[TRUNK_PITCH] += 0.08 + 0.15 * ep.u(2)
-        in_lap = ep.u(3) < 0.45
-        y = 95.0 if in_lap else DESK_Y + 20.0 + 80.0 * ep.u(4)
-        z = DESK_EDGE_FORWARD - 50.0 if in_lap else DESK_EDGE_FORWARD + 40.0
-        scroll = 0.0
-        for e in ep.events:
-            if e <= t < e + 0.5:
-                scroll = 7.0 * math.sin(2 * math.pi * (t - e) * 2.0)
-        wrist, _, head_w, _, pitch, _ = _hand_slots(side)
-        p[wrist] = (side * 60.0, y + scroll, z)
-        p[pitch] = 0.2
-        if p[PHONE_HAND] == 3:
-            w2, _, _, _, pitch2, _ = _hand_slots(-side)
-            p[w2] = (-side * 60.0, y, z)
-            p[pitch2] = 0.2
-            busy = ARM_L | ARM_R | HEAD | TRUNK
-        else:
-            busy = _busy_arm(side) | HEAD | TRUNK
-    elif b == NOTE_TAKING:
-        p[PEN_HAND] = _hand_code(side)
-        # Between an even and the next odd event the student looks up at the board.
-        up = 0.0
-        ev = ep.events
-        for i in range(0, len(ev) - 1, 2):
-            up = max(up, envelope(t, ev[i], 0.3 / tempo, ev[i + 1], 0.3 / tempo))
-        write_pitch = 0.3 + 0.22 * ep.u(0)
-        p[TRUNK_PITCH] += 0.13 + 0.1 * ep.u(1) - 0.05 * up
-        p[HEAD_PITCH] += write_pitch * (1 - up)
-        _look_at_lecturer(p, ctx, up)
-        _write(p, side, t, tempo, a, 0.7 * (1 - up), 0.0)
-        wrist, _, _, _, _, _ = _hand_slots(side)
-        p[wrist.start + 1] += 15.0 * up
-        _rest(p, -side, 165.0, DESK_EDGE_FORWARD + 200.0)
-        busy = _busy_arm(side) | HEAD | TRUNK
-    elif b == DRINKING_WATER:
-        wrist, head_slot, head_w, elbow, pitch, _ = _hand_slots(side)
-        reach = ep.events[0] if ep.events else ep.start
-        t_reach, t_lift = 0.5 / tempo, (0.55 + 0.4 * ep.u(0)) / tempo
-        t_drink = (1.0 + 1.8 * ep.u(1)) / tempo
-        t_lower = 0.6 / tempo
-        cup_spot = np.array([side * 210.0, DESK_Y + 45.0, DESK_EDGE_FORWARD + 200.0])
-        rest = p[wrist].copy()
-        k = t - reach
-        lift_w = 0.0
-        to_cup = 0.0
-        if 0 <= k < t_reach:
-            to_cup = smoothstep(k / t_reach)
-        elif t_reach <= k < t_reach + t_lift:
-            to_cup, lift_w = 1.0, smoothstep((k - t_reach) / t_lift)
-        elif t_reach + t_lift <= k < t_reach + t_lift + t_drink:
-            to_cup, lift_w = 1.0, 1.0
-        elif t_reach + t_lift + t_drink <= k < t_reach + t_lift + t_drink + t_lower:
-            to_cup, lift_w = 1.0, 1.0 - smoothstep((k - t_reach - t_lift - t_drink) / t_lower)
-        elif t_reach + t_lift + t_drink + t_lower <= k < t_reach + t_lift + t_drink + t_lower + t_reach:
-            to_cup = 1.0 - smoothstep((k - t_reach - t_lift - t_drink - t_lower) / t_reach)
-        p[wrist] = rest + (cup_spot - rest) * to_cup
-        p[head_slot] = (side * 25.0, -150.0, 135.0)
-        p[head_w] = lift_w
-        p[pitch] = 0.3 * (1 - lift_w) - 0.1 * lift_w
-        p[elbow] = 0.25 * lift_w
-        drinking = 1.0 if t_reach + t_lift * 0.7 <= k < t_reach + t_lift + t_drink else 0.0
-        tilt = smoothstep(min(1.0, max(0.0, (k - t_reach - t_lift * 0.7) / 0.5))) * drinking
-        p[HEAD_PITCH] -= (0.22 + 0.25 * ep.u(2)) * tilt
-        p[CUP_HAND] = _hand_code(side) if to_cup > 0.5 else 0
-        busy = _busy_arm(side) | HEAD
-    elif b == SIDE_CONVERSATION:
-        p[TRUNK_YAW] += side * (0.15 + 0.25 * ep.u(0))
-        p[TRUNK_ROLL] += side * 0.04
-        p[HEAD_YAW] += side * (0.55 + 0.45 * ep.u(1)) * min(a, 1.2)
-        p[HEAD_PITCH] += 0.05 * ep.u(2)
-        talking = 0.0
-        gesture = 0.0
-        for i, e in enumerate(ep.events):
-            if e <= t < e + 1.1 / tempo:
-                if i % 2 == 0:
-                    talking = 1.0
-                elif ep.u(3) < 0.6:
-                    gesture = envelope(t, e, 0.3, e + 1.1 / tempo, 0.3)
-        p[JAW] = talking * (0.5 + 0.5 * math.sin(2 * math.pi * 4.2 * tempo * t))
-        p[HEAD_PITCH] += (1 - talking) * 0.05 * math.sin(2 * math.pi * 1.2 * t)
-        wrist, _, _, elbow, pitch, _ = _hand_slots(side)
-        rest = p[wrist].copy()
-        g = np.array([side * 170.0, DESK_Y + 130.0, DESK_EDGE_FORWARD + 30.0])
-        g[0] += 30.0 * math.sin(2 * math.pi * 1.6 * t)
-        p[wrist] = rest + (g - rest) * gesture
-        p[pitch] = 0.5 - 0.6 * gesture
-        busy = HEAD | TRUNK | (_busy_arm(side) if gesture > 0 else 0)
-    elif b == UPRIGHT_SITTING:
-        p[TRUNK_PITCH] += -0.07 + 0.06 * ep.u(0)
-        p[SHIFT_F] -= 20.0 + 15.0 * ep.u(1)
-        p[HEAD_YAW] += -0.35 + 0.7 * ep.u(2)
-        p[HEAD_PITCH] += -0.06 + 0.12 * ep.u(3)
-        arms = ep.u(4)
-        if arms < 0.35:  # arms crossed
-            p[WRIST_L] = (125.0, 330.0, 150.0)
-            p[WRIST_R] = (-125.0, 315.0, 165.0)
-            p[ELBOW_OUT_L] = p[ELBOW_OUT_R] = 0.5
-            p[HAND_PITCH_L] = p[HAND_PITCH_R] = 0.0
-        elif arms < 0.6:  # hands in the lap, under the desk
-            p[WRIST_L] = (-90.0, 95.0, 170.0)
-            p[WRIST_R] = (90.0, 95.0, 170.0)
-        busy = 0
-    else:
-        raise ValueError(f"unknown behaviour index {b} (expected 0..{len(BEHAVIOURS) - 1})")
+    busy = pose_of(p, ep, t, ctx)
     return p, busy
 
 

@@ -467,6 +467,9 @@ def _unit_faces(axes_cam: np.ndarray) -> np.ndarray:
     return faces
 
 
+_Hits = list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]  # per chunk: kind, pixels, depths, primitives
+
+
 def rasterise(
     primitives: Primitives,
     pose: SensorPose,
@@ -495,22 +498,42 @@ def rasterise(
     axes_cam = pose.rotation @ primitives.axes
     inv_axes64 = np.linalg.inv(axes_cam)
     origin_local64 = (inv_axes64 @ centre_cam[:, :, None])[:, :, 0]
-    origin_local = origin_local64.astype(np.float32)
-    inv_axes = inv_axes64.astype(np.float32)
-    kind = primitives.kind
-
     radii2 = np.einsum("pi,pi->p", origin_local64, origin_local64)
-    u0, u1, v0, v1 = _screen_boxes(kind, centre_cam, axes_cam, pose, radii2)
+    boxes = _screen_boxes(primitives.kind, centre_cam, axes_cam, pose, radii2)
+    u0, u1, v0, v1 = boxes
     area = np.maximum(u1 - u0, 0) * np.maximum(v1 - v0, 0)
     active = np.flatnonzero(area > 0)
     if len(active) == 0:
         return empty
 
     ray_x, ray_y = _flat_rays(pose.intrinsics)
-    table = _coefficients(inv_axes, origin_local)
-    flat_depth = depth.reshape(-1)
-    # Per chunk: its primitive kind and the candidates that passed the z-test (pixel, depth, primitive).
-    hits: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    table = _coefficients(inv_axes64.astype(np.float32), origin_local64.astype(np.float32))
+    hits = _depth_test(primitives.kind, active, area, boxes, table, ray_x, ray_y, depth.reshape(-1), w)
+    if not hits:
+        return empty
+    winners = _label_winners(hits, depth.reshape(-1), index.reshape(-1), index_offset)
+    won_pixels = np.concatenate([pix for _, pix, _, _ in winners])
+    if not normals:
+        return Raster(depth, index, won_pixels, np.zeros((0, 3), np.float32), np.zeros(0, np.float32))
+    normal, view_cos = _shade(winners, table, axes_cam, ray_x, ray_y)
+    return Raster(depth, index, won_pixels, normal, view_cos)
+
+
+def _depth_test(
+    kind: np.ndarray,
+    active: np.ndarray,
+    area: np.ndarray,
+    boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    table: np.ndarray,
+    ray_x: np.ndarray,
+    ray_y: np.ndarray,
+    flat_depth: np.ndarray,
+    width: int,
+) -> _Hits:
+    """Intersect the rays of the ``active`` primitives' screen boxes, kind by kind and chunk by
+    chunk, lowering ``flat_depth`` (the z-buffer) in place; per chunk, the candidates that passed."""
+    u0, u1, v0, v1 = boxes
+    hits: _Hits = []
     for group_kind in (KIND_ELLIPSOID, KIND_BOX):
         group = active[kind[active] == group_kind]
         if len(group) == 0:
@@ -519,7 +542,7 @@ def rasterise(
         chunk_id = np.cumsum(area[group]) // _CHUNK_PIXELS
         for c in np.unique(chunk_id):
             ids = group[chunk_id == c]
-            pix, counts = _candidate_pixels(ids, u0, u1, v0, v1, w)
+            pix, counts = _candidate_pixels(ids, u0, u1, v0, v1, width)
             if len(pix) == 0:
                 continue
             s = np.empty(len(pix), np.float32)
@@ -532,13 +555,17 @@ def rasterise(
             pix, s, prim = pix[keep], s[keep], np.repeat(ids, counts)[keep]
             np.minimum.at(flat_depth, pix, s)
             hits.append((group_kind, pix, s, prim))
-    if not hits:
-        return empty
-    # Label the pixels each chunk won, in chunk order. Exact ties (two primitives at the same
-    # float depth) go to the earlier chunk, whose depth the later one's z-test already saw, and
-    # within a chunk to the primitive written last; comparing the labels once every chunk is
-    # written leaves one winner per pixel for shading.
-    flat_index = index.reshape(-1)
+    return hits
+
+
+def _label_winners(hits: _Hits, flat_depth: np.ndarray, flat_index: np.ndarray, index_offset: int) -> _Hits:
+    """Write the labels of the pixels each chunk won into ``flat_index``; the hits that kept them.
+
+    Labelled in chunk order: exact ties (two primitives at the same float depth) go to the
+    earlier chunk, whose depth the later one's z-test already saw, and within a chunk to the
+    primitive written last; comparing the labels once every chunk is written leaves one winner
+    per pixel for shading.
+    """
     labelled = []
     for group_kind, pix, s, prim in hits:
         win = s == flat_depth[pix]
@@ -546,13 +573,17 @@ def rasterise(
         labels = prim.astype(np.int32) + index_offset
         flat_index[pix] = labels
         labelled.append((group_kind, pix, s, prim, labels))
-    winners = []
+    winners: _Hits = []
     for group_kind, pix, s, prim, labels in labelled:
         one = flat_index[pix] == labels
         winners.append((group_kind, pix[one], s[one], prim[one]))
-    won_pixels = np.concatenate([pix for _, pix, _, _ in winners])
-    if not normals:
-        return Raster(depth, index, won_pixels, np.zeros((0, 3), np.float32), np.zeros(0, np.float32))
+    return winners
+
+
+def _shade(
+    winners: _Hits, table: np.ndarray, axes_cam: np.ndarray, ray_x: np.ndarray, ray_y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normals [N, 3] at the winning pixels and the cosine between each normal and its ray."""
     normal_parts, cos_parts = [], []
     faces = None
     for group_kind, pix, s, prim in winners:
@@ -568,4 +599,4 @@ def rasterise(
         normal_parts.append(np.stack([n0, n1, n2], axis=1))
     normal = np.concatenate(normal_parts)
     view_cos = np.concatenate(cos_parts).astype(np.float32, copy=False)
-    return Raster(depth, index, won_pixels, normal, view_cos)
+    return normal, view_cos
