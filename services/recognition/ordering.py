@@ -280,6 +280,31 @@ class OrderedDelivery:
         self.busy = False
         self.last_record_at = time.monotonic()
 
+    @classmethod
+    def over(
+        cls,
+        app: Any,
+        *,
+        topic: str,
+        bootstrap: str,
+        security: KafkaSecurity,
+        max_fetch_bytes: int,
+        process: Callable[[Record], Awaitable[None]],
+        metrics: ServiceMetrics,
+        heartbeat: Callable[[], None] = lambda: None,
+    ) -> OrderedDelivery:
+        """The guard for the agent of ``app`` that reads ``topic`` from the brokers at ``bootstrap``."""
+        committed = BrokerCommitted(bootstrap, security=security)
+        return cls(
+            app,
+            topic=topic,
+            order=OffsetOrder(FaustConsumerView(app, topic, committed)),
+            gap_reader=GapReader(bootstrap, max_fetch_bytes=max_fetch_bytes, security=security),
+            process=process,
+            metrics=metrics,
+            heartbeat=heartbeat,
+        )
+
     def ready(self) -> bool:
         return worker_ready(self.app)
 

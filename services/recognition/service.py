@@ -39,15 +39,7 @@ from services.common.tls import client_tls
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
 from services.recognition.config import RecognitionSettings
-from services.recognition.ordering import (
-    WATCHDOG_INTERVAL_S,
-    BrokerCommitted,
-    FaustConsumerView,
-    GapReader,
-    OffsetOrder,
-    OrderedDelivery,
-    Record,
-)
+from services.recognition.ordering import WATCHDOG_INTERVAL_S, OrderedDelivery, Record
 from services.recognition.windows import ReadyWindow, WindowTracker, event_id
 
 log = logging.getLogger("recognition")
@@ -89,6 +81,74 @@ def topic_partitions(
         time.sleep(0.5)
 
 
+def faust_app(settings: RecognitionSettings, partitions: int) -> faust.App:
+    """The worker's faust app: raw keys and values, tables in memory (their changelogs restore them)."""
+    prefix = settings.topic_prefix
+    security = settings.kafka_security()
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id(prefix),
+        broker=brokers,
+        broker_credentials=security.faust_credentials(),
+        store="memory://",
+        datadir=str(Path(settings.state_dir) / app_id(prefix)),
+        topic_partitions=partitions,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        broker_session_timeout=settings.session_timeout_ms / 1000,
+        broker_heartbeat_interval=max(0.1, settings.session_timeout_ms / 5000),
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        table_standby_replicas=settings.standby_replicas,
+        producer_max_request_size=settings.max_message_bytes + 512,
+        # One record per produce batch: the embedded broker answers ListOffsets with the last
+        # batch's base offset + 1, so a changelog batch of several records would make faust's
+        # recovery stop short of the newest window updates (measured, see README).
+        producer_max_batch_size=settings.producer_max_batch_bytes,
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+
+
+def behaviour_event(
+    observations: observations_pb2.ObservationSet,
+    window: ReadyWindow,
+    student: observations_pb2.StudentObservation,
+    result: inference_pb2.RecognitionResult,
+    response: inference_pb2.RecognitionBatchResponse,
+    published_us: int,
+) -> events_pb2.BehaviourEvent:
+    """The event of one classified window: the top label, top-5, attention, and where it came from."""
+    top = result.probabilities[0]
+    return events_pb2.BehaviourEvent(
+        event_id=event_id(window.student_key, window.end_slot),
+        classroom_id=observations.classroom_id,
+        session_id=observations.session_id,
+        camera_id=observations.camera_id,
+        course_id=observations.course_id,
+        student_id=student.student_id,
+        seat_id=student.seat_id,
+        window_start_us=window.window_start_us,
+        window_end_us=window.window_end_us,
+        segment_start_us=window.segment_start_us,
+        segment_end_us=window.segment_end_us,
+        first_sequence=window.first_sequence,
+        last_sequence=window.last_sequence,
+        label=top.label,
+        confidence=top.probability,
+        top5=list(result.probabilities[:5]),
+        attention=result.attention,
+        model_version=response.model_version,
+        model_trained=response.model_trained,
+        published_ts_us=published_us,
+        frame_published_ts_us=observations.frame_published_ts_us,
+    )
+
+
 class RecognitionService:
     name = "recognition"
 
@@ -112,33 +172,7 @@ class RecognitionService:
         prefix = settings.topic_prefix
         security = settings.kafka_security()
         self.partitions = topic_partitions(settings.kafka_bootstrap, prefix + OBSERVATIONS, security=security)
-        brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.app = faust.App(
-            app_id(prefix),
-            broker=brokers,
-            broker_credentials=security.faust_credentials(),
-            store="memory://",
-            datadir=str(Path(settings.state_dir) / app_id(prefix)),
-            topic_partitions=self.partitions,
-            topic_allow_declare=True,
-            topic_disable_leader=True,
-            key_serializer="raw",
-            value_serializer="raw",
-            web_enabled=False,
-            broker_session_timeout=settings.session_timeout_ms / 1000,
-            broker_heartbeat_interval=max(0.1, settings.session_timeout_ms / 5000),
-            broker_commit_interval=settings.commit_interval_s,
-            consumer_auto_offset_reset="earliest",
-            table_standby_replicas=settings.standby_replicas,
-            producer_max_request_size=settings.max_message_bytes + 512,
-            # One record per produce batch: the embedded broker answers ListOffsets with the last
-            # batch's base offset + 1, so a changelog batch of several records would make faust's
-            # recovery stop short of the newest window updates (measured, see README).
-            producer_max_batch_size=settings.producer_max_batch_bytes,
-            producer_acks=-1,
-            stream_wait_empty=False,
-        )
+        self.app = faust_app(settings, self.partitions)
         self.observations = self.app.topic(prefix + OBSERVATIONS, key_type=bytes, value_type=bytes)
         self.behaviours = self.app.topic(prefix + BEHAVIOURS, key_type=bytes, value_type=bytes)
         self.dead_letters = self.app.topic(prefix + DEAD_LETTER, key_type=bytes, value_type=bytes)
@@ -147,19 +181,12 @@ class RecognitionService:
             TABLE_NAME, default=None, key_type=bytes, value_type=bytes, partitions=self.partitions
         )
         # faust drops records around rebalances: services/recognition/ordering.py reads them again
-        self.delivery = OrderedDelivery(
+        self.delivery = OrderedDelivery.over(
             self.app,
             topic=prefix + OBSERVATIONS,
-            order=OffsetOrder(
-                FaustConsumerView(
-                    self.app,
-                    prefix + OBSERVATIONS,
-                    BrokerCommitted(settings.kafka_bootstrap, security=security),
-                )
-            ),
-            gap_reader=GapReader(
-                settings.kafka_bootstrap, max_fetch_bytes=settings.max_message_bytes * 4, security=security
-            ),
+            bootstrap=settings.kafka_bootstrap,
+            security=security,
+            max_fetch_bytes=settings.max_message_bytes * 4,
             process=self._process,
             metrics=self.metrics,
             heartbeat=self.health.beat,
@@ -351,30 +378,7 @@ class RecognitionService:
                 )
                 self.metrics.count_dead_letter("model_refused_window")
                 continue
-            top = result.probabilities[0]
-            event = events_pb2.BehaviourEvent(
-                event_id=event_id(window.student_key, window.end_slot),
-                classroom_id=observations.classroom_id,
-                session_id=observations.session_id,
-                camera_id=observations.camera_id,
-                course_id=observations.course_id,
-                student_id=student.student_id,
-                seat_id=student.seat_id,
-                window_start_us=window.window_start_us,
-                window_end_us=window.window_end_us,
-                segment_start_us=window.segment_start_us,
-                segment_end_us=window.segment_end_us,
-                first_sequence=window.first_sequence,
-                last_sequence=window.last_sequence,
-                label=top.label,
-                confidence=top.probability,
-                top5=list(result.probabilities[:5]),
-                attention=result.attention,
-                model_version=response.model_version,
-                model_trained=response.model_trained,
-                published_ts_us=published,
-                frame_published_ts_us=observations.frame_published_ts_us,
-            )
+            event = behaviour_event(observations, window, student, result, response, published)
             futures.append(
                 await self.behaviours.send(
                     key=observations.classroom_id.encode(), value=event.SerializeToString()
