@@ -1,9 +1,11 @@
 """`classroom demo`: the whole suite on this machine with a simulated classroom.
 
-Starts the embedded broker (memory only), creates the topics, starts the model server and
-every service as child processes, streams a simulated class session, shows progress, and
-says where the dashboard is. Ctrl-C (or --seconds) stops everything in pipeline order and
-prints a summary; no process is left behind.
+Starts the embedded broker (memory only), or uses the Kafka broker given with ``--broker``,
+creates the topics, starts the model server and every service as child processes, streams a
+simulated class session, shows progress, and says where the dashboard is. Ctrl-C (or
+--seconds) stops everything in pipeline order and prints a summary (``--json``: with the
+broker's address, so another client can read the topics of the run); no process it started is
+left behind, and a given broker is left running.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from services.common.embedded_broker import EmbeddedBroker
 
 DEFAULT_DASHBOARD_PORT = 8501
 
@@ -52,7 +56,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"dashboard port (default {DEFAULT_DASHBOARD_PORT}, or any free one if that is taken; 0: any free one)",
     )
-    parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    parser.add_argument(
+        "--broker",
+        type=bootstrap_servers,
+        default=None,
+        metavar="HOST:PORT[,HOST:PORT]",
+        help="a running Kafka broker (plaintext) to use instead of starting the embedded one; the demo "
+        "creates the suite's topics there if they are missing and leaves the broker running",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the final summary as JSON (with the broker's address)"
+    )
+
+
+def bootstrap_servers(value: str) -> str:
+    """``--broker``: one or more host:port, comma-separated."""
+    for server in value.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise argparse.ArgumentTypeError(f"{server!r} is not host:port")
+    return value
+
+
+class GivenBroker(EmbeddedBroker):
+    """A broker someone else runs (``--broker``): the run connects to it, never starts or stops it.
+
+    It stands in for the embedded broker that ``PipelineRun`` starts; creating the topics waits
+    for it to answer and fails the run with a ConnectionError if it does not.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        super().__init__()
+        self._bootstrap = bootstrap
+
+    @property
+    def bootstrap(self) -> str:
+        return self._bootstrap
+
+    def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Left running: it is not ours."""
 
 
 def start_dashboard(
@@ -109,13 +154,18 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     pipeline = PipelineRun(options)
+    if args.broker:
+        pipeline.broker = GivenBroker(args.broker)
     dashboard = None
     print(f"classroom demo: work dir {options.workdir.resolve()}")
     try:
         pipeline.start()
-        print(
-            f"  broker      embedded Tansu at {pipeline.broker.bootstrap} (memory only: nothing survives it)"
-        )
+        if args.broker:
+            print(f"  broker      {pipeline.broker.bootstrap} (given with --broker; left running)")
+        else:
+            print(
+                f"  broker      embedded Tansu at {pipeline.broker.bootstrap} (memory only: nothing survives it)"
+            )
         print(f"  database    {pipeline.database_url}")
         print(f"  campus      {pipeline.campus_file}")
         print(f"  logs        {options.workdir / 'logs'}")
@@ -143,7 +193,9 @@ def run(args: argparse.Namespace) -> int:
         # Give in-flight windows a moment to reach the store before the summary.
         time.sleep(2.0)
         summary = pipeline.summary(counts_start, pipeline.counters() or counts_end, seconds)
-    except (RuntimeError, TimeoutError) as exc:  # services.common.ports.PortInUse included
+        summary["broker"] = {"bootstrap": pipeline.broker.bootstrap, "embedded": not args.broker}
+    # PortInUse is a RuntimeError; ConnectionError: a broker that does not answer
+    except (RuntimeError, TimeoutError, ConnectionError) as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -159,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
 
 def print_summary(summary: dict) -> None:
     print(f"\nsummary over {summary['measured_seconds']} s, {summary['classrooms']} classroom(s):")
+    if "broker" in summary:
+        kind = "embedded, stopped" if summary["broker"]["embedded"] else "given, left running"
+        print(f"  broker       {summary['broker']['bootstrap']} ({kind})")
     for stage, figures in summary["stages"].items():
         print(
             f"  {stage:<12} {figures['total']:>7} total  {figures['per_s']:>7.2f}/s  "

@@ -25,7 +25,14 @@ def observation_set(
     published_ts_us: int,
     frame_published_ts_us: int,
 ) -> observations_pb2.ObservationSet:
-    """Occupied seats whose occupant the roster knows become student observations; others are dropped."""
+    """One student observation per occupied seat (occupancy >= ``min_occupancy``); empty seats are dropped.
+
+    The student id is the roster's student for the seat in the frame set's course; an occupied
+    seat the roster assigns to nobody (a visitor, an unassigned seat, no roster, or an empty seat
+    the occupancy estimate takes for occupied) is observed as ``seat:<seat_id>``, so the
+    occupant's behaviour is still recognised and stored without guessing a name
+    (docs/contracts.md, "Ids").
+    """
     students = []
     for seat in result.seats:
         if seat.occupancy < min_occupancy:
