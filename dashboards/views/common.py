@@ -202,9 +202,14 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     """CSV for spreadsheets; text cells that a spreadsheet would run as a formula are quoted with '."""
     safe = frame.copy()
     for column in safe.columns:
-        if safe[column].dtype == object:
-            safe[column] = safe[column].map(
-                lambda v: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_STARTS) else v
+        # text columns are object or (pandas 3) str dtype: test for "not numbers", not for object
+        if not (
+            pd.api.types.is_numeric_dtype(safe[column]) or pd.api.types.is_datetime64_any_dtype(safe[column])
+        ):
+            safe[column] = (
+                safe[column]
+                .astype(object)
+                .map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(_FORMULA_STARTS) else v)
             )
     buffer = io.StringIO()
     safe.to_csv(buffer, index=False, float_format="%.4f")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -10,9 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlmodel import Session
 
 from dashboards.auth import LoginSession, Role, add_user, remove_user
 from dashboards.database import open_engine
+from services.common.db.crud import record_events
+from services.common.db.models import BehaviourEvent
 from services.common.engagement import DEFAULT_WEIGHTS, EngagementMapping
 from tests.dashboards.conftest import PASSWORD, open_app
 
@@ -408,3 +412,168 @@ def test_every_page_says_how_far_to_trust_its_model(hand_db, page):
     assert failures(app) == []
     warnings = [shown(w.value) for w in app.warning]
     assert any(w.startswith("Model ") and "how often its events are right is unknown" in w for w in warnings)
+
+
+def add_live_session(engine, *, ago: timedelta = timedelta(0)) -> None:  # type: ignore[no-untyped-def]
+    """Session s-live of MATH whose newest event ended ``ago``: erin (confidence 0.3) and frank (0.9),
+    three 10 s events each, with top five and attention."""
+    now = datetime.now(UTC).replace(microsecond=0) - ago
+    events = []
+    for student in ("erin", "frank"):
+        for k in range(3):
+            begin = now - timedelta(seconds=30 - 10 * k)
+            events.append(
+                BehaviourEvent(
+                    event_id=f"s-live:{student}:{k}",
+                    created_at=begin + timedelta(seconds=10),
+                    session_id="s-live",
+                    classroom_id="room-a",
+                    course_id="MATH",
+                    camera_id="front",
+                    student_id=student,
+                    seat_id="A1",
+                    window_start=begin,
+                    window_end=begin + timedelta(seconds=10),
+                    segment_start=begin,
+                    segment_end=begin + timedelta(seconds=10),
+                    label="phone_usage",
+                    confidence=0.3 if student == "erin" else 0.9,
+                    top5='[["phone_usage", 0.3], ["note_taking", 0.25]]',
+                    attention=json.dumps(
+                        {"keypoints": [0.05] * 17, "frames": [0.5, 0.5], "top_keypoints": []}
+                    ),
+                    model_version="v1",
+                    model_trained=True,
+                )
+            )
+    with Session(engine) as session:
+        record_events(session=session, events=events)
+        session.commit()
+
+
+def test_a_live_session_is_marked_live_and_refreshes_by_itself(fresh_db):
+    url, engine = fresh_db
+    add_live_session(engine)
+    app = open_app(url, user="root", route={"page": "session", "session": "s-live"}).run()
+    assert failures(app) == []
+    assert "Live" in texts(app) and "redraws itself every 15 s" in texts(app)
+    app = open_app(url, user="root", route={"page": "session", "session": "s-math-1"}).run()
+    assert "Finished" in texts(app) and "redraws itself" not in texts(app)
+    app = open_app(url, user="root", route={"page": "sessions"}).run()
+    listed = app.dataframe[0].value.set_index("session")
+    assert listed.loc["s-live", "status"] == "live" and listed.loc["s-math-1", "status"] == "finished"
+    assert "1 live" in texts(app)
+
+
+def test_a_session_is_live_only_within_the_configured_window(fresh_db):
+    url, engine = fresh_db
+    add_live_session(engine, ago=timedelta(seconds=60))
+    app = open_app(url, user="root", route={"page": "session", "session": "s-live"}).run()
+    assert "Live" in texts(app)  # within the default 120 s
+    os.environ["DASHBOARD_LIVE_WITHIN_SECONDS"] = "30"
+    app = open_app(url, user="root", route={"page": "session", "session": "s-live"}).run()
+    assert "Finished" in texts(app)
+
+
+def test_low_confidence_events_are_marked(fresh_db):
+    url, engine = fresh_db
+    add_live_session(engine)
+    app = open_app(url, user="root", route={"page": "session", "session": "s-live"}).run()
+    assert "Low confidence: 3 of 6 events (50 %)" in texts(app)
+    students = table(app, "session_students_table").set_index("student")
+    assert students["low-confidence events (%)"].to_dict() == {"erin": 100.0, "frank": 0.0}
+    os.environ["DASHBOARD_LOW_CONFIDENCE_BELOW"] = "0.95"
+    app = open_app(url, user="root", route={"page": "session", "session": "s-live"}).run()
+    assert "Low confidence: 6 of 6 events (100 %)" in texts(app)
+
+
+def test_the_student_time_view_explains_a_chosen_second(hand_db):
+    url, _ = hand_db
+    app = open_app(url, user="root", route={"page": "session", "session": "s-math-1"}).run()
+    app.selectbox(key="grid_student_s-math-1").select("bob")
+    app.slider(key="grid_second_s-math-1").set_value(datetime(2025, 3, 3, 9, 6, 30)).run()
+    assert failures(app) == []
+    explained = (
+        "**09:06:30** · student **bob** · **side conversation**, confidence 90 % · window 09:06:00–09:07:00"
+    )
+    assert explained in texts(app)
+    assert "No attention weights were stored with this event" in texts(app)
+    assert not [w for w in app.warning if "Low confidence: the model" in shown(w.value)]
+
+
+def test_the_student_time_view_shows_attention_and_low_confidence(fresh_db):
+    url, engine = fresh_db
+    add_live_session(engine)
+    app = open_app(url, user="root", route={"page": "session", "session": "s-live"}).run()
+    app.selectbox(key="grid_student_s-live").select("erin").run()
+    assert failures(app) == []
+    assert "Attention over keypoints" in texts(app) and "Attention over the window's frames" in texts(app)
+    assert any("Low confidence: the model gave this label 30 %" in shown(w.value) for w in app.warning)
+
+
+def test_a_login_survives_a_reload_through_its_signed_cookie(fresh_db, monkeypatch):
+    from dashboards.views import login
+
+    url, _ = fresh_db
+    os.environ["DASHBOARD_LOGIN_SECRET"] = "test-signing-key"
+    app = open_app(url).run()
+    app.text_input(key="login_username").input("ines")
+    app.text_input(key="login_password").input(PASSWORD)
+    app.button[0].click().run()
+    written = [h.proto.body for h in app.get("html") if "classroom_login=" in h.proto.body]
+    assert written and PASSWORD not in written[0]
+    token = written[0].split("classroom_login=", 1)[1].split(";", 1)[0]
+
+    monkeypatch.setattr(login, "_browser_cookie", lambda: token)
+    reloaded = open_app(url, query={"page": "session", "session": "s-math-1"}).run()  # a new browser session
+    assert failures(reloaded) == []
+    assert reloaded.title[0].value == "One session"
+    other = open_app(url, query={"page": "session", "session": "s-phys-1"}).run()
+    assert "not one of your courses" in shown(other.error[0].value)  # still ines, still scoped
+
+    reloaded.button(key="logout").click().run()
+    assert reloaded.title[0].value == "Classroom engagement"
+    assert any("classroom_login=; Max-Age=0" in h.proto.body for h in reloaded.get("html"))
+
+
+def test_a_cookie_from_another_key_or_an_old_login_is_refused(fresh_db, monkeypatch):
+    from dashboards.auth import login_token, password_hash_of
+    from dashboards.views import login
+
+    url, engine = fresh_db
+    os.environ["DASHBOARD_LOGIN_SECRET"] = "test-signing-key"
+    now = datetime.now(UTC)
+    hashed = password_hash_of(engine, "ines") or ""
+    forged = login_token(LoginSession("ines", now, now), key=b"another key", password_hash=hashed)
+    monkeypatch.setattr(login, "_browser_cookie", lambda: forged)
+    assert open_app(url).run().title[0].value == "Classroom engagement"
+    old = login_token(
+        LoginSession("ines", now - timedelta(hours=9), now), key=b"test-signing-key", password_hash=hashed
+    )
+    monkeypatch.setattr(login, "_browser_cookie", lambda: old)
+    app = open_app(url).run()
+    assert app.title[0].value == "Classroom engagement" and "expired after 480 minutes" in shown(
+        app.info[0].value
+    )
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_names_the_campus_time_zone(hand_db, page):
+    url, _ = hand_db
+    os.environ["DASHBOARD_DISPLAY_TIMEZONE"] = "Europe/Berlin"
+    route = {"page": page, "session": "s-math-1", "student": "alice"}
+    app = open_app(url, user="root", route=route).run()
+    assert failures(app) == []
+    assert "Times are in **Europe/Berlin**, the campus's time zone" in texts(app)
+    if page == "session":
+        assert "Mon 03 Mar 2025 10:00 – 10:10 (Europe/Berlin)" in texts(app)  # 09:00 UTC is 10:00 CET
+
+
+def test_one_session_gets_a_readable_time_axis(hand_db):
+    """A student seen in one session once drew a single tick '.750': the axis is now days wide."""
+    url, _ = hand_db
+    app = open_app(url, user="root", route={"page": "student", "student": "carol"}).run()
+    assert failures(app) == []
+    x = json.loads(app.get("vega_lite_chart")[0].proto.spec)["encoding"]["x"]
+    low, high = x["scale"]["domain"]
+    assert high - low == 4 * 24 * 3600 * 1000 and x["axis"]["format"] == "%d %b"

@@ -19,6 +19,9 @@ from dashboards.auth import (
     authenticate,
     current_viewer,
     list_users,
+    login_from_token,
+    login_token,
+    password_hash_of,
     remove_user,
 )
 from dashboards.database import open_engine
@@ -140,3 +143,30 @@ def test_login_sessions_expire_by_age_and_by_idleness():
     )
     fresh_click = LoginSession("ines", issued, issued + timedelta(hours=7, minutes=59))
     assert "480 minutes" in fresh_click.expiry_reason(issued + timedelta(hours=8), ttl=ttl, idle=idle)
+
+
+def test_a_login_token_carries_the_login_and_nothing_else(fresh_db):
+    _, engine = fresh_db
+    key = b"k" * 32
+    login = LoginSession("ines", NOW - timedelta(minutes=5), NOW)
+    token = login_token(login, key=key, password_hash=password_hash_of(engine, "ines") or "")
+    assert PASSWORD not in token and "argon2" not in token
+    assert login_from_token(engine, token, key=key) == login
+
+
+def test_a_forged_or_stale_login_token_is_refused(fresh_db):
+    _, engine = fresh_db
+    key = b"k" * 32
+    login = LoginSession("ines", NOW, NOW)
+    token = login_token(login, key=key, password_hash=password_hash_of(engine, "ines") or "")
+    body, mac = token.split(".")
+    forged = login_token(LoginSession("root", NOW, NOW), key=key, password_hash="")  # no hash known
+    assert login_from_token(engine, token, key=b"x" * 32) is None  # another dashboard's key
+    assert login_from_token(engine, f"{forged.split('.')[0]}.{mac}", key=key) is None  # another user
+    assert login_from_token(engine, forged, key=key) is None
+    assert login_from_token(engine, "not a token", key=key) is None
+    assert login_from_token(engine, f"{body}.", key=key) is None
+    add_user(engine, "ines", "a-new-password-2", Role.INSTRUCTOR, replace=True)
+    assert login_from_token(engine, token, key=key) is None  # a new password ends old tokens
+    remove_user(engine, "ines")
+    assert login_from_token(engine, token, key=key) is None

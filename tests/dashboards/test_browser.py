@@ -1,5 +1,9 @@
 """End to end in headless Chromium: `streamlit run` on a free port, log in, open a session, and check
-that one student's numbers on the page equal what the database holds.
+that one student's numbers on the page equal what the database holds; then, on a session that is
+still recording: the login survives a reload, times are in the campus's zone, the session is
+marked live and redraws itself as events arrive, the model's measured quality is named,
+low-confidence events are marked, selecting a cell of the student x time view shows that
+second's top five and attention, and the event CSV has its context columns and neutralised cells.
 
 Needs the Debian packages chromium and chromium-driver (``make browser``). Screenshots go to
 the test's temporary folder, and also to $DASHBOARD_SCREENSHOT_DIR when it is set (that is
@@ -8,22 +12,30 @@ how docs/images/dashboard-*.png were made).
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from sqlmodel import Session
 
 from dashboards import queries
 from dashboards.auth import Role, Viewer
 from dashboards.cli import serve_ready
 from dashboards.database import open_engine
+from dashboards.quality import load_cards
 from dashboards.semester import SemesterPlan, generate_semester
 from dashboards.views.common import percent
+from services.common.db.crud import record_events
+from services.common.db.models import BehaviourEvent
 from services.common.engagement import EngagementMapping
+from services.common.vocabulary import BEHAVIOURS, NUM_KEYPOINTS
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ADMIN, PASSWORD = "demo-admin", "browser-test-password"
@@ -39,6 +51,89 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(base URL, database URL) of a dashboard served by `streamlit run` on generated data."""
     database_url = f"sqlite:///{tmp_path / 'browser.db'}"
     generate_semester(database_url, PLAN)
+    process, port = serve_ready(database_url, 0, demo_admin=(ADMIN, PASSWORD))
+    try:
+        yield f"http://127.0.0.1:{port}", database_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except Exception:
+            process.kill()
+
+
+LIVE_SESSION, CAMPUS_ZONE = "live-session", "Europe/Berlin"
+LIVE_STUDENTS = ("live-a", "=1+1", "live-c")  # live-a: every event low-confidence; =1+1: formula-like id
+
+
+def live_events(room: str, course: str, start: datetime, seconds: int, model: str) -> list[BehaviourEvent]:
+    """4 s events of three students with top five and attention, as the store writes them."""
+    events = []
+    for student in LIVE_STUDENTS:
+        for k in range(seconds // 4):
+            begin = start + timedelta(seconds=4 * k)
+            label = BEHAVIOURS[(k // 5) % 3 + 4]
+            confidence = 0.3 if student == "live-a" else 0.9
+            top5 = [[label, confidence], *[[b, (1 - confidence) / 4] for b in BEHAVIOURS[:4]]]
+            attention = {
+                "keypoints": [round((i + 1) / 153, 5) for i in range(NUM_KEYPOINTS)],  # sums to 1
+                "frames": [round(1 / 32, 5)] * 32,
+                "top_keypoints": ["right_wrist"],
+            }
+            events.append(
+                BehaviourEvent(
+                    event_id=f"{LIVE_SESSION}:{student}:{begin.timestamp()}",
+                    created_at=begin + timedelta(seconds=4),
+                    session_id=LIVE_SESSION,
+                    classroom_id=room,
+                    course_id=course,
+                    camera_id="front",
+                    student_id=student,
+                    seat_id="",
+                    window_start=begin - timedelta(seconds=4),
+                    window_end=begin + timedelta(seconds=4),
+                    segment_start=begin,
+                    segment_end=begin + timedelta(seconds=4),
+                    label=label,
+                    confidence=confidence,
+                    top5=json.dumps(top5),
+                    attention=json.dumps(attention),
+                    model_version=model,
+                    model_trained=True,
+                )
+            )
+    return events
+
+
+def add_live_events(database_url: str, start: datetime, seconds: int) -> int:
+    engine = open_engine(database_url)
+    try:
+        viewer = Viewer(ADMIN, Role.ADMIN)
+        mapping, filters = EngagementMapping(), queries.SessionFilter()
+        some = queries.list_sessions(engine, viewer, mapping, filters, limit=1).rows[0]
+        model = f"proposed-mstgcn@{sorted(load_cards())[0]}"  # a committed checkpoint with a quality card
+        events = live_events(some.classroom_id, some.course_id, start, seconds, model)
+        with Session(engine) as session:
+            record_events(session=session, events=events)
+            session.commit()
+    finally:
+        engine.dispose()
+    return len(events)
+
+
+@pytest.fixture()
+def live_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """(base URL, database URL): generated data plus a session recording now, campus zone Berlin."""
+    database_url = f"sqlite:///{tmp_path / 'live.db'}"
+    generate_semester(database_url, PLAN)
+    add_live_events(database_url, datetime.now(UTC) - timedelta(seconds=120), 120)
+    for name, value in {
+        "DASHBOARD_DISPLAY_TIMEZONE": CAMPUS_ZONE,
+        "DASHBOARD_LIVE_WITHIN_SECONDS": "3600",  # a slow machine must not see it finish mid-test
+        "DASHBOARD_LIVE_REFRESH_SECONDS": "3",
+        "DASHBOARD_LOGIN_SECRET": "browser-test-signing-key",
+    }.items():
+        monkeypatch.setenv(name, value)
     process, port = serve_ready(database_url, 0, demo_admin=(ADMIN, PASSWORD))
     try:
         yield f"http://127.0.0.1:{port}", database_url
@@ -74,6 +169,11 @@ def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
         "--window-size=1400,2000",
     ):
         options.add_argument(flag)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -119,6 +219,34 @@ def _screenshot(driver, tmp_path: Path, name: str) -> Path:  # type: ignore[no-u
     if os.environ.get("DASHBOARD_SCREENSHOT_DIR"):
         shutil.copy(path, Path(os.environ["DASHBOARD_SCREENSHOT_DIR"]) / name)
     return path
+
+
+def _log_in(driver, base_url: str) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(base_url)
+    username = _wait_for(
+        driver, lambda d: d.find_element(By.CSS_SELECTOR, 'input[aria-label="Username"]'), "login form"
+    )
+    username.send_keys(ADMIN)
+    driver.find_element(By.CSS_SELECTOR, 'input[aria-label="Password"]').send_keys(PASSWORD, Keys.ENTER)
+
+
+def _body(driver) -> str:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def _button(driver, label: str):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    return _wait_for(
+        driver,
+        lambda d: next(b for b in d.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == label),
+        f"the {label!r} button",
+    )
 
 
 def test_log_in_open_a_session_and_check_a_students_numbers(dashboard, browser, tmp_path):
@@ -177,3 +305,83 @@ def test_log_in_open_a_session_and_check_a_students_numbers(dashboard, browser, 
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stImage"]')  # no image of a student
     shot = _screenshot(browser, tmp_path, "dashboard-session.png")
     assert shot.stat().st_size > 10_000
+
+
+def _click(driver, find, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Click what ``find`` returns, again if a redraw of the live page replaced it meanwhile."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    def clicked(d) -> bool:  # type: ignore[no-untyped-def]
+        element = find(d)
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        ActionChains(d).move_to_element(element).click().perform()
+        return True
+
+    _wait_for(driver, clicked, what)
+
+
+def _select_cell_of(driver, student: str) -> None:  # type: ignore[no-untyped-def]
+    """Click a cell of ``student`` in the student x time view until the page explains its event.
+
+    The click goes to the cell's own element (Vega's svg renderer finds the datum from it), so a
+    redraw that moves cells cannot redirect it; one that lands while the live page redraws can be
+    lost, so it is repeated every few seconds."""
+    from selenium.webdriver.common.by import By
+
+    last_click = [0.0]
+
+    def explained(d) -> bool:  # type: ignore[no-untyped-def]
+        text = _body(d)
+        if f"student {student}" in text and "Attention over keypoints" in text:
+            return True
+        if time.monotonic() - last_click[0] > 4:
+            cell = next(
+                p
+                for p in d.find_elements(By.CSS_SELECTOR, "svg g.mark-rect path")
+                if f"student: {student}" in (p.get_attribute("aria-label") or "")
+            )
+            d.execute_script(
+                "arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true, view: window}))", cell
+            )
+            last_click[0] = time.monotonic()
+        return False
+
+    _wait_for(driver, explained, f"the event of a cell of {student} in the student x time view", 60)
+
+
+def test_a_live_session_earns_trust(live_dashboard, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base_url, database_url = live_dashboard
+    _log_in(browser, f"{base_url}/?page=session&session={LIVE_SESSION}")
+    _wait_for(browser, lambda d: _title(d) == "One session" and "Live" in _body(d), "the live session")
+
+    browser.refresh()  # the login survives a reload; the URL keeps the route
+    _wait_for(
+        browser, lambda d: _title(d) == "One session" and "Live" in _body(d), "the session after a reload"
+    )
+    assert not browser.find_elements(By.CSS_SELECTOR, 'input[aria-label="Password"]')
+
+    text = _body(browser)
+    assert f"Times are in {CAMPUS_ZONE}" in text and f"({CAMPUS_ZONE})" in text
+    assert "Model proposed-mstgcn@" in text and "right on 80 %" in text  # the committed card's top-1
+    assert "Low confidence: 30 of 90 events" in text  # every event of live-a
+
+    start = datetime.now(UTC)
+    added = add_live_events(database_url, start, 8)
+    _wait_for(browser, lambda d: f"of {90 + added} events" in _body(d), "the page redrawing itself", 30)
+
+    _select_cell_of(browser, "live-a")
+    text = _body(browser)
+    assert "Top five" in text and "Attention over the window's frames" in text
+    assert "Low confidence: the model gave this label 30 %" in text
+    _screenshot(browser, tmp_path, "dashboard-live-session.png")
+
+    _click(browser, lambda d: _button(d, "Download CSV (every event)"), "the event export")
+    exported = tmp_path / "downloads" / f"session-{LIVE_SESSION}-events.csv"
+    _wait_for(browser, lambda d: exported.exists() and exported.stat().st_size > 0, "the downloaded CSV")
+    rows = list(csv.DictReader(exported.read_text().splitlines()))
+    assert list(rows[0])[:3] == ["session", "course", "date"]
+    assert {r["student"] for r in rows} == {"live-a", "'=1+1", "live-c"}  # a formula-like id is neutralised
+    assert {r["low confidence (below 0.5)"] for r in rows if r["student"] == "live-a"} == {"True"}
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')

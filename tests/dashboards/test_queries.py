@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -83,6 +85,8 @@ def test_instructors_see_only_their_courses(hand_db):
         lambda e, v: queries.session_alerts(e, v, MAPPING, "s-phys-1"),
         lambda e, v: queries.session_models(e, v, "s-phys-1"),
         lambda e, v: queries.student_minutes(e, v, MAPPING, "s-phys-1", "carol"),
+        lambda e, v: queries.session_event_spans(e, v, "s-phys-1"),
+        lambda e, v: queries.event_at(e, v, "s-phys-1", "carol", T0 + timedelta(days=1)),
     ],
 )
 def test_another_courses_session_is_refused_by_every_session_query(hand_db, call):
@@ -317,3 +321,65 @@ def test_the_event_export_of_one_session(hand_db):
     assert text.splitlines()[0].startswith("student,seat,window start (UTC)")
     with pytest.raises(queries.SessionNotAccessible):
         queries.session_events(engine, PAUL, "s-math-1")  # another course's instructor
+
+
+def test_event_spans_of_one_session(hand_db):
+    _, engine = hand_db
+    spans = queries.session_event_spans(engine, ADMIN, "s-math-1")
+    assert len(spans) == 20  # alice 10 and bob 10 one-minute events
+    alice = spans[spans["student"] == "alice"]
+    assert alice["start"].iloc[0] == pd.Timestamp(T0) and alice["end"].iloc[-1] == pd.Timestamp(
+        T0 + timedelta(minutes=10)
+    )
+    assert alice["behaviour"].tolist()[4] == "hand_raising" and set(spans["confidence"]) == {0.9}
+
+
+def test_the_event_at_a_second_explains_itself(hand_db):
+    _, engine = hand_db
+    detail = queries.event_at(engine, ADMIN, "s-math-1", "alice", T0 + timedelta(minutes=4, seconds=30))
+    assert detail is not None
+    assert (detail.label, detail.confidence, detail.top5) == ("hand_raising", 0.9, [("hand_raising", 0.9)])
+    assert detail.segment_start == T0 + timedelta(minutes=4)
+    assert detail.keypoint_weights == [] and detail.frame_weights == []  # the hand database stores "{}"
+    assert (detail.model_version, detail.model_trained) == ("v1", True)
+    assert queries.event_at(engine, ADMIN, "s-math-1", "alice", T0 + timedelta(minutes=11)) is None  # after
+    assert queries.event_at(engine, ADMIN, "s-math-1", "alice", T0 - timedelta(seconds=1)) is None  # before
+    # s-math-2 has a camera gap 09:06-09:09: nobody was observed then
+    assert queries.event_at(engine, ADMIN, "s-math-2", "alice", T0 + timedelta(days=2, minutes=7)) is None
+
+
+def test_an_event_reads_its_stored_attention():
+    row = SimpleNamespace(
+        student_id="alice",
+        window_start=T0,
+        window_end=T0 + timedelta(seconds=4),
+        segment_start=T0,
+        segment_end=T0 + timedelta(seconds=4),
+        label="phone_usage",
+        confidence=0.4,
+        top5='[["phone_usage", 0.4], ["note_taking", 0.3]]',
+        attention='{"keypoints": [0.5, 0.5], "frames": [0.25, 0.75], "top_keypoints": ["nose"]}',
+        model_version="m@1",
+        model_trained=True,
+    )
+    detail = queries.event_detail(row)
+    assert detail.top5 == [("phone_usage", 0.4), ("note_taking", 0.3)]
+    assert (detail.keypoint_weights, detail.frame_weights) == ([0.5, 0.5], [0.25, 0.75])
+    broken = queries.event_detail(SimpleNamespace(**{**vars(row), "top5": "[[", "attention": "[1, 2]"}))
+    assert (broken.top5, broken.keypoint_weights, broken.frame_weights) == ([], [], [])
+
+
+def test_csv_neutralises_formula_cells_of_every_text_dtype():
+    from dashboards.views.common import csv_bytes
+
+    frame = pd.DataFrame({"student": pd.Series(["=1+1", "+a", "-b", "@c", "plain"], dtype="str")})
+    frame["object"] = pd.Series(["=x", None, 1, "ok", "@y"], dtype=object)
+    frame["number"] = [-1.5, 2.0, 3.0, 4.0, 5.0]
+    lines = csv_bytes(frame).decode().splitlines()
+    assert lines[1:] == [
+        "'=1+1,'=x,-1.5000",
+        "'+a,,2.0000",
+        "'-b,1,3.0000",
+        "'@c,ok,4.0000",
+        "plain,'@y,5.0000",
+    ]
