@@ -139,6 +139,20 @@ def logged_in_viewer(engine: Engine, settings: DashboardSettings) -> Viewer | No
     return viewer
 
 
+def login_still_valid(engine: Engine, settings: DashboardSettings) -> bool:
+    """Whether this browser session's login still holds, without moving its idle clock: a page that
+    redraws itself is not a click, so a live page left open still expires."""
+    login: LoginSession | None = st.session_state.get(LOGIN_KEY)
+    if login is None:
+        return False
+    reason = login.expiry_reason(
+        datetime.now(UTC),
+        ttl=timedelta(minutes=settings.session_ttl_minutes),
+        idle=timedelta(minutes=settings.idle_timeout_minutes),
+    )
+    return reason is None and current_viewer(engine, login.username) is not None
+
+
 def logout() -> None:
     st.session_state.pop(LOGIN_KEY, None)
     st.session_state.pop(_COOKIE_WRITTEN, None)

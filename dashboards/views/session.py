@@ -31,6 +31,7 @@ from dashboards.views.common import (
     sort_frame,
 )
 from dashboards.views.event_view import behaviour_over_time
+from dashboards.views.login import login_still_valid
 from dashboards.views.widgets import behaviour_bars, behaviour_label, local_time_x
 from services.common.vocabulary import BEHAVIOURS
 
@@ -241,7 +242,11 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
 
 def _live_session(ctx: PageContext, session_id: str) -> None:
     """One redraw of a live session: read it again, draw it, and when it has finished, rerun the
-    whole page so that it is drawn once more without the timer."""
+    whole page so that it is drawn once more without the timer. A redraw runs without app.py, so
+    it checks the login itself; an expired one reruns the page, which then asks for a login."""
+    if not login_still_valid(ctx.engine, ctx.settings):
+        st.rerun()
+    live = True
     with failures_as_messages(ctx.settings):
         info = queries.get_session(ctx.engine, ctx.viewer, session_id)
         live = ctx.is_live(info.ended_at)

@@ -279,6 +279,9 @@ def test_the_same_numbers_on_postgresql(postgres_schema_url):
         assert [(g.start, g.minutes) for g in timeline.gaps] == [(at(5, 9, 6), 3)]
         with pytest.raises(queries.SessionNotAccessible):
             queries.get_session(engine, INES, "s-phys-1")
+        assert len(queries.session_event_spans(engine, ADMIN, "s-math-1")) == 20
+        detail = queries.event_at(engine, ADMIN, "s-math-1", "alice", T0 + timedelta(minutes=4, seconds=30))
+        assert detail is not None and (detail.label, detail.segment_start) == ("hand_raising", at(3, 9, 4))
     finally:
         engine.dispose()
 
