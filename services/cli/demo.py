@@ -18,8 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-from services.common.embedded_broker import EmbeddedBroker
-
 DEFAULT_DASHBOARD_PORT = 8501
 
 STAGE_LABELS = {
@@ -78,28 +76,6 @@ def bootstrap_servers(value: str) -> str:
     return value
 
 
-class GivenBroker(EmbeddedBroker):
-    """A broker someone else runs (``--broker``): the run connects to it, never starts or stops it.
-
-    It stands in for the embedded broker that ``PipelineRun`` starts; creating the topics waits
-    for it to answer and fails the run with a ConnectionError if it does not.
-    """
-
-    def __init__(self, bootstrap: str) -> None:
-        super().__init__()
-        self._bootstrap = bootstrap
-
-    @property
-    def bootstrap(self) -> str:
-        return self._bootstrap
-
-    def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
-        return self
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Left running: it is not ours."""
-
-
 def start_dashboard(
     database_url: str, port: int | None, admin: tuple[str, str]
 ) -> tuple[subprocess.Popen, int]:
@@ -141,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         database_url=args.database_url,
         checkpoint=args.checkpoint,
+        broker=args.broker,
     )
     stop = {"flag": False}
 
@@ -154,18 +131,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     pipeline = PipelineRun(options)
-    if args.broker:
-        pipeline.broker = GivenBroker(args.broker)
     dashboard = None
     print(f"classroom demo: work dir {options.workdir.resolve()}")
     try:
         pipeline.start()
         if args.broker:
-            print(f"  broker      {pipeline.broker.bootstrap} (given with --broker; left running)")
+            print(f"  broker      {pipeline.bootstrap} (given with --broker; left running)")
         else:
-            print(
-                f"  broker      embedded Tansu at {pipeline.broker.bootstrap} (memory only: nothing survives it)"
-            )
+            print(f"  broker      embedded Tansu at {pipeline.bootstrap} (memory only: nothing survives it)")
         print(f"  database    {pipeline.database_url}")
         print(f"  campus      {pipeline.campus_file}")
         print(f"  logs        {options.workdir / 'logs'}")
@@ -193,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         # Give in-flight windows a moment to reach the store before the summary.
         time.sleep(2.0)
         summary = pipeline.summary(counts_start, pipeline.counters() or counts_end, seconds)
-        summary["broker"] = {"bootstrap": pipeline.broker.bootstrap, "embedded": not args.broker}
+        summary["broker"] = {"bootstrap": pipeline.bootstrap, "embedded": not args.broker}
     # PortInUse is a RuntimeError; ConnectionError: a broker that does not answer
     except (RuntimeError, TimeoutError, ConnectionError) as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)

@@ -51,6 +51,8 @@ class RunOptions:
     camera: str = "simulator"
     replay_seconds: float = 30.0
     recordings_dir: Path | None = None  # where recordings are kept for reuse (default: workdir/recordings)
+    # a running Kafka (host:port[,host:port]) to use instead of the embedded broker; left running
+    broker: str | None = None
 
 
 @dataclass
@@ -153,7 +155,10 @@ class PipelineRun:
         self.workdir = options.workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.supervisor = Supervisor(self.workdir / "logs")
-        self.broker = EmbeddedBroker(log_path=self.workdir / "logs" / "broker.log")
+        # the embedded broker, started and stopped with the run; None when options.broker is given
+        self.broker = (
+            None if options.broker else EmbeddedBroker(log_path=self.workdir / "logs" / "broker.log")
+        )
         self.database_url = options.database_url or f"sqlite:///{self.workdir / 'classroom.db'}"
         self.port_files: dict[str, Path] = {}  # child -> the file it announces its ports in
         self.model_port = 0  # the model server's gRPC port, once it has announced it
@@ -191,7 +196,7 @@ class PipelineRun:
 
     def common_env(self, prefix: str, name: str) -> dict[str, str]:
         return {
-            f"{prefix}_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+            f"{prefix}_KAFKA_BOOTSTRAP": self.bootstrap,
             f"{prefix}_METRICS_PORT": "0",  # the child binds any free port and announces it
             f"{prefix}_SESSION_TIMEOUT_MS": "6000",
             f"{prefix}_LOG_FORMAT": "json",
@@ -241,10 +246,20 @@ class PipelineRun:
             time.sleep(0.1)
         return port
 
+    @property
+    def bootstrap(self) -> str:
+        """The broker the run's services and taps connect to."""
+        if self.broker is not None:
+            return self.broker.bootstrap
+        assert self.options.broker is not None  # no embedded broker only when one is given
+        return self.options.broker
+
     def start(self) -> None:
         self.started = time.monotonic()
-        self.broker.start()
-        ensure_topics(self.broker.bootstrap, topic_specs(partitions=self.options.partitions))
+        if self.broker is not None:
+            self.broker.start()
+        # a given broker that does not answer ends the run here with a ConnectionError
+        ensure_topics(self.bootstrap, topic_specs(partitions=self.options.partitions))
         self.write_campus()
         model_env = {
             "MODELSERVER_PORT": "0",
@@ -294,7 +309,7 @@ class PipelineRun:
                 "ENHANCE_WORKERS": str(self.options.enhancement_workers),
             },
         )
-        self.tap = Tap(self.broker.bootstrap, BEHAVIOURS)
+        self.tap = Tap(self.bootstrap, BEHAVIOURS)
         self.tap.start()
         # Cameras start once every stage consumes and the model server answers, so the first
         # frames do not wait behind group joins and table recovery (and a stage that never gets
@@ -439,7 +454,8 @@ class PipelineRun:
             self.tap.stop()
         order = [c.name for c in self.supervisor.children if c.name.startswith("capture")] + STOP_ORDER[1:]
         self.supervisor.stop(order)
-        self.broker.stop()
+        if self.broker is not None:
+            self.broker.stop()
 
     def summary(self, counts_start: dict[str, float], counts_end: dict[str, float], seconds: float) -> dict:
         stages = {}
