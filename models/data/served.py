@@ -329,3 +329,63 @@ class ServedWindows:
             label=int(self._metas[w].labels[j]),
             occluded=occluded,
         )
+
+
+class JoinedWindows:
+    """The windows of several served data sets as one training set (``classroom train
+    --extra-train``): more people for the same validation split. Every part has the same crop
+    size, window length and section 3.2 parameters; samples keep their parts' order."""
+
+    def __init__(self, parts: list[ServedWindows]) -> None:
+        if not parts:
+            raise ValueError("JoinedWindows needs at least one data set")
+        first = parts[0]
+        for part in parts[1:]:
+            if (part.crop_size, part.window_frames, part.params_file) != (
+                first.crop_size,
+                first.window_frames,
+                first.params_file,
+            ):
+                raise DatasetError(
+                    f"{part.spec} differs from {first.spec} in crop size, window length or section 3.2 "
+                    "parameters: training data sets must agree"
+                )
+        self.parts = parts
+        self.spec = "+".join(p.spec for p in parts)
+        self.split = first.split
+        self.crop_size = first.crop_size
+        self.window_frames = first.window_frames
+        self.params_file = first.params_file
+        self.dataset_id = "+".join(p.dataset_id for p in parts)
+        self._starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def _locate(self, index: int) -> tuple[ServedWindows, int]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        k = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self.parts[k], index - int(self._starts[k])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def labels(self) -> np.ndarray:
+        return np.concatenate([p.labels() for p in self.parts])
+
+    def sample_ids(self) -> list[str]:
+        return [sid for p in self.parts for sid in p.sample_ids()]
+
+    def conditions(self, index: int) -> list[str]:
+        part, i = self._locate(index)
+        return part.conditions(i)
+
+    def frame(self, index: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+        part, i = self._locate(index)
+        return part.frame(i, t)
+
+    def raw_keypoints(self, index: int) -> np.ndarray:
+        part, i = self._locate(index)
+        return part.raw_keypoints(i)
+
+    def __getitem__(self, index: int) -> WindowSample:
+        part, i = self._locate(index)
+        return part[i]

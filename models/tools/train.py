@@ -71,7 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     staged.add_argument(
         "--stages",
         default="front_end,recogniser,finetune",
-        help="comma list of the stages to run (a stage left out must already be in OUT)",
+        help="comma list of the stages to run (a stage left out must already be in OUT, or come "
+        "from --init-from)",
+    )
+    staged.add_argument(
+        "--extra-train",
+        action="append",
+        default=[],
+        metavar="DATA",
+        help="more training windows (repeatable), e.g. sim:crowd?seed=1: 720 windows of other "
+        "people; joined to --data's training split, validation stays --data's",
     )
     staged.add_argument(
         "--params-file",
@@ -157,7 +166,7 @@ def run_staged(args: argparse.Namespace) -> int:
     # the library (and torch) load here, not at the top: `classroom train --help` stays fast
     import torch
 
-    from models.data.served import ServedWindows
+    from models.data.served import JoinedWindows, ServedWindows
     from models.networks.registry import METHODS
     from models.training.staged import SERVED_COLOUR, STAGES, StagedOptions, train_staged
     from services.common.allocator import tune_allocator
@@ -214,10 +223,11 @@ def run_staged(args: argparse.Namespace) -> int:
         )
         params = dataclasses.replace(params, colour_method=SERVED_COLOUR[METHODS[args.method].enhancement])
         # a data set that cannot be read is refused before anything is written into OUT
-        source = open_scene_dataset(data, cache=False)
-        for split in ("train", "val"):
-            if next(iter(source.windows(split)), None) is None:
-                raise DatasetError(f"{data}: split {split!r} has no windows")
+        for spec, splits in ((data, ("train", "val")), *((extra, ("train",)) for extra in args.extra_train)):
+            source = open_scene_dataset(spec, cache=False)
+            for split in splits:
+                if next(iter(source.windows(split)), None) is None:
+                    raise DatasetError(f"{spec}: split {split!r} has no windows")
         params_file = out / "enhancement.json"
         if params_file.is_file() and EnhancementParams.from_json(params_file) != params:
             return refuse(
@@ -225,18 +235,20 @@ def run_staged(args: argparse.Namespace) -> int:
             )
         out.mkdir(parents=True, exist_ok=True)
         params.to_json(params_file)
-        sets = [
-            ServedWindows(
-                data,
+
+        def served(spec: str, split: str) -> ServedWindows:
+            return ServedWindows(
+                spec,
                 split,
                 crop_size,
                 params_file=params_file,
                 workers=args.workers,
                 progress=not args.no_progress,
             )
-            for split in ("train", "val")
-        ]
-        train_set, val_set = sets
+
+        train_parts = [served(spec, "train") for spec in (data, *args.extra_train)]
+        train_set = train_parts[0] if len(train_parts) == 1 else JoinedWindows(train_parts)
+        val_set = served(data, "val")
         report = train_staged(
             train_set, val_set, out, options, stages=stages, resume=args.resume, progress=not args.no_progress
         )

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.data.served import ServedWindows, load_params
+from models.data.served import JoinedWindows, ServedWindows, load_params
 from models.data.windows import collate
 from models.networks.checkpoint import ENHANCEMENT_JSON, atomic_save, build_checkpoint, load_checkpoint
 from models.networks.pipeline import ClassroomPipeline
@@ -62,6 +62,8 @@ SERVED_COLOUR = {
     "single_scale_gf": "fixed_scale_gf",
     "identity": "mswgf",
 }
+# what the stages read: one served data set, or several joined (``classroom train --extra-train``)
+WindowSource = ServedWindows | JoinedWindows
 STAGE_FILES = {"front_end": "front_end.pt", "recogniser": "recogniser.pt", "finetune": "model.pt"}
 JOINT_GROUPS: dict[str, tuple[int, ...]] = {
     "head": tuple(range(7)),
@@ -128,7 +130,7 @@ def one_cycle(optimiser: torch.optim.Optimizer, peak: float | list[float], steps
 # --- a. front end ---------------------------------------------------------------------------------
 
 
-def frame_batch(dataset: ServedWindows, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_batch(dataset: WindowSource, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Single frames (sample, t) -> crops [N, 6, S, S], annotated keypoints [N, 17, 3] (visibility 0/1/2)."""
     crops, keypoints = zip(*(dataset.frame(int(i), int(t)) for i, t in picks), strict=True)
     return torch.from_numpy(np.stack(crops)), torch.from_numpy(np.stack(keypoints))
@@ -142,7 +144,7 @@ def keypoint_targets(annotated: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 def keypoint_errors(
-    pipeline: ClassroomPipeline, dataset: ServedWindows, frames: int, seed: int
+    pipeline: ClassroomPipeline, dataset: WindowSource, frames: int, seed: int
 ) -> dict[str, float]:
     """Mean keypoint error (crop px) per joint group, seen and hidden points, on ``frames`` random frames."""
     rng = np.random.default_rng(seed)
@@ -168,8 +170,8 @@ def keypoint_errors(
 
 def train_front_end(
     pipeline: ClassroomPipeline,
-    train_set: ServedWindows,
-    val_set: ServedWindows,
+    train_set: WindowSource,
+    val_set: WindowSource,
     options: StagedOptions,
     criterion: MultiTaskLoss,
     last_path: Path,
@@ -256,18 +258,23 @@ def train_front_end(
 
 
 def _window_batches(
-    dataset: ServedWindows, indices: np.ndarray, batch: int
+    dataset: WindowSource, indices: np.ndarray, batch: int
 ) -> Iterator[dict[str, torch.Tensor]]:
     for start in range(0, len(indices), batch):
         yield collate([dataset[int(i)] for i in indices[start : start + batch]])
 
 
 def recognition_inputs(
-    pipeline: ClassroomPipeline, dataset: ServedWindows, *, progress: bool, desc: str
+    pipeline: ClassroomPipeline, dataset: WindowSource, *, progress: bool, desc: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frozen front end's keypoints [N, T, 17, 3] and node features [N, T, 17, C] (float16) of every sample."""
+    """The frozen front end's keypoints [N, T, 17, 3] and fused maps [N, T, C, h, w] (float16) of every sample.
+
+    Stage b trains the node encoder (eq. 6) with the recogniser, so it keeps what the encoder
+    reads (the fused map) rather than its output: 8 KB a frame at 64 px crops (16 channels at
+    16 x 16), about 2 GB for 15,000 training people.
+    """
     pipeline.eval()
-    keypoints, features = [], []
+    keypoints, fused = [], []
     order = np.arange(len(dataset))
     with torch.inference_mode():
         for batch in progress_bar(
@@ -280,19 +287,34 @@ def recognition_inputs(
             stage = pipeline.forward_fusion(batch["crops"].flatten(0, 1))
             kp = pipeline.recognition_keypoints(stage.keypoints, batch["crops"].shape[-1])
             keypoints.append(kp.view(b, t, *kp.shape[1:]))
-            features.append(stage.node_features.view(b, t, *stage.node_features.shape[1:]).half())
-    return torch.cat(keypoints), torch.cat(features)
+            fused.append(stage.fusion.fused.view(b, t, *stage.fusion.fused.shape[1:]).half())
+    return torch.cat(keypoints), torch.cat(fused)
+
+
+def window_logits(
+    pipeline: ClassroomPipeline, keypoints: torch.Tensor, fused: torch.Tensor, crop_size: int
+) -> torch.Tensor:
+    """Node encoder (eq. 6) + recogniser on cached front-end outputs: [B, T, 17, 3], [B, T, C, h, w] -> logits."""
+    b, t = keypoints.shape[:2]
+    nodes = pipeline.node_encoder(
+        fused.flatten(0, 1).float(), keypoints[..., :2].flatten(0, 1) * crop_size, crop_size
+    )
+    return pipeline.forward_recognition(keypoints, nodes.view(b, t, *nodes.shape[1:]))[0]
 
 
 def recogniser_accuracy(
-    recognition: torch.nn.Module, keypoints: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
+    pipeline: ClassroomPipeline,
+    keypoints: torch.Tensor,
+    fused: torch.Tensor,
+    labels: torch.Tensor,
+    crop_size: int,
 ) -> float:
-    recognition.eval()
+    pipeline.eval()
     with torch.inference_mode():
         logits = torch.cat(
             [
-                recognition(keypoints[i : i + 256], features[i : i + 256].float())[0]
-                for i in range(0, len(keypoints), 256)
+                window_logits(pipeline, keypoints[i : i + 64], fused[i : i + 64], crop_size)
+                for i in range(0, len(keypoints), 64)
             ]
         )
     return float((logits.argmax(-1) == labels).float().mean())
@@ -300,42 +322,46 @@ def recogniser_accuracy(
 
 def train_recogniser(
     pipeline: ClassroomPipeline,
-    train_set: ServedWindows,
-    val_set: ServedWindows,
+    train_set: WindowSource,
+    val_set: WindowSource,
     options: StagedOptions,
     last_path: Path,
     *,
     progress: bool,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Stage b; the front end stays as stage a left it. Returns the stage's record."""
+    """Stage b: the node encoder (eq. 6) and the recogniser on the frozen front end's outputs
+    (the front end stays as stage a left it). Returns the stage's record."""
     began = time.perf_counter()
-    train_kp, train_f = recognition_inputs(
+    train_kp, train_fused = recognition_inputs(
         pipeline, train_set, progress=progress, desc="b. front end on train"
     )
-    val_kp, val_f = recognition_inputs(pipeline, val_set, progress=progress, desc="b. front end on val")
+    val_kp, val_fused = recognition_inputs(pipeline, val_set, progress=progress, desc="b. front end on val")
     train_y = torch.from_numpy(train_set.labels())
     val_y = torch.from_numpy(val_set.labels())
-    recognition = pipeline.recognition
+    crop_size = train_set.crop_size
+    trained = torch.nn.ModuleDict(
+        {"node_encoder": pipeline.node_encoder, "recognition": pipeline.recognition}
+    )
     steps_per_epoch = math.ceil(len(train_y) / options.recogniser_batch)
     optimiser = torch.optim.AdamW(
-        recognition.parameters(), lr=options.recogniser_lr, weight_decay=options.weight_decay
+        trained.parameters(), lr=options.recogniser_lr, weight_decay=options.weight_decay
     )
     schedule = one_cycle(optimiser, options.recogniser_lr, options.recogniser_epochs * steps_per_epoch, 0.1)
     weights = class_weights(train_set.labels())
-    epoch, history, best = 0, [], (-1.0, 0, copy.deepcopy(recognition.state_dict()))
+    epoch, history, best = 0, [], (-1.0, 0, copy.deepcopy(trained.state_dict()))
     if last_path.is_file():
         state = torch.load(last_path, map_location="cpu", weights_only=True)
-        recognition.load_state_dict(state["recognition"])
+        trained.load_state_dict(state["trained"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         epoch, history = state["epoch"], state["history"]
-        best = (state["best_accuracy"], state["best_epoch"], state["best_recognition"])
+        best = (state["best_accuracy"], state["best_epoch"], state["best_trained"])
         log(f"recogniser: resuming at epoch {epoch + 1}")
     while epoch < options.recogniser_epochs:
         generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
         order = torch.randperm(len(train_y), generator=generator)
-        recognition.train()
+        trained.train()
         total = 0.0
         for start in progress_bar(
             range(0, len(order), options.recogniser_batch),
@@ -344,42 +370,43 @@ def train_recogniser(
             leave=False,
         ):
             rows = order[start : start + options.recogniser_batch]
-            logits = recognition(train_kp[rows], train_f[rows].float())[0]
+            logits = window_logits(pipeline, train_kp[rows], train_fused[rows], crop_size)
             loss = F.cross_entropy(
                 logits, train_y[rows], weight=weights, label_smoothing=options.label_smoothing
             )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(recognition.parameters(), options.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trained.parameters(), options.grad_clip)
             optimiser.step()
             schedule.step()
             total += float(loss.detach()) * len(rows)
         epoch += 1
-        accuracy = recogniser_accuracy(recognition, val_kp, val_f, val_y)
+        accuracy = recogniser_accuracy(pipeline, val_kp, val_fused, val_y, crop_size)
         if accuracy > best[0]:
-            best = (accuracy, epoch, copy.deepcopy(recognition.state_dict()))
+            best = (accuracy, epoch, copy.deepcopy(trained.state_dict()))
         history.append({"epoch": epoch, "loss": total / len(order), "val_accuracy": accuracy})
         log(
             f"recogniser {epoch}: loss {total / len(order):.4f} val top-1 {accuracy:.4f}{' *' if best[1] == epoch else ''}"
         )
         atomic_save(
             {
-                "recognition": recognition.state_dict(),
+                "trained": trained.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "schedule": schedule.state_dict(),
                 "epoch": epoch,
                 "history": history,
                 "best_accuracy": best[0],
                 "best_epoch": best[1],
-                "best_recognition": best[2],
+                "best_trained": best[2],
             },
             last_path,
         )
-    recognition.load_state_dict(best[2])
+    trained.load_state_dict(best[2])
     return {
         "epochs": epoch,
         "best_epoch": best[1],
         "best_val_accuracy": best[0],
+        "trains": "node encoder (eq. 6) and recogniser",
         "history": history,
         "seconds_this_run": time.perf_counter() - began,
     }
@@ -388,7 +415,7 @@ def train_recogniser(
 # --- c. end-to-end fine-tune ----------------------------------------------------------------------
 
 
-def window_accuracy(pipeline: ClassroomPipeline, dataset: ServedWindows, batch: int = 8) -> float:
+def window_accuracy(pipeline: ClassroomPipeline, dataset: WindowSource, batch: int = 8) -> float:
     """Top-1 of the whole pipeline over every sample of ``dataset``."""
     pipeline.eval()
     correct = 0
@@ -400,8 +427,8 @@ def window_accuracy(pipeline: ClassroomPipeline, dataset: ServedWindows, batch: 
 
 def finetune(
     pipeline: ClassroomPipeline,
-    train_set: ServedWindows,
-    val_set: ServedWindows,
+    train_set: WindowSource,
+    val_set: WindowSource,
     options: StagedOptions,
     criterion: MultiTaskLoss,
     last_path: Path,
@@ -512,8 +539,8 @@ def warm_start(pipeline: ClassroomPipeline, path: str, method: str, log: Callabl
 
 
 def train_staged(
-    train_set: ServedWindows,
-    val_set: ServedWindows,
+    train_set: WindowSource,
+    val_set: WindowSource,
     out_dir: str | Path,
     options: StagedOptions,
     *,
@@ -591,8 +618,11 @@ def train_staged(
             last_stage = name
             continue
         if name not in stages:
-            if any(later in stages for later in STAGES[k + 1 :]):
-                raise ValueError(f"stage {name} is left out but {done} does not exist: run it first")
+            if any(later in stages for later in STAGES[k + 1 :]) and options.init_from is None:
+                raise ValueError(
+                    f"stage {name} is left out but {done} does not exist: run it first, or start "
+                    "from a checkpoint that has it (--init-from)"
+                )
             continue
         log(f"stage {name}")
         record = runners[name](out_dir / f"stage_{name}.last.pt")

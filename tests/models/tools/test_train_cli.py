@@ -54,6 +54,12 @@ def test_staged_recipe_refuses_bad_data_before_writing_anything(tmp_path, capsys
         err = capsys.readouterr().err
         assert reason in err and len(err.strip().splitlines()) == 1
         assert not out.exists()
+        # the same for a data set given with --extra-train
+        staged = ["train", "--recipe", "staged", "--data", "sim:crowd_tiny", "--extra-train", data]
+        assert main([*staged, "--out", str(out), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert reason in err and len(err.strip().splitlines()) == 1
+        assert not out.exists()
     assert (
         main(["train", "--recipe", "staged", "--stages", "front_end,nope", "--out", str(tmp_path / "r")]) == 2
     )

@@ -76,7 +76,7 @@ def test_a_run_resumes_stage_by_stage_and_refuses_to_overwrite(sets, tmp_path):
         train_staged(train_set, val_set, tmp_path, tiny(method="rgb_only"), resume=True, **quiet)
 
 
-def test_a_later_stage_needs_the_earlier_ones(sets, tmp_path):
+def test_a_later_stage_needs_the_earlier_ones_or_a_checkpoint_to_start_from(sets, tmp_path):
     train_set, val_set = sets
     with pytest.raises(ValueError, match="front_end is left out"):
         train_staged(
@@ -109,3 +109,43 @@ def test_a_run_starts_from_a_checkpoints_weights_or_says_why_not(sets, tmp_path)
     wider.model_overrides = {"keypoints": {"widths": [16, 32], "stages": 1, "blocks": 1}}
     with pytest.raises(ValueError, match="layout differs"):
         train_staged(train_set, val_set, tmp_path / "wider", wider, **quiet)
+
+
+def test_stage_b_trains_the_node_encoder_with_the_recogniser_on_the_front_end_it_starts_from(sets, tmp_path):
+    train_set, val_set = sets
+    quiet = {"progress": False, "log": lambda _m: None}
+    first = tmp_path / "first"
+    train_staged(train_set, val_set, first, tiny(finetune_epochs=0), **quiet)
+    before = load_checkpoint(first / "model.pt")["state_dict"]
+    # stage b alone, the front end from --init-from: no front_end.pt in OUT is needed
+    again = tmp_path / "again"
+    options = tiny(finetune_epochs=0, recogniser_epochs=2, init_from=str(first / "model.pt"))
+    report = train_staged(train_set, val_set, again, options, stages=("recogniser",), **quiet)
+    assert set(report["stages"]) == {"recogniser"}
+    after = load_checkpoint(again / "model.pt")["state_dict"]
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert {"node_encoder", "recognition"} <= changed  # eq. 6's encoder learns with the recogniser
+    assert not changed & {"fusion", "keypoint_net"}  # the front end stays as it was
+
+
+def test_joined_windows_read_as_one_training_set(sets, tmp_path):
+    from models.data.served import JoinedWindows
+    from services.dataset.format import DatasetError
+
+    train_set, val_set = sets
+    joined = JoinedWindows([train_set, val_set])
+    assert len(joined) == len(train_set) + len(val_set)
+    assert joined.labels().tolist() == train_set.labels().tolist() + val_set.labels().tolist()
+    assert joined.dataset_id == f"{train_set.dataset_id}+{val_set.dataset_id}"
+    last = len(joined) - 1
+    assert joined[last].label == val_set[len(val_set) - 1].label
+    crop, keypoints = joined.frame(len(train_set), 2)
+    expected_crop, expected_keypoints = val_set.frame(0, 2)
+    assert (crop == expected_crop).all() and (keypoints == expected_keypoints).all()
+    with pytest.raises(IndexError):
+        joined.frame(len(joined), 0)
+    other = ServedWindows(
+        "sim:crowd_tiny", "val", CROP + 16, cache_dir=tmp_path, workers=1, progress=False, log=None
+    )
+    with pytest.raises(DatasetError, match="must agree"):
+        JoinedWindows([train_set, other])
