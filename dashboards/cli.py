@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "copy-db":
             return _copy(settings.database_url, args.target_url)
         if args.action == "bench":
-            from dashboards.bench import print_benchmark
+            from dashboards.tools.bench import print_benchmark
 
             return print_benchmark(settings.database_url, repeats=args.repeats, instructor=args.username)
     except DatabaseUnavailable as exc:
@@ -171,7 +170,7 @@ def _users(args: argparse.Namespace, database_url: str) -> int:
 
 
 def _generate(args: argparse.Namespace, database_url: str) -> int:
-    from dashboards.semester import SemesterPlan, generate_semester, iter_plan_summary
+    from dashboards.tools.semester import SemesterPlan, generate_semester, iter_plan_summary
 
     try:
         plan = SemesterPlan(
@@ -213,7 +212,7 @@ def _generate(args: argparse.Namespace, database_url: str) -> int:
 
 
 def _copy(source_url: str, target_url: str) -> int:
-    from dashboards.copy_db import CopyError, copy_store
+    from dashboards.tools.copy_db import CopyError, copy_store
 
     print(f"copying {_safe_url(source_url)} -> {_safe_url(target_url)}")
     try:
@@ -327,11 +326,6 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def demo_password() -> str:
-    """A fresh password for the demo's admin (printed by the demo, never stored in clear)."""
-    return secrets.token_urlsafe(12)
 
 
 def _serve_forever(database_url: str, port: int, address: str) -> int:

@@ -6,13 +6,13 @@ import argparse
 import importlib
 
 BENCHES = {
-    "pipeline": ("services.cli.bench_pipeline", "the whole suite: per-stage rates, capture->event latency"),
-    "kafka": ("services.cli.bench_kafka_cli", "data-plane throughput: aiokafka next to kafka-python"),
-    "enhance": ("services.enhancement.bench", "section 3.2 quality against baselines, and speed"),
-    "simulate": ("services.simulator.bench", "simulator frame sets per second"),
+    "pipeline": ("services.tools.bench_pipeline", "the whole suite: per-stage rates, capture->event latency"),
+    "kafka": ("services.tools.bench_kafka_cli", "data-plane throughput: aiokafka next to kafka-python"),
+    "enhance": ("services.tools.bench_enhance", "section 3.2 quality against baselines, and speed"),
+    "simulate": ("services.tools.bench_simulate", "simulator frame sets per second"),
     "models": ("models.tools.bench", "model server networks: frame sets/s against batch size"),
     "gpu": ("models.tools.bench_gpu", "model server on one GPU: fp32, fp16, compiled against batch size"),
-    "dashboard": ("dashboards.bench", "dashboard page render times on a semester of data"),
+    "dashboard": ("dashboards.tools.bench", "dashboard page render times on a semester of data"),
     "drill": (
         "services.cli.drill",
         "fault drill: pause a service, kill the model server, refuse the database; what was lost",

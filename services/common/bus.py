@@ -118,9 +118,6 @@ class Producer:
         self.metrics.count_out(output.topic)
         return future
 
-    async def send_and_wait(self, output: Output) -> None:
-        await (await self.send(output))
-
     async def flush(self) -> None:
         if self._producer is not None:
             await self._producer.flush()

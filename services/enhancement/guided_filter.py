@@ -6,10 +6,8 @@ kernel of 1/(2r+1) on rows, then on columns. For the radii section 3.2 uses (1 t
 measured 1.3-1.9x faster on this project's 2-core machine than ``cv2.boxFilter`` (whose
 running sums are kept in double) and agrees with it to one float32 rounding (≤ 1.2e-7 on
 values in [0, 1]). ``window_sums`` sums uint8 windows exactly (integer sums are exact in
-float32). ``fast_guided_filter`` is He and Sun's "Fast Guided Filter" (arXiv:1505.00996):
-the linear coefficients are computed on an image ``s`` times smaller and upsampled
-bilinearly, which costs ~1/s² of the full filter and changes the output little where the
-coefficients are smooth at that scale.
+float32). He and Sun's fast guided filter (coefficients on a smaller image, upsampled) is
+done where it is used, in retinex.py.
 
 Border convention (shared with the torch twin in ``models/networks/enhancement.py``): every box
 mean uses OpenCV's default border, reflect-101 (``dcb|abcdefgh|gfe``).
@@ -77,33 +75,5 @@ def guided_filter_coefficients(
 def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
     """Edge-preserving smoothing of ``source`` steered by ``guide`` (He et al., eqs. 1-6 there)."""
     mean_a, mean_b = guided_filter_coefficients(guide, source, radius, eps)
-    g = guide[..., None] if source.ndim == 3 else guide
-    return mean_a * g + mean_b
-
-
-def subsampled_size(height: int, width: int, subsample: int) -> tuple[int, int]:
-    """(h, w) of the image the fast guided filter works on; at least 1×1."""
-    return max(1, round(height / subsample)), max(1, round(width / subsample))
-
-
-def fast_guided_filter(
-    guide: np.ndarray, source: np.ndarray, radius: int, eps: float, subsample: int
-) -> np.ndarray:
-    """Guided filter with coefficients computed ``subsample`` times smaller (He and Sun 2015).
-
-    ``radius`` is in full-resolution pixels; the low-resolution filter uses radius/subsample.
-    """
-    if subsample <= 1:
-        return guided_filter(guide, source, radius, eps)
-    h, w = guide.shape[:2]
-    lh, lw = subsampled_size(h, w, subsample)
-    small_guide = cv2.resize(guide, (lw, lh), interpolation=cv2.INTER_AREA)
-    small_source = (
-        small_guide if source is guide else cv2.resize(source, (lw, lh), interpolation=cv2.INTER_AREA)
-    )
-    small_radius = max(1, round(radius / subsample))
-    mean_a, mean_b = guided_filter_coefficients(small_guide, small_source, small_radius, eps)
-    mean_a = cv2.resize(mean_a, (w, h), interpolation=cv2.INTER_LINEAR)
-    mean_b = cv2.resize(mean_b, (w, h), interpolation=cv2.INTER_LINEAR)
     g = guide[..., None] if source.ndim == 3 else guide
     return mean_a * g + mean_b

@@ -94,11 +94,6 @@ def prior_of_planes(planes: list[np.ndarray]) -> np.ndarray:
     return np.multiply(cv2.max(cv2.max(b, g), r), np.float32(1.0 / 255.0), dtype=np.float32)
 
 
-def illumination_prior(bgr_u8: np.ndarray) -> np.ndarray:
-    """V = max(B, G, R) as float32 in [0, 1] (HxW)."""
-    return prior_of_planes(colour_planes(bgr_u8))
-
-
 def noise_sigma(channel_u8: np.ndarray) -> float:
     """Standard deviation of the noise in one uint8 channel, in [0, 1] units, floored at MIN_NOISE.
 

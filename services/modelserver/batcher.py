@@ -26,10 +26,6 @@ class BatchStats:
     items: int = 0
     compute_s: float = 0.0
 
-    @property
-    def mean_batch(self) -> float:
-        return self.items / self.batches if self.batches else 0.0
-
 
 class MicroBatcher(Generic[In, Out]):
     def __init__(

@@ -113,11 +113,6 @@ class StudentProfile:
     fidgetiness: float  # multiplies the fidget rate
     phases: tuple[float, ...] = field(default=(0.0,) * 8)  # personal phases for idle motion
 
-    @property
-    def dominant_hand(self) -> int:
-        """1 = left, 2 = right (the PHONE/CUP/PEN_HAND codes)."""
-        return 2 if self.handedness > 0 else 1
-
 
 def random_profile(rng: np.random.Generator, student_id: str, size_spread: float = 0.12) -> StudentProfile:
     """A plausible undergraduate: sizes, colours and skin temperature drawn from ``rng``."""

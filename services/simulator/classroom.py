@@ -313,10 +313,6 @@ class MaterialTable:
     skin: np.ndarray  # [M] bool, skin whose apparent temperature falls off at grazing angles
     dropout: np.ndarray  # [M] probability that the depth sensor returns no value
 
-    @property
-    def student_base(self) -> int:
-        return len(STATIC_MATERIALS)
-
 
 @dataclass(frozen=True)
 class RoomClimate:

@@ -30,7 +30,7 @@ from dashboards.auth import Role, Viewer
 from dashboards.cli import serve_ready
 from dashboards.database import open_engine
 from dashboards.quality import load_cards
-from dashboards.semester import SemesterPlan, generate_semester
+from dashboards.tools.semester import SemesterPlan, generate_semester
 from dashboards.views.common import percent
 from models.serving.committed import DEFAULT_CHECKPOINT
 from models.serving.inference import file_digest
@@ -113,7 +113,9 @@ def add_live_events(database_url: str, start: datetime, seconds: int) -> int:
         viewer = Viewer(ADMIN, Role.ADMIN)
         mapping, filters = EngagementMapping(), queries.SessionFilter()
         some = queries.list_sessions(engine, viewer, mapping, filters, limit=1).rows[0]
-        model = f"proposed-mstgcn@{file_digest(DEFAULT_CHECKPOINT)}"  # the served checkpoint, which has a card
+        model = (
+            f"proposed-mstgcn@{file_digest(DEFAULT_CHECKPOINT)}"  # the served checkpoint, which has a card
+        )
         events = live_events(some.classroom_id, some.course_id, start, seconds, model)
         with Session(engine) as session:
             record_events(session=session, events=events)

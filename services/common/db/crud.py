@@ -4,7 +4,7 @@ Every function that touches the database takes the SQLModel ``session`` as a key
 argument and leaves the commit to the caller, so a batch of events and its aggregate
 updates land in one transaction or not at all. The aggregates' arithmetic itself
 (``fold_events`` and the row values of what it folded) is pure, so a bulk loader of
-events that are new by construction (dashboards/semester.py) writes exactly the rows
+events that are new by construction (dashboards/tools/semester.py) writes exactly the rows
 record_events would.
 """
 
@@ -162,7 +162,7 @@ def fold_events(events: Iterable[EventFields]) -> AggregateIncrements:
     """The aggregates' arithmetic: what ``events`` add to each session, student and minute row.
 
     The one implementation of it: record_events folds the events it inserted, and a bulk
-    loader (dashboards/semester.py) folds a whole session before writing it in one go.
+    loader (dashboards/tools/semester.py) folds a whole session before writing it in one go.
     Events of one student must come in time order (ties keep their order).
     """
     folded = AggregateIncrements()

@@ -84,10 +84,6 @@ class ClassSession(ClassSessionBase, table=True):
     id: str = Field(primary_key=True)
 
 
-class ClassSessionRead(ClassSessionBase):
-    id: str
-
-
 class BehaviourEventBase(SQLModel):
     session_id: str
     classroom_id: str
@@ -116,10 +112,6 @@ class BehaviourEvent(BehaviourEventBase, table=True):
 
     event_id: str = Field(primary_key=True)
     created_at: datetime
-
-
-class BehaviourEventRead(BehaviourEventBase):
-    event_id: str
 
 
 class StudentSessionSummary(BehaviourSeconds, table=True):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from services.enhancement.guided_filter import box_mean, fast_guided_filter, guided_filter, window_sums
+from services.enhancement.guided_filter import box_mean, guided_filter, window_sums
 
 
 def direct_box_mean(image: np.ndarray, radius: int) -> np.ndarray:
@@ -75,21 +75,6 @@ def test_edge_survives_and_flat_noise_is_smoothed() -> None:
     out = guided_filter(noisy, noisy, 4, 0.01)
     assert out[:, 36:].mean() - out[:, :28].mean() > 0.95  # the step keeps its height
     assert out[:, 40:60].std() < 0.5 * noisy[:, 40:60].std()  # noise in the flat part is reduced
-
-
-def test_fast_guided_filter_without_subsampling_is_the_guided_filter() -> None:
-    image = np.random.default_rng(5).random((36, 48)).astype(np.float32)
-    np.testing.assert_array_equal(
-        fast_guided_filter(image, image, 3, 0.01, 1), guided_filter(image, image, 3, 0.01)
-    )
-
-
-def test_fast_guided_filter_is_close_to_the_full_filter_on_smooth_content() -> None:
-    yy, xx = np.mgrid[0:96, 0:128].astype(np.float32)
-    image = (0.5 + 0.4 * np.sin(xx / 15.0) * np.cos(yy / 11.0)).astype(np.float32)
-    full = guided_filter(image, image, 8, 0.001)
-    fast = fast_guided_filter(image, image, 8, 0.001, 4)
-    assert np.abs(full - fast)[8:-8, 8:-8].max() < 0.02
 
 
 @pytest.mark.parametrize("radius", [1, 3])

@@ -14,7 +14,8 @@ P = EnhancementParams()
 
 def test_illumination_prior_is_the_channel_maximum() -> None:
     bgr = np.array([[[10, 200, 30], [255, 0, 0]]], np.uint8)
-    np.testing.assert_allclose(retinex.illumination_prior(bgr), [[200 / 255, 1.0]], rtol=1e-6)
+    prior = retinex.prior_of_planes(retinex.colour_planes(bgr))
+    np.testing.assert_allclose(prior, [[200 / 255, 1.0]], rtol=1e-6)
 
 
 def test_noise_estimate_recovers_known_gaussian_noise() -> None:

@@ -1,15 +1,12 @@
-"""``classroom simulate`` and ``classroom bench simulate`` end to end (small sizes)."""
+"""``classroom simulate`` end to end (small sizes)."""
 
 from __future__ import annotations
-
-import argparse
 
 import cv2
 
 from services.cli.main import main
 from services.dataset.check import check_dataset
 from services.dataset.reader import FolderDataset
-from services.simulator.bench import run_benchmark
 
 
 def test_simulate_writes_a_data_set_that_checks_clean(tmp_path):
@@ -42,12 +39,3 @@ def test_simulate_refuses_nonsense(capsys):
     assert main(["simulate"]) == 2
     assert main(["simulate", "--preset", "huge", "--out", "/nonexistent/x"]) == 2
     assert "unknown preset" in capsys.readouterr().err
-
-
-def test_bench_reports_frame_rates():
-    result = run_benchmark(
-        argparse.Namespace(frames=2, runs=2, students=4, sizes="320x180", conditions="normal", seed=0)
-    )
-    r = result["results"]["320x180"]
-    assert r["median_fps"] > 0 and len(r["runs_fps"]) == 2
-    assert r["min_fps"] <= r["median_fps"] <= r["max_fps"]

@@ -24,7 +24,7 @@ rows record_events would insert for events new to the database
 with PostgreSQL's COPY (SQLite: executemany) in one transaction; ``store`` sends every
 session through ``crud.record_events`` (the store's write path, one transaction per
 session, 13-25 times slower: docs/benchmarks.md). Both write the same rows
-(tests/dashboards/test_semester.py compares every table). Event ids are deterministic and
+(tests/dashboards/tools/test_semester.py compares every table). Event ids are deterministic and
 sessions already present are skipped, so an interrupted run resumes. Several worker
 processes can share the work: PostgreSQL takes their writes concurrently; SQLite's WAL
 lets one write at a time (the busy timeout covers the wait).

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.cli.bench_kafka import print_result, run_benchmark
+    from services.tools.bench_kafka import print_result, run_benchmark
 
     print_result(run_benchmark(message_bytes=args.message_bytes, messages=args.messages, rounds=args.rounds))
     return 0

@@ -3,7 +3,7 @@
 For moving a campus from the one-machine default (SQLite) to PostgreSQL, and for loading
 the semester data set into PostgreSQL without generating it a second time: the rows,
 aggregates included, are copied as they are (the aggregates were built by the store's
-record_events when the events were written; tests/dashboards/test_semester.py checks that
+record_events when the events were written; tests/dashboards/tools/test_semester.py checks that
 record_events builds the same aggregates on both databases). Rows travel through
 PostgreSQL's COPY in chunks; SQLite's UTC timestamps are read as UTC by setting the
 session's time zone. The dashboard's own tables (users, login failures) are not copied.

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from dashboards import queries
 from dashboards.auth import Role, Viewer
 from dashboards.database import open_engine
-from dashboards.semester import (
+from dashboards.tools.semester import (
     SYNTHETIC_MODEL_VERSION,
     SemesterPlan,
     build_campus,
@@ -217,7 +217,7 @@ def test_the_bulk_writer_writes_exactly_what_record_events_writes(tmp_path):
 def test_the_bulk_writer_refuses_events_that_are_already_stored(tmp_path):
     from sqlalchemy.exc import IntegrityError
 
-    from dashboards.semester import session_records, write_bulk
+    from dashboards.tools.semester import session_records, write_bulk
 
     url = f"sqlite:///{tmp_path / 'semester.db'}"
     campus = build_campus(TINY)
@@ -268,7 +268,7 @@ def test_the_bulk_writer_matches_record_events_on_postgresql(postgres_schema_url
 @pytest.mark.postgres
 @pytest.mark.integration
 def test_copy_keeps_tabs_newlines_and_backslashes(postgres_schema_url):
-    from dashboards.semester import session_records, write_bulk
+    from dashboards.tools.semester import session_records, write_bulk
 
     campus = build_campus(TINY)
     record = session_records(TINY, campus, planned_sessions(TINY, campus)[0])[0]

@@ -44,7 +44,7 @@ from dashboards.queries import (
 )
 from services.common.db import as_utc
 
-APP_PATH = Path(__file__).with_name("app.py")
+APP_PATH = Path(__file__).resolve().parent.parent / "app.py"  # dashboards/app.py
 
 
 @dataclass(frozen=True)

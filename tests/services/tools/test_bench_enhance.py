@@ -2,7 +2,7 @@
 
 import argparse
 
-from services.enhancement import bench
+from services.tools import bench_enhance as bench
 
 
 def test_bench_prints_quality_and_speed_tables(capsys, tmp_path) -> None:

@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from dashboards import bench
 from dashboards.auth import Role
 from dashboards.queries import CLASS_SESSION, MAX_ALERT_SESSIONS
-from dashboards.semester import SemesterPlan, generate_semester
+from dashboards.tools import bench
+from dashboards.tools.semester import SemesterPlan, generate_semester
 
 
 def test_the_widest_alert_range_stays_within_the_pages_limit(hand_db, monkeypatch):

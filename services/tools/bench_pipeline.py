@@ -5,7 +5,7 @@ classrooms), let it warm up, then measure frame sets per second per stage and en
 p50/p95 latency from capture (the frame set's publication) to the behaviour event's publication.
 Two capture modes: paced at the camera rate (what a classroom sends) and unpaced (the most the
 pipeline sustains). The Kafka data-plane figures of the chosen client next to kafka-python come
-from services/cli/bench_kafka.py.
+from services/tools/bench_kafka.py.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             results["pipeline"].append(summary)
             print_pipeline(summary)
     if not args.skip_kafka:
-        from services.cli.bench_kafka import print_result, run_benchmark
+        from services.tools.bench_kafka import print_result, run_benchmark
 
         results["kafka"] = run_benchmark()
         print_result(results["kafka"])
