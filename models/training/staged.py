@@ -274,21 +274,26 @@ def recognition_inputs(
     16 x 16), about 2 GB for 15,000 training people.
     """
     pipeline.eval()
-    keypoints, fused = [], []
+    keypoints = fused = None  # filled in place: a list of batches and its cat would hold both at once
     order = np.arange(len(dataset))
-    with torch.inference_mode():
-        for batch in progress_bar(
-            _window_batches(dataset, order, 8),
+    with torch.no_grad():  # not inference_mode: the tensors filled here are read by training later
+        for start, batch in progress_bar(
+            zip(range(0, len(order), 8), _window_batches(dataset, order, 8), strict=True),
             total=math.ceil(len(order) / 8),
             desc=desc,
             disable=not progress,
         ):
             b, t = batch["crops"].shape[:2]
             stage = pipeline.forward_fusion(batch["crops"].flatten(0, 1))
-            kp = pipeline.recognition_keypoints(stage.keypoints, batch["crops"].shape[-1])
-            keypoints.append(kp.view(b, t, *kp.shape[1:]))
-            fused.append(stage.fusion.fused.view(b, t, *stage.fusion.fused.shape[1:]).half())
-    return torch.cat(keypoints), torch.cat(fused)
+            kp = pipeline.recognition_keypoints(stage.keypoints, batch["crops"].shape[-1]).view(b, t, -1, 3)
+            maps = stage.fusion.fused.view(b, t, *stage.fusion.fused.shape[1:])
+            if keypoints is None or fused is None:
+                keypoints = torch.empty((len(order), *kp.shape[1:]), dtype=kp.dtype)
+                fused = torch.empty((len(order), *maps.shape[1:]), dtype=torch.float16)
+            keypoints[start : start + b] = kp
+            fused[start : start + b] = maps
+    assert keypoints is not None and fused is not None  # a data set has at least one sample
+    return keypoints, fused
 
 
 def window_logits(
