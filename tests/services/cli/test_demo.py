@@ -98,10 +98,10 @@ def check_summary(summary: dict) -> None:
     assert agreement is not None and agreement["scored"] >= STUDENTS
     assert agreement["scored"] >= 0.8 * agreement["events"]
     # the floor, near what the committed model measures on this session (4 students, 35 s, seed 7):
-    # 77.7 % of events, 81.7 % of windows with one true behaviour (docs/benchmarks.md, "Live
-    # agreement"; 80.0 % top-1 on the data set's test split); chance is 10 %. With 130 events one
-    # standard error is about 3.7 points: the floor sits three below what was measured
-    assert agreement["agreement"] >= 0.66
+    # 78.3 % of events, 84.2 % of windows with one true behaviour (docs/benchmarks.md, "Live
+    # agreement"; 82.1 % top-1 on the data set's test split); chance is 10 %. With 129 events one
+    # standard error is about 3.6 points: the floor sits three below what was measured
+    assert agreement["agreement"] >= 0.67
 
 
 def test_demo_headless_writes_events_for_every_student_to_sqlite(tmp_path):
