@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.serving.committed import DEFAULT_CHECKPOINT, DEFAULT_OCCUPANCY_CHECKPOINT
+from services.common.settings import env_name
 
 __all__ = ["DEFAULT_CHECKPOINT", "DEFAULT_OCCUPANCY_CHECKPOINT", "ModelServerSettings"]
 
@@ -48,11 +49,29 @@ class ModelServerSettings(BaseSettings):
     tls_client_ca_file: Path | None = Field(
         default=None, description="require client certificates signed by this CA (mutual TLS)"
     )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description=(
+            "plaintext port serving only grpc.health.v1, for probes that cannot speak TLS (the "
+            "kubelet's); unset = none, 0 picks a free one"
+        ),
+    )
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+    @model_validator(mode="after")
+    def _health_port_is_its_own(self) -> ModelServerSettings:
+        if self.health_port and self.health_port == self.port:
+            raise ValueError(
+                f"{env_name(self, 'health_port')} {self.health_port} is the gRPC port "
+                f"({env_name(self, 'port')}): the health port is plaintext and needs a port of its own"
+            )
+        return self
 
     def resolved_checkpoint(self) -> Path | None:
         """The checkpoint file to load, or None for untrained weights."""

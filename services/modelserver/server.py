@@ -5,6 +5,11 @@ micro-batchers merge batches from many callers (classrooms) before they reach th
 up to a size limit and a maximum delay. One bad item (an image that does not decode, a
 window of the wrong shape) fails alone: its result carries the error, the rest of the batch
 is answered. Every response names the checkpoint that produced it and whether it was trained.
+
+With ``MODELSERVER_HEALTH_PORT`` set, a second, plaintext gRPC server answers only
+``grpc.health.v1`` from the same health servicer: a probe that cannot speak TLS (the kubelet's
+gRPC probe) can then check a model server whose main port requires (mutual) TLS, while frames
+and results travel only on the main port.
 """
 
 from __future__ import annotations
@@ -89,6 +94,8 @@ class ModelServer:
         self.engine = engine
         self.server: grpc.aio.Server | None = None
         self.port = 0
+        self.health_server: grpc.aio.Server | None = None  # plaintext, grpc.health.v1 only
+        self.health_port: int | None = None
         self.health_servicer = health.aio.HealthServicer()
         self._fusion_batcher: MicroBatcher | None = None
         self._recognition_batcher: MicroBatcher | None = None
@@ -176,34 +183,47 @@ class ModelServer:
         inference_pb2_grpc.add_FusionKeypointsServicer_to_server(_FusionServicer(self), self.server)
         inference_pb2_grpc.add_RecognitionServicer_to_server(_RecognitionServicer(self), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
-        try:
-            address = f"{self.settings.host}:{self.settings.port}"
-            tls = server_tls(
-                self.settings.tls_cert_file, self.settings.tls_key_file, self.settings.tls_client_ca_file
-            )
-            if tls is not None:
-                self.port = self.server.add_secure_port(address, tls.credentials())
-            else:
-                self.port = self.server.add_insecure_port(address)
-        except RuntimeError:  # grpc: "Failed to bind to address"
-            if self.settings.port and listening(self.settings.host, self.settings.port):
-                raise PortInUse(
-                    port_in_use_message(
-                        "gRPC", self.settings.host, self.settings.port, env_name(self.settings, "port")
-                    )
-                ) from None
-            raise
+        tls = server_tls(
+            self.settings.tls_cert_file, self.settings.tls_key_file, self.settings.tls_client_ca_file
+        )
+        self.port = self._bind(self.server, "gRPC", "port", tls.credentials() if tls is not None else None)
+        ports = {"grpc": self.port}
+        if self.settings.health_port is not None:
+            self.health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+            health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.health_server)
+            self.health_port = self._bind(self.health_server, "gRPC health", "health_port", None)
+            ports["grpc_health"] = self.health_port
+            await self.health_server.start()
         await self.server.start()
-        announce_ports(grpc=self.port)
+        announce_ports(None, **ports)
         for service in ("", FUSION_SERVICE, RECOGNITION_SERVICE):
             await self.health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         return self.port
+
+    def _bind(
+        self, server: grpc.aio.Server, what: str, setting: str, credentials: grpc.ServerCredentials | None
+    ) -> int:
+        """Bind ``server`` to the port the field ``setting`` names (TLS with ``credentials``); the port got."""
+        port = getattr(self.settings, setting)
+        address = f"{self.settings.host}:{port}"
+        try:
+            if credentials is not None:
+                return server.add_secure_port(address, credentials)
+            return server.add_insecure_port(address)
+        except RuntimeError:  # grpc: "Failed to bind to address"
+            if port and listening(self.settings.host, port):
+                raise PortInUse(
+                    port_in_use_message(what, self.settings.host, port, env_name(self.settings, setting))
+                ) from None
+            raise
 
     async def shutdown(self) -> None:
         """Stop accepting calls, let calls in flight finish (grace), drain the batchers."""
         await self.health_servicer.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
+        if self.health_server is not None:  # kept up while draining: probes see NOT_SERVING
+            await self.health_server.stop(0)
         for batcher in (self._fusion_batcher, self._recognition_batcher):
             if batcher is not None:
                 await batcher.stop()
@@ -226,6 +246,7 @@ class ModelServer:
             "serving",
             extra={
                 "port": port,
+                "health_port": self.health_port,
                 "metrics_port": metrics_port,
                 "device": info.device,
                 "trained": info.trained,

@@ -1,5 +1,6 @@
 """The model server over TLS: a client that trusts its CA talks to it, a plaintext one cannot;
-with a client CA set, only clients with a certificate it signed get in. Bad settings are one line."""
+with a client CA set, only clients with a certificate it signed get in. Bad settings are one line.
+The plaintext health port answers grpc.health.v1 for probes and nothing else."""
 
 from __future__ import annotations
 
@@ -7,17 +8,22 @@ import asyncio
 import datetime as dt
 import ipaddress
 
+import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import ValidationError
 
 from services.common.bus import DependencyUnavailable
 from services.common.model_client import ModelClient
+from services.common.pb.classroom.v1 import inference_pb2, inference_pb2_grpc
+from services.common.ports import PORTS_FILE_ENV, read_ports
 from services.common.tls import ClientTLS, TLSConfigError, client_tls, server_tls
 from services.modelserver.config import ModelServerSettings
-from services.modelserver.server import ModelServer
+from services.modelserver.server import FUSION_SERVICE, ModelServer
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +134,58 @@ def test_settings_that_cannot_work_are_one_line(pki, tmp_path):
     with pytest.raises(TLSConfigError, match=r"TLS CA .*missing\.crt"):
         ClientTLS(tmp_path / "missing.crt").credentials()
     assert server_tls(None, None, None) is None and client_tls(None, None, None) is None
+
+
+async def _probe_health_port(server_settings: ModelServerSettings, ports_file):
+    """What a plaintext client gets from the health port and from the TLS port."""
+    server = ModelServer(server_settings)
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=FUSION_SERVICE), timeout=5
+            )
+            refused = {}
+            for name, stub, request in (
+                (
+                    "fusion",
+                    inference_pb2_grpc.FusionKeypointsStub(channel),
+                    inference_pb2.FusionBatchRequest(),
+                ),
+                (
+                    "recognition",
+                    inference_pb2_grpc.RecognitionStub(channel),
+                    inference_pb2.RecognitionBatchRequest(),
+                ),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await stub.Infer(request, timeout=5)
+                refused[name] = failed.value.code()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as plaintext:
+                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        announced = read_ports(ports_file)
+    finally:
+        await server.shutdown()
+    return port, server.health_port, health.status, refused, plaintext.value.code(), announced
+
+
+def test_the_health_port_answers_probes_in_plaintext_and_serves_nothing_else(pki, tmp_path, monkeypatch):
+    ports_file = tmp_path / "ports.json"
+    monkeypatch.setenv(PORTS_FILE_ENV, str(ports_file))
+    mutual = settings(pki, tls_client_ca_file=pki["ca.crt"], health_port=0)
+    port, health_port, status, refused, plaintext, announced = asyncio.run(
+        _probe_health_port(mutual, ports_file)
+    )
+    assert status == health_pb2.HealthCheckResponse.SERVING
+    assert refused == {"fusion": grpc.StatusCode.UNIMPLEMENTED, "recognition": grpc.StatusCode.UNIMPLEMENTED}
+    assert plaintext == grpc.StatusCode.UNAVAILABLE  # the main port speaks TLS only
+    assert health_port not in (None, 0, port)
+    assert announced == {"grpc": port, "grpc_health": health_port}
+
+
+def test_no_health_port_unless_asked_and_never_the_grpc_port(pki):
+    assert ModelServerSettings().health_port is None
+    with pytest.raises(ValidationError, match="MODELSERVER_HEALTH_PORT 50051 is the gRPC port"):
+        ModelServerSettings(port=50051, health_port=50051)
+    assert ModelServerSettings(port=0, health_port=0).health_port == 0  # two free ports, not one
