@@ -1,17 +1,25 @@
 """What the Kubernetes manifests say agrees with the code and with compose: the KafkaTopics are the
 suite's topics with their retention, each stream service scales on the lag of the consumer group it
 really uses, every Kafka client connects over TLS as its own KafkaUser, the database URL is the one
-CloudNativePG writes, the network policies allow exactly the architecture's paths, and compose runs
-the same services with the same settings."""
+CloudNativePG writes, the model server and its clients speak mutual TLS with certificates from
+Secrets while the kubelet probes a plaintext health-only port, the network policies allow exactly the
+architecture's paths, and compose runs the same services with the same settings."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from pydantic_settings import BaseSettings
+
+from services.common.tls import client_tls, server_tls
 from services.common.topics import BEHAVIOURS, FRAMES_ENHANCED, FRAMES_RAW, OBSERVATIONS, topic_specs
 from services.enhancement.service import EnhancementService
+from services.fusion.config import FusionSettings
 from services.fusion.service import FusionService
+from services.modelserver.config import ModelServerSettings
 from services.modelserver.server import FUSION_SERVICE
+from services.recognition.config import RecognitionSettings
 from services.recognition.service import app_id
 from services.store.service import StoreService
 from tests.infra.manifests import (
@@ -35,9 +43,24 @@ STREAM_STAGES = [
     ("recognition", OBSERVATIONS, app_id("")),
     ("store", BEHAVIOURS, f"classroom-{StoreService.name}"),
 ]
-# Only k8s sets these: compose keeps Kafka and gRPC on one host's private network, in plaintext,
-# and runs one dashboard (k8s: several replicas share the key that signs login cookies).
-K8S_ONLY = ("KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_CA_FILE", "KAFKA_SASL_", "LOGIN_SECRET")
+# The model server's clients in k8s, with the settings class that reads their environment.
+MODEL_CLIENTS = {"fusion": FusionSettings, "recognition": RecognitionSettings}
+MODEL_SERVER_SECRET, MODEL_CLIENT_SECRET = "modelserver-tls", "modelserver-client-tls"
+# Only k8s sets these: compose keeps Kafka and gRPC on one host's private network, in plaintext
+# (so the model server needs no TLS files, and no plaintext health port beside a TLS one, and
+# its clients no certificates), and runs one dashboard (k8s: several replicas share the key that
+# signs login cookies).
+K8S_ONLY = (
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SSL_CA_FILE",
+    "KAFKA_SASL_",
+    "LOGIN_SECRET",
+    "TLS_",
+    "HEALTH_PORT",
+    "MODEL_SERVER_CA_FILE",
+    "MODEL_SERVER_CERT_FILE",
+    "MODEL_SERVER_KEY_FILE",
+)
 
 
 def kafka() -> dict:
@@ -215,12 +238,85 @@ def test_database_url_is_the_one_cloudnative_pg_writes(name: str) -> None:
     assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "classroom", "owner": "classroom"}
 
 
-def test_model_server_is_ready_on_grpc_health() -> None:
+def setting_env(settings_class: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` of ``settings_class``, which must read it."""
+    assert field in settings_class.model_fields, f"{settings_class.__name__} has no {field}"
+    return f"{settings_class.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def settings_from(doc: dict, settings_class: type[BaseSettings], fields: list[str]) -> dict[str, str]:
+    """The plain values a workload gives to ``fields`` of ``settings_class``: field -> value."""
+    env = env_of(doc)
+    return {field: env[setting_env(settings_class, field)]["value"] for field in fields}
+
+
+def secret_file(doc: dict, path: str) -> tuple[str, str]:
+    """(Secret, key) of the file ``path`` inside a workload's containers, from its volume mounts."""
+    (mount,) = [
+        m for c in containers(doc) for m in c.get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")
+    ]
+    (volume,) = [v for v in pod_spec(doc)["volumes"] if v["name"] == mount["name"]]
+    key = path.removeprefix(mount["mountPath"] + "/")
+    items = {i["path"]: i["key"] for i in volume["secret"].get("items", [])}
+    return volume["secret"]["secretName"], items.get(key, key)
+
+
+def model_server_ports() -> dict[str, int]:
     (container,) = containers(of_kind("Deployment")["modelserver"])
-    grpc_port = {p["name"]: p["containerPort"] for p in container["ports"]}["grpc"]
+    return {p["name"]: p["containerPort"] for p in container["ports"]}
+
+
+MODEL_SERVER_FIELDS = ["port", "health_port", "tls_cert_file", "tls_key_file", "tls_client_ca_file"]
+
+
+def test_model_server_is_ready_on_grpc_health() -> None:
+    doc = of_kind("Deployment")["modelserver"]
+    (container,) = containers(doc)
+    ports = model_server_ports()
+    # the settings the manifest makes are valid (a health port of its own) and match the pod's ports
+    settings = ModelServerSettings(**settings_from(doc, ModelServerSettings, MODEL_SERVER_FIELDS))
+    assert (settings.port, settings.health_port) == (ports["grpc"], ports["grpc-health"])
     probe = container["readinessProbe"]["grpc"]
-    # the service whose health services/modelserver/server.py reports SERVING once the models are loaded
-    assert probe == {"port": grpc_port, "service": FUSION_SERVICE}
+    # the kubelet's gRPC probe cannot speak TLS: it asks the plaintext health-only port, for the
+    # service whose health services/modelserver/server.py reports SERVING once the models are loaded
+    assert probe == {"port": ports["grpc-health"], "service": FUSION_SERVICE}
+
+
+def test_model_server_and_its_clients_speak_mutual_tls() -> None:
+    server = of_kind("Deployment")["modelserver"]
+    files = settings_from(
+        server, ModelServerSettings, ["tls_cert_file", "tls_key_file", "tls_client_ca_file"]
+    )
+    assert {field: secret_file(server, path) for field, path in files.items()} == {
+        "tls_cert_file": (MODEL_SERVER_SECRET, "tls.crt"),
+        "tls_key_file": (MODEL_SERVER_SECRET, "tls.key"),
+        "tls_client_ca_file": (MODEL_SERVER_SECRET, "ca.crt"),
+    }
+    # mutual TLS: with a client CA the server refuses clients without a certificate that CA signed
+    tls = server_tls(*(Path(path) for path in files.values()))
+    assert tls is not None and tls.client_ca_file is not None
+    (service,) = [s for s in of_kind("Service").values() if s["spec"]["selector"] == pod_labels(server)]
+    (grpc_port,) = [p for p in service["spec"]["ports"] if p["targetPort"] == "grpc"]
+    clients = {
+        d["metadata"]["name"]: d for d in workloads() if any(v.endswith("_MODEL_SERVER") for v in env_of(d))
+    }
+    assert set(clients) == set(MODEL_CLIENTS)
+    for name, settings_class in MODEL_CLIENTS.items():
+        doc = clients[name]
+        target = settings_from(doc, settings_class, ["model_server"])["model_server"]
+        # clients dial the Service's name: the name the server certificate must carry (modelserver.yaml)
+        assert target == f"dns:///{service['metadata']['name']}:{grpc_port['port']}", name
+        files = settings_from(
+            doc, settings_class, ["model_server_ca_file", "model_server_cert_file", "model_server_key_file"]
+        )
+        assert {field: secret_file(doc, path) for field, path in files.items()} == {
+            "model_server_ca_file": (MODEL_CLIENT_SECRET, "ca.crt"),
+            "model_server_cert_file": (MODEL_CLIENT_SECRET, "tls.crt"),
+            "model_server_key_file": (MODEL_CLIENT_SECRET, "tls.key"),
+        }, name
+        # what the service builds from them: TLS that checks the server and presents a certificate
+        tls = client_tls(*(Path(path) for path in files.values()))
+        assert tls is not None and tls.cert_file is not None and tls.key_file is not None, name
 
 
 # -- network policies ----------------------------------------------------------------------------
@@ -258,12 +354,10 @@ def test_only_the_store_dashboard_and_purge_reach_postgres() -> None:
 
 def test_only_fusion_and_recognition_reach_the_model_server() -> None:
     (rule,) = policy("modelserver-from-fusion-and-recognition")["ingress"]
-    assert allowed_apps(rule) == {"fusion", "recognition"}
-    (container,) = containers(of_kind("Deployment")["modelserver"])
-    assert [p["port"] for p in rule["ports"]] == [
-        {p["name"]: p["containerPort"] for p in container["ports"]}["grpc"]
-    ]
-    assert {pod_labels(d)["app"] for d in workloads()} >= {"fusion", "recognition", "modelserver"}
+    assert allowed_apps(rule) == set(MODEL_CLIENTS)
+    # the TLS port only: the plaintext health port is for the kubelet, which probes from the node
+    assert [p["port"] for p in rule["ports"]] == [model_server_ports()["grpc"]]
+    assert {pod_labels(d)["app"] for d in workloads()} >= set(MODEL_CLIENTS) | {"modelserver"}
 
 
 # -- compose runs the same suite ------------------------------------------------------------------
