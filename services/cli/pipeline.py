@@ -64,6 +64,7 @@ class Tap:
     latencies_s: list[float] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)  # time.monotonic() of each latency
     event_ids: Counter[str] = field(default_factory=Counter)  # more than 1: published again
+    per_student: Counter[tuple[str, str]] = field(default_factory=Counter)  # (classroom, student) -> events
     events: int = 0
     untrained: int = 0
     model_versions: set[str] = field(default_factory=set)
@@ -98,6 +99,7 @@ class Tap:
                         self.model_versions.add(event.model_version)
                         self.session_ids.add(event.session_id)
                         self.event_ids[event.event_id] += 1
+                        self.per_student[(event.classroom_id, event.student_id)] += 1
                         self.window_s = (event.window_end_us - event.window_start_us) / 1e6
                         if event.frame_published_ts_us:
                             self.latencies_s.append(
@@ -404,6 +406,10 @@ class PipelineRun:
             else:
                 out[name] = produced
             out[f"{name}.dead_letters"] = metrics.get("classroom_dead_letters_total", 0.0)
+            stage = "capture" if name.startswith("capture") else name
+            out[f"{stage}.shed"] = out.get(f"{stage}.shed", 0.0) + metrics.get(
+                "classroom_frames_shed_total", 0.0
+            )
         return out
 
     def _count_this_run(self, session_column: Any) -> int:
@@ -465,6 +471,8 @@ class PipelineRun:
                 "total": int(total),
                 "per_s": round((total - counts_start.get(stage, 0.0)) / max(seconds, 1e-6), 2),
                 "dead_letters": int(counts_end.get(f"{stage}.dead_letters", 0.0)),
+                # frame sets this stage skipped as too old while measuring (FrameStageSettings.shed_after_s)
+                "shed": int(counts_end.get(f"{stage}.shed", 0.0) - counts_start.get(f"{stage}.shed", 0.0)),
             }
         latencies = self.tap.latencies_s if self.tap else []
         return {

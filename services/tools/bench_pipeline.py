@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.cli.pipeline import PipelineRun
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +43,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-kafka", action="store_true", help="skip the client throughput comparison")
     parser.add_argument("--workdir", type=Path, default=Path("var/bench"))
     parser.add_argument("--json-out", type=Path, default=None)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds) of a live process, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each named process and its live descendants (worker processes)."""
+    parent_of: dict[int, int] = {}
+    cpu_of: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+            parent_of[int(entry.name)], cpu_of[int(entry.name)] = stat
+    out = {}
+    for name, root in roots.items():
+        total, stack = 0.0, [root]
+        while stack:
+            pid = stack.pop()
+            total += cpu_of.get(pid, 0.0)
+            stack += [child for child, parent in parent_of.items() if parent == pid]
+        out[name] = total
+    return out
+
+
+def _roots(run: PipelineRun) -> dict[str, int]:
+    """Process names -> pids: each service child (capture agents summed under 'capture') and the broker."""
+    roots = {c.name: c.process.pid for c in run.supervisor.children if c.alive()}
+    if run.broker is not None and run.broker.process is not None:
+        roots["broker"] = run.broker.process.pid
+    return roots
+
+
+def cpu_ms_per_classroom_second(
+    before: dict[str, float], after: dict[str, float], seconds: float, classrooms: int
+) -> dict[str, float]:
+    """CPU milliseconds per classroom-second by process (capture agents summed), over the measured interval."""
+    out: dict[str, float] = {}
+    for name, used in after.items():
+        key = "capture" if name.startswith("capture") else name
+        out[key] = out.get(key, 0.0) + (used - before.get(name, 0.0))
+    scale = 1000.0 / max(seconds, 1e-6) / max(classrooms, 1)
+    result = {name: round(value * scale, 1) for name, value in sorted(out.items())}
+    result["total"] = round(sum(out.values()) * scale, 1)
+    return result
 
 
 def measure(classrooms: int, *, paced: bool, args: argparse.Namespace) -> dict:
@@ -64,12 +122,29 @@ def measure(classrooms: int, *, paced: bool, args: argparse.Namespace) -> dict:
         assert run.tap is not None
         run.tap.latencies_s.clear()
         run.tap.received_at.clear()
+        run.tap.per_student.clear()
+        roots = _roots(run)
+        cpu_before = tree_cpu_seconds(roots)
         started = time.monotonic()
         while time.monotonic() - started < args.seconds:
             time.sleep(0.5)
             run.check_children()
+        cpu_after = tree_cpu_seconds(roots)
         end_counts = run.counters()
-        summary = run.summary(start_counts, end_counts, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        summary = run.summary(start_counts, end_counts, seconds)
+        rates = sorted(n / seconds for n in run.tap.per_student.values())
+        missing = classrooms * args.students - len(rates)
+        rates = [0.0] * max(0, missing) + rates
+        # one event per student per hop (1 s) is full coverage of the 8 fps slots
+        summary["events_per_student_per_s"] = {
+            "min": round(rates[0], 2) if rates else 0.0,
+            "median": round(statistics.median(rates), 2) if rates else 0.0,
+            "students": len(rates),
+        }
+        summary["cpu_ms_per_classroom_second"] = cpu_ms_per_classroom_second(
+            cpu_before, cpu_after, seconds, classrooms
+        )
     finally:
         run.stop()
     summary["mode"] = "paced" if paced else "unpaced"
@@ -113,3 +188,14 @@ def print_pipeline(summary: dict) -> None:
         f"over {latency['n']} events (window {latency['window_s']} s)"
     )
     print(f"  model: {', '.join(summary['model_versions'])}")
+    shed = {stage: f["shed"] for stage, f in summary["stages"].items() if f.get("shed")}
+    print(f"  frame sets shed as too old: {shed or 'none'}")
+    coverage = summary.get("events_per_student_per_s")
+    if coverage:
+        print(
+            f"  events per student per second (1.0 = every slot): min {coverage['min']}, "
+            f"median {coverage['median']} over {coverage['students']} students"
+        )
+    cpu = summary.get("cpu_ms_per_classroom_second")
+    if cpu:
+        print("  CPU ms per classroom-second: " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
