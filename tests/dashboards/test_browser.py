@@ -48,11 +48,8 @@ PLAN = SemesterPlan(
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture()
-def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """(base URL, database URL) of a dashboard served by `streamlit run` on generated data."""
-    database_url = f"sqlite:///{tmp_path / 'browser.db'}"
-    generate_semester(database_url, PLAN)
+def _served(database_url: str) -> Iterator[tuple[str, str]]:
+    """Serve the dashboard on ``database_url`` until the test ends: (base URL, database URL)."""
     process, port = serve_ready(database_url, 0, demo_admin=(ADMIN, PASSWORD))
     try:
         yield f"http://127.0.0.1:{port}", database_url
@@ -62,6 +59,14 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
             process.wait(timeout=10)
         except Exception:
             process.kill()
+
+
+@pytest.fixture()
+def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(base URL, database URL) of a dashboard served by `streamlit run` on generated data."""
+    database_url = f"sqlite:///{tmp_path / 'browser.db'}"
+    generate_semester(database_url, PLAN)
+    yield from _served(database_url)
 
 
 LIVE_SESSION, CAMPUS_ZONE = "live-session", "Europe/Berlin"
@@ -138,15 +143,7 @@ def live_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         "DASHBOARD_LOGIN_SECRET": "browser-test-signing-key",
     }.items():
         monkeypatch.setenv(name, value)
-    process, port = serve_ready(database_url, 0, demo_admin=(ADMIN, PASSWORD))
-    try:
-        yield f"http://127.0.0.1:{port}", database_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except Exception:
-            process.kill()
+    yield from _served(database_url)
 
 
 @pytest.fixture()
