@@ -484,10 +484,7 @@ def session_events(engine: Engine, viewer: Viewer, session_id: str) -> pd.DataFr
         ).all()
     out = []
     for r in rows:
-        try:
-            top5 = "; ".join(f"{label}:{float(p):.3f}" for label, p in json.loads(r.top5))
-        except (ValueError, TypeError):
-            top5 = ""
+        top5 = "; ".join(f"{label}:{p:.3f}" for label, p in top_five(r.top5))
         out.append(
             {
                 "student": r.student_id,
@@ -557,13 +554,21 @@ def _parsed_json(text: str) -> Any:
         return None
 
 
+def top_five(text: str) -> list[tuple[str, float]]:
+    """A stored top-5 (JSON [[label, probability], ...]) as pairs; unreadable JSON reads as none stored."""
+    top5 = _parsed_json(text)
+    try:
+        return [(str(label), float(p)) for label, p in top5] if isinstance(top5, list) else []
+    except (TypeError, ValueError):
+        return []
+
+
 def event_detail(row: Any) -> EventDetail:
     """An EventDetail from a behaviour_event row; unreadable top-5 or attention JSON reads as none stored."""
-    top5 = _parsed_json(row.top5)
+    ranked = top_five(row.top5)
     attention = _parsed_json(row.attention)
     attention = attention if isinstance(attention, dict) else {}
     try:
-        ranked = [(str(label), float(p)) for label, p in top5] if isinstance(top5, list) else []
         keypoints = [float(w) for w in attention.get("keypoints") or []]
         frames = [float(w) for w in attention.get("frames") or []]
     except (TypeError, ValueError):

@@ -351,8 +351,6 @@ class JoinedWindows:
                     "parameters: training data sets must agree"
                 )
         self.parts = parts
-        self.spec = "+".join(p.spec for p in parts)
-        self.split = first.split
         self.crop_size = first.crop_size
         self.window_frames = first.window_frames
         self.params_file = first.params_file
@@ -371,20 +369,9 @@ class JoinedWindows:
     def labels(self) -> np.ndarray:
         return np.concatenate([p.labels() for p in self.parts])
 
-    def sample_ids(self) -> list[str]:
-        return [sid for p in self.parts for sid in p.sample_ids()]
-
-    def conditions(self, index: int) -> list[str]:
-        part, i = self._locate(index)
-        return part.conditions(i)
-
     def frame(self, index: int, t: int) -> tuple[np.ndarray, np.ndarray]:
         part, i = self._locate(index)
         return part.frame(i, t)
-
-    def raw_keypoints(self, index: int) -> np.ndarray:
-        part, i = self._locate(index)
-        return part.raw_keypoints(i)
 
     def __getitem__(self, index: int) -> WindowSample:
         part, i = self._locate(index)

@@ -59,18 +59,19 @@ def _proc_stat(pid: int) -> tuple[int, float] | None:
 
 def tree_cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
     """CPU seconds used so far by each named process and its live descendants (worker processes)."""
-    parent_of: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
     cpu_of: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
-            parent_of[int(entry.name)], cpu_of[int(entry.name)] = stat
+            parent, cpu_of[int(entry.name)] = stat
+            children.setdefault(parent, []).append(int(entry.name))
     out = {}
     for name, root in roots.items():
         total, stack = 0.0, [root]
         while stack:
             pid = stack.pop()
             total += cpu_of.get(pid, 0.0)
-            stack += [child for child, parent in parent_of.items() if parent == pid]
+            stack += children.get(pid, [])
         out[name] = total
     return out
 
