@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from services.capture.sources.thermal import target_kind
 from services.common.settings import ServiceSettings
 
 
@@ -65,7 +66,23 @@ class CaptureSettings(ServiceSettings):
     # live / paired thermal camera
     kinect_device: int = Field(default=0, ge=0)
     thermal_device: str = Field(
-        default="", description="OpenCV VideoCapture index or URL of the thermal camera"
+        default="",
+        description="the thermal camera: a USB camera's index or /dev/video path (asked for Y16), or a "
+        "stream URL such as rtsp://host/stream (OpenCV's FFmpeg backend)",
+    )
+    thermal_reconnect_attempts: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="reopen attempts (jittered backoff capped at 1 s) for a live thermal camera that stops "
+        "delivering, before it is reported lost; frame sets then go out without thermal and the camera is "
+        "tried again every reconnect_s; 0 = report it lost at once",
+    )
+    thermal_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="how long a stream URL may take to open or to deliver a frame before it counts as lost",
     )
     thermal_scale: float = Field(default=0.01, description="radiometric raw -> kelvin scale (Y16 cameras)")
     thermal_offset: float = Field(default=0.0, description="radiometric raw -> kelvin offset (Y16 cameras)")
@@ -83,8 +100,14 @@ class CaptureSettings(ServiceSettings):
             )
         if self.source == "mkv" and self.mkv_path is None:
             raise ValueError("source=mkv needs CAPTURE_MKV_PATH")
-        if self.source in ("kinect", "mkv") and not (self.thermal_device or self.thermal_video):
+        if self.source == "kinect" and not self.thermal_device:
+            raise ValueError("source=kinect needs its thermal camera in CAPTURE_THERMAL_DEVICE")
+        if self.source == "kinect" and target_kind(self.thermal_device) == "file":
             raise ValueError(
-                "kinect/mkv sources need a thermal camera (CAPTURE_THERMAL_DEVICE or CAPTURE_THERMAL_VIDEO)"
+                f"CAPTURE_THERMAL_DEVICE={self.thermal_device!r} is neither a USB camera (an index such as 0, "
+                "or /dev/video0) nor a stream URL (rtsp://host/stream); a recorded thermal video goes in "
+                "CAPTURE_THERMAL_VIDEO with source=mkv"
             )
+        if self.source == "mkv" and self.thermal_video is None:
+            raise ValueError("source=mkv needs the thermal video recorded with it in CAPTURE_THERMAL_VIDEO")
         return self

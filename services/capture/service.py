@@ -3,8 +3,23 @@
 Reading and encoding run in a thread (they are CPU and I/O bound and release the GIL in
 OpenCV); the event loop only produces. A bounded queue between them applies backpressure:
 a live camera that outruns the broker drops frames at the source (counted, visible as
-sequence gaps) instead of growing memory. A camera that is missing or disconnects is
-reported (not ready) and reopened every ``reconnect_s``; the agent never exits for it.
+sequence gaps) instead of growing memory.
+
+A camera failure degrades the agent, never stops it:
+
+- a source that cannot open, or stops delivering (``CameraUnavailable``, or any error its
+  camera library raises), is reported (not ready, logged with the reason, counted in
+  ``classroom_camera_failures_total{camera=<source>}``), closed, and reopened every
+  ``reconnect_s``; the frame sets resume when it is back;
+- where one camera of a pair is out and the other still makes a frame set (a live Kinect
+  whose thermal camera is lost past its reopen attempts), frame sets keep going out without
+  the missing image (the wire's mark of a missing modality, docs/contracts.md), counted in
+  ``classroom_frame_sets_incomplete_total{missing="thermal"}``; the agent is not ready, with
+  the source's reason, until the camera is back (``classroom_camera_failures_total{camera="thermal"}``
+  counts each time it goes out).
+
+Only a failure that is no camera's (e.g. an unreadable campus file) ends the reader: the agent
+logs it and exits with 1, never 0 as if the source had ended.
 """
 
 from __future__ import annotations
@@ -20,8 +35,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
+from prometheus_client import Counter
+
 from services.capture.config import CaptureSettings
-from services.capture.sources import CameraUnavailable, FrameSource, open_source
+from services.capture.sources import NO_THERMAL, CameraUnavailable, FrameSource, open_source
 from services.capture.sources.replay import Recorder
 from services.common import codecs
 from services.common.bus import Output, Producer, dead_letter, now_us
@@ -62,8 +79,9 @@ def default_session_id(settings: CaptureSettings, started: datetime) -> str:
 def frame_set_message(
     frames: CapturedFrameSet, settings: CaptureSettings, *, session_id: str, frame_rate: float, source: str
 ) -> frames_pb2.FrameSet:
-    """Encode one capture into the wire message with this agent's ids (``codecs.encode_frame_set``)."""
-    return codecs.encode_frame_set(
+    """Encode one capture into the wire message with this agent's ids (``codecs.encode_frame_set``);
+    a frame set whose thermal camera delivered nothing (``NO_THERMAL``) goes without ``thermal``."""
+    message = codecs.encode_frame_set(
         frames,
         classroom_id=settings.classroom_id,
         session_id=session_id,
@@ -73,6 +91,9 @@ def frame_set_message(
         source=source,
         jpeg_quality=settings.jpeg_quality,
     )
+    if frames.thermal_c is NO_THERMAL:
+        message.ClearField("thermal")  # absent, as docs/contracts.md marks a missing modality
+    return message
 
 
 class CaptureService:
@@ -93,6 +114,20 @@ class CaptureService:
         self.published = 0
         self.dropped = 0
         self.encode_failures = 0
+        self.camera_failures = Counter(
+            "classroom_camera_failures_total",
+            "camera opens that failed, and cameras that stopped delivering, by camera",
+            ["service", "camera"],
+            registry=self.metrics.registry,
+        )
+        self.incomplete = Counter(
+            "classroom_frame_sets_incomplete_total",
+            "frame sets published without an image a camera did not deliver, by missing modality",
+            ["service", "missing"],
+            registry=self.metrics.registry,
+        )
+        self._thermal_out = False  # the source's frame sets currently go out without thermal
+        self.reader_error: str | None = None  # what ended the reader other than a camera
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._halt = threading.Event()
         self._ground_truth: TextIO | None = None
@@ -113,11 +148,13 @@ class CaptureService:
                 source = self._source if self._source is not None else open_source(self.settings)
                 self._source = source
                 self._shift_us = None  # a (re)opened source: its timeline is mapped afresh
+                self._thermal_out = False
                 self._camera_ok, self._camera_detail = True, "ok"
                 log.info("camera open", extra={"source": self.settings.source, "fps": source.frame_rate})
                 return source
             except CameraUnavailable as exc:
                 self._camera_ok, self._camera_detail = False, str(exc)
+                self.camera_failures.labels(self.name, self.settings.source).inc()
                 log.error(
                     "camera unavailable", extra={"error": str(exc), "retry_in_s": self.settings.reconnect_s}
                 )
@@ -125,44 +162,89 @@ class CaptureService:
         return None
 
     def _reader(self) -> None:
+        """The reader thread: frame sets from the source until it ends, ``max_frames`` or a stop."""
+        try:
+            self._read_frames()
+        except Exception as exc:  # not a camera's failure (those are handled in _read_frames)
+            self.reader_error = f"{type(exc).__name__}: {exc}"
+            self._camera_ok, self._camera_detail = False, self.reader_error
+            log.exception("capture reader failed", extra={"error": self.reader_error})
+        finally:
+            self._queue.put(_END)
+
+    def _read_frames(self) -> None:
         """Read, pace and encode in this thread; hand finished messages to the event loop."""
         interval = 1.0 / self.settings.fps
         produced = 0
-        try:
+        while not self._halt.is_set():
+            source = self._open()
+            if source is None:
+                return
+            next_due = time.monotonic()
+            frame_sets = iter(source)
             while not self._halt.is_set():
-                source = self._open()
-                if source is None:
-                    return
-                next_due = time.monotonic()
                 try:
-                    for frames in source:
-                        if self._halt.is_set():
-                            return
-                        if not source.live and self.settings.realtime:
-                            delay = next_due - time.monotonic()
-                            if delay > 0:
-                                self._halt.wait(delay)
-                            next_due = max(next_due + interval, time.monotonic() - interval)
-                        self._queue_frame(frames, source)
-                        produced += 1
-                        if self.settings.max_frames and produced >= self.settings.max_frames:
-                            return
+                    frames = next(frame_sets)
+                except StopIteration:
                     log.info("source ended")
                     return
-                except CameraUnavailable as exc:
-                    self._camera_ok, self._camera_detail = False, str(exc)
-                    log.error("camera lost", extra={"error": str(exc)})
-                    source.close()
-                    self._source = None
-                    self._halt.wait(self.settings.reconnect_s)
-        finally:
-            self._queue.put(_END)
+                except Exception as exc:  # CameraUnavailable, or whatever the camera's library raised
+                    self._camera_lost(source, exc)
+                    break
+                if not source.live and self.settings.realtime:
+                    delay = next_due - time.monotonic()
+                    if delay > 0:
+                        self._halt.wait(delay)
+                    next_due = max(next_due + interval, time.monotonic() - interval)
+                self._queue_frame(frames, source)
+                produced += 1
+                if self.settings.max_frames and produced >= self.settings.max_frames:
+                    return
+
+    def _camera_lost(self, source: FrameSource, error: Exception) -> None:
+        """Report a source that stopped delivering, close it, and wait ``reconnect_s`` to reopen it."""
+        reason = str(error) if isinstance(error, CameraUnavailable) else f"{type(error).__name__}: {error}"
+        self._camera_ok, self._camera_detail = False, reason
+        self.camera_failures.labels(self.name, self.settings.source).inc()
+        log.error(
+            "camera lost",
+            exc_info=not isinstance(error, CameraUnavailable),  # an unexpected error keeps its traceback
+            extra={"error": reason, "retry_in_s": self.settings.reconnect_s},
+        )
+        self._close_source(source)
+        self._source = None
+        self._halt.wait(self.settings.reconnect_s)
+
+    @staticmethod
+    def _close_source(source: FrameSource) -> None:
+        """Close a source; a camera that was unplugged may fail to close, which changes nothing."""
+        try:
+            source.close()
+        except Exception as exc:
+            log.warning("camera did not close cleanly", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    def _follow_thermal(self, frames: CapturedFrameSet, source: FrameSource) -> None:
+        """Readiness and counts follow the frame sets: one without thermal means the source's
+        thermal camera is out (``source.degraded`` says why); one with thermal, that it is back."""
+        missing = frames.thermal_c is NO_THERMAL
+        if missing and not self._thermal_out:
+            reason = source.degraded or "the thermal camera delivered no frame"
+            self._thermal_out = True
+            self._camera_ok = False
+            self._camera_detail = f"{reason}; publishing frame sets without thermal"
+            self.camera_failures.labels(self.name, "thermal").inc()
+            log.error("thermal camera out, frame sets go out without thermal", extra={"error": reason})
+        elif not missing and self._thermal_out:
+            self._thermal_out = False
+            self._camera_ok, self._camera_detail = True, "ok"
+            log.info("thermal camera back, frame sets complete again")
 
     def _queue_frame(self, frames: CapturedFrameSet | frames_pb2.FrameSet, source: FrameSource) -> None:
         if isinstance(frames, frames_pb2.FrameSet):
             self._queue_encoded(frames, source)
             return
         frames = self._restamp(frames)
+        self._follow_thermal(frames, source)
         if not self._takes_slot(frames.rgb_ts_us):
             return
         try:
@@ -304,14 +386,14 @@ class CaptureService:
             await self.producer.flush()
             await self.producer.stop()
             if self._source is not None:
-                self._source.close()
+                self._close_source(self._source)
             if self._ground_truth is not None:
                 self._ground_truth.close()
             if self._recorder is not None:
                 self._recorder.close()
             await self.health.stop()
         log.info("stopped", extra={"published": self.published, "dropped": self.dropped})
-        return 0
+        return 1 if self.reader_error is not None else 0
 
     async def _publish(self, message: frames_pb2.FrameSet) -> asyncio.Future:
         message.published_ts_us = now_us()
@@ -324,6 +406,8 @@ class CaptureService:
                 Output(self.topic, key, payload, timestamp_ms=message.capture_ts_us // 1000)
             )
             self.published += 1
+            if not message.HasField("thermal"):
+                self.incomplete.labels(self.name, "thermal").inc()
             self.metrics.observe_since_capture((message.published_ts_us - message.capture_ts_us) / 1e6)
             return future
         except OversizedMessage as exc:

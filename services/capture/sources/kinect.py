@@ -5,20 +5,30 @@ installed only in the capture agent's own environment (``pip install '.[kinect]'
 the whole suite's. Without it this source says so clearly.
 
 Colour and depth come synchronised from the Kinect with its factory calibration; the thermal
-camera is a separate device calibrated against the colour camera (campus file), and its frames
-are paired with the nearest Kinect capture in time.
+camera is a separate device calibrated against the colour camera (campus file), read once per
+Kinect capture (a recording's thermal video in lock-step with the MKV).
+
+Live, a thermal camera that is out does not stop the Kinect: the thermal camera reopens itself
+(``ThermalCamera``; the Kinect's next frame set waits through those few attempts, each at most
+1 s of backoff plus a stream's open timeout), and while it stays out each frame set goes out without thermal
+(``NO_THERMAL``), ``degraded`` says why, and the thermal camera is tried again every
+``thermal_retry_s``. A Kinect that is out stops the source (``CameraUnavailable``): colour is
+what a frame set is anchored on (capture time, calibration, seats), so thermal alone makes no
+frame set, and the agent reopens the pair.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from services.capture.sources import CameraUnavailable
+from services.capture.sources import NO_THERMAL, CameraUnavailable
 from services.capture.sources.thermal import ThermalCamera
 from services.common.calibration import CameraCalibration, Extrinsics, Intrinsics, SensorCalibration
 from services.common.frames import CapturedFrameSet
@@ -78,13 +88,30 @@ class KinectSource:
         thermal_calibration: SensorCalibration,
         device_id: int = 0,
         mkv_path: Path | None = None,
+        thermal_retry_s: float = 5.0,
         pyk4a_module=None,  # type: ignore[no-untyped-def]  # injectable: tests stand in for the hardware
+    ) -> None:
+        """Open the Kinect (or the MKV) and read its first capture. The source owns ``thermal``:
+        it closes it, also when the Kinect does not open (so the next attempt can open it)."""
+        self.thermal = thermal
+        self.live = mkv_path is None
+        self.thermal_retry_s = thermal_retry_s
+        self.degraded = ""
+        self._thermal_retry_at = 0.0  # monotonic time the thermal camera, while out, is tried again
+        self._clock_offset_us: int | None = None
+        self.device: Any = None
+        try:
+            self._open(device_id, mkv_path, thermal_calibration, pyk4a_module)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.close()
+            raise
+
+    def _open(  # type: ignore[no-untyped-def]
+        self, device_id: int, mkv_path: Path | None, thermal_calibration: SensorCalibration, pyk4a_module
     ) -> None:
         pyk4a = pyk4a_module or _pyk4a()
         self.pyk4a = pyk4a
-        self.thermal = thermal
-        self.live = mkv_path is None
-        self._clock_offset_us: int | None = None
         try:
             if mkv_path is not None:
                 if not Path(mkv_path).is_file():
@@ -142,6 +169,23 @@ class KinectSource:
             colour = colour[:, :, :3]
         return np.ascontiguousarray(colour), capture.depth.astype(np.uint16, copy=False)
 
+    def _thermal_frame(self) -> tuple[np.ndarray, int]:
+        """The thermal frame paired with the current Kinect capture: ``NO_THERMAL`` while a live
+        thermal camera is out (tried again every ``thermal_retry_s``); a recording's thermal
+        video that fails ends the pair (CameraUnavailable)."""
+        if not self.live:
+            return self.thermal.read()
+        if self.degraded and time.monotonic() < self._thermal_retry_at:
+            return NO_THERMAL, time.time_ns() // 1000
+        try:
+            thermal = self.thermal.read()  # reopens a camera that just stopped, within its limit
+        except CameraUnavailable as exc:
+            self.degraded = str(exc)
+            self._thermal_retry_at = time.monotonic() + self.thermal_retry_s
+            return NO_THERMAL, time.time_ns() // 1000
+        self.degraded = ""
+        return thermal
+
     def _wall_time(self, device_ts_us: int) -> int:
         # Device timestamps count from the device's start; anchor them to wall time once.
         if self._clock_offset_us is None:
@@ -153,7 +197,7 @@ class KinectSource:
         sequence = 0
         while True:
             colour, depth = self._images(capture)
-            thermal_c, thermal_ts = self.thermal.read()
+            thermal_c, thermal_ts = self._thermal_frame()
             rgb_ts = self._wall_time(capture.color_timestamp_usec)
             depth_ts = self._wall_time(capture.depth_timestamp_usec)
             if not self.live:
@@ -175,9 +219,9 @@ class KinectSource:
 
     def close(self) -> None:
         try:
-            if self.live:
+            if self.device is not None and self.live:
                 self.device.stop()
-            else:
+            elif self.device is not None:
                 self.device.close()
         finally:
             self.thermal.close()
@@ -195,11 +239,19 @@ def kinect_source(settings) -> KinectSource:  # type: ignore[no-untyped-def]
         raise CameraUnavailable(
             f"camera {settings.classroom_id}/{settings.camera_id} has no calibration in {settings.campus_file}"
         )
-    thermal_target = str(settings.thermal_video) if settings.source == "mkv" else settings.thermal_device
-    thermal = ThermalCamera(thermal_target, scale=settings.thermal_scale, offset=settings.thermal_offset)
+    recording = settings.source == "mkv"
+    thermal = ThermalCamera(
+        str(settings.thermal_video) if recording else settings.thermal_device,
+        scale=settings.thermal_scale,
+        offset=settings.thermal_offset,
+        reconnect_attempts=settings.thermal_reconnect_attempts,
+        timeout_s=settings.thermal_timeout_s,
+        must_open=recording,  # live, the Kinect starts without it and the thermal camera follows
+    )
     return KinectSource(
         thermal=thermal,
         thermal_calibration=camera.calibration.thermal,
         device_id=settings.kinect_device,
-        mkv_path=settings.mkv_path if settings.source == "mkv" else None,
+        mkv_path=settings.mkv_path if recording else None,
+        thermal_retry_s=settings.reconnect_s,
     )

@@ -73,6 +73,7 @@ class DatasetSource:
     """
 
     live = False  # a recording: the agent paces it to fps
+    degraded = ""  # one source: its frame sets are whole or absent
 
     def __init__(self, path: str | Path | None, *, fps: float, clip: str | None = None) -> None:
         if path is None:

@@ -65,6 +65,7 @@ class ReplaySource:
     """Recorded frame sets at ``fps``, looped; ``encoded``: the agent publishes them as they are."""
 
     live = False
+    degraded = ""  # one source: its frame sets are whole or absent
     encoded = True
 
     def __init__(self, path: Path | None, *, fps: float, loop: bool = True) -> None:

@@ -12,6 +12,7 @@ class SimulatedSource:
     """Frame sets rendered by SmartClass-Sim, with exact ground truth in ``annotations``."""
 
     live = False  # rendered as fast as asked: the agent paces it
+    degraded = ""  # one source: its frame sets are whole or absent
 
     def __init__(self, camera) -> None:  # type: ignore[no-untyped-def]
         self.camera = camera
