@@ -16,7 +16,7 @@ do not depend on the seat box's shape). ``CropGeometry`` maps points both ways; 
 normalises keypoints to the same square (``normalise_keypoints``), so "normalised to the
 seat box" means the same thing in training and in serving.
 
-Channels (float32, ``CROP_CHANNELS``):
+Channels (float32, ``CROP_CHANNELS``, laid out in models/data/channels.py):
   0-2  colour, BGR like the frames, scaled to 0..1 (enhanced when serving, raw in training
        before the torch enhancement)
   3    depth relative to the student: (depth_mm - reference_mm) / DEPTH_SCALE_MM clipped to
@@ -35,21 +35,40 @@ import cv2
 import numpy as np
 import torch
 
+from models.data.channels import (  # re-exported: the crop contract
+    COLOUR as COLOUR,
+)
+from models.data.channels import (
+    CROP_CHANNELS as CROP_CHANNELS,
+)
+from models.data.channels import (
+    DEPTH as DEPTH,
+)
+from models.data.channels import (
+    DEPTH_CLIP as DEPTH_CLIP,
+)
+from models.data.channels import (
+    DEPTH_SCALE_MM as DEPTH_SCALE_MM,
+)
+from models.data.channels import (
+    NUM_CHANNELS as NUM_CHANNELS,
+)
+from models.data.channels import (
+    THERMAL as THERMAL,
+)
+from models.data.channels import (
+    THERMAL_CENTRE_C as THERMAL_CENTRE_C,
+)
+from models.data.channels import (
+    THERMAL_EQUALISED as THERMAL_EQUALISED,
+)
+from models.data.channels import (
+    THERMAL_SCALE_C as THERMAL_SCALE_C,
+)
 from services.common.errors import BadInput, WrongResolution
 from services.common.seats import PIXEL_CENTRE, seat_squares, validate_boxes
 from services.common.seats import normalise_keypoints as normalise_keypoints  # re-exported: the crop contract
 
-CROP_CHANNELS: tuple[str, ...] = ("blue", "green", "red", "depth", "thermal_c", "thermal_equalised")
-COLOUR = slice(0, 3)
-DEPTH = 3
-THERMAL = 4
-THERMAL_EQUALISED = 5
-NUM_CHANNELS = len(CROP_CHANNELS)
-
-DEPTH_SCALE_MM = 500.0  # half a metre per unit: an arm stretched toward the camera is ~1
-DEPTH_CLIP = 3.0
-THERMAL_CENTRE_C = 30.0  # skin ~34 C maps to +0.4, a 22 C room to -0.8
-THERMAL_SCALE_C = 10.0
 DEFAULT_CROP_SIZE = 96
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from models.serving.inference import file_digest
+from models.serving.networks import file_digest
 
 
 def quality_card(results: dict[str, Any], checkpoint: Path, *, date: str | None = None) -> dict[str, Any]:

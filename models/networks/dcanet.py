@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.data.crops import COLOUR, DEPTH, THERMAL, THERMAL_EQUALISED
+from models.data.channels import COLOUR, DEPTH, THERMAL, THERMAL_EQUALISED
 from models.networks.ops import ModulatedDeformConv2d, conv_bn_relu
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.data.crops import COLOUR, DEPTH, NUM_CHANNELS, THERMAL, THERMAL_EQUALISED
+from models.data.channels import COLOUR, DEPTH, NUM_CHANNELS, THERMAL, THERMAL_EQUALISED
 from models.networks.dcanet import FusionFeatures, ModalityStem
 from models.networks.ops import conv_bn_relu
 

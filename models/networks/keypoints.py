@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.data.crops import DEPTH, THERMAL, THERMAL_EQUALISED
+from models.data.channels import DEPTH, THERMAL, THERMAL_EQUALISED
 from models.networks.ops import conv_bn_relu, sample_points, soft_argmax
 from services.common.vocabulary import ARM_KEYPOINTS, HEAD_KEYPOINTS, NUM_KEYPOINTS
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.data.crops import COLOUR, DEPTH, THERMAL, THERMAL_EQUALISED
+from models.data.channels import COLOUR, DEPTH, THERMAL, THERMAL_EQUALISED
 from models.networks.dcanet import FusionFeatures
 from models.networks.keypoints import KeypointNet, KeypointOutput
 from models.networks.roi import NodeEncoder

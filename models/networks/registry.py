@@ -28,7 +28,6 @@ from torch import nn
 
 from models.networks.checkpoint import CheckpointMismatch, load_checkpoint
 from models.networks.dcanet import DCANet
-from models.networks.enhancement import create_enhancement
 from models.networks.fusion_baselines import AttentionFusion, ConcatFusion, MultiModalCNNFusion
 from models.networks.keypoints import KeypointNet
 from models.networks.mstgcn import MSTGCN
@@ -246,6 +245,10 @@ def build_enhancement(name: str) -> nn.Module:
     """The torch enhancement of section 3.2 named ``name`` (from models/networks/enhancement.py)."""
     if name == "identity":
         return IdentityEnhancement()
+    # imported here: the torch section 3.2 (OpenCV kernels, the enhancement service's constants) is
+    # needed only by the methods that learn it, so a served network builds from torch alone
+    from models.networks.enhancement import create_enhancement
+
     return create_enhancement(name)
 
 

@@ -15,11 +15,10 @@ Bad input raises ``services.common.errors.BadInput`` (or a subclass) naming the 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,17 +30,13 @@ from models.data.crops import (
     thermal_celsius,
 )
 from models.data.inputs import FusionInput, model_inputs, validate_fusion_input
-from models.networks.checkpoint import check_checkpoint, load_checkpoint
 from models.networks.occupancy import load_occupancy
-from models.networks.ops import fold_batchnorm, sample_points
-from models.networks.pipeline import ClassroomPipeline
-from models.networks.registry import create_model
+from models.networks.ops import sample_points
+from models.serving.networks import DEFAULT_METHOD, file_digest, load_served_networks
 from services.common import allocator
 from services.common.errors import BadInput
 from services.common.vocabulary import BEHAVIOURS, KEYPOINT_INDEX, NUM_KEYPOINTS, WINDOW_FRAMES
 
-UNTRAINED_SEED = 20240601
-DEFAULT_METHOD = "proposed"
 # where facial temperature is read (the warmest skin: inner eye corners, nose) and body depth
 FACE_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("nose", "left_eye", "right_eye"))
 TORSO_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("neck", "left_shoulder", "right_shoulder", "chest"))
@@ -101,14 +96,6 @@ class RecognitionOutput:
     frame_attention: np.ndarray  # float32 [B, T], sums to 1
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
-
-
 class InferenceEngine:
     def __init__(
         self,
@@ -124,33 +111,15 @@ class InferenceEngine:
         only without a checkpoint; ``tune_allocator`` tunes glibc's allocator (services.common.allocator).
         ``occupancy_checkpoint``: a seat-occupancy model (models/networks/occupancy.py) whose score replaces
         the keypoint network's occupancy head."""
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
         if tune_allocator and device == "cpu":
             allocator.tune_allocator()
-        self.device = torch.device(device)
-        self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
-        if checkpoint is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(UNTRAINED_SEED)
-                overrides = {**(untrained_config or {}), "enhancement": "identity"}
-                pipeline = cast(ClassroomPipeline, create_model(method, **overrides))
-            trained, window_frames = False, None
-            fusion_version = recognition_version = f"untrained-{method}"
-        else:
-            path = Path(checkpoint)
-            data = load_checkpoint(path)
-            check_checkpoint(data, path)
-            pipeline = cast(
-                ClassroomPipeline, create_model(data["method"], checkpoint=data, enhancement="identity")
-            )
-            digest = file_digest(path)
-            method = data["method"]
-            fusion_version = f"{method}-{pipeline.config['fusion']['name']}@{digest}"
-            recognition_version = f"{method}-{pipeline.config['recognition']['name']}@{digest}"
-            trained, window_frames = True, int(data["window_frames"])
-
-        self.pipeline = cast(ClassroomPipeline, fold_batchnorm(pipeline.eval()).to(self.device, self.dtype))
+        networks = load_served_networks(
+            checkpoint, device=device, method=method, untrained_config=untrained_config
+        )
+        self.device, self.dtype, self.pipeline = networks.device, networks.dtype, networks.pipeline
+        pipeline = networks.pipeline
+        fusion_version, recognition_version = networks.fusion_version, networks.recognition_version
+        trained, window_frames, method = networks.trained, networks.window_frames, networks.method
         self.occupancy_net = None
         if occupancy_checkpoint is not None:
             occupancy_net = load_occupancy(occupancy_checkpoint)

@@ -1,6 +1,6 @@
 """``classroom bench gpu`` (``make bench-gpu``): the model server's throughput on one GPU against
 batch size in fp32, fp16 and a compiled form, as 20-student frame sets per second; the sweep is
-models/evaluation/bench.py's ``gpu_sweep``.
+models/evaluation/gpu_sweep.py.
 
 Needs only this repository, its committed checkpoint and torch (no install, no data):
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import torch
 
-        from models.evaluation.bench import SWEEP_FORMS, device_skip_reason, gpu_sweep
+        from models.evaluation.gpu_sweep import SWEEP_FORMS, device_skip_reason, gpu_sweep
     except ModuleNotFoundError as exc:
         print(f"cannot import the model code on this machine ({exc}): nothing measured")
         return 2

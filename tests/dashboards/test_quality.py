@@ -7,7 +7,7 @@ import json
 from dashboards.quality import load_cards, quality_sentence, version_digest
 from models.evaluation.card import quality_card
 from models.serving.committed import DEFAULT_CHECKPOINT
-from models.serving.inference import file_digest
+from models.serving.networks import file_digest
 
 
 def test_the_served_checkpoint_has_a_card_that_matches_its_events():
