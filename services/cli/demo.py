@@ -99,6 +99,7 @@ def start_dashboard(
 
 
 def run(args: argparse.Namespace) -> int:
+    """Start the suite, watch it until stopped, stop it, print the summary: 0, 1 (failed) or 2 (refused)."""
     from services.cli.pipeline import PipelineRun, RunOptions
 
     refusal = _refusal(args)
