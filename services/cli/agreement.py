@@ -19,12 +19,16 @@ import bisect
 import json
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.common.db import as_utc
+
+if TYPE_CHECKING:  # imported where used: sqlmodel's tables load only when a store is read
+    from services.common.db.models import BehaviourEvent
 
 
 @dataclass(frozen=True)
@@ -72,33 +76,50 @@ def measure_agreement(
 ) -> dict:
     """Agreement figures (module docstring) of every event in the store that has ground truth,
     or only of the events of ``session_ids``."""
+    tracks = load_ground_truth(ground_truth)
+    tally = _Tally()
+    for event in _stored_events(database_url, session_ids):
+        track = tracks.get((event.session_id, event.student_id))
+        truth = track.labels_between(_us(event.window_start), _us(event.window_end)) if track else []
+        tally.add(event, truth)
+    return tally.figures()
+
+
+def _stored_events(database_url: str, session_ids: Iterable[str] | None) -> Sequence[BehaviourEvent]:
+    """Every behaviour event in the store, or those of ``session_ids``."""
     from sqlmodel import Session, col, select
 
     from services.common.db.engine import make_engine
     from services.common.db.models import BehaviourEvent
 
-    tracks = load_ground_truth(ground_truth)
     engine = make_engine(database_url)
     try:
         with Session(engine) as session:
             query = select(BehaviourEvent)
             if session_ids is not None:
                 query = query.where(col(BehaviourEvent.session_id).in_(sorted(set(session_ids))))
-            events = session.exec(query).all()
+            return session.exec(query).all()
     finally:
         engine.dispose()
-    per_class: dict[str, Counter] = defaultdict(Counter)
-    per_class_stable: dict[str, Counter] = defaultdict(Counter)
-    totals: Counter = Counter()
-    versions: set[str] = set()
-    for event in events:
+
+
+@dataclass
+class _Tally:
+    """Counts of scored events and agreeing ones: overall, per true behaviour, in stable windows."""
+
+    totals: Counter = field(default_factory=Counter)
+    per_class: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    per_class_stable: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    versions: set[str] = field(default_factory=set)
+
+    def add(self, event: BehaviourEvent, truth: list[str]) -> None:
+        """One event against the true labels of its student over its window (none: not scored)."""
+        totals = self.totals
         totals["events"] += 1
-        track = tracks.get((event.session_id, event.student_id))
-        truth = track.labels_between(_us(event.window_start), _us(event.window_end)) if track else []
         if not truth:
             totals["without_truth"] += 1
-            continue
-        versions.add(f"{event.model_version} ({'trained' if event.model_trained else 'UNTRAINED'})")
+            return
+        self.versions.add(f"{event.model_version} ({'trained' if event.model_trained else 'UNTRAINED'})")
         majority, count = Counter(truth).most_common(1)[0]
         stable = count == len(truth)
         hit = event.label == majority
@@ -106,33 +127,36 @@ def measure_agreement(
         totals["agree"] += hit
         totals["stable"] += stable
         totals["stable_agree"] += hit and stable
-        per_class[majority]["n"] += 1
-        per_class[majority]["agree"] += hit
+        self.per_class[majority]["n"] += 1
+        self.per_class[majority]["agree"] += hit
         if stable:
-            per_class_stable[majority]["n"] += 1
-            per_class_stable[majority]["agree"] += hit
+            self.per_class_stable[majority]["n"] += 1
+            self.per_class_stable[majority]["agree"] += hit
 
-    def rate(a: int, b: int) -> float | None:
-        return round(a / b, 4) if b else None
+    def figures(self) -> dict:
+        totals = self.totals
 
-    return {
-        "events": totals["events"],
-        "scored": totals["scored"],
-        "without_ground_truth": totals["without_truth"],
-        "agreement": rate(totals["agree"], totals["scored"]),
-        "stable_windows": totals["stable"],
-        "agreement_stable_windows": rate(totals["stable_agree"], totals["stable"]),
-        "per_class": {
-            label: {"n": c["n"], "agreement": rate(c["agree"], c["n"])}
-            for label, c in sorted(per_class.items())
-        },
-        # per true behaviour, windows with that one behaviour throughout
-        "per_class_stable": {
-            label: {"n": c["n"], "agreement": rate(c["agree"], c["n"])}
-            for label, c in sorted(per_class_stable.items())
-        },
-        "model_versions": sorted(versions),
-    }
+        def rate(a: int, b: int) -> float | None:
+            return round(a / b, 4) if b else None
+
+        return {
+            "events": totals["events"],
+            "scored": totals["scored"],
+            "without_ground_truth": totals["without_truth"],
+            "agreement": rate(totals["agree"], totals["scored"]),
+            "stable_windows": totals["stable"],
+            "agreement_stable_windows": rate(totals["stable_agree"], totals["stable"]),
+            "per_class": {
+                label: {"n": c["n"], "agreement": rate(c["agree"], c["n"])}
+                for label, c in sorted(self.per_class.items())
+            },
+            # per true behaviour, windows with that one behaviour throughout
+            "per_class_stable": {
+                label: {"n": c["n"], "agreement": rate(c["agree"], c["n"])}
+                for label, c in sorted(self.per_class_stable.items())
+            },
+            "model_versions": sorted(self.versions),
+        }
 
 
 def print_agreement(result: dict) -> None:

@@ -17,6 +17,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from services.cli.pipeline import PipelineRun, RunOptions
 
 DEFAULT_DASHBOARD_PORT = 8501
 
@@ -95,21 +99,13 @@ def start_dashboard(
 
 
 def run(args: argparse.Namespace) -> int:
+    """Start the suite, watch it until stopped, stop it, print the summary: 0, 1 (failed) or 2 (refused)."""
     from services.cli.pipeline import PipelineRun, RunOptions
 
-    if args.headless and not args.seconds:
-        print("--headless needs --seconds N", file=sys.stderr)
+    refusal = _refusal(args)
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 2
-    if not args.headless and args.dashboard_port:  # a port the user chose: refuse now, not after start-up
-        from services.common.ports import listening, port_in_use_message
-
-        if listening("127.0.0.1", args.dashboard_port):
-            print(
-                "classroom demo: "
-                + port_in_use_message("dashboard", "127.0.0.1", args.dashboard_port, "--dashboard-port"),
-                file=sys.stderr,
-            )
-            return 2
     options = RunOptions(
         workdir=args.workdir,
         students=args.students,
@@ -119,53 +115,17 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         broker=args.broker,
     )
-    stop = {"flag": False}
-
-    def request_stop(signum, _frame) -> None:  # type: ignore[no-untyped-def]
-        if stop["flag"]:
-            return
-        stop["flag"] = True
-        print(f"\n{signal.Signals(signum).name}: stopping every service ...", flush=True)
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-
+    stop = _stop_on_signals()
     pipeline = PipelineRun(options)
     dashboard = None
     print(f"classroom demo: work dir {options.workdir.resolve()}")
     try:
         pipeline.start()
-        if args.broker:
-            print(f"  broker      {pipeline.bootstrap} (given with --broker; left running)")
-        else:
-            print(f"  broker      embedded Tansu at {pipeline.bootstrap} (memory only: nothing survives it)")
-        print(f"  database    {pipeline.database_url}")
-        print(f"  campus      {pipeline.campus_file}")
-        print(f"  logs        {options.workdir / 'logs'}")
+        _print_where(pipeline, options, given_broker=bool(args.broker))
         if not args.headless:
-            password = "demo-" + str(abs(hash(time.time())) % 10_000_000)
-            dashboard, port = start_dashboard(pipeline.database_url, args.dashboard_port, ("admin", password))
-            print(f"  dashboard   http://127.0.0.1:{port}  (user admin, password {password})")
+            dashboard = _open_dashboard(pipeline, args.dashboard_port)
         print("  Ctrl-C stops everything.\n", flush=True)
-        counts_start = pipeline.counters()
-        measure_from = time.monotonic()
-        last_print = 0.0
-        while not stop["flag"]:
-            time.sleep(0.5)
-            pipeline.check_children()
-            elapsed = time.monotonic() - measure_from
-            if time.monotonic() - last_print >= 2.0:
-                last_print = time.monotonic()
-                counts = pipeline.counters()
-                line = "  ".join(f"{STAGE_LABELS[s]} {int(counts.get(s, 0))}" for s in STAGE_LABELS)
-                print(f"[{elapsed:6.1f}s] {line}", flush=True)
-            if args.seconds and elapsed >= args.seconds:
-                break
-        counts_end = pipeline.counters()
-        seconds = time.monotonic() - measure_from
-        # Give in-flight windows a moment to reach the store before the summary.
-        time.sleep(2.0)
-        summary = pipeline.summary(counts_start, pipeline.counters() or counts_end, seconds)
+        summary = _watch(pipeline, stop, args.seconds)
         summary["broker"] = {"bootstrap": pipeline.bootstrap, "embedded": not args.broker}
     # PortInUse is a RuntimeError; ConnectionError: a broker that does not answer
     except (RuntimeError, TimeoutError, ConnectionError) as exc:
@@ -180,6 +140,77 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0
+
+
+def _refusal(args: argparse.Namespace) -> str | None:
+    """Why the demo will not start with these arguments, checked before anything starts; None: it will."""
+    if args.headless and not args.seconds:
+        return "--headless needs --seconds N"
+    if not args.headless and args.dashboard_port:  # a port the user chose: refuse now, not after start-up
+        from services.common.ports import listening, port_in_use_message
+
+        if listening("127.0.0.1", args.dashboard_port):
+            return "classroom demo: " + port_in_use_message(
+                "dashboard", "127.0.0.1", args.dashboard_port, "--dashboard-port"
+            )
+    return None
+
+
+def _stop_on_signals() -> dict[str, bool]:
+    """A stop flag that SIGINT and SIGTERM set (the run loop polls it); the second signal is ignored."""
+    stop = {"flag": False}
+
+    def request_stop(signum, _frame) -> None:  # type: ignore[no-untyped-def]
+        if stop["flag"]:
+            return
+        stop["flag"] = True
+        print(f"\n{signal.Signals(signum).name}: stopping every service ...", flush=True)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return stop
+
+
+def _print_where(pipeline: PipelineRun, options: RunOptions, *, given_broker: bool) -> None:
+    """Where the run's broker, database, campus file and logs are."""
+    if given_broker:
+        print(f"  broker      {pipeline.bootstrap} (given with --broker; left running)")
+    else:
+        print(f"  broker      embedded Tansu at {pipeline.bootstrap} (memory only: nothing survives it)")
+    print(f"  database    {pipeline.database_url}")
+    print(f"  campus      {pipeline.campus_file}")
+    print(f"  logs        {options.workdir / 'logs'}")
+
+
+def _open_dashboard(pipeline: PipelineRun, port: int | None) -> subprocess.Popen:
+    """The dashboard on the run's database, with a fresh admin password that it prints."""
+    password = "demo-" + str(abs(hash(time.time())) % 10_000_000)
+    dashboard, port = start_dashboard(pipeline.database_url, port, ("admin", password))
+    print(f"  dashboard   http://127.0.0.1:{port}  (user admin, password {password})")
+    return dashboard
+
+
+def _watch(pipeline: PipelineRun, stop: dict[str, bool], limit_s: float) -> dict:
+    """Print the stages' counts every 2 s until a signal or ``limit_s`` (0: no limit); the run's summary."""
+    counts_start = pipeline.counters()
+    measure_from = time.monotonic()
+    last_print = 0.0
+    while not stop["flag"]:
+        time.sleep(0.5)
+        pipeline.check_children()
+        elapsed = time.monotonic() - measure_from
+        if time.monotonic() - last_print >= 2.0:
+            last_print = time.monotonic()
+            counts = pipeline.counters()
+            line = "  ".join(f"{STAGE_LABELS[s]} {int(counts.get(s, 0))}" for s in STAGE_LABELS)
+            print(f"[{elapsed:6.1f}s] {line}", flush=True)
+        if limit_s and elapsed >= limit_s:
+            break
+    counts_end = pipeline.counters()
+    seconds = time.monotonic() - measure_from
+    # Give in-flight windows a moment to reach the store before the summary.
+    time.sleep(2.0)
+    return pipeline.summary(counts_start, pipeline.counters() or counts_end, seconds)
 
 
 def print_summary(summary: dict) -> None:

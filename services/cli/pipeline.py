@@ -257,12 +257,28 @@ class PipelineRun:
         return self.options.broker
 
     def start(self) -> None:
+        """Broker and topics, campus file, model server, the stages from the store back to
+        enhancement, the behaviours tap, and, once all are ready, one capture agent per classroom."""
         self.started = time.monotonic()
         if self.broker is not None:
             self.broker.start()
         # a given broker that does not answer ends the run here with a ConnectionError
         ensure_topics(self.bootstrap, topic_specs(partitions=self.options.partitions))
         self.write_campus()
+        self._start_modelserver()
+        self._start_stages()
+        self.tap = Tap(self.bootstrap, BEHAVIOURS)
+        self.tap.start()
+        # Cameras start once every stage consumes and the model server answers, so the first
+        # frames do not wait behind group joins and table recovery (and a stage that never gets
+        # ready fails the run with its reason instead of a silent zero in the summary).
+        self.wait_ready(["modelserver", "store", "recognition", "fusion", "enhancement"])
+        recordings = self.record_classrooms() if self.options.camera == "replay" else {}
+        for room, camera_id, course_id, seed in self.rooms:
+            self._start_capture(room, camera_id, course_id, seed, recordings.get(room))
+
+    def _start_modelserver(self) -> None:
+        """The model server on any free port; waits for it to announce its gRPC port."""
         model_env = {
             "MODELSERVER_PORT": "0",
             "MODELSERVER_METRICS_PORT": "0",
@@ -273,6 +289,9 @@ class PipelineRun:
         self.start_child("modelserver", "services.modelserver", model_env)
         # the model server binds its gRPC port after loading the model; fusion and recognition need it
         self.model_port = self.wait_for_port("modelserver", "grpc")
+
+    def _start_stages(self) -> None:
+        """Store, recognition, fusion and enhancement: the consumers before their producers."""
         model = f"127.0.0.1:{self.model_port}"
         campus = str(self.campus_file)
         self.start_child(
@@ -311,32 +330,29 @@ class PipelineRun:
                 "ENHANCE_WORKERS": str(self.options.enhancement_workers),
             },
         )
-        self.tap = Tap(self.bootstrap, BEHAVIOURS)
-        self.tap.start()
-        # Cameras start once every stage consumes and the model server answers, so the first
-        # frames do not wait behind group joins and table recovery (and a stage that never gets
-        # ready fails the run with its reason instead of a silent zero in the summary).
-        self.wait_ready(["modelserver", "store", "recognition", "fusion", "enhancement"])
-        recordings = self.record_classrooms() if self.options.camera == "replay" else {}
-        for room, camera_id, course_id, seed in self.rooms:
-            name = f"capture-{room}"
-            env = {
-                **self.common_env("CAPTURE", name),
-                "CAPTURE_CLASSROOM_ID": room,
-                "CAPTURE_CAMERA_ID": camera_id,
-                "CAPTURE_COURSE_ID": course_id,
-                "CAPTURE_SOURCE": "simulator",
-                "CAPTURE_SIM_SEED": str(seed),
-                "CAPTURE_SIM_STUDENTS": str(self.options.students),
-                "CAPTURE_FPS": str(self.options.fps),
-                "CAPTURE_SIM_WIDTH": str(self.options.width),
-                "CAPTURE_SIM_HEIGHT": str(self.options.height),
-                "CAPTURE_REALTIME": "true" if self.options.realtime else "false",
-                "CAPTURE_GROUND_TRUTH_OUT": str(self.ground_truth),
-            }
-            if room in recordings:
-                env.update({"CAPTURE_SOURCE": "replay", "CAPTURE_REPLAY_PATH": str(recordings[room])})
-            self.start_child(name, "services.capture", env)
+
+    def _start_capture(
+        self, room: str, camera_id: str, course_id: str, seed: int, recording: Path | None
+    ) -> None:
+        """One classroom's capture agent: its simulated camera live, or ``recording`` replayed."""
+        name = f"capture-{room}"
+        env = {
+            **self.common_env("CAPTURE", name),
+            "CAPTURE_CLASSROOM_ID": room,
+            "CAPTURE_CAMERA_ID": camera_id,
+            "CAPTURE_COURSE_ID": course_id,
+            "CAPTURE_SOURCE": "simulator",
+            "CAPTURE_SIM_SEED": str(seed),
+            "CAPTURE_SIM_STUDENTS": str(self.options.students),
+            "CAPTURE_FPS": str(self.options.fps),
+            "CAPTURE_SIM_WIDTH": str(self.options.width),
+            "CAPTURE_SIM_HEIGHT": str(self.options.height),
+            "CAPTURE_REALTIME": "true" if self.options.realtime else "false",
+            "CAPTURE_GROUND_TRUTH_OUT": str(self.ground_truth),
+        }
+        if recording is not None:
+            env.update({"CAPTURE_SOURCE": "replay", "CAPTURE_REPLAY_PATH": str(recording)})
+        self.start_child(name, "services.capture", env)
 
     def record_classrooms(self) -> dict[str, Path]:
         """Each simulated classroom rendered once into a recording for the replay camera (reused

@@ -69,8 +69,9 @@ from services.dataset.writer import (
     write_manifest,
 )
 from services.simulator.body import random_profile
-from services.simulator.classroom import ROOMS, room_seats
+from services.simulator.classroom import ROOMS, RoomLayout, Seat, room_seats
 from services.simulator.config import NAMED_CONDITIONS, Conditions, SimConfig
+from services.simulator.scene import ClassroomScene
 from services.simulator.session import Occupant, build_window_scene, subject_profile
 
 # Bump when rendering changes, so caches of older renders are not mixed in.
@@ -394,24 +395,35 @@ class VirtualDataset:
 
     def render(self, plan: WindowPlan, *, references: bool = True) -> tuple[ClipInfo, list[FrameData]]:
         """Render a planned window: its clip.json and frames (images + annotations)."""
-        p = self.preset
-        cfg = p.sim
         room = ROOMS[plan.room]
         seats = {s.seat_id: s for s in room_seats(room)}
+        scene = self._window_scene(plan, room, self._occupants(plan, seats))
+        frames = [self._render_frame(scene, plan, k, references) for k in range(self.preset.window_frames)]
+        info = self._clip_info(plan, scene, list(seats.values()), frames, references=references)
+        return info, frames
+
+    def _occupants(self, plan: WindowPlan, seats: dict[str, Seat]) -> list[Occupant]:
+        """The window's people on their seats: subjects with their fixed bodies, extras drawn anew."""
+        p = self.preset
         occupants = []
         for person in plan.people:
             if person.subject >= 0:
-                profile = subject_profile(self.seed, person.subject, cfg.difficulty)
+                profile = subject_profile(self.seed, person.subject, p.sim.difficulty)
             else:
                 rng = np.random.default_rng(
                     [self.seed, 61, _SPLIT_CODE[plan.split], plan.index, person.extra_key]
                 )
-                profile = random_profile(rng, person.student_id, cfg.difficulty.body_size_spread)
+                profile = random_profile(rng, person.student_id, p.sim.difficulty.body_size_spread)
             extra = person.subject < 0 and not p.fresh
             occupants.append(Occupant(profile, seats[person.seat_id], person.label, extra=extra))
+        return occupants
+
+    def _window_scene(self, plan: WindowPlan, room: RoomLayout, occupants: list[Occupant]) -> ClassroomScene:
+        """The scene of the window's span, everyone held to their planned behaviour."""
+        p = self.preset
         duration = p.window_frames / p.window_fps
         scene = build_window_scene(
-            config=cfg,
+            config=p.sim,
             room=room,
             room_seed=plan.room_seed,
             occupants=occupants,
@@ -421,35 +433,49 @@ class VirtualDataset:
         )
         for st, person in zip(scene.students, plan.people, strict=True):
             st.fixed_label = person.label
+        return scene
+
+    def _render_frame(self, scene: ClassroomScene, plan: WindowPlan, k: int, references: bool) -> FrameData:
+        """Frame set ``k`` of the window, its noise drawn from its own seed, with its annotation."""
+        p = self.preset
         rig = scene.rig
-        frames = []
-        for k in range(p.window_frames):
-            t = plan.t0 + k / p.window_fps
-            rng = np.random.default_rng([self.seed, 81, _SPLIT_CODE[plan.split], plan.index, k])
-            rf = scene.render(t, rng, references=references)
-            rgb_ts = plan.start_ts_us + round(k / p.window_fps * 1e6)
-            annotation = FrameAnnotation(
-                frame=k,
-                sequence=k,
-                rgb_ts_us=rgb_ts,
-                depth_ts_us=rgb_ts + rig.depth_lag_us + rig.depth_clock_offset_us,
-                thermal_ts_us=rgb_ts + rig.thermal_lag_us + rig.thermal_clock_offset_us,
-                conditions=rf.annotations["conditions"],
-                image_quality=rf.annotations["image_quality"],
-                students=[StudentAnnotation(**s) for s in rf.annotations["students"]],
-            )
-            frames.append(
-                FrameData(
-                    annotation,
-                    rf.rgb,
-                    rf.depth_mm,
-                    rf.thermal_c,
-                    rf.reference_rgb,
-                    rf.reference_depth_mm,
-                    rf.reference_thermal_c,
-                )
-            )
-        info = ClipInfo(
+        t = plan.t0 + k / p.window_fps
+        rng = np.random.default_rng([self.seed, 81, _SPLIT_CODE[plan.split], plan.index, k])
+        rf = scene.render(t, rng, references=references)
+        rgb_ts = plan.start_ts_us + round(k / p.window_fps * 1e6)
+        annotation = FrameAnnotation(
+            frame=k,
+            sequence=k,
+            rgb_ts_us=rgb_ts,
+            depth_ts_us=rgb_ts + rig.depth_lag_us + rig.depth_clock_offset_us,
+            thermal_ts_us=rgb_ts + rig.thermal_lag_us + rig.thermal_clock_offset_us,
+            conditions=rf.annotations["conditions"],
+            image_quality=rf.annotations["image_quality"],
+            students=[StudentAnnotation(**s) for s in rf.annotations["students"]],
+        )
+        return FrameData(
+            annotation,
+            rf.rgb,
+            rf.depth_mm,
+            rf.thermal_c,
+            rf.reference_rgb,
+            rf.reference_depth_mm,
+            rf.reference_thermal_c,
+        )
+
+    def _clip_info(
+        self,
+        plan: WindowPlan,
+        scene: ClassroomScene,
+        seats: list[Seat],
+        frames: list[FrameData],
+        *,
+        references: bool,
+    ) -> ClipInfo:
+        """The window's clip.json: timing, calibration, seat map, sensors, people and behaviour segments."""
+        p = self.preset
+        cfg = p.sim
+        return ClipInfo(
             id=plan.clip_id,
             split=plan.split,
             frames=p.window_frames,
@@ -458,8 +484,8 @@ class VirtualDataset:
             classroom_id=f"sim-{plan.room}-{plan.room_seed}",
             camera_id="front",
             analysis_size=cfg.analysis_size,
-            calibration=rig.calibration,
-            seats=[SeatBox(id=k, box=v) for k, v in scene.seat_boxes(list(seats.values())).items()],
+            calibration=scene.rig.calibration,
+            seats=[SeatBox(id=k, box=v) for k, v in scene.seat_boxes(seats).items()],
             sensors={
                 "rgb": SensorFiles(extension="jpg", width=cfg.rgb_size[0], height=cfg.rgb_size[1]),
                 "depth": SensorFiles(extension="png", width=cfg.depth_size[0], height=cfg.depth_size[1]),
@@ -484,7 +510,6 @@ class VirtualDataset:
                 "t0_s": plan.t0,
             },
         )
-        return info, frames
 
     def _plan_of(self, ref: WindowRef) -> WindowPlan:
         return self.plan(ref.split, int(ref.clip_id.rsplit("-", 1)[1]))

@@ -15,6 +15,7 @@ roll > 0 leans to the right, yaw > 0 turns to the right.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -322,20 +323,66 @@ def pose_skeletons(body: BodyArrays, hip: np.ndarray, basis: np.ndarray, pose: n
     hip = hip + _apply(basis, np.stack([pose[:, SHIFT_R], np.zeros(s), pose[:, SHIFT_F]], 1))
     trunk = basis @ body_rotation(pose[:, TRUNK_PITCH], pose[:, TRUNK_ROLL], pose[:, TRUNK_YAW])
     head = trunk @ body_rotation(pose[:, HEAD_PITCH], pose[:, HEAD_ROLL], pose[:, HEAD_YAW])
-    zeros = np.zeros(s)
+    neck_base, head_pivot, head_centre = _neck_and_head(body, hip, trunk, head)
+    shoulders = _shoulders(body, hip, trunk, pose)
+    targets = _wrist_targets(body, hip, basis, head, head_centre, pose)
+    elbows, wrists = _reach(body, basis, shoulders, targets, pose)
+    hand_dir = _hand_directions(basis, elbows, wrists, pose)
+    sk = Skeletons(
+        hip=hip,
+        basis=basis,
+        trunk=trunk,
+        head=head,
+        neck_base=neck_base,
+        head_pivot=head_pivot,
+        head_centre=head_centre,
+        shoulders=shoulders,
+        elbows=elbows,
+        wrists=wrists,
+        hand_dir=hand_dir,
+        hands=wrists + hand_dir * (70.0 * body.scale)[:, None, None],
+        keypoints=np.empty((s, NUM_KEYPOINTS, 3)),
+        jaw=np.clip(pose[:, JAW], 0.0, 1.0),
+    )
+    _place_keypoints(body, sk)
+    return sk
+
+
+def _neck_and_head(
+    body: BodyArrays, hip: np.ndarray, trunk: np.ndarray, head: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The neck's base, the head's pivot and the head's centre [S, 3] up the trunk."""
+    zeros = np.zeros(len(hip))
     neck_base = hip + _apply(trunk, np.stack([zeros, body.trunk, zeros], 1))
     head_pivot = neck_base + _apply(trunk, np.stack([zeros, 95.0 * body.scale, 12.0 * body.scale], 1))
     hs = body.head_scale
     head_centre = head_pivot + _apply(head, np.stack([zeros, 72.0 * hs, 18.0 * hs], 1))
+    return neck_base, head_pivot, head_centre
 
-    shoulders = np.empty((s, 2, 3))
+
+def _shoulders(body: BodyArrays, hip: np.ndarray, trunk: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Left and right shoulders [S, 2, 3], each raised by its pose slot."""
+    zeros = np.zeros(len(hip))
+    shoulders = np.empty((len(hip), 2, 3))
     for side, sign, raise_slot in ((0, -1.0, SHOULDER_RAISE_L), (1, 1.0, SHOULDER_RAISE_R)):
         local = np.stack(
             [sign * body.shoulder, body.trunk - 45.0 * body.scale + pose[:, raise_slot], -10.0 + zeros], 1
         )
         shoulders[:, side] = hip + _apply(trunk, local)
+    return shoulders
 
-    targets = np.empty((s, 2, 3))
+
+def _wrist_targets(
+    body: BodyArrays,
+    hip: np.ndarray,
+    basis: np.ndarray,
+    head: np.ndarray,
+    head_centre: np.ndarray,
+    pose: np.ndarray,
+) -> np.ndarray:
+    """Where each wrist reaches [S, 2, 3]: its seat-anchored target blended toward its head-anchored one."""
+    hs = body.head_scale
+    targets = np.empty((len(hip), 2, 3))
     for side, seat_slot, head_slot, w_slot in (
         (0, WRIST_L, WRIST_L_HEAD, WRIST_L_HEAD_W),
         (1, WRIST_R, WRIST_R_HEAD, WRIST_R_HEAD_W),
@@ -344,7 +391,14 @@ def pose_skeletons(body: BodyArrays, hip: np.ndarray, basis: np.ndarray, pose: n
         head_target = head_centre + _apply(head, pose[:, head_slot] * hs[:, None])
         w = np.clip(pose[:, w_slot], 0.0, 1.0)[:, None]
         targets[:, side] = seat_target * (1.0 - w) + head_target * w
+    return targets
 
+
+def _reach(
+    body: BodyArrays, basis: np.ndarray, shoulders: np.ndarray, targets: np.ndarray, pose: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Elbows and wrists [S, 2, 3] of both arms reaching from the shoulders toward the targets."""
+    s = len(shoulders)
     up = basis[:, :, 1]
     right = basis[:, :, 0]
     fwd = basis[:, :, 2]
@@ -363,9 +417,15 @@ def pose_skeletons(body: BodyArrays, hip: np.ndarray, basis: np.ndarray, pose: n
     elbows, wrists = _two_bone_ik(
         shoulders.reshape(-1, 3), targets.reshape(-1, 3), l1, l2, poles.reshape(-1, 3)
     )
-    elbows = elbows.reshape(s, 2, 3)
-    wrists = wrists.reshape(s, 2, 3)
+    return elbows.reshape(s, 2, 3), wrists.reshape(s, 2, 3)
 
+
+def _hand_directions(
+    basis: np.ndarray, elbows: np.ndarray, wrists: np.ndarray, pose: np.ndarray
+) -> np.ndarray:
+    """Unit directions of the hands [S, 2, 3]: the forearm's, pitched down by the hand-pitch slots."""
+    up = basis[:, :, 1]
+    fwd = basis[:, :, 2]
     forearm_dir = wrists - elbows
     forearm_dir /= np.linalg.norm(forearm_dir, axis=2, keepdims=True)
     down = np.broadcast_to(-up[:, None, :], forearm_dir.shape)
@@ -375,41 +435,30 @@ def pose_skeletons(body: BodyArrays, hip: np.ndarray, basis: np.ndarray, pose: n
         dn > 1e-6, down_perp / np.maximum(dn, 1e-9), np.broadcast_to(fwd[:, None, :], (*dn.shape[:2], 3))
     )
     pitch = np.stack([pose[:, HAND_PITCH_L], pose[:, HAND_PITCH_R]], 1)[:, :, None]
-    hand_dir = forearm_dir * np.cos(pitch) + down_perp * np.sin(pitch)
-    hands = wrists + hand_dir * (70.0 * body.scale)[:, None, None]
+    return forearm_dir * np.cos(pitch) + down_perp * np.sin(pitch)
 
-    keypoints = np.empty((s, NUM_KEYPOINTS, 3))
+
+def _place_keypoints(body: BodyArrays, sk: Skeletons) -> None:
+    """Fill ``sk.keypoints``: face landmarks in the head frame, neck and chest on the trunk, the arm joints."""
+    hs = body.head_scale
+    zeros = np.zeros(len(sk.hip))
+    keypoints = sk.keypoints
     for name, face_local in _FACE.items():
-        keypoints[:, KEYPOINT_INDEX[name]] = head_centre + _apply(head, np.asarray(face_local) * hs[:, None])
-    jaw = np.clip(pose[:, JAW], 0.0, 1.0)
-    keypoints[:, KEYPOINT_INDEX["chin"]] -= head[:, :, 1] * (jaw * 12.0)[:, None]
-    keypoints[:, KEYPOINT_INDEX["neck"]] = neck_base + _apply(
-        trunk, np.stack([zeros, zeros + 10.0, 30.0 * body.scale], 1)
+        keypoints[:, KEYPOINT_INDEX[name]] = sk.head_centre + _apply(
+            sk.head, np.asarray(face_local) * hs[:, None]
+        )
+    keypoints[:, KEYPOINT_INDEX["chin"]] -= sk.head[:, :, 1] * (sk.jaw * 12.0)[:, None]
+    keypoints[:, KEYPOINT_INDEX["neck"]] = sk.neck_base + _apply(
+        sk.trunk, np.stack([zeros, zeros + 10.0, 30.0 * body.scale], 1)
     )
-    keypoints[:, KEYPOINT_INDEX["chest"]] = hip + _apply(
-        trunk, np.stack([zeros, 0.66 * body.trunk, 100.0 * body.girth * body.scale], 1)
+    keypoints[:, KEYPOINT_INDEX["chest"]] = sk.hip + _apply(
+        sk.trunk, np.stack([zeros, 0.66 * body.trunk, 100.0 * body.girth * body.scale], 1)
     )
     for side, prefix in ((0, "left"), (1, "right")):
-        keypoints[:, KEYPOINT_INDEX[f"{prefix}_shoulder"]] = shoulders[:, side]
-        keypoints[:, KEYPOINT_INDEX[f"{prefix}_elbow"]] = elbows[:, side]
-        keypoints[:, KEYPOINT_INDEX[f"{prefix}_wrist"]] = wrists[:, side]
-        keypoints[:, KEYPOINT_INDEX[f"{prefix}_hand"]] = hands[:, side]
-    return Skeletons(
-        hip=hip,
-        basis=basis,
-        trunk=trunk,
-        head=head,
-        neck_base=neck_base,
-        head_pivot=head_pivot,
-        head_centre=head_centre,
-        shoulders=shoulders,
-        elbows=elbows,
-        wrists=wrists,
-        hand_dir=hand_dir,
-        hands=hands,
-        keypoints=keypoints,
-        jaw=jaw,
-    )
+        keypoints[:, KEYPOINT_INDEX[f"{prefix}_shoulder"]] = sk.shoulders[:, side]
+        keypoints[:, KEYPOINT_INDEX[f"{prefix}_elbow"]] = sk.elbows[:, side]
+        keypoints[:, KEYPOINT_INDEX[f"{prefix}_wrist"]] = sk.wrists[:, side]
+        keypoints[:, KEYPOINT_INDEX[f"{prefix}_hand"]] = sk.hands[:, side]
 
 
 def _segment_axes(
@@ -430,23 +479,30 @@ def _oriented_axes(frames: np.ndarray, semi: np.ndarray) -> np.ndarray:
     return frames * semi[:, None, :]
 
 
+class _Part(NamedTuple):
+    """One ellipsoid of every student: centres [S, 3], axes [S, 3, 3], material offset, part code."""
+
+    centre: np.ndarray
+    axes: np.ndarray
+    material: int
+    part: int
+
+
 def body_primitives(
     body: BodyArrays, sk: Skeletons, material_base: np.ndarray, owners: np.ndarray
 ) -> Primitives:
     """The ellipsoids of S students (about 19 each); ``material_base[s]`` is the student's first material."""
-    s = len(sk.hip)
-    hs = body.head_scale
-    sc = body.scale
-    centres: list[np.ndarray] = []
-    axes: list[np.ndarray] = []
-    mats: list[np.ndarray] = []
-    parts: list[int] = []
+    head, long_hair_slot = _head_parts(body, sk)
+    parts = [*head, *_neck_and_trunk_parts(body, sk), *_arm_parts(body, sk, 0), *_arm_parts(body, sk, 1)]
+    # Only long-haired students keep the hair that falls down the back.
+    keep: np.ndarray = np.ones((len(sk.hip), len(parts)), bool)
+    keep[:, long_hair_slot] = body.long_hair
+    return _student_major(parts, keep, material_base, owners)
 
-    def add(c: np.ndarray, a: np.ndarray, mat: int, part: int) -> None:
-        centres.append(c)
-        axes.append(a)
-        mats.append(material_base + mat)
-        parts.append(part)
+
+def _head_parts(body: BodyArrays, sk: Skeletons) -> tuple[list[_Part], int]:
+    """Head, jaw, nose, hair, eyes and ears, placed in the head frame; and the long hair's slot."""
+    hs = body.head_scale
 
     def head_point(local: tuple[float, float, float]) -> np.ndarray:
         return sk.head_centre + _apply(sk.head, np.asarray(local) * hs[:, None])
@@ -454,76 +510,95 @@ def body_primitives(
     def head_semi(v: tuple[float, float, float]) -> np.ndarray:
         return _oriented_axes(sk.head, np.asarray(v) * hs[:, None])
 
-    add(head_point((0.0, 10.0, 0.0)), head_semi((72.0, 100.0, 90.0)), MAT_SKIN, PART_HEAD)
-    # Lower face and jaw; it drops a little while talking.
     jaw_drop = (sk.jaw * 10.0)[:, None]
-    add(
-        head_point((0.0, -52.0, 22.0)) - sk.head[:, :, 1] * jaw_drop,
-        head_semi((58.0, 56.0, 66.0)),
-        MAT_SKIN,
-        PART_JAW,
-    )
-    add(head_point((0.0, -14.0, 90.0)), head_semi((13.0, 22.0, 16.0)), MAT_SKIN, PART_NOSE)
-    add(head_point((0.0, 24.0, -10.0)), head_semi((76.0, 96.0, 93.0)), MAT_HAIR, PART_HAIR)
-    long_hair_slot = len(centres)
-    add(head_point((0.0, -25.0, -32.0)), head_semi((84.0, 150.0, 82.0)), MAT_HAIR, PART_HAIR)
+    parts = [
+        _Part(head_point((0.0, 10.0, 0.0)), head_semi((72.0, 100.0, 90.0)), MAT_SKIN, PART_HEAD),
+        # Lower face and jaw; it drops a little while talking.
+        _Part(
+            head_point((0.0, -52.0, 22.0)) - sk.head[:, :, 1] * jaw_drop,
+            head_semi((58.0, 56.0, 66.0)),
+            MAT_SKIN,
+            PART_JAW,
+        ),
+        _Part(head_point((0.0, -14.0, 90.0)), head_semi((13.0, 22.0, 16.0)), MAT_SKIN, PART_NOSE),
+        _Part(head_point((0.0, 24.0, -10.0)), head_semi((76.0, 96.0, 93.0)), MAT_HAIR, PART_HAIR),
+    ]
+    long_hair_slot = len(parts)
+    parts.append(_Part(head_point((0.0, -25.0, -32.0)), head_semi((84.0, 150.0, 82.0)), MAT_HAIR, PART_HAIR))
     for x in (-32.0, 32.0):
-        add(head_point((x, 16.0, 80.0)), head_semi((11.0, 6.0, 6.0)), MAT_EYE, PART_EYE)
+        parts.append(_Part(head_point((x, 16.0, 80.0)), head_semi((11.0, 6.0, 6.0)), MAT_EYE, PART_EYE))
     for x in (-72.0, 72.0):
-        add(head_point((x, -2.0, -6.0)), head_semi((10.0, 28.0, 16.0)), MAT_SKIN, PART_EAR)
-    c, a = _segment_axes(sk.neck_base, sk.head_pivot + sk.head[:, :, 1] * 10.0, 50.0 * sc, overlap=0.2)
-    add(c, a, MAT_SKIN, PART_NECK)
+        parts.append(_Part(head_point((x, -2.0, -6.0)), head_semi((10.0, 28.0, 16.0)), MAT_SKIN, PART_EAR))
+    return parts, long_hair_slot
+
+
+def _neck_and_trunk_parts(body: BodyArrays, sk: Skeletons) -> list[_Part]:
+    """The neck up to the head's pivot, then the torso and the abdomen in the trunk frame."""
+    s = len(sk.hip)
+    sc = body.scale
     g = body.girth
+    c, a = _segment_axes(sk.neck_base, sk.head_pivot + sk.head[:, :, 1] * 10.0, 50.0 * sc, overlap=0.2)
     torso_semi = np.stack([body.shoulder * 0.9, 0.36 * body.trunk, 105.0 * g * sc], 1)
-    add(
-        sk.hip + _apply(sk.trunk, np.stack([np.zeros(s), 0.64 * body.trunk, np.zeros(s)], 1)),
-        _oriented_axes(sk.trunk, torso_semi),
-        MAT_SHIRT,
-        PART_TORSO,
-    )
     abdomen_semi = np.stack([body.shoulder * 0.8 * g, 0.34 * body.trunk, 100.0 * g * sc], 1)
-    add(
-        sk.hip + _apply(sk.trunk, np.stack([np.zeros(s), 0.27 * body.trunk, 5.0 + np.zeros(s)], 1)),
-        _oriented_axes(sk.trunk, abdomen_semi),
-        MAT_SHIRT,
-        PART_ABDOMEN,
-    )
-    for side in (0, 1):
-        sphere = np.eye(3)[None] * (58.0 * sc)[:, None, None]
-        add(sk.shoulders[:, side], sphere, MAT_SHIRT, PART_SHOULDER)
-        c, a = _segment_axes(sk.shoulders[:, side], sk.elbows[:, side], 47.0 * sc)
-        add(c, a, MAT_SHIRT, PART_UPPER_ARM)
-        c, a = _segment_axes(sk.elbows[:, side], sk.wrists[:, side], 37.0 * sc)
-        add(c, a, MAT_SLEEVE_END, PART_FOREARM)
-        # Hand: flat ellipsoid along the hand direction, palm facing the forearm's down side.
-        d = sk.hand_dir[:, side]
-        across = cross(d, sk.basis[:, :, 1])
-        n = np.linalg.norm(across, axis=1, keepdims=True)
-        across = np.where(n > 1e-6, across / np.maximum(n, 1e-9), sk.basis[:, :, 0])
-        thick = cross(d, across)
-        frame = np.stack([across, thick, d], axis=2)
-        add(
+    return [
+        _Part(c, a, MAT_SKIN, PART_NECK),
+        _Part(
+            sk.hip + _apply(sk.trunk, np.stack([np.zeros(s), 0.64 * body.trunk, np.zeros(s)], 1)),
+            _oriented_axes(sk.trunk, torso_semi),
+            MAT_SHIRT,
+            PART_TORSO,
+        ),
+        _Part(
+            sk.hip + _apply(sk.trunk, np.stack([np.zeros(s), 0.27 * body.trunk, 5.0 + np.zeros(s)], 1)),
+            _oriented_axes(sk.trunk, abdomen_semi),
+            MAT_SHIRT,
+            PART_ABDOMEN,
+        ),
+    ]
+
+
+def _arm_parts(body: BodyArrays, sk: Skeletons, side: int) -> list[_Part]:
+    """Shoulder, upper arm, forearm and hand of one side (0 left, 1 right)."""
+    sc = body.scale
+    sphere = np.eye(3)[None] * (58.0 * sc)[:, None, None]
+    upper_c, upper_a = _segment_axes(sk.shoulders[:, side], sk.elbows[:, side], 47.0 * sc)
+    fore_c, fore_a = _segment_axes(sk.elbows[:, side], sk.wrists[:, side], 37.0 * sc)
+    # Hand: flat ellipsoid along the hand direction, palm facing the forearm's down side.
+    d = sk.hand_dir[:, side]
+    across = cross(d, sk.basis[:, :, 1])
+    n = np.linalg.norm(across, axis=1, keepdims=True)
+    across = np.where(n > 1e-6, across / np.maximum(n, 1e-9), sk.basis[:, :, 0])
+    thick = cross(d, across)
+    frame = np.stack([across, thick, d], axis=2)
+    return [
+        _Part(sk.shoulders[:, side], sphere, MAT_SHIRT, PART_SHOULDER),
+        _Part(upper_c, upper_a, MAT_SHIRT, PART_UPPER_ARM),
+        _Part(fore_c, fore_a, MAT_SLEEVE_END, PART_FOREARM),
+        _Part(
             sk.wrists[:, side] + d * (62.0 * sc)[:, None],
             _oriented_axes(frame, np.stack([42.0 * sc, 22.0 * sc, 62.0 * sc], 1)),
             MAT_HAND,
             PART_HAND,
-        )
+        ),
+    ]
 
-    count = len(centres)
-    centre = np.stack(centres, axis=1).reshape(-1, 3)  # student-major order
-    axis_arr = np.stack(axes, axis=1).reshape(-1, 3, 3)
-    material = np.stack(mats, axis=1).reshape(-1).astype(np.int32)
-    part = np.tile(np.asarray(parts, np.int16), s)
+
+def _student_major(
+    parts: list[_Part], keep: np.ndarray, material_base: np.ndarray, owners: np.ndarray
+) -> Primitives:
+    """The parts of every student, student by student, less those ``keep`` [S, parts] drops."""
+    s, count = keep.shape
+    centre = np.stack([p.centre for p in parts], axis=1).reshape(-1, 3)
+    axis_arr = np.stack([p.axes for p in parts], axis=1).reshape(-1, 3, 3)
+    material = np.stack([material_base + p.material for p in parts], axis=1).reshape(-1).astype(np.int32)
+    part = np.tile(np.asarray([p.part for p in parts], np.int16), s)
     owner = np.repeat(np.asarray(owners, np.int32), count)
-    # Only long-haired students keep the hair that falls down the back.
-    keep: np.ndarray = np.ones((s, count), bool)
-    keep[:, long_hair_slot] = body.long_hair
-    keep = keep.reshape(-1)
+    kept = keep.reshape(-1)
     return Primitives(
-        kind=np.full(int(keep.sum()), KIND_ELLIPSOID, np.int8),
-        centre=centre[keep],
-        axes=axis_arr[keep],
-        material=material[keep],
-        owner=owner[keep],
-        part=part[keep],
+        kind=np.full(int(kept.sum()), KIND_ELLIPSOID, np.int8),
+        centre=centre[kept],
+        axes=axis_arr[kept],
+        material=material[kept],
+        owner=owner[kept],
+        part=part[kept],
     )

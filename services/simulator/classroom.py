@@ -159,9 +159,16 @@ def _rot_x(a: float) -> np.ndarray:
 
 def static_primitives(room: RoomLayout, rng: np.random.Generator) -> Primitives:
     """Room shell, windows, lights, radiator, posters, desks and chairs (world, mm)."""
+    return Primitives.concat(
+        [*_room_shell(room), *_wall_fixtures(room, rng), _ceiling_lights(room), *_desks_and_chairs(room)]
+    )
+
+
+def _room_shell(room: RoomLayout) -> list[Primitives]:
+    """Floor, ceiling and the four walls, 60 mm slabs just outside the room's volume."""
     w, d, h = room.width, room.depth, room.height
     t = 60.0
-    parts = [
+    return [
         _boxes([[0.0, -t, d / 2]], [[w / 2 + t, t, d / 2 + t]], None, M["floor"], PART_ROOM),
         _boxes([[0.0, h + t, d / 2]], [[w / 2 + t, t, d / 2 + t]], None, M["ceiling"], PART_ROOM),
         _boxes([[0.0, h / 2, d + t]], [[w / 2 + t, h / 2 + t, t]], None, M["wall"], PART_ROOM),
@@ -169,30 +176,30 @@ def static_primitives(room: RoomLayout, rng: np.random.Generator) -> Primitives:
         _boxes([[w / 2 + t, h / 2, d / 2]], [[t, h / 2 + t, d / 2 + t]], None, M["wall"], PART_ROOM),
         _boxes([[0.0, h / 2, -300.0]], [[w / 2 + t, h / 2 + t, t]], None, M["wall"], PART_ROOM),
     ]
-    # Windows along the left wall, a radiator under them; a door and posters on the back wall.
+
+
+def _wall_fixtures(room: RoomLayout, rng: np.random.Generator) -> list[Primitives]:
+    """Windows along the left wall, a radiator under them; a door and posters on the back wall."""
+    w, d = room.width, room.depth
     n_win = max(2, int(d // 2600))
     zs = np.linspace(1500.0, d - 1200.0, n_win)
-    parts.append(
+    parts = [
         _boxes(
             [[-w / 2 + 5.0, 1750.0, z] for z in zs],
             [[6.0, 650.0, 700.0]] * n_win,
             None,
             M["window"],
             PART_ROOM,
-        )
-    )
-    parts.append(
+        ),
         _boxes(
             [[-w / 2 + 60.0, 550.0, z] for z in zs],
             [[50.0, 220.0, 600.0]] * n_win,
             None,
             M["radiator"],
             PART_ROOM,
-        )
-    )
-    parts.append(
-        _boxes([[w / 2 - 900.0, 1050.0, d - 6.0]], [[480.0, 1050.0, 8.0]], None, M["door"], PART_ROOM)
-    )
+        ),
+        _boxes([[w / 2 - 900.0, 1050.0, d - 6.0]], [[480.0, 1050.0, 8.0]], None, M["door"], PART_ROOM),
+    ]
     for k, mat in enumerate(("poster_a", "poster_b", "poster_c")):
         x = -w / 2 + 900.0 + k * (w - 2600.0) / 3.0 + rng.uniform(0, 300)
         parts.append(
@@ -204,11 +211,20 @@ def static_primitives(room: RoomLayout, rng: np.random.Generator) -> Primitives:
                 PART_ROOM,
             )
         )
+    return parts
+
+
+def _ceiling_lights(room: RoomLayout) -> Primitives:
+    """Light panels on a 2.0 x 2.2 m grid under the ceiling."""
+    w, d, h = room.width, room.depth, room.height
     lx = np.arange(-w / 2 + 1200.0, w / 2 - 800.0, 2000.0)
     lz = np.arange(1500.0, d - 600.0, 2200.0)
     lights = [[x, h - 10.0, z] for x in lx for z in lz]
-    parts.append(_boxes(lights, [[300.0, 12.0, 300.0]] * len(lights), None, M["light"], PART_ROOM))
+    return _boxes(lights, [[300.0, 12.0, 300.0]] * len(lights), None, M["light"], PART_ROOM)
 
+
+def _desks_and_chairs(room: RoomLayout) -> list[Primitives]:
+    """Per seat a desk (top and front panel) before it and a chair (seat and tilted backrest)."""
     desk_c, desk_h, panel_c, panel_h, seat_c, seat_h, back_c, back_h, back_r = (
         [],
         [],
@@ -233,11 +249,12 @@ def static_primitives(room: RoomLayout, rng: np.random.Generator) -> Primitives:
         back_c.append([x, SEAT_HEIGHT + 300.0, z + 215.0])
         back_h.append([210.0, 170.0, 12.0])
         back_r.append(tilt)
-    parts.append(_boxes(desk_c, desk_h, None, M["desk_top"], PART_DESK))
-    parts.append(_boxes(panel_c, panel_h, None, M["desk_panel"], PART_DESK))
-    parts.append(_boxes(seat_c, seat_h, None, M["chair"], PART_CHAIR))
-    parts.append(_boxes(back_c, back_h, back_r, M["chair"], PART_CHAIR))
-    return Primitives.concat(parts)
+    return [
+        _boxes(desk_c, desk_h, None, M["desk_top"], PART_DESK),
+        _boxes(panel_c, panel_h, None, M["desk_panel"], PART_DESK),
+        _boxes(seat_c, seat_h, None, M["chair"], PART_CHAIR),
+        _boxes(back_c, back_h, back_r, M["chair"], PART_CHAIR),
+    ]
 
 
 def seat_box_corners(seat: Seat) -> np.ndarray:
@@ -370,13 +387,28 @@ def build_materials(
     cup_temperatures: list[float],
     cover_colours: list[np.ndarray],
 ) -> MaterialTable:
+    """The room's materials, then MATERIALS_PER_STUDENT rows for each student in order."""
     n_static = len(STATIC_MATERIALS)
     m = n_static + MATERIALS_PER_STUDENT * len(students)
-    albedo = np.zeros((m, 3))
-    emission = np.zeros((m, 3))
-    temperature = np.full(m, climate.room_c)
-    skin = np.zeros(m, bool)
-    dropout = np.zeros(m)
+    table = MaterialTable(
+        albedo=np.zeros((m, 3)),
+        emission=np.zeros((m, 3)),
+        temperature=np.full(m, climate.room_c),
+        skin=np.zeros(m, bool),
+        dropout=np.zeros(m),
+    )
+    _set_room_materials(table, palette, climate, lighting)
+    for k, prof in enumerate(students):
+        base = n_static + k * MATERIALS_PER_STUDENT
+        _set_student_materials(table, base, prof, climate.room_c, cup_temperatures[k], cover_colours[k])
+    return table
+
+
+def _set_room_materials(
+    table: MaterialTable, palette: dict[str, np.ndarray], climate: RoomClimate, lighting: Lighting
+) -> None:
+    """Colours, temperatures, light and depth dropout of the room's surfaces and props."""
+    albedo, emission, temperature, dropout = table.albedo, table.emission, table.temperature, table.dropout
     room = climate.room_c
     for name, i in M.items():
         albedo[i] = _rgb(palette[name])
@@ -400,31 +432,40 @@ def build_materials(
     dropout[M["screen_on"]] = dropout[M["screen_off"]] = 0.6
     dropout[M["phone_body"]] = 0.2
     dropout[M["light"]] = 0.8
-    for k, prof in enumerate(students):
-        base = n_static + k * MATERIALS_PER_STUDENT
-        face = prof.face_temperature_c
-        albedo[base + MAT_SKIN] = _rgb(prof.skin_rgb)
-        albedo[base + MAT_HAND] = _rgb(prof.skin_rgb)
-        albedo[base + MAT_HAIR] = _rgb(prof.hair_rgb)
-        albedo[base + MAT_SHIRT] = _rgb(prof.shirt_rgb)
-        albedo[base + MAT_EYE] = _rgb((0.04, 0.03, 0.03))
-        albedo[base + MAT_SLEEVE_END] = _rgb(prof.shirt_rgb if prof.long_sleeves else prof.skin_rgb)
-        albedo[base + MAT_CUP] = _rgb(cover_colours[k] * 0.6 + 0.3)
-        albedo[base + MAT_COVER] = _rgb(cover_colours[k])
-        hand_c = face - prof.hand_temperature_drop_c
-        cloth_c = room + (face - 2.0 - room) * (1.0 - prof.clothing_insulation)
-        temperature[base + MAT_SKIN] = face
-        temperature[base + MAT_EYE] = face + 0.4  # the inner canthus is the warmest point of a face
-        temperature[base + MAT_HAND] = hand_c
-        temperature[base + MAT_HAIR] = room + (face - room) * 0.45
-        temperature[base + MAT_SHIRT] = cloth_c
-        temperature[base + MAT_SLEEVE_END] = cloth_c if prof.long_sleeves else hand_c + 0.5
-        temperature[base + MAT_CUP] = cup_temperatures[k]
-        temperature[base + MAT_COVER] = room
-        skin[[base + MAT_SKIN, base + MAT_HAND]] = True
-        if not prof.long_sleeves:
-            skin[base + MAT_SLEEVE_END] = True
-        dark_hair = float(np.mean(prof.hair_rgb)) < 0.06
-        dropout[base + MAT_HAIR] = 0.25 if dark_hair else 0.05
-        dropout[base + MAT_SHIRT] = 0.06 if float(np.mean(prof.shirt_rgb)) < 0.08 else 0.0
-    return MaterialTable(albedo, emission, temperature, skin, dropout)
+
+
+def _set_student_materials(
+    table: MaterialTable,
+    base: int,
+    prof: StudentProfile,
+    room: float,
+    cup_temperature: float,
+    cover_colour: np.ndarray,
+) -> None:
+    """The rows of one student from ``base``: skin, hair, clothes, eyes, cup and book cover."""
+    albedo, temperature, skin, dropout = table.albedo, table.temperature, table.skin, table.dropout
+    face = prof.face_temperature_c
+    albedo[base + MAT_SKIN] = _rgb(prof.skin_rgb)
+    albedo[base + MAT_HAND] = _rgb(prof.skin_rgb)
+    albedo[base + MAT_HAIR] = _rgb(prof.hair_rgb)
+    albedo[base + MAT_SHIRT] = _rgb(prof.shirt_rgb)
+    albedo[base + MAT_EYE] = _rgb((0.04, 0.03, 0.03))
+    albedo[base + MAT_SLEEVE_END] = _rgb(prof.shirt_rgb if prof.long_sleeves else prof.skin_rgb)
+    albedo[base + MAT_CUP] = _rgb(cover_colour * 0.6 + 0.3)
+    albedo[base + MAT_COVER] = _rgb(cover_colour)
+    hand_c = face - prof.hand_temperature_drop_c
+    cloth_c = room + (face - 2.0 - room) * (1.0 - prof.clothing_insulation)
+    temperature[base + MAT_SKIN] = face
+    temperature[base + MAT_EYE] = face + 0.4  # the inner canthus is the warmest point of a face
+    temperature[base + MAT_HAND] = hand_c
+    temperature[base + MAT_HAIR] = room + (face - room) * 0.45
+    temperature[base + MAT_SHIRT] = cloth_c
+    temperature[base + MAT_SLEEVE_END] = cloth_c if prof.long_sleeves else hand_c + 0.5
+    temperature[base + MAT_CUP] = cup_temperature
+    temperature[base + MAT_COVER] = room
+    skin[[base + MAT_SKIN, base + MAT_HAND]] = True
+    if not prof.long_sleeves:
+        skin[base + MAT_SLEEVE_END] = True
+    dark_hair = float(np.mean(prof.hair_rgb)) < 0.06
+    dropout[base + MAT_HAIR] = 0.25 if dark_hair else 0.05
+    dropout[base + MAT_SHIRT] = 0.06 if float(np.mean(prof.shirt_rgb)) < 0.08 else 0.0

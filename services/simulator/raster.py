@@ -216,54 +216,74 @@ def _normalised_boxes(
     bounds = np.zeros((4, p))  # x_lo, x_hi, y_lo, y_hi
     in_front = np.zeros(p, bool)  # entirely beyond the near plane
     reaches = np.zeros(p, bool)  # at least partly beyond it
-
-    # Small reductions (over 3 axes, 8 corners) run as elementwise operations over primitives:
-    # NumPy reduces a short inner axis row by row, far slower.
     ell = np.flatnonzero(kind == KIND_ELLIPSOID)
     if len(ell):
-        c = centre_cam[ell].T  # [3, n]
-        if radii2 is None:
-            a = axes_cam[ell]
-            o2 = np.einsum(
-                "pi,pi->p", c.T, np.linalg.solve(a @ np.transpose(a, (0, 2, 1)), c.T[:, :, None])[:, :, 0]
-            )
-        else:
-            o2 = radii2[ell]
-        a = np.transpose(axes_cam[ell], (1, 2, 0)) * np.sqrt(
-            1.0 + _ROUNDING_ULPS * 2.0**-24 * o2
-        )  # [i, k, n]
-        sq = a * a
-        semi2 = sq[0] + sq[1] + sq[2]  # squared semi-axis lengths [k, n]
-        extent = np.sqrt(np.maximum(np.maximum(semi2[0], semi2[1]), semi2[2]))
-        in_front[ell] = c[2] - extent > _NEAR_MM
-        reaches[ell] = c[2] + extent > _NEAR_MM
-
-        # Dual conic of the projected ellipsoid: C* = A A^T - c c^T; its vertical and horizontal
-        # tangent lines bound the silhouette exactly.
-        def dual(i: int, j: int) -> np.ndarray:
-            return a[i, 0] * a[j, 0] + a[i, 1] * a[j, 1] + a[i, 2] * a[j, 2] - c[i] * c[j]
-
-        c00, c11, c22, c02, c12 = dual(0, 0), dual(1, 1), dual(2, 2), dual(0, 2), dual(1, 2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rx = np.abs(np.sqrt(np.maximum(c02 * c02 - c00 * c22, 0.0)) / c22)
-            ry = np.abs(np.sqrt(np.maximum(c12 * c12 - c11 * c22, 0.0)) / c22)
-            mx, my = c02 / c22, c12 / c22
-        bounds[:, ell] = np.stack([mx - rx, mx + rx, my - ry, my + ry])
-
+        ell_radii2 = None if radii2 is None else radii2[ell]
+        bounds[:, ell], in_front[ell], reaches[ell] = _ellipsoid_bounds(
+            centre_cam[ell], axes_cam[ell], ell_radii2
+        )
     box = np.flatnonzero(kind == KIND_BOX)
     if len(box):
-        n = len(box)
-        # Corners [8, 3, n]: centre + axes @ signs.
-        spread = (_CORNER_SIGNS @ np.transpose(axes_cam[box], (2, 1, 0)).reshape(3, 3 * n)).reshape(8, 3, n)
-        corners = centre_cam[box].T[None] + spread
-        ahead = corners[:, 2] > _NEAR_MM
-        in_front[box] = ahead.all(axis=0)
-        reaches[box] = ahead.any(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            nx = corners[:, 0] / corners[:, 2]
-            ny = corners[:, 1] / corners[:, 2]
-        bounds[:, box] = np.stack([nx.min(axis=0), nx.max(axis=0), ny.min(axis=0), ny.max(axis=0)])
+        bounds[:, box], in_front[box], reaches[box] = _box_bounds(centre_cam[box], axes_cam[box])
+    return _clip_to_image(bounds, in_front, reaches, pose)
 
+
+# Small reductions (over 3 axes, 8 corners) in the two functions below run as elementwise
+# operations over primitives: NumPy reduces a short inner axis row by row, far slower.
+
+
+def _ellipsoid_bounds(
+    centre_cam: np.ndarray, axes_cam: np.ndarray, radii2: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised boxes [4, n] of n ellipsoids inflated for the hit test's rounding (see
+    ``_normalised_boxes``), whether each is entirely beyond the near plane, and whether partly."""
+    c = centre_cam.T  # [3, n]
+    if radii2 is None:
+        a = axes_cam
+        o2 = np.einsum(
+            "pi,pi->p", c.T, np.linalg.solve(a @ np.transpose(a, (0, 2, 1)), c.T[:, :, None])[:, :, 0]
+        )
+    else:
+        o2 = radii2
+    a = np.transpose(axes_cam, (1, 2, 0)) * np.sqrt(1.0 + _ROUNDING_ULPS * 2.0**-24 * o2)  # [i, k, n]
+    sq = a * a
+    semi2 = sq[0] + sq[1] + sq[2]  # squared semi-axis lengths [k, n]
+    extent = np.sqrt(np.maximum(np.maximum(semi2[0], semi2[1]), semi2[2]))
+    in_front = c[2] - extent > _NEAR_MM
+    reaches = c[2] + extent > _NEAR_MM
+
+    # Dual conic of the projected ellipsoid: C* = A A^T - c c^T; its vertical and horizontal
+    # tangent lines bound the silhouette exactly.
+    def dual(i: int, j: int) -> np.ndarray:
+        return a[i, 0] * a[j, 0] + a[i, 1] * a[j, 1] + a[i, 2] * a[j, 2] - c[i] * c[j]
+
+    c00, c11, c22, c02, c12 = dual(0, 0), dual(1, 1), dual(2, 2), dual(0, 2), dual(1, 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rx = np.abs(np.sqrt(np.maximum(c02 * c02 - c00 * c22, 0.0)) / c22)
+        ry = np.abs(np.sqrt(np.maximum(c12 * c12 - c11 * c22, 0.0)) / c22)
+        mx, my = c02 / c22, c12 / c22
+    return np.stack([mx - rx, mx + rx, my - ry, my + ry]), in_front, reaches
+
+
+def _box_bounds(centre_cam: np.ndarray, axes_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised boxes [4, n] of n boxes from their projected corners, whether each is entirely
+    beyond the near plane, and whether partly."""
+    n = len(centre_cam)
+    # Corners [8, 3, n]: centre + axes @ signs.
+    spread = (_CORNER_SIGNS @ np.transpose(axes_cam, (2, 1, 0)).reshape(3, 3 * n)).reshape(8, 3, n)
+    corners = centre_cam.T[None] + spread
+    ahead = corners[:, 2] > _NEAR_MM
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nx = corners[:, 0] / corners[:, 2]
+        ny = corners[:, 1] / corners[:, 2]
+    bounds = np.stack([nx.min(axis=0), nx.max(axis=0), ny.min(axis=0), ny.max(axis=0)])
+    return bounds, ahead.all(axis=0), ahead.any(axis=0)
+
+
+def _clip_to_image(
+    bounds: np.ndarray, in_front: np.ndarray, reaches: np.ndarray, pose: SensorPose
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The boxes clipped to the image's normalised extent, and which primitives it can show."""
     extent_image = np.array(_pixel_bounds(pose))
     # Primitives cut by the near plane may cover the whole image; those behind it are never seen.
     whole = reaches & ~in_front

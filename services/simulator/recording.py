@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from services.common.campus import Classroom, Course
+from services.common.frames import CapturedFrameSet
 from services.dataset.format import (
     ClipEntry,
     ClipInfo,
@@ -36,37 +38,68 @@ def record_session(
     if frames < 1:
         raise ValueError("a session needs at least one frame")
     classroom, course = camera.campus_classroom(f"sim-{camera.room.name}", "front", "simulated-lecture")
-    cam = classroom.cameras[0]
+    data = _capture(camera, frames, progress)
+    info = _clip_info(camera, data, classroom, course, clip_id=clip_id, split=split)
+    write_clip(out, info, [encode_frame(d, info) for d in data])
+    write_manifest(
+        out,
+        name=f"sim-session-seed{camera.seed}",
+        source=info.source,
+        splits={split: [r.student for r in course.roster]},
+        clips=[ClipEntry(id=info.id, split=split, frames=info.frames)],
+    )
+    return info
+
+
+def _capture(camera: SimulatedCamera, frames: int, progress: Callable[[int], None] | None) -> list[FrameData]:
+    """The first ``frames`` frame sets of ``camera`` with their annotations, as the writer takes them."""
     data = []
     for k, frame in enumerate(camera):
         if k >= frames:
             break
-        ann = dict(frame.annotations or {})
-        reference = ann.pop("reference", None) or {}
-        data.append(
-            FrameData(
-                FrameAnnotation(
-                    frame=k,
-                    sequence=frame.sequence,
-                    rgb_ts_us=frame.rgb_ts_us,
-                    depth_ts_us=frame.depth_ts_us,
-                    thermal_ts_us=frame.thermal_ts_us,
-                    conditions=ann["conditions"],
-                    image_quality=ann["image_quality"],
-                    students=[StudentAnnotation(**s) for s in ann["students"]],
-                ),
-                frame.rgb,
-                frame.depth_mm,
-                frame.thermal_c,
-                reference.get("rgb"),
-                reference.get("depth_mm"),
-                reference.get("thermal_c"),
-            )
-        )
+        data.append(_frame_data(k, frame))
         if progress:
             progress(k)
+    return data
+
+
+def _frame_data(k: int, frame: CapturedFrameSet) -> FrameData:
+    """Frame set ``k`` of the clip: its images, its references (if any) and its annotation."""
+    ann = dict(frame.annotations or {})
+    reference = ann.pop("reference", None) or {}
+    return FrameData(
+        FrameAnnotation(
+            frame=k,
+            sequence=frame.sequence,
+            rgb_ts_us=frame.rgb_ts_us,
+            depth_ts_us=frame.depth_ts_us,
+            thermal_ts_us=frame.thermal_ts_us,
+            conditions=ann["conditions"],
+            image_quality=ann["image_quality"],
+            students=[StudentAnnotation(**s) for s in ann["students"]],
+        ),
+        frame.rgb,
+        frame.depth_mm,
+        frame.thermal_c,
+        reference.get("rgb"),
+        reference.get("depth_mm"),
+        reference.get("thermal_c"),
+    )
+
+
+def _clip_info(
+    camera: SimulatedCamera,
+    data: list[FrameData],
+    classroom: Classroom,
+    course: Course,
+    *,
+    clip_id: str,
+    split: str,
+) -> ClipInfo:
+    """The clip's header: timing, seat map, sensors, conditions, roster and behaviour segments."""
+    cam = classroom.cameras[0]
     cfg = camera.config
-    info = ClipInfo(
+    return ClipInfo(
         id=clip_id,
         split=split,
         frames=len(data),
@@ -93,12 +126,3 @@ def record_session(
             "fps": camera.frame_rate,
         },
     )
-    write_clip(out, info, [encode_frame(d, info) for d in data])
-    write_manifest(
-        out,
-        name=f"sim-session-seed{camera.seed}",
-        source=info.source,
-        splits={split: [r.student for r in course.roster]},
-        clips=[ClipEntry(id=info.id, split=split, frames=info.frames)],
-    )
-    return info

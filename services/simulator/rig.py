@@ -68,10 +68,37 @@ def _mounted(
 def build_rig(
     rng: np.random.Generator, room: RoomLayout, config: SimConfig, *, temporal_offset: bool = False
 ) -> Rig:
-    w, h = config.rgb_size
-    # Colour: 90 x 59 degrees at 16:9, slight principal-point offset and lens distortion.
+    """A rig drawn from ``rng`` above the front of ``room``, aimed at its seats.
+
+    The draws happen in a fixed order (colour, depth, thermal, lags, clock offset): a seed
+    names one rig.
+    """
+    colour_k = _colour_intrinsics(rng, config.rgb_size)
+    hips = np.array([s.hip for s in room_seats(room)])
+    colour, eye = _colour_pose(rng, colour_k, hips)
+    depth = _depth_sensor(rng, colour, config.depth_size)
+    thermal = _thermal_sensor(rng, colour, config.thermal_size)
+    aw, ah = config.analysis_size
+    depth_lag, thermal_lag = _capture_lags(rng, temporal_offset)
+    working = float(np.median(np.linalg.norm(hips + np.array([0.0, 500.0, 0.0]) - eye, axis=1)))
+    return Rig(
+        colour=colour,
+        depth=depth,
+        thermal=thermal,
+        analysis=colour.scaled(aw, ah),
+        depth_lag_us=depth_lag,
+        thermal_lag_us=thermal_lag,
+        depth_clock_offset_us=0,
+        thermal_clock_offset_us=int(rng.uniform(-40_000, 40_000)),
+        working_distance_mm=working,
+    )
+
+
+def _colour_intrinsics(rng: np.random.Generator, size: tuple[int, int]) -> Intrinsics:
+    """Colour: 90 x 59 degrees at 16:9, slight principal-point offset and lens distortion."""
+    w, h = size
     f = (w / 2.0) / math.tan(math.radians(45.0)) * rng.uniform(0.985, 1.015)
-    colour_k = Intrinsics(
+    return Intrinsics(
         width=w,
         height=h,
         fx=f,
@@ -80,8 +107,12 @@ def build_rig(
         cy=(h - 1) / 2.0 + rng.uniform(-0.01, 0.01) * h,
         distortion=(float(rng.uniform(0.0, 0.06)), float(rng.uniform(-0.04, 0.0)), 0.0, 0.0, 0.0),
     )
-    seats = room_seats(room)
-    hips = np.array([s.hip for s in seats])
+
+
+def _colour_pose(
+    rng: np.random.Generator, intrinsics: Intrinsics, hips: np.ndarray
+) -> tuple[SensorPose, np.ndarray]:
+    """The colour camera above the front of the room, and its eye point (world, mm)."""
     eye = np.array([rng.uniform(-150.0, 150.0), rng.uniform(2550.0, 2850.0), rng.uniform(600.0, 950.0)])
     first, last = hips[:, 2].min(), hips[:, 2].max()
     # Aim between the first row's desks and the last row's heads.
@@ -90,9 +121,12 @@ def build_rig(
     pitch = (ang_first + ang_last) / 2.0 + rng.uniform(-0.02, 0.02)
     target = eye + np.array([rng.uniform(-0.03, 0.03), -math.sin(pitch), math.cos(pitch)])
     rotation = rotation_z(rng.uniform(-0.015, 0.015)) @ look_at(eye, target)
-    colour = SensorPose(colour_k, rotation, -rotation @ eye)
+    return SensorPose(intrinsics, rotation, -rotation @ eye), eye
 
-    dw, dh = config.depth_size
+
+def _depth_sensor(rng: np.random.Generator, colour: SensorPose, size: tuple[int, int]) -> SensorPose:
+    """Depth NFOV 2x2 binned: tilted 6 degrees down from colour, 32 mm beside it."""
+    dw, dh = size
     fd = 252.0 * (dw / 320.0) * rng.uniform(0.99, 1.01)
     depth_k = Intrinsics(
         width=dw,
@@ -106,9 +140,12 @@ def build_rig(
     depth_rot = rotation_x(math.radians(6.0) + rng.uniform(-0.004, 0.004)) @ rotation_y(
         rng.uniform(-0.004, 0.004)
     )
-    depth = _mounted(colour, depth_k, depth_rot, np.array([-32.0, 2.0, -4.0]) + rng.uniform(-1.5, 1.5, 3))
+    return _mounted(colour, depth_k, depth_rot, np.array([-32.0, 2.0, -4.0]) + rng.uniform(-1.5, 1.5, 3))
 
-    tw, th = config.thermal_size
+
+def _thermal_sensor(rng: np.random.Generator, colour: SensorPose, size: tuple[int, int]) -> SensorPose:
+    """Thermal: 5-9 cm to either side of colour, a small mounting error, a barrel-distorted lens."""
+    tw, th = size
     ft = (tw / 2.0) / math.tan(math.radians(rng.uniform(25.0, 28.5)))
     thermal_k = Intrinsics(
         width=tw,
@@ -128,24 +165,15 @@ def build_rig(
     thermal_pos = np.array(
         [side * rng.uniform(50.0, 90.0), rng.uniform(-40.0, 40.0), rng.uniform(-10.0, 10.0)]
     )
-    thermal = _mounted(colour, thermal_k, thermal_rot, thermal_pos)
+    return _mounted(colour, thermal_k, thermal_rot, thermal_pos)
 
-    aw, ah = config.analysis_size
+
+def _capture_lags(rng: np.random.Generator, temporal_offset: bool) -> tuple[int, int]:
+    """Depth and thermal capture lags behind the colour exposure (microseconds); large with ``temporal_offset``."""
     if temporal_offset:
         depth_lag = int(rng.uniform(10_000, 35_000))
         thermal_lag = int(rng.uniform(60_000, 160_000))
     else:
         depth_lag = 0
         thermal_lag = int(rng.uniform(0, 15_000))
-    working = float(np.median(np.linalg.norm(hips + np.array([0.0, 500.0, 0.0]) - eye, axis=1)))
-    return Rig(
-        colour=colour,
-        depth=depth,
-        thermal=thermal,
-        analysis=colour.scaled(aw, ah),
-        depth_lag_us=depth_lag,
-        thermal_lag_us=thermal_lag,
-        depth_clock_offset_us=0,
-        thermal_clock_offset_us=int(rng.uniform(-40_000, 40_000)),
-        working_distance_mm=working,
-    )
+    return depth_lag, thermal_lag

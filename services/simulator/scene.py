@@ -500,7 +500,6 @@ class ClassroomScene:
     ) -> RenderedFrame:
         """The frame set whose colour exposure happens at session time ``t`` (seconds)."""
         rig = self.rig
-        d = self.config.difficulty
         t_depth = t + rig.depth_lag_us * 1e-6
         t_thermal = t + rig.thermal_lag_us * 1e-6
         # Each sensor sees the students at its own capture time; lagging sensors pose them again.
@@ -511,28 +510,10 @@ class ClassroomScene:
         dyn_c, sk_c, poses_c, labels, moving = dynamic[0]
         dyn_d = dynamic[1][0] if rig.depth_lag_us else dyn_c
         dyn_t = dynamic[-1][0] if rig.thermal_lag_us else dyn_c
-        ras_c = self._raster(dyn_c, rig.colour)
-        radiance = self._radiance("colour", ras_c, dyn_c, rig.colour, self.lighting, self.materials.emission)
-        rgb, rgb_stats = expose_rgb(
-            radiance, rng, low_light=self.conditions.low_light, noise_scale=d.rgb_noise_scale
-        )
-
-        ras_d = self._raster(dyn_d, rig.depth, normals=False)
-        depth = sense_depth(
-            ras_d.depth,
-            self._dropout_map("depth", ras_d, dyn_d, rig.depth),
-            rng,
-            rig.depth.intrinsics,
-            holes=self.depth_holes,
-            noise_scale=d.depth_noise_scale,
-            edge_dropout=0.9 if self.conditions.depth_holes else 0.4,
-        )
-
-        ras_t = self._raster(dyn_t, rig.thermal)
-        thermal = sense_thermal(
-            self._temperature("thermal", ras_t, dyn_t, rig.thermal), rng, self.thermal_state, t_thermal
-        )
-
+        # One generator for the three sensors: colour draws first, then depth, then thermal.
+        ras_c, rgb, rgb_stats = self._sense_colour(dyn_c, rng)
+        ras_d, depth = self._sense_depth(dyn_d, rng)
+        ras_t, thermal = self._sense_thermal(dyn_t, rng, t_thermal)
         frame = RenderedFrame(
             rgb=rgb,
             depth_mm=depth,
@@ -543,16 +524,7 @@ class ClassroomScene:
             annotations={},
         )
         if references:
-            if rig.analysis.size == rig.colour.size:
-                ras_a = ras_c
-            else:
-                ras_a = self._raster(dyn_c, rig.analysis)
-            ref_radiance = self._radiance(
-                "analysis", ras_a, dyn_c, rig.analysis, self.reference_lighting, self.reference_emission
-            )
-            frame.reference_rgb, _ = expose_rgb(ref_radiance, None, low_light=False)
-            frame.reference_depth_mm = np.clip(np.rint(ras_a.depth), 0, 65535).astype(np.uint16)
-            frame.reference_thermal_c = self._temperature("analysis", ras_a, dyn_c, rig.analysis)
+            self._add_references(frame, ras_c, dyn_c)
         frame.annotations = self._annotate(sk_c, ras_c, dyn_c, labels, moving, frame, rgb_stats)
         if debug:
             frame.debug = {
@@ -564,11 +536,62 @@ class ClassroomScene:
             }
         return frame
 
+    def _sense_colour(self, dyn: Primitives, rng: np.random.Generator) -> tuple[Raster, np.ndarray, RgbStats]:
+        """The colour camera's raster, its exposed image and the exposure's statistics."""
+        ras = self._raster(dyn, self.rig.colour)
+        radiance = self._radiance("colour", ras, dyn, self.rig.colour, self.lighting, self.materials.emission)
+        rgb, rgb_stats = expose_rgb(
+            radiance,
+            rng,
+            low_light=self.conditions.low_light,
+            noise_scale=self.config.difficulty.rgb_noise_scale,
+        )
+        return ras, rgb, rgb_stats
+
+    def _sense_depth(self, dyn: Primitives, rng: np.random.Generator) -> tuple[Raster, np.ndarray]:
+        """The depth sensor's raster (no normals) and its depth image with noise, holes and dropout."""
+        pose = self.rig.depth
+        ras = self._raster(dyn, pose, normals=False)
+        depth = sense_depth(
+            ras.depth,
+            self._dropout_map("depth", ras, dyn, pose),
+            rng,
+            pose.intrinsics,
+            holes=self.depth_holes,
+            noise_scale=self.config.difficulty.depth_noise_scale,
+            edge_dropout=0.9 if self.conditions.depth_holes else 0.4,
+        )
+        return ras, depth
+
+    def _sense_thermal(
+        self, dyn: Primitives, rng: np.random.Generator, t_thermal: float
+    ) -> tuple[Raster, np.ndarray]:
+        """The thermal camera's raster and its image at its own capture time (the drift depends on it)."""
+        ras = self._raster(dyn, self.rig.thermal)
+        thermal = sense_thermal(
+            self._temperature("thermal", ras, dyn, self.rig.thermal), rng, self.thermal_state, t_thermal
+        )
+        return ras, thermal
+
+    def _add_references(self, frame: RenderedFrame, ras_c: Raster, dyn_c: Primitives) -> None:
+        """Noise-free images at the analysis resolution under the reference lighting, for training."""
+        rig = self.rig
+        if rig.analysis.size == rig.colour.size:
+            ras_a = ras_c
+        else:
+            ras_a = self._raster(dyn_c, rig.analysis)
+        ref_radiance = self._radiance(
+            "analysis", ras_a, dyn_c, rig.analysis, self.reference_lighting, self.reference_emission
+        )
+        frame.reference_rgb, _ = expose_rgb(ref_radiance, None, low_light=False)
+        frame.reference_depth_mm = np.clip(np.rint(ras_a.depth), 0, 65535).astype(np.uint16)
+        frame.reference_thermal_c = self._temperature("analysis", ras_a, dyn_c, rig.analysis)
+
     # --- ground truth ---------------------------------------------------------------------------
 
     def _annotate(
         self,
-        sk,
+        sk: Skeletons,
         ras: Raster,
         dyn: Primitives,
         labels: list[int],
@@ -576,14 +599,33 @@ class ClassroomScene:
         frame: RenderedFrame,
         rgb_stats: RgbStats,
     ) -> dict:
+        """The ground truth of a frame: conditions, image quality and, per student, label,
+        keypoints, body box and tags, from the colour camera's raster ``ras``."""
+        uv_an, vis = self._keypoint_visibility(sk, ras, dyn)
+        boxes = self._body_boxes(ras, dyn)
+        uv_list = uv_an.tolist()
+        vis_list = vis.tolist()
+        students = [
+            self._student_truth(st, labels[i], moving[i], uv_list[i], vis_list[i], boxes[i])
+            for i, st in enumerate(self.students)
+        ]
+        return {
+            "conditions": self.conditions.tags,
+            "image_quality": self._image_quality(frame, rgb_stats),
+            "students": students,
+        }
+
+    def _keypoint_visibility(
+        self, sk: Skeletons, ras: Raster, dyn: Primitives
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints in analysis pixels [S, 17, 2] and their visibility [S, 17]: 2 on the student's
+        own visible surface (within the keypoint's depth tolerance), 1 hidden in the image, 0 outside."""
         rig = self.rig
         w, h = rig.colour.size
-        aw, ah = rig.analysis.size
         s_count = len(self.students)
         kp_world = sk.keypoints.reshape(-1, 3)
         uv_raw, z = rig.colour.project(kp_world)
         uv_an, _ = rig.analysis.project(kp_world)
-        n_static = self._n_static_prims()
         col = np.rint(uv_raw[:, 0]).astype(np.int64)
         row = np.rint(uv_raw[:, 1]).astype(np.int64)
         inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0)
@@ -591,15 +633,19 @@ class ClassroomScene:
         who = np.repeat(np.arange(s_count), NUM_KEYPOINTS)
         tol = np.tile(KEYPOINT_DEPTH_TOLERANCE_MM, s_count)
         surface = ras.depth[rowc, colc]
-        kp_dyn = ras.index[rowc, colc] - n_static
+        kp_dyn = ras.index[rowc, colc] - self._n_static_prims()
         kp_owner = np.where(kp_dyn >= 0, dyn.owner[np.maximum(kp_dyn, 0)], -1)
         visible = inside & (kp_owner == who) & (surface >= z - tol)
         vis = np.where(visible, 2, np.where(inside, 1, 0)).reshape(s_count, NUM_KEYPOINTS)
-        uv_an = uv_an.reshape(s_count, NUM_KEYPOINTS, 2)
+        return uv_an.reshape(s_count, NUM_KEYPOINTS, 2), vis
 
-        # Tight boxes of each student's visible body in analysis pixels. Every pixel a dynamic
-        # primitive shows is in ras.pixels, once.
-        dyn_idx = ras.index.reshape(-1)[ras.pixels] - n_static
+    def _body_boxes(self, ras: Raster, dyn: Primitives) -> list[list[float] | None]:
+        """Tight boxes of each student's visible body in analysis pixels (x0, y0, x1, y1); None: unseen."""
+        w, h = self.rig.colour.size
+        aw, ah = self.rig.analysis.size
+        s_count = len(self.students)
+        # Every pixel a dynamic primitive shows is in ras.pixels, once.
+        dyn_idx = ras.index.reshape(-1)[ras.pixels] - self._n_static_prims()
         body = dyn.part[dyn_idx] < 100
         own = dyn.owner[dyn_idx[body]].astype(np.intp)
         body_pixels = ras.pixels[body]
@@ -617,47 +663,48 @@ class ClassroomScene:
         np.maximum.at(y1, own, ys)
         has_box = (x0 != none).tolist()
         sx, sy = aw / w, ah / h
-        uv_list = uv_an.tolist()
-        vis_list = vis.tolist()
+        # Raw pixel j spans [j - 0.5, j + 0.5]; raw coordinate c maps to (c + 0.5) * scale - 0.5.
+        return [
+            [
+                round(float(x0[i] * sx - 0.5), 2),
+                round(float(y0[i] * sy - 0.5), 2),
+                round(float((x1[i] + 1.0) * sx - 0.5), 2),
+                round(float((y1[i] + 1.0) * sy - 0.5), 2),
+            ]
+            if has_box[i]
+            else None
+            for i in range(s_count)
+        ]
 
-        students = []
-        for i, st in enumerate(self.students):
-            label = labels[i] if st.fixed_label is None else st.fixed_label
-            vis_i = vis_list[i]
-            in_img = sum(v > 0 for v in vis_i)
-            visible_share = sum(v == 2 for v in vis_i) / max(in_img, 1)
-            tags = []
-            if visible_share < 0.65:
-                tags.append("occluded")
-            if moving[i]:
-                tags.append("moving")
-            box = None
-            if has_box[i]:
-                # Raw pixel j spans [j - 0.5, j + 0.5]; raw coordinate c maps to (c + 0.5) * scale - 0.5.
-                box = [
-                    round(float(x0[i] * sx - 0.5), 2),
-                    round(float(y0[i] * sy - 0.5), 2),
-                    round(float((x1[i] + 1.0) * sx - 0.5), 2),
-                    round(float((y1[i] + 1.0) * sy - 0.5), 2),
-                ]
-            keypoints = [[round(u, 2), round(v, 2), k] for (u, v), k in zip(uv_list[i], vis_i, strict=True)]
-            students.append(
-                {
-                    "student_id": st.profile.student_id,
-                    "seat_id": st.seat.seat_id,
-                    "label": BEHAVIOURS[label],
-                    "label_index": int(label),
-                    "extra": st.extra,
-                    "keypoints": keypoints,
-                    "box": box,
-                    "facial_temperature_c": round(st.profile.face_temperature_c, 2),
-                    "conditions": tags,
-                }
-            )
+    @staticmethod
+    def _student_truth(
+        st: SceneStudent,
+        label: int,
+        moving: bool,
+        uv: list[list[float]],
+        vis: list[int],
+        box: list[float] | None,
+    ) -> dict:
+        """One student's annotation; a student with a fixed label keeps it whatever the pose shows."""
+        if st.fixed_label is not None:
+            label = st.fixed_label
+        in_img = sum(v > 0 for v in vis)
+        visible_share = sum(v == 2 for v in vis) / max(in_img, 1)
+        tags = []
+        if visible_share < 0.65:
+            tags.append("occluded")
+        if moving:
+            tags.append("moving")
         return {
-            "conditions": self.conditions.tags,
-            "image_quality": self._image_quality(frame, rgb_stats),
-            "students": students,
+            "student_id": st.profile.student_id,
+            "seat_id": st.seat.seat_id,
+            "label": BEHAVIOURS[label],
+            "label_index": int(label),
+            "extra": st.extra,
+            "keypoints": [[round(u, 2), round(v, 2), k] for (u, v), k in zip(uv, vis, strict=True)],
+            "box": box,
+            "facial_temperature_c": round(st.profile.face_temperature_c, 2),
+            "conditions": tags,
         }
 
     def _image_quality(self, frame: RenderedFrame, rgb_stats: RgbStats) -> dict:

@@ -400,41 +400,49 @@ def cpu_speed(
         with ThreadPoolExecutor(max_workers=threads) as pool:
             for size in sizes:
                 frame_sets = [_frame_set_at(s, size) for s in samples[: min(len(samples), 8)]]
-                jobs = [(*frame_sets[k % len(frame_sets)], size) for k in range(repeats)]
-
-                def block(jobs=jobs) -> float:
-                    start = time.perf_counter()
-                    list(pool.map(lambda job: enhancer.process(*job), jobs))
-                    return repeats / (time.perf_counter() - start)
-
-                block()  # warm: tables, allocator and the pool's threads
-                wall = []
-                start_cpu = time.process_time()
-                for i in range(repeats):
-                    fs, cal = frame_sets[i % len(frame_sets)]
-                    start = time.perf_counter()
-                    enhancer.process(fs, cal, size)
-                    wall.append(time.perf_counter() - start)
-                cpu_ms = (time.process_time() - start_cpu) / repeats * 1e3
-                rates = [block() for _ in range(max(1, blocks))]
-                replicas = replica_throughput(frame_sets, size, params, threads, repeats, max(1, blocks))
-                median_wall = statistics.median(wall) * 1e3
                 table.rows.append(
-                    [
-                        f"{size[0]}x{size[1]}",
-                        median_wall,
-                        cpu_ms,
-                        1e3 / median_wall,
-                        statistics.median(rates),
-                        f"{min(rates):.1f}-{max(rates):.1f}",
-                        statistics.median(replicas),
-                        f"{min(replicas):.1f}-{max(replicas):.1f}",
-                        os.getloadavg()[0],
-                    ]
+                    _cpu_speed_row(enhancer, pool, frame_sets, params, size, repeats, threads, blocks)
                 )
     finally:
         cv2.setNumThreads(previous_threads)
     return table
+
+
+def _cpu_speed_row(
+    enhancer, pool: ThreadPoolExecutor, frame_sets, params, size, repeats: int, threads: int, blocks: int
+) -> list:
+    """One analysis size: frame sets one at a time (wall and CPU time), then blocks of them through
+    the warmed thread pool and through ``threads`` replica processes."""
+    jobs = [(*frame_sets[k % len(frame_sets)], size) for k in range(repeats)]
+
+    def block() -> float:
+        start = time.perf_counter()
+        list(pool.map(lambda job: enhancer.process(*job), jobs))
+        return repeats / (time.perf_counter() - start)
+
+    block()  # warm: tables, allocator and the pool's threads
+    wall = []
+    start_cpu = time.process_time()
+    for i in range(repeats):
+        fs, cal = frame_sets[i % len(frame_sets)]
+        start = time.perf_counter()
+        enhancer.process(fs, cal, size)
+        wall.append(time.perf_counter() - start)
+    cpu_ms = (time.process_time() - start_cpu) / repeats * 1e3
+    rates = [block() for _ in range(max(1, blocks))]
+    replicas = replica_throughput(frame_sets, size, params, threads, repeats, max(1, blocks))
+    median_wall = statistics.median(wall) * 1e3
+    return [
+        f"{size[0]}x{size[1]}",
+        median_wall,
+        cpu_ms,
+        1e3 / median_wall,
+        statistics.median(rates),
+        f"{min(rates):.1f}-{max(rates):.1f}",
+        statistics.median(replicas),
+        f"{min(replicas):.1f}-{max(replicas):.1f}",
+        os.getloadavg()[0],
+    ]
 
 
 def _wire_frame_sets(samples: list[FrameSample], size: tuple[int, int]):
@@ -477,7 +485,6 @@ def service_speed(
     import cv2
 
     from services.enhancement.pipeline import opencv_threads
-    from services.enhancement.service import FrameSetEnhancer, enhance_in_worker, process_pool, worker_pid
 
     table = Table(
         f"Service worker path (wire bytes in, decode + Enhancer.process + encode, bytes out), "
@@ -495,26 +502,9 @@ def service_speed(
     cv2.setNumThreads(opencv_threads(workers))
     try:
         for size in sizes:
-            campus, payloads = _wire_frame_sets(samples[: min(len(samples), 8)], size)
-            enhancer = FrameSetEnhancer(campus, params, jpeg_quality=90)
-            jobs = [payloads[k % len(payloads)] for k in range(repeats)]
-            with (
-                ThreadPoolExecutor(max_workers=workers) as threads,
-                process_pool(enhancer, workers) as processes,
-            ):
-                [f.result() for f in [processes.submit(worker_pid) for _ in range(workers)]]  # all started
-
-                def rate(pool, fn, jobs=jobs) -> float:
-                    start = time.perf_counter()
-                    list(pool.map(fn, jobs))
-                    return repeats / (time.perf_counter() - start)
-
-                rate(threads, enhancer)  # warm: tables, allocator
-                rate(processes, enhance_in_worker)
-                by_threads, by_processes = [], []
-                for _ in range(max(1, blocks)):
-                    by_threads.append(rate(threads, enhancer))
-                    by_processes.append(rate(processes, enhance_in_worker))
+            by_threads, by_processes = _threads_against_processes(
+                samples, params, size, repeats, workers, blocks
+            )
             ratios = [p / t for p, t in zip(by_processes, by_threads, strict=True)]
             table.rows.append(
                 [
@@ -529,6 +519,36 @@ def service_speed(
     finally:
         cv2.setNumThreads(previous_threads)
     return table
+
+
+def _threads_against_processes(
+    samples: list[FrameSample], params, size, repeats: int, workers: int, blocks: int
+) -> tuple[list[float], list[float]]:
+    """Frame sets/s of each block through ``workers`` threads and through ``workers`` processes,
+    the two alternating; both pools started and warmed before the first block."""
+    from services.enhancement.service import FrameSetEnhancer, enhance_in_worker, process_pool, worker_pid
+
+    campus, payloads = _wire_frame_sets(samples[: min(len(samples), 8)], size)
+    enhancer = FrameSetEnhancer(campus, params, jpeg_quality=90)
+    jobs = [payloads[k % len(payloads)] for k in range(repeats)]
+    with (
+        ThreadPoolExecutor(max_workers=workers) as threads,
+        process_pool(enhancer, workers) as processes,
+    ):
+        [f.result() for f in [processes.submit(worker_pid) for _ in range(workers)]]  # all started
+
+        def rate(pool, fn) -> float:
+            start = time.perf_counter()
+            list(pool.map(fn, jobs))
+            return repeats / (time.perf_counter() - start)
+
+        rate(threads, enhancer)  # warm: tables, allocator
+        rate(processes, enhance_in_worker)
+        by_threads, by_processes = [], []
+        for _ in range(max(1, blocks)):
+            by_threads.append(rate(threads, enhancer))
+            by_processes.append(rate(processes, enhance_in_worker))
+    return by_threads, by_processes
 
 
 def torch_speed(

@@ -18,6 +18,35 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_behaviour_event()
+    _create_class_session()
+    _create_classroom()
+    _create_course()
+    _create_courseinstructor()
+    _create_dashboard_login_failure()
+    _create_dashboard_user()
+    _create_session_minute()
+    _create_student_minute()
+    _create_student_session_summary()
+
+
+def _behaviour_score_columns() -> list[sa.Column]:
+    """The ten behaviours' mean scores of the aggregate tables, spelled as they were at 0001."""
+    return [
+        sa.Column("s_hand_raising", sa.Float(), nullable=False),
+        sa.Column("s_page_turning", sa.Float(), nullable=False),
+        sa.Column("s_head_down_writing", sa.Float(), nullable=False),
+        sa.Column("s_chin_resting", sa.Float(), nullable=False),
+        sa.Column("s_attentive_listening", sa.Float(), nullable=False),
+        sa.Column("s_phone_usage", sa.Float(), nullable=False),
+        sa.Column("s_note_taking", sa.Float(), nullable=False),
+        sa.Column("s_drinking_water", sa.Float(), nullable=False),
+        sa.Column("s_side_conversation", sa.Float(), nullable=False),
+        sa.Column("s_upright_sitting", sa.Float(), nullable=False),
+    ]
+
+
+def _create_behaviour_event() -> None:
     op.create_table(
         "behaviour_event",
         sa.Column("session_id", sqltypes.AutoString(), nullable=False),
@@ -47,6 +76,9 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index("ix_event_student_time", "behaviour_event", ["student_id", "segment_start"], unique=False)
+
+
+def _create_class_session() -> None:
     op.create_table(
         "class_session",
         sa.Column("classroom_id", sqltypes.AutoString(), nullable=False),
@@ -62,6 +94,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_class_session_classroom_id"), "class_session", ["classroom_id"], unique=False)
     op.create_index(op.f("ix_class_session_course_id"), "class_session", ["course_id"], unique=False)
     op.create_index(op.f("ix_class_session_started_at"), "class_session", ["started_at"], unique=False)
+
+
+def _create_classroom() -> None:
     op.create_table(
         "classroom",
         sa.Column("id", sqltypes.AutoString(), nullable=False),
@@ -69,6 +104,9 @@ def upgrade() -> None:
         sa.Column("building", sqltypes.AutoString(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+
+
+def _create_course() -> None:
     op.create_table(
         "course",
         sa.Column("id", sqltypes.AutoString(), nullable=False),
@@ -77,6 +115,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(op.f("ix_course_classroom_id"), "course", ["classroom_id"], unique=False)
+
+
+def _create_courseinstructor() -> None:
     op.create_table(
         "courseinstructor",
         sa.Column("course_id", sqltypes.AutoString(), nullable=False),
@@ -84,6 +125,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("course_id", "username"),
     )
     op.create_index(op.f("ix_courseinstructor_username"), "courseinstructor", ["username"], unique=False)
+
+
+def _create_dashboard_login_failure() -> None:
     op.create_table(
         "dashboard_login_failure",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -99,6 +143,9 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_dashboard_login_failure_username"), "dashboard_login_failure", ["username"], unique=False
     )
+
+
+def _create_dashboard_user() -> None:
     op.create_table(
         "dashboard_user",
         sa.Column("username", sqltypes.AutoString(), nullable=False),
@@ -107,53 +154,35 @@ def upgrade() -> None:
         sa.Column("created_at", sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("username"),
     )
+
+
+def _create_session_minute() -> None:
     op.create_table(
         "session_minute",
-        sa.Column("s_hand_raising", sa.Float(), nullable=False),
-        sa.Column("s_page_turning", sa.Float(), nullable=False),
-        sa.Column("s_head_down_writing", sa.Float(), nullable=False),
-        sa.Column("s_chin_resting", sa.Float(), nullable=False),
-        sa.Column("s_attentive_listening", sa.Float(), nullable=False),
-        sa.Column("s_phone_usage", sa.Float(), nullable=False),
-        sa.Column("s_note_taking", sa.Float(), nullable=False),
-        sa.Column("s_drinking_water", sa.Float(), nullable=False),
-        sa.Column("s_side_conversation", sa.Float(), nullable=False),
-        sa.Column("s_upright_sitting", sa.Float(), nullable=False),
+        *_behaviour_score_columns(),
         sa.Column("session_id", sqltypes.AutoString(), nullable=False),
         sa.Column("minute", sqltypes.UTCDateTime(), nullable=False),
         sa.Column("n_events", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("session_id", "minute"),
     )
+
+
+def _create_student_minute() -> None:
     op.create_table(
         "student_minute",
-        sa.Column("s_hand_raising", sa.Float(), nullable=False),
-        sa.Column("s_page_turning", sa.Float(), nullable=False),
-        sa.Column("s_head_down_writing", sa.Float(), nullable=False),
-        sa.Column("s_chin_resting", sa.Float(), nullable=False),
-        sa.Column("s_attentive_listening", sa.Float(), nullable=False),
-        sa.Column("s_phone_usage", sa.Float(), nullable=False),
-        sa.Column("s_note_taking", sa.Float(), nullable=False),
-        sa.Column("s_drinking_water", sa.Float(), nullable=False),
-        sa.Column("s_side_conversation", sa.Float(), nullable=False),
-        sa.Column("s_upright_sitting", sa.Float(), nullable=False),
+        *_behaviour_score_columns(),
         sa.Column("session_id", sqltypes.AutoString(), nullable=False),
         sa.Column("student_id", sqltypes.AutoString(), nullable=False),
         sa.Column("minute", sqltypes.UTCDateTime(), nullable=False),
         sa.Column("n_events", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("session_id", "student_id", "minute"),
     )
+
+
+def _create_student_session_summary() -> None:
     op.create_table(
         "student_session_summary",
-        sa.Column("s_hand_raising", sa.Float(), nullable=False),
-        sa.Column("s_page_turning", sa.Float(), nullable=False),
-        sa.Column("s_head_down_writing", sa.Float(), nullable=False),
-        sa.Column("s_chin_resting", sa.Float(), nullable=False),
-        sa.Column("s_attentive_listening", sa.Float(), nullable=False),
-        sa.Column("s_phone_usage", sa.Float(), nullable=False),
-        sa.Column("s_note_taking", sa.Float(), nullable=False),
-        sa.Column("s_drinking_water", sa.Float(), nullable=False),
-        sa.Column("s_side_conversation", sa.Float(), nullable=False),
-        sa.Column("s_upright_sitting", sa.Float(), nullable=False),
+        *_behaviour_score_columns(),
         sa.Column("session_id", sqltypes.AutoString(), nullable=False),
         sa.Column("student_id", sqltypes.AutoString(), nullable=False),
         sa.Column("classroom_id", sqltypes.AutoString(), nullable=False),
