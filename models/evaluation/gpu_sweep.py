@@ -25,9 +25,8 @@ import torch
 from torch import nn
 
 from models.data.channels import NUM_CHANNELS
-from models.networks.pipeline import ClassroomPipeline
 from models.serving.export import RecognitionGraph
-from models.serving.networks import ServedNetworks, load_served_networks, served_dtype
+from models.serving.networks import CropStage, ServedNetworks, load_served_networks, served_dtype
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FRAMES
 
 
@@ -57,21 +56,6 @@ COMPILERS = ("auto", "inductor", "trace")
 CPU_COMPILE_NOTE = (
     "torch.compile takes minutes on a small CPU: TorchScript trace (--compiler inductor to force)"
 )
-
-
-class CropStage(nn.Module):
-    """The per-crop stage of the served pipeline with tensors out, as a compiler or tracer takes
-    it: crops [N, 6, S, S] -> keypoints [N, 17, 2] (crop px), confidence [N, 17], occupancy
-    logits [N], node features [N, 17, C]."""
-
-    def __init__(self, pipeline: ClassroomPipeline) -> None:
-        super().__init__()
-        self.pipeline = pipeline
-
-    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        stage = self.pipeline.forward_fusion(crops, enhance=False)
-        kp = stage.keypoints
-        return kp.xy, kp.confidence, kp.occupancy_logits, stage.node_features
 
 
 @dataclass
