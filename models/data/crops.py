@@ -65,6 +65,9 @@ from models.data.channels import (
 from models.data.channels import (
     THERMAL_SCALE_C as THERMAL_SCALE_C,
 )
+from models.data.channels import (
+    thermal_celsius as thermal_celsius,
+)
 from services.common.errors import BadInput, WrongResolution
 from services.common.seats import PIXEL_CENTRE, seat_squares, validate_boxes
 from services.common.seats import normalise_keypoints as normalise_keypoints  # re-exported: the crop contract
@@ -130,6 +133,30 @@ def _check_frame(
             raise WrongResolution(f"{name} is {img.shape}, expected {(h, w)} (aligned to colour)")
 
 
+def _median_of_valid(values: np.ndarray) -> np.ndarray:
+    """[N, M] uint16 depths, 0 invalid -> float64 [N]: each row's median over its valid values
+    (what ``np.median`` gives, for all rows at once), NaN for a row without any."""
+    ordered = np.sort(values, axis=1)  # the invalid zeros first
+    valid = np.count_nonzero(ordered, axis=1)
+    first = values.shape[1] - valid
+    rows = np.arange(len(values))
+    low = ordered[rows, np.minimum(first + (valid - 1) // 2, values.shape[1] - 1)]
+    high = ordered[rows, np.minimum(first + valid // 2, values.shape[1] - 1)]
+    return np.where(valid > 0, (low.astype(np.float64) + high) / 2.0, np.nan)
+
+
+def reference_depth(depth: np.ndarray) -> np.ndarray:
+    """[N, S, S] uint16 crop depths -> float32 [N]: the median valid depth of each crop's central
+    half, of the whole crop where the centre has none, 0 where the crop has no valid depth."""
+    n, s = depth.shape[0], depth.shape[-1]
+    quarter, half = s // 4, s - s // 4
+    ref = _median_of_valid(depth[:, quarter:half, quarter:half].reshape(n, (half - quarter) ** 2))
+    empty = np.isnan(ref)
+    if empty.any():
+        ref[empty] = _median_of_valid(depth[empty].reshape(int(empty.sum()), s * s))
+    return np.nan_to_num(ref, nan=0.0).astype(np.float32)
+
+
 def extract_student_crops(
     frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     seats: Sequence[np.ndarray],
@@ -151,7 +178,6 @@ def extract_student_crops(
     origins = np.empty((total, 2), dtype=np.float64)
     scales = np.empty(total, dtype=np.float64)
     frame_index = np.empty(total, dtype=np.int64)
-    depth_ref = np.zeros(total, dtype=np.float32)
     dsize = (crop_size, crop_size)
     flags_linear = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     # depth by nearest neighbour: interpolating across an invalid 0 would invent distances
@@ -182,23 +208,14 @@ def extract_student_crops(
             scales[n] = sc
             frame_index[n] = f
             n += 1
-    # the reference depth: median valid depth of the central half (of the whole crop if none)
-    quarter, half = crop_size // 4, crop_size - crop_size // 4
-    for i in range(total):
-        centre = depth[i, quarter:half, quarter:half]
-        valid_centre = centre[centre > 0]
-        if valid_centre.size:
-            depth_ref[i] = np.median(valid_centre)
-        elif (depth[i] > 0).any():
-            depth_ref[i] = np.median(depth[i][depth[i] > 0])
-    out[:, COLOUR] = colour.transpose(0, 3, 1, 2)
-    out[:, COLOUR] *= np.float32(1.0 / 255.0)
-    rel = depth.astype(np.float32)
-    rel -= depth_ref[:, None, None]
+    depth_ref = reference_depth(depth)
+    # straight into the batch: each channel converted and scaled in one pass, no temporaries
+    np.multiply(colour.transpose(0, 3, 1, 2), np.float32(1.0 / 255.0), out=out[:, COLOUR])
+    rel = out[:, DEPTH]
+    np.subtract(depth, depth_ref[:, None, None], out=rel, dtype=np.float32)
     rel *= np.float32(1.0 / DEPTH_SCALE_MM)
     np.clip(rel, -DEPTH_CLIP, DEPTH_CLIP, out=rel)
     rel[(depth == 0) | (depth_ref[:, None, None] <= 0)] = 0.0
-    out[:, DEPTH] = rel
     np.subtract(thermal, np.float32(THERMAL_CENTRE_C), out=out[:, THERMAL])
     out[:, THERMAL] *= np.float32(1.0 / THERMAL_SCALE_C)
     np.multiply(equalised, np.float32(1.0 / 255.0), out=out[:, THERMAL_EQUALISED])
@@ -210,8 +227,3 @@ def extract_student_crops(
         frame_index=frame_index,
         depth_reference_mm=depth_ref,
     )
-
-
-def thermal_celsius(normalised: torch.Tensor) -> torch.Tensor:
-    """Crop channel 4 back to degrees Celsius."""
-    return normalised * THERMAL_SCALE_C + THERMAL_CENTRE_C

@@ -6,13 +6,17 @@ For fuse(): frame sets per second for batches of 1..N frame sets of ``--seats`` 
 extraction and network. For recognise(): windows per second and ms per window for batches
 of B students. Medians over ``--repeats`` timed runs after warm-up; prints a table (and
 JSON with ``--json``). Timings on a shared machine are noisy: medians, and say the load.
+Several engines (the eager and the optimised per-crop stage) are timed in one run with their
+calls interleaved (``bench_forms``), so a change in the machine's load falls on all of them.
 
 ``classroom bench gpu``'s sweep lives in models/evaluation/gpu_sweep.py (torch alone).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +25,7 @@ from models.data.crops import extract_student_crops
 from models.data.inputs import FusionInput
 from models.data.toydata import ToyWindowDataset
 from models.data.windows import collate
-from models.evaluation.gpu_sweep import median_seconds
+from models.evaluation.gpu_sweep import interleaved_medians, median_seconds
 from models.networks.perceptual import PerceptualNet
 from models.networks.registry import build_pipeline, method_config
 from models.training.losses import LossConfig, MultiTaskLoss
@@ -48,46 +52,64 @@ def synthetic_frame_set(width: int, height: int, seats: int, seed: int = 0):
 
 
 def bench_device(engine, args) -> dict:
-    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
+    """One engine's figures: ``bench_forms`` with that engine alone."""
+    return bench_forms({"served": engine}, args)["served"]
+
+
+def bench_forms(engines: Mapping[str, Any], args) -> dict[str, dict]:
+    """The figures of several engines on one device, per engine name: crop extraction (once, it is
+    the same code), fuse() per batch of frame sets and recognise() per batch of windows."""
+    first = next(iter(engines.values()))
+    sync = torch.cuda.synchronize if first.device.type == "cuda" else (lambda: None)
     frame = synthetic_frame_set(args.width, args.height, args.seats)
-    result: dict = {"device": str(engine.device), "fuse": [], "recognise": []}
-    crop_s, _ = median_seconds(
-        lambda: extract_student_crops(
-            [(frame.rgb, frame.depth_mm, frame.thermal_c, frame.thermal_equalised)],
-            [frame.seats],
-            crop_size=engine.info.crop_size,
-        ),
-        args.repeats,
+    results: dict[str, dict] = {
+        name: {"device": str(engine.device), "fuse": [], "recognise": []} for name, engine in engines.items()
+    }
+    crops = partial(
+        extract_student_crops,
+        [(frame.rgb, frame.depth_mm, frame.thermal_c, frame.thermal_equalised)],
+        [frame.seats],
+        crop_size=first.info.crop_size,
     )
-    result["crop_ms_per_frame_set"] = crop_s * 1e3
+    crop_s, _ = median_seconds(crops, args.repeats)
+    for result in results.values():
+        result["crop_ms_per_frame_set"] = crop_s * 1e3
     for batch in args.fuse_batches:
         frames = [frame] * batch
-        seconds, cpu = median_seconds(partial(engine.fuse, frames), args.repeats, sync=sync)
-        result["fuse"].append(
-            {
-                "frame_sets": batch,
-                "ms": seconds * 1e3,
-                "cpu_ms_per_frame_set": cpu * 1e3 / batch,
-                "frame_sets_per_s": batch / seconds,
-                "ms_per_frame_set": seconds * 1e3 / batch,
-            }
+        timings = interleaved_medians(
+            {name: partial(engine.fuse, frames) for name, engine in engines.items()}, args.repeats, sync=sync
         )
-    t, c = engine.info.window_frames, engine.info.feature_dim
+        for name, (seconds, cpu) in timings.items():
+            results[name]["fuse"].append(
+                {
+                    "frame_sets": batch,
+                    "ms": seconds * 1e3,
+                    "cpu_ms_per_frame_set": cpu * 1e3 / batch,
+                    "frame_sets_per_s": batch / seconds,
+                    "ms_per_frame_set": seconds * 1e3 / batch,
+                }
+            )
+    t, c = first.info.window_frames, first.info.feature_dim
     rng = np.random.default_rng(0)
     for batch in args.recognise_batches:
         kp = rng.random((batch, t, 17, 3), dtype=np.float32)
         nf = rng.standard_normal((batch, t, 17, c)).astype(np.float16)
-        seconds, cpu = median_seconds(partial(engine.recognise, kp, nf), args.repeats, sync=sync)
-        result["recognise"].append(
-            {
-                "windows": batch,
-                "ms": seconds * 1e3,
-                "cpu_ms_per_window": cpu * 1e3 / batch,
-                "windows_per_s": batch / seconds,
-                "ms_per_window": seconds * 1e3 / batch,
-            }
+        timings = interleaved_medians(
+            {name: partial(engine.recognise, kp, nf) for name, engine in engines.items()},
+            args.repeats,
+            sync=sync,
         )
-    return result
+        for name, (seconds, cpu) in timings.items():
+            results[name]["recognise"].append(
+                {
+                    "windows": batch,
+                    "ms": seconds * 1e3,
+                    "cpu_ms_per_window": cpu * 1e3 / batch,
+                    "windows_per_s": batch / seconds,
+                    "ms_per_window": seconds * 1e3 / batch,
+                }
+            )
+    return results
 
 
 def bench_training_step(

@@ -16,7 +16,7 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import SimpleNamespace
@@ -25,28 +25,41 @@ import torch
 from torch import nn
 
 from models.data.channels import NUM_CHANNELS
-from models.networks.pipeline import ClassroomPipeline
 from models.serving.export import RecognitionGraph
-from models.serving.networks import ServedNetworks, load_served_networks, served_dtype
+from models.serving.networks import CropStage, ServedNetworks, load_served_networks, served_dtype
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FRAMES
+
+
+def interleaved_medians(
+    calls: Mapping[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 2,
+    sync: Callable[[], None] = lambda: None,
+) -> dict[str, tuple[float, float]]:
+    """Per call its median wall-clock and median process CPU seconds, the calls taken in turn
+    (a, b, a, b, ...) so that the load of a shared machine weighs on each alike. With one torch
+    thread the CPU time is what the call costs, without the time other processes took."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    wall: dict[str, list[float]] = {name: [] for name in calls}
+    cpu: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            sync()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in calls}
 
 
 def median_seconds(
     fn: Callable[[], object], repeats: int, warmup: int = 2, sync: Callable[[], None] = lambda: None
 ) -> tuple[float, float]:
-    """Median wall-clock and median process CPU seconds per call. With one torch thread the CPU
-    time is what the call costs, without the time other processes on a shared machine took."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        sync()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
+    """Median wall-clock and median process CPU seconds of one call (``interleaved_medians``)."""
+    return interleaved_medians({"call": fn}, repeats, warmup, sync)["call"]
 
 
 SWEEP_FORMS = ("fp32", "fp16", "compiled")
@@ -57,21 +70,6 @@ COMPILERS = ("auto", "inductor", "trace")
 CPU_COMPILE_NOTE = (
     "torch.compile takes minutes on a small CPU: TorchScript trace (--compiler inductor to force)"
 )
-
-
-class CropStage(nn.Module):
-    """The per-crop stage of the served pipeline with tensors out, as a compiler or tracer takes
-    it: crops [N, 6, S, S] -> keypoints [N, 17, 2] (crop px), confidence [N, 17], occupancy
-    logits [N], node features [N, 17, C]."""
-
-    def __init__(self, pipeline: ClassroomPipeline) -> None:
-        super().__init__()
-        self.pipeline = pipeline
-
-    def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        stage = self.pipeline.forward_fusion(crops, enhance=False)
-        kp = stage.keypoints
-        return kp.xy, kp.confidence, kp.occupancy_logits, stage.node_features
 
 
 @dataclass

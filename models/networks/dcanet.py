@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.data.channels import COLOUR, DEPTH, THERMAL, THERMAL_EQUALISED
-from models.networks.ops import ModulatedDeformConv2d, conv_bn_relu
+from models.networks.ops import ModulatedDeformConv2d, conv_bn_relu, fold_norm_into
 
 
 @dataclass
@@ -79,8 +79,15 @@ class DeformableAlignment(nn.Module):
             self.conv: nn.Module = ModulatedDeformConv2d(channels, channels, kernel_size)
         else:
             self.conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
-        self.norm = nn.BatchNorm2d(channels)
+        self.norm: nn.Module = nn.BatchNorm2d(channels)  # an Identity once folded for serving
         self.kernel_points = k
+
+    def fold_norm(self) -> None:
+        """Inference only (eval mode): the batch norm folded into the (deformable or plain)
+        convolution before it, whose output is linear in its weights. ``ops.fold_batchnorm``
+        calls it."""
+        if fold_norm_into(self.conv, self.norm):
+            self.norm = nn.Identity()
 
     def forward(self, reference: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         if self.deformable:

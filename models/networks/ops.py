@@ -69,7 +69,7 @@ class ModulatedDeformConv2d(nn.Module):
 
     out(p) = sum_k w_k * m_k(p) * x(p + p_k + dp_k(p)) + b, with p_k the regular k x k
     kernel grid. All K = k*k sampling points of every output pixel are gathered with ONE
-    grid_sample call ([B, C, K*H, W]), then a 1x1 convolution over C*K channels applies the
+    grid_sample call ([B, C, K*H, W]), then one product over C*K channels applies the
     kernel weights, which is exactly a k x k convolution when offsets are 0 and masks 1.
     """
 
@@ -87,64 +87,97 @@ class ModulatedDeformConv2d(nn.Module):
         dy, dx = torch.meshgrid(torch.arange(-r, r + 1.0), torch.arange(-r, r + 1.0), indexing="ij")
         # kernel taps in row-major order, matching the weight layout [.., ky, kx]
         self.register_buffer("taps", torch.stack([dx.flatten(), dy.flatten()], dim=-1), persistent=False)
+        # per map size, dtype and device: the regular sampling grid p + p_k in grid_sample's units
+        self._base_grids: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def kernel_points(self) -> int:
         return self.kernel_size * self.kernel_size
 
+    def base_grid(self, h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p + p_k as grid_sample's [-1, 1] coordinates [K, H, W, 2], pixels -> those units [2]) for
+        an H x W map: built once per size instead of on every call."""
+        key = (h, w, like.dtype, like.device)
+        if key not in self._base_grids:
+            self._base_grids[key] = self._build_base_grid(h, w, like)
+        return self._base_grids[key]
+
+    @torch.inference_mode(False)  # plain tensors: a grid built while serving is reused in training
+    def _build_base_grid(self, h: int, w: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.kernel_points
+        taps = self.taps.to(like.device, like.dtype)
+        xs = torch.arange(w, device=like.device, dtype=like.dtype) + 0.5
+        ys = torch.arange(h, device=like.device, dtype=like.dtype) + 0.5
+        base_x = (xs.view(1, 1, w) + taps[:, 0].view(k, 1, 1)).expand(k, h, w)
+        base_y = (ys.view(1, h, 1) + taps[:, 1].view(k, 1, 1)).expand(k, h, w)
+        scale = torch.tensor([2.0 / w, 2.0 / h], device=like.device, dtype=like.dtype)
+        return torch.stack([base_x, base_y], dim=-1) * scale - 1.0, scale
+
     def forward(self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, C, H, W]; offset [B, 2K, H, W] as (dx, dy) pairs in pixels of x; mask [B, K, H, W]."""
         b, c, h, w = x.shape
         k = self.kernel_points
-        ys = torch.arange(h, device=x.device, dtype=x.dtype) + 0.5
-        xs = torch.arange(w, device=x.device, dtype=x.dtype) + 0.5
-        base_x = xs.view(1, 1, 1, w) + self.taps[:, 0].to(x.dtype).view(1, k, 1, 1)
-        base_y = ys.view(1, 1, h, 1) + self.taps[:, 1].to(x.dtype).view(1, k, 1, 1)
-        off = offset.view(b, k, 2, h, w)
-        px = base_x + off[:, :, 0]  # [B, K, H, W]
-        py = base_y + off[:, :, 1]
-        grid = torch.stack([px * (2.0 / w) - 1.0, py * (2.0 / h) - 1.0], dim=-1).view(b, k * h, w, 2)
+        base, scale = self.base_grid(h, w, x)
+        displacement = offset.view(b, k, 2, h, w).permute(0, 1, 3, 4, 2)  # [B, K, H, W, (dx, dy)]
+        grid = torch.addcmul(base, displacement, scale).view(b, k * h, w, 2)
         sampled = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        sampled = sampled.view(b, c, k, h * w) * mask.view(b, 1, k, h * w)
+        sampled = sampled.view(b, c, k, h * w)
+        modulation = mask.view(b, 1, k, h * w)
+        # in place where no gradient needs the unmodulated samples (inference): one buffer less
+        sampled = sampled * modulation if torch.is_grad_enabled() else sampled.mul_(modulation)
+        # the kernel weights over C*K channels: a batched matrix product in training (its backward was
+        # 1.2-1.5x faster per step than a 1x1 convolution's) and in the traced stage the model server
+        # runs (~1 ms less per 20 crops); eager inference ran the convolution ~1 ms faster (A/B,
+        # docs/benchmarks.md, "Model server networks")
         weight = self.weight.reshape(self.out_channels, c * k)
-        if torch.is_grad_enabled():
-            # training: a batched matmul's backward was ~1.2-1.5x faster per step here than the
-            # 1x1 convolution's; at inference the convolution was as fast or faster (A/B measured)
-            out = torch.matmul(weight, sampled.view(b, c * k, h * w)).view(b, self.out_channels, h, w)
-        else:
-            out = F.conv2d(sampled.view(b, c * k, h, w), weight.view(self.out_channels, c * k, 1, 1))
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1)
-        return out
+        if not (torch.is_grad_enabled() or torch.jit.is_tracing()):
+            return F.conv2d(
+                sampled.view(b, c * k, h, w), weight.view(self.out_channels, c * k, 1, 1), self.bias
+            )
+        out = torch.matmul(weight, sampled.view(b, c * k, h * w)).view(b, self.out_channels, h, w)
+        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def fold_norm_into(conv: nn.Module, norm: nn.Module) -> bool:
+    """Fold an eval-mode BatchNorm2d into the convolution before it, in place: ``conv`` is any
+    module with a ``weight`` [out, ...] and an optional ``bias`` [out] that its output is linear
+    in (nn.Conv2d, ModulatedDeformConv2d). False, and nothing changed, where it cannot fold."""
+    if not isinstance(norm, nn.BatchNorm2d):
+        return False
+    mean, var = norm.running_mean, norm.running_var
+    if mean is None or var is None:  # no running statistics: nothing to fold
+        return False
+    weight, bias = conv.weight, conv.bias
+    assert isinstance(weight, torch.Tensor)
+    scale = norm.weight / torch.sqrt(var + norm.eps)
+    with torch.no_grad():
+        folded_bias = ((bias if isinstance(bias, torch.Tensor) else torch.zeros_like(mean)) - mean) * scale
+        weight.copy_(weight * scale.view(-1, *([1] * (weight.dim() - 1))))
+        if isinstance(bias, torch.Tensor):
+            bias.copy_(folded_bias + norm.bias)
+        else:
+            conv.bias = nn.Parameter(folded_bias + norm.bias)
+    return True
+
+
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """Fold every BatchNorm2d that directly follows a Conv2d inside an nn.Sequential into the
-    conv (inference only: the module must be in eval mode). Fewer ops per crop on the CPU."""
-    for child in module.modules():
+    conv (inference only: the module must be in eval mode). Fewer ops per crop on the CPU.
+    A module that keeps its norm elsewhere folds it itself (a ``fold_norm()`` method, as
+    DCA-Net's deformable alignment has)."""
+    for child in list(module.modules()):
+        fold_norm = getattr(child, "fold_norm", None)
+        if callable(fold_norm):
+            fold_norm()
         if not isinstance(child, nn.Sequential):
             continue
         layers = list(child)
         for i in range(len(layers) - 1):
             conv, norm = layers[i], layers[i + 1]
-            if not (isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d)):
-                continue
-            mean, var = norm.running_mean, norm.running_var
-            if mean is None or var is None:  # no running statistics: nothing to fold
-                continue
-            scale = norm.weight / torch.sqrt(var + norm.eps)
-            with torch.no_grad():
-                weight = conv.weight * scale.view(-1, 1, 1, 1)
-                bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
-                bias = (bias - mean) * scale + norm.bias
-                conv.weight.copy_(weight)
-                if conv.bias is None:
-                    conv.bias = nn.Parameter(bias)
-                else:
-                    conv.bias.copy_(bias)
-            child[i + 1] = nn.Identity()
+            if isinstance(conv, nn.Conv2d) and fold_norm_into(conv, norm):
+                child[i + 1] = nn.Identity()
     return module

@@ -6,7 +6,10 @@ with a fixed seed, reported as ``trained=False``) and serves the two halves of t
   all crops of all frames in ONE batch (what makes batching across classrooms pay);
 - ``recognise(keypoints, node_features)``: MST-GCN over windows of B students.
 Always ``eval()`` + ``torch.inference_mode()``; the thread count is whatever the caller set
-(``torch.set_num_threads``); on CUDA the networks run in half precision.
+(``torch.set_num_threads``); on CUDA the networks run in half precision. With
+``optimise=True`` (the model server's default, ``MODELSERVER_OPTIMISE``) the per-crop stage runs
+on the CPU as a frozen TorchScript trace built and checked against the eager networks at start
+(models/serving/networks.py); where that fails it runs eager and says why (``crop_stage_form``).
 
 Frames reach the server already enhanced by the NumPy enhancement service (section 3.2,
 with the checkpoint's enhancement.json), so the torch enhancement is not run here.
@@ -15,7 +18,9 @@ Bad input raises ``services.common.errors.BadInput`` (or a subclass) naming the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,25 +28,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.data.crops import (
-    DEPTH,
-    DEPTH_SCALE_MM,
-    THERMAL,
-    thermal_celsius,
-)
+from models.data.channels import DEPTH_SCALE_MM, NUM_CHANNELS
 from models.data.inputs import FusionInput, model_inputs, validate_fusion_input
 from models.networks.occupancy import load_occupancy
-from models.networks.ops import sample_points
-from models.serving.networks import DEFAULT_METHOD, file_digest, load_served_networks
+from models.networks.ops import fold_batchnorm
+from models.serving.networks import (
+    DEFAULT_METHOD,
+    FACE_POINTS,
+    CropStage,
+    file_digest,
+    load_served_networks,
+    optimise_crop_stage,
+    stage_mismatch,
+)
 from services.common import allocator
 from services.common.errors import BadInput
-from services.common.vocabulary import BEHAVIOURS, KEYPOINT_INDEX, NUM_KEYPOINTS, WINDOW_FRAMES
+from services.common.vocabulary import BEHAVIOURS, NUM_KEYPOINTS, WINDOW_FRAMES
 
-# where facial temperature is read (the warmest skin: inner eye corners, nose) and body depth
-FACE_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("nose", "left_eye", "right_eye"))
-TORSO_POINTS = tuple(KEYPOINT_INDEX[k] for k in ("neck", "left_shoulder", "right_shoulder", "chest"))
+log = logging.getLogger(__name__)
+
 MAX_CROPS_PER_PASS = 40  # CPU only; CUDA takes every crop in one pass
-FACE_PATCH = 5  # crop px square around each face point; its maximum is that point's temperature
 
 
 @dataclass(frozen=True)
@@ -106,11 +112,13 @@ class InferenceEngine:
         tune_allocator: bool = False,
         untrained_config: dict | None = None,
         occupancy_checkpoint: str | Path | None = None,
+        optimise: bool = False,
     ) -> None:
         """``method`` and ``untrained_config`` (registry overrides such as ``{"crop_size": 64}``) apply
         only without a checkpoint; ``tune_allocator`` tunes glibc's allocator (services.common.allocator).
         ``occupancy_checkpoint``: a seat-occupancy model (models/networks/occupancy.py) whose score replaces
-        the keypoint network's occupancy head."""
+        the keypoint network's occupancy head. ``optimise``: on the CPU, trace the per-crop stage now
+        (about a second for the served checkpoint) and serve the trace (``optimise_crop_stage``)."""
         if tune_allocator and device == "cpu":
             allocator.tune_allocator()
         networks = load_served_networks(
@@ -128,7 +136,7 @@ class InferenceEngine:
                     f"occupancy model {occupancy_checkpoint} reads {occupancy_net.crop_size} px crops, "
                     f"the recognition checkpoint {pipeline.crop_size} px"
                 )
-            self.occupancy_net = occupancy_net.to(self.device, self.dtype)
+            self.occupancy_net = fold_batchnorm(occupancy_net).to(self.device, self.dtype)
             fusion_version += f"+occupancy@{file_digest(Path(occupancy_checkpoint))}"
         self.info = ModelInfo(
             fusion_version=fusion_version,
@@ -142,13 +150,43 @@ class InferenceEngine:
             method=method,
         )
         self.max_crops_per_pass = MAX_CROPS_PER_PASS
-        self._face = torch.tensor(FACE_POINTS, device=self.device)
-        self._torso = torch.tensor(TORSO_POINTS, device=self.device)
-        r = (FACE_PATCH - 1) / 2.0
-        dy, dx = torch.meshgrid(
-            torch.linspace(-r, r, FACE_PATCH), torch.linspace(-r, r, FACE_PATCH), indexing="ij"
-        )
-        self._patch = torch.stack([dx.flatten(), dy.flatten()], -1).to(self.device, self.dtype)
+        self.crop_stage = CropStage(pipeline, self.occupancy_net).to(self.device, self.dtype).eval()
+        # what fuse() runs: the eager stage, or its TorchScript trace (``optimise``, the CPU only)
+        self._run_crop_stage: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = self.crop_stage
+        self.crop_stage_form = "eager"
+        self.warmup_s = 0.0
+        if optimise:
+            self._optimise()
+
+    def _optimise(self) -> None:
+        """Trace, freeze and optimise the per-crop stage and check it against the eager one on
+        random crops at two batch sizes (the trace's and another: the batch dimension must stay
+        free). Anything that fails leaves the eager stage in place, with the reason in
+        ``crop_stage_form``."""
+        if self.device.type != "cpu":
+            self.crop_stage_form = f"eager ({self.device.type}: the trace is for the CPU)"
+            return
+        start = time.perf_counter()
+        s = self.info.crop_size
+        generator = torch.Generator().manual_seed(0)
+        example = torch.rand(self.max_crops_per_pass, NUM_CHANNELS, s, s, generator=generator)
+        other = torch.rand(3, NUM_CHANNELS, s, s, generator=generator)
+        try:
+            optimised = optimise_crop_stage(self.crop_stage, example)
+            with torch.inference_mode():
+                for crops in (example, other, example):  # the last call: warm at the usual size
+                    mismatch = stage_mismatch(self.crop_stage(crops), optimised(crops))
+                    if mismatch:
+                        raise ValueError(f"the trace differs from the eager networks: {mismatch}")
+        except Exception as exc:  # any failure to trace is served eager, never a failed start
+            text = str(exc).strip()
+            reason = f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+            self.crop_stage_form = f"eager (trace not served: {reason})"
+            log.warning("per-crop stage served eager", extra={"reason": reason})
+        else:
+            self._run_crop_stage = optimised
+            self.crop_stage_form = "TorchScript (traced, frozen, optimised for inference)"
+        self.warmup_s = time.perf_counter() - start
 
     def fuse(self, frames: Sequence[FusionInput]) -> list[FusionOutput]:
         for i, item in enumerate(frames):
@@ -201,29 +239,17 @@ class InferenceEngine:
 
     def _fuse_crops(self, crops: torch.Tensor) -> tuple[Any, ...]:
         """One network pass over [N, 6, S, S] crops -> per-crop arrays (crop-pixel keypoints)."""
-        n, s = crops.shape[0], float(self.info.crop_size)
         with torch.inference_mode():
             x = crops.to(self.device, self.dtype, non_blocking=True)
-            stage = self.pipeline.forward_fusion(x, enhance=False)
-            kp = stage.keypoints
-            face = (kp.xy[:, self._face].unsqueeze(2) + self._patch).flatten(1, 2)
-            face_t = sample_points(x[:, THERMAL : THERMAL + 1], face, s).view(n, len(FACE_POINTS), -1)
-            facial = thermal_celsius(face_t.amax(dim=-1).float())  # [n, face points]
-            torso = (
-                sample_points(x[:, DEPTH : DEPTH + 1], kp.xy[:, self._torso], s)[:, 0].float().mean(dim=-1)
-            )
-            gates = stage.fusion.gates
-            occupancy_logits = (
-                self.occupancy_net(x) if self.occupancy_net is not None else kp.occupancy_logits
-            )
+            xy, confidence, occupancy, features, facial, torso, gates = self._run_crop_stage(x)
             return (
-                kp.xy.float().cpu().numpy(),
-                kp.confidence.float().cpu().numpy(),
-                torch.sigmoid(occupancy_logits.float()).cpu().numpy(),
-                stage.node_features.to(torch.float16).cpu().numpy(),
+                xy.float().cpu().numpy(),
+                confidence.float().cpu().numpy(),
+                occupancy.cpu().numpy(),
+                features.to(torch.float16).cpu().numpy(),
                 facial.cpu().numpy(),
                 torso.cpu().numpy(),
-                gates.float().cpu().numpy() if gates is not None else None,
+                gates.float().cpu().numpy() if gates.shape[1] else None,
             )
 
     def _empty_output(self) -> FusionOutput:

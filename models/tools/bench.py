@@ -2,6 +2,7 @@
 throughput against batch size on CPU and, when present, CUDA; optionally training-step times).
 
     python -m models.tools.bench --repeats 20 --fuse-batches 1,2,4,8
+    python -m models.tools.bench --checkpoint C --threads 1 --forms eager,optimised  # side by side
 """
 
 from __future__ import annotations
@@ -17,6 +18,20 @@ from services.common.vocabulary import WINDOW_FRAMES
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="model.pt (default: untrained weights of --method)")
     parser.add_argument("--method", default="proposed")
+    parser.add_argument(
+        "--occupancy-checkpoint",
+        type=Path,
+        help="seat-occupancy model, as the model server loads beside a trained checkpoint (default: none)",
+    )
+    parser.add_argument(
+        "--forms",
+        type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
+        default=["optimised"],
+        help=(
+            "per-crop stage forms to time, comma-separated: optimised (what the model server runs, "
+            "MODELSERVER_OPTIMISE=true), eager; two are timed side by side, their calls interleaved"
+        ),
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the CPU budget is for 1)")
     parser.add_argument("--seats", type=int, default=20)
     parser.add_argument(
@@ -48,14 +63,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+FORMS = ("optimised", "eager")
+
+
 def run(args: argparse.Namespace) -> int:
     # the library (and torch) load here, not at the top: `classroom bench` builds every bench's
     # arguments, and `classroom bench pipeline` should not wait for torch
     import torch
 
-    from models.evaluation.bench import bench_device, bench_training_step
+    from models.evaluation.bench import bench_forms, bench_training_step
     from models.serving.inference import InferenceEngine
 
+    unknown = [f for f in args.forms if f not in FORMS]
+    if unknown or not args.forms:
+        print(f"--forms: {', '.join(unknown) or 'none'}; choose from {', '.join(FORMS)}")
+        return 2
     torch.set_num_threads(args.threads)
     results = []
     for device in [d.strip() for d in args.devices.split(",") if d.strip()]:
@@ -65,39 +87,43 @@ def run(args: argparse.Namespace) -> int:
         if device.startswith("cuda") and not torch.cuda.is_available():
             print(f"{device}: not available, skipped")
             continue
-        engine = InferenceEngine(
-            args.checkpoint,
-            device=device,
-            method=args.method,
-            tune_allocator=True,
-            untrained_config={"crop_size": args.crop_size} if args.crop_size else None,
-        )
-        r = bench_device(engine, args)
-        r.update(
-            model=engine.info.fusion_version, trained=engine.info.trained, crop_size=engine.info.crop_size
-        )
-        r["threads"] = torch.get_num_threads() if device == "cpu" else None
-        results.append(r)
-        name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {r['threads']} thread(s)"
+        engines = {
+            form: InferenceEngine(
+                args.checkpoint,
+                device=device,
+                method=args.method,
+                tune_allocator=True,
+                untrained_config={"crop_size": args.crop_size} if args.crop_size else None,
+                occupancy_checkpoint=args.occupancy_checkpoint,
+                optimise=form == "optimised",
+            )
+            for form in args.forms
+        }
+        timings = bench_forms(engines, args)
+        info = next(iter(engines.values())).info
+        threads = torch.get_num_threads() if device == "cpu" else None
+        for form, engine in engines.items():
+            r = timings[form]
+            r.update(
+                form=form,
+                crop_stage=engine.crop_stage_form,
+                warmup_s=engine.warmup_s,
+                model=info.fusion_version,
+                trained=info.trained,
+                crop_size=info.crop_size,
+                threads=threads,
+            )
+            results.append(r)
+        name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {threads} thread(s)"
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(
-            f"\n{name}: {engine.info.fusion_version}, crop {engine.info.crop_size}px, load average {load:.2f}"
-        )
-        print(f"crop extraction: {r['crop_ms_per_frame_set']:.2f} ms per frame set of {args.seats} seats")
-        print(f"{'fuse batch':>12} {'ms':>9} {'frame sets/s':>13} {'ms/frame set':>13} {'cpu ms/set':>11}")
-        for row in r["fuse"]:
-            print(
-                f"{row['frame_sets']:>12} {row['ms']:>9.2f} "
-                f"{row['frame_sets_per_s']:>13.2f} {row['ms_per_frame_set']:>13.2f} "
-                f"{row['cpu_ms_per_frame_set']:>11.2f}"
-            )
-        print(f"{'recognise B':>12} {'ms':>9} {'windows/s':>13} {'ms/window':>13} {'cpu ms/win':>11}")
-        for row in r["recognise"]:
-            print(
-                f"{row['windows']:>12} {row['ms']:>9.2f} "
-                f"{row['windows_per_s']:>13.1f} {row['ms_per_window']:>13.3f} "
-                f"{row['cpu_ms_per_window']:>11.3f}"
-            )
+        print(f"\n{name}: {info.fusion_version}, crop {info.crop_size}px, load average {load:.2f}")
+        for form, engine in engines.items():
+            built = f", built in {engine.warmup_s:.1f} s" if engine.warmup_s else ""
+            print(f"{form}: per-crop stage {engine.crop_stage_form}{built}")
+        first = timings[args.forms[0]]
+        print(f"crop extraction: {first['crop_ms_per_frame_set']:.2f} ms per frame set of {args.seats} seats")
+        _print_fuse(timings, args.forms)
+        _print_recognise(timings, args.forms)
     for crop in args.train_step or []:
         r = bench_training_step(
             args.method,
@@ -117,6 +143,38 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def _print_fuse(timings: dict[str, dict], forms: list[str]) -> None:
+    """One row per batch: each form's figures side by side, and with two the second's CPU time
+    against the first's."""
+    head = "".join(f" | {form + ': ms/set':>18} {'frame sets/s':>12} {'cpu ms/set':>10}" for form in forms)
+    ratio = len(forms) == 2
+    print(f"{'fuse batch':>10}{head}" + (f" | {'cpu ' + forms[1] + '/' + forms[0]:>20}" if ratio else ""))
+    for i, row in enumerate(timings[forms[0]]["fuse"]):
+        cells = [timings[form]["fuse"][i] for form in forms]
+        line = f"{row['frame_sets']:>10}" + "".join(
+            f" | {c['ms_per_frame_set']:>18.2f} {c['frame_sets_per_s']:>12.2f} {c['cpu_ms_per_frame_set']:>10.2f}"
+            for c in cells
+        )
+        if ratio:
+            line += f" | {cells[1]['cpu_ms_per_frame_set'] / cells[0]['cpu_ms_per_frame_set']:>20.2f}"
+        print(line)
+
+
+def _print_recognise(timings: dict[str, dict], forms: list[str]) -> None:
+    """Recognition is the same network in every form: its rows, one per form."""
+    head = "".join(f" | {form + ': ms/window':>21} {'windows/s':>10} {'cpu ms/win':>10}" for form in forms)
+    print(f"{'recognise B':>11}{head}")
+    for i, row in enumerate(timings[forms[0]]["recognise"]):
+        cells = [timings[form]["recognise"][i] for form in forms]
+        print(
+            f"{row['windows']:>11}"
+            + "".join(
+                f" | {c['ms_per_window']:>21.3f} {c['windows_per_s']:>10.1f} {c['cpu_ms_per_window']:>10.3f}"
+                for c in cells
+            )
+        )
 
 
 if __name__ == "__main__":

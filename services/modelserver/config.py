@@ -37,6 +37,13 @@ class ModelServerSettings(BaseSettings):
         ),
     )
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto = CUDA when present")
+    optimise: bool = Field(
+        default=True,
+        description=(
+            "CPU: serve the per-crop networks as a frozen TorchScript trace, built and checked against "
+            "the eager networks at start (about 1 s); false = eager PyTorch (the same outputs, slower)"
+        ),
+    )
     torch_threads: int = Field(default=0, ge=0, description="intra-op threads; 0 = torch's default")
     max_batch_frames: int = Field(default=16, ge=1, description="frame sets per fusion batch")
     max_batch_windows: int = Field(default=256, ge=1, description="student windows per recognition batch")

@@ -116,7 +116,14 @@ class ModelServer:
         engine = InferenceEngine(
             checkpoint,
             device=device,
+            # a process of its own: keep freed multi-MB activations instead of page-faulting them in again
+            tune_allocator=True,
             occupancy_checkpoint=self.settings.resolved_occupancy_checkpoint(checkpoint),
+            optimise=self.settings.optimise,
+        )
+        log.info(
+            "per-crop stage ready",
+            extra={"form": engine.crop_stage_form, "warmup_s": round(engine.warmup_s, 2)},
         )
         if not engine.info.trained:
             log.warning(

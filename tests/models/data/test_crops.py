@@ -13,6 +13,7 @@ from models.data.crops import (
     crop_geometry,
     extract_student_crops,
     normalise_keypoints,
+    reference_depth,
     seat_squares,
 )
 from services.common.errors import BadInput, WrongResolution
@@ -128,3 +129,22 @@ def test_bad_frames():
     thermal[5, 5] = np.nan
     with pytest.raises(BadInput, match="NaN"):
         extract_student_crops([(rgb, depth, thermal, eq)], [np.array([[0, 0, 10, 10]])])
+
+
+def test_reference_depth_is_the_median_of_valid_depth_in_the_centre_else_the_crop():
+    depth = np.zeros((4, 8, 8), np.uint16)
+    depth[0, 2:6, 2:6] = 1000
+    depth[0, 2, 2:5] = (900, 1300, 1200)  # centre: 13 x 1000, 900, 1200, 1300 -> even count, 1000
+    depth[1, 3, 3], depth[1, 4, 4], depth[1, 0, 0] = 1000, 1101, 5000  # two in the centre: 1050.5
+    depth[2, 0, :3] = (700, 800, 900)  # none in the centre: the whole crop's, 800
+    # crop 3: no valid depth at all -> 0
+    np.testing.assert_array_equal(reference_depth(depth), np.array([1000.0, 1050.5, 800.0, 0.0], np.float32))
+    # what np.median says, crop by crop
+    rng = np.random.default_rng(3)
+    noisy = rng.integers(0, 4000, (16, 12, 12)).astype(np.uint16)
+    noisy[rng.random(noisy.shape) < 0.6] = 0
+    expected = [
+        np.median(c[3:9, 3:9][c[3:9, 3:9] > 0]) if (c[3:9, 3:9] > 0).any() else np.median(c[c > 0])
+        for c in noisy
+    ]
+    np.testing.assert_array_equal(reference_depth(noisy), np.array(expected, np.float32))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from models.networks.dcanet import CrossModalAttention, DCANet, DeformableAlignment, GatedFusion
+from models.networks.ops import fold_batchnorm
 
 
 def test_cross_attention_eq4_by_hand():
@@ -81,3 +83,22 @@ def test_plain_alignment_ablation_has_no_offsets():
     align = DeformableAlignment(4, deformable=False)
     assert not hasattr(align, "offset_net")
     assert isinstance(align.conv, torch.nn.Conv2d)
+
+
+@pytest.mark.parametrize("deformable", [True, False])
+def test_folding_the_alignment_norm_keeps_its_outputs(deformable):
+    torch.manual_seed(5)
+    align = DeformableAlignment(4, deformable=deformable)
+    with torch.no_grad():
+        align.norm.running_mean.uniform_(-1, 1)
+        align.norm.running_var.uniform_(0.5, 2)
+        align.norm.weight.uniform_(0.5, 1.5)
+        align.norm.bias.uniform_(-1, 1)
+        if deformable:  # offsets and masks away from their zero start
+            align.offset_net[1].weight.normal_(0, 0.3)
+    align.eval()
+    ref, src = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6)
+    before = align(ref, src)
+    fold_batchnorm(align)
+    assert isinstance(align.norm, torch.nn.Identity) and align.conv.bias is not None
+    torch.testing.assert_close(align(ref, src), before, atol=1e-5, rtol=1e-5)

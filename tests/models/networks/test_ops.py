@@ -80,3 +80,22 @@ def test_deformable_conv_training_and_inference_paths_agree():
     with torch.no_grad():
         inference_path = dcn(x, offset, mask)
     torch.testing.assert_close(trained_path.detach(), inference_path, atol=1e-5, rtol=1e-5)
+
+
+def test_deformable_conv_base_grid_is_built_once_and_trains_after_serving():
+    torch.manual_seed(5)
+    dcn = ModulatedDeformConv2d(2, 3, 3)
+    x, offset, mask = torch.randn(1, 2, 5, 6), torch.randn(1, 18, 5, 6), torch.rand(1, 9, 5, 6)
+    with torch.inference_mode():  # serving fills the cache first
+        served = dcn(x, offset, mask)
+    assert list(dcn._base_grids) == [(5, 6, torch.float32, torch.device("cpu"))]
+    base, scale = dcn.base_grid(5, 6, x)
+    # tap (-1, -1) of pixel (row 0, col 0) sits at (-0.5, -0.5) px: (-0.5 * 2 / 6 - 1, -0.5 * 2 / 5 - 1)
+    torch.testing.assert_close(base[0, 0, 0], torch.tensor([-1.0 - 1.0 / 6.0, -1.0 - 1.0 / 5.0]))
+    torch.testing.assert_close(scale, torch.tensor([2.0 / 6.0, 2.0 / 5.0]))
+    # the cached grid is a plain tensor: training through it afterwards has gradients
+    offset.requires_grad_(True)
+    trained = dcn(x, offset, mask)
+    trained.sum().backward()
+    assert offset.grad is not None and torch.isfinite(offset.grad).all()
+    torch.testing.assert_close(trained.detach(), served)

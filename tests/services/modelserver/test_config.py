@@ -27,3 +27,9 @@ def test_head_explicit_paths_and_untrained_weights(monkeypatch) -> None:
     # untrained recognition weights: their crop size need not match the committed model's
     untrained = ModelServerSettings(checkpoint="untrained")
     assert untrained.resolved_occupancy_checkpoint(untrained.resolved_checkpoint()) is None
+
+
+def test_the_optimised_crop_stage_is_the_default_and_can_be_switched_off(monkeypatch) -> None:
+    assert ModelServerSettings().optimise is True
+    monkeypatch.setenv("MODELSERVER_OPTIMISE", "false")
+    assert ModelServerSettings().optimise is False

@@ -30,6 +30,8 @@ def seats(n: int) -> list[inference_pb2.SeatRegion]:
 async def _scenario():
     server = ModelServer(ModelServerSettings(port=0, device="cpu", max_delay_ms=5, checkpoint="untrained"))
     port = await server.start()
+    # MODELSERVER_OPTIMISE's default: the per-crop stage served as its checked trace
+    assert server.engine.crop_stage_form.startswith("TorchScript")
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = await health_pb2_grpc.HealthStub(channel).Check(
