@@ -18,13 +18,13 @@ from dashboards.config import DashboardSettings
 from dashboards.database import DatabaseUnavailable, open_engine
 from dashboards.views import alerts, session, sessions, student
 from dashboards.views.common import (
-    NAV_KEY,
     PAGES,
     PageContext,
     current_route,
     failures_as_messages,
     mapping_caption,
     mirror_route_in_url,
+    nav_key,
     plain,
 )
 from dashboards.views.login import logged_in_viewer, logout, render_login
@@ -72,9 +72,10 @@ def _sidebar(ctx: PageContext, route: dict[str, str]) -> str:
     with st.sidebar:
         st.markdown(f"**{plain(ctx.viewer.username)}** · {ctx.viewer.role.value}")
         st.button("Log out", on_click=logout, key="logout")
-        if NAV_KEY not in st.session_state:
-            st.session_state[NAV_KEY] = route["page"]
-        page = str(st.radio("Page", list(PAGES), format_func=PAGES.get, key=NAV_KEY))
+        key = nav_key()
+        if key not in st.session_state:
+            st.session_state[key] = route["page"]
+        page = str(st.radio("Page", list(PAGES), format_func=PAGES.get, key=key))
         st.divider()
         st.caption(ctx.zone_caption())
         st.caption(mapping_caption(ctx.mapping))

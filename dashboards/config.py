@@ -66,7 +66,10 @@ class DashboardSettings(BaseSettings):
         default=120, ge=10, description="a session whose newest event is this recent is shown as live"
     )
     live_refresh_seconds: int = Field(
-        default=15, ge=2, le=600, description="a live session's page redraws itself this often"
+        default=15,
+        ge=2,
+        le=600,
+        description="a live session's page, and the sessions list while it lists one, redraw themselves this often",
     )
     model_cards: str = Field(
         default="",

@@ -7,7 +7,10 @@ course is refused here, not merely hidden by the page.
 
 Only the store's aggregate tables are read on the pages' paths (StudentSessionSummary,
 SessionMinute, StudentMinute, ClassSession), through their primary keys or indexes;
-raw behaviour events are read for one session only, to say which model produced them.
+raw behaviour events are read for one session at a time (which model produced them, the
+student x time view), and to count low-confidence events, which no aggregate keeps: per
+listed session, per session of one student, and per alert window, always through the
+event table's (session, student, time) or (student, time) index.
 Engagement is computed in SQL from the seconds per behaviour with the configured mapping
 (services/common/engagement.py), so a new mapping needs no recomputation:
 
@@ -30,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Float, Integer, func, literal, select
+from sqlalchemy import Float, Integer, case, func, literal, select, union_all
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
@@ -61,6 +64,9 @@ MIN_OBSERVED_SECONDS = 20.0
 MAX_ALERT_SESSIONS = 400
 # Sessions whose minutes one alert query reads (see _alerts_for).
 ALERT_SESSIONS_PER_QUERY = 100
+# Sessions (or alert windows) whose events one low-confidence count reads: bounded IN lists and
+# UNIONs (SQLite allows 500 terms in a compound SELECT by default).
+COUNTS_PER_QUERY = 100
 SYNTHETIC_PREFIX = "synthetic/"
 
 CLASS_SESSION: Table = ClassSession.__table__  # type: ignore[attr-defined]
@@ -273,6 +279,7 @@ class Alert:
     mean_engagement: float
     course_id: str = ""
     classroom_id: str = ""
+    model_version: str = ""  # the session's
 
 
 @dataclass
@@ -777,6 +784,100 @@ def student_sessions(
 
 
 # ---------------------------------------------------------------------------------------------
+# Low confidence: how many of the events behind a number name their behaviour with a confidence
+# below the dashboard's threshold (DASHBOARD_LOW_CONFIDENCE_BELOW)
+
+
+@dataclass(frozen=True)
+class ConfidenceCount:
+    low: int  # events whose confidence is below the threshold
+    events: int  # all events counted
+
+    @property
+    def share(self) -> float | None:
+        return self.low / self.events if self.events else None
+
+
+NO_EVENTS = ConfidenceCount(0, 0)
+
+
+def _count_columns(below: float) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    low = func.coalesce(func.sum(case((EVENT.c.confidence < below, 1), else_=0)), 0)
+    return low.label("low"), func.count().label("events")
+
+
+def low_confidence_by_session(
+    engine: Engine, viewer: Viewer, session_ids: Sequence[str], *, below: float
+) -> dict[str, ConfidenceCount]:
+    """Low-confidence events of each session the viewer may see (absent: none, or not the viewer's)."""
+    low, events = _count_columns(below)
+    ids = sorted(set(session_ids))
+    counts: dict[str, ConfidenceCount] = {}
+    with engine.connect() as connection:
+        for first in range(0, len(ids), COUNTS_PER_QUERY):
+            statement = scoped(
+                select(EVENT.c.session_id, low, events)
+                .where(EVENT.c.session_id.in_(ids[first : first + COUNTS_PER_QUERY]))
+                .group_by(EVENT.c.session_id),
+                viewer,
+                EVENT.c.course_id,
+            )
+            counts |= {
+                r.session_id: ConfidenceCount(int(r.low), int(r.events))
+                for r in connection.execute(statement)
+            }
+    return counts
+
+
+def low_confidence_of_student(
+    engine: Engine, viewer: Viewer, student_id: str, *, below: float
+) -> dict[str, ConfidenceCount]:
+    """One student's low-confidence events per session of the viewer's courses."""
+    low, events = _count_columns(below)
+    statement = scoped(
+        select(EVENT.c.session_id, low, events)
+        .where(EVENT.c.student_id == student_id)
+        .group_by(EVENT.c.session_id),
+        viewer,
+        EVENT.c.course_id,
+    )
+    with engine.connect() as connection:
+        return {
+            r.session_id: ConfidenceCount(int(r.low), int(r.events)) for r in connection.execute(statement)
+        }
+
+
+def low_confidence_of_alerts(
+    engine: Engine, viewer: Viewer, alerts: Sequence[Alert], *, below: float
+) -> list[ConfidenceCount]:
+    """For each alert, the low-confidence events among those that start inside its window: its
+    student's, or every student's for a class alert. One query per 100 alerts."""
+    low, events = _count_columns(below)
+    counts: list[ConfidenceCount] = []
+    with engine.connect() as connection:
+        for first in range(0, len(alerts), COUNTS_PER_QUERY):
+            windows = [
+                scoped(
+                    select(literal(i).label("alert"), low, events).where(
+                        EVENT.c.session_id == a.session_id,
+                        EVENT.c.segment_start >= a.start,
+                        EVENT.c.segment_start < a.end,
+                        *([EVENT.c.student_id == a.student_id] if a.kind == "student" else []),
+                    ),
+                    viewer,
+                    EVENT.c.course_id,
+                )
+                for i, a in enumerate(alerts[first : first + COUNTS_PER_QUERY])
+            ]
+            rows = {
+                r.alert: ConfidenceCount(int(r.low), int(r.events))
+                for r in connection.execute(union_all(*windows))
+            }
+            counts += [rows.get(i, NO_EVENTS) for i in range(len(windows))]
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
 # Alerts
 
 
@@ -826,11 +927,14 @@ def _low_runs(
 
 def _alerts_for(connection: Connection, mapping: EngagementMapping, session_ids: Select[Any]) -> list[Alert]:
     courses = {
-        r.id: (r.course_id, r.classroom_id)
+        r.id: (r.course_id, r.classroom_id, r.model_version)
         for r in connection.execute(
-            select(CLASS_SESSION.c.id, CLASS_SESSION.c.course_id, CLASS_SESSION.c.classroom_id).where(
-                CLASS_SESSION.c.id.in_(session_ids)
-            )
+            select(
+                CLASS_SESSION.c.id,
+                CLASS_SESSION.c.course_id,
+                CLASS_SESSION.c.classroom_id,
+                CLASS_SESSION.c.model_version,
+            ).where(CLASS_SESSION.c.id.in_(session_ids))
         )
     }
     # The minute tables are read by session id lists, not by the sessions' subquery: joined
@@ -848,7 +952,7 @@ def _alerts_for(connection: Connection, mapping: EngagementMapping, session_ids:
     ):
         for chunk in chunks:
             for r in connection.execute(_low_runs(table, keys, mapping, chunk)).mappings():
-                course_id, classroom_id = courses.get(r["session_id"], ("", ""))
+                course_id, classroom_id, model_version = courses.get(r["session_id"], ("", "", ""))
                 alerts.append(
                     Alert(
                         kind=kind,
@@ -860,6 +964,7 @@ def _alerts_for(connection: Connection, mapping: EngagementMapping, session_ids:
                         mean_engagement=float(r["mean_score"]),
                         course_id=course_id,
                         classroom_id=classroom_id,
+                        model_version=model_version,
                     )
                 )
     alerts.sort(key=lambda a: (a.start, a.kind != "class", a.session_id, a.student_id or ""))

@@ -9,28 +9,26 @@ from dashboards import queries
 from dashboards.views.common import (
     PageContext,
     download_csv,
+    low_confidence_caption,
+    low_confidence_config,
     mapping_caption,
     model_banner,
     open_button,
     percent,
 )
-from dashboards.views.widgets import classroom_and_course, date_range
+from dashboards.views.widgets import alerts_frame, classroom_and_course, date_range
 
 
-def alerts_table(ctx: PageContext, alerts: list[queries.Alert]) -> pd.DataFrame:
-    zone = ctx.settings.display_timezone
-    return pd.DataFrame(
-        {
-            "day": [ctx.when(a.start, "%Y-%m-%d") for a in alerts],
-            f"from ({zone})": [ctx.when(a.start, "%H:%M") for a in alerts],
-            f"to ({zone})": [ctx.when(a.end, "%H:%M") for a in alerts],
-            "minutes": [a.minutes for a in alerts],
-            "who": ["whole class" if a.kind == "class" else a.student_id for a in alerts],
-            "mean engagement (%)": [round(100 * a.mean_engagement) for a in alerts],
-            "course": [a.course_id for a in alerts],
-            "classroom": [a.classroom_id for a in alerts],
-            "session": [a.session_id for a in alerts],
-        }
+def alerts_table(
+    ctx: PageContext, alerts: list[queries.Alert], low: list[queries.ConfidenceCount]
+) -> pd.DataFrame:
+    """The alerts of several sessions: the session page's alert table with the day and the session."""
+    frame = alerts_frame(ctx, alerts, low)
+    frame.insert(0, "date", [ctx.when(a.start, "%Y-%m-%d") for a in alerts])
+    return frame.assign(
+        course=[a.course_id for a in alerts],
+        classroom=[a.classroom_id for a in alerts],
+        session=[a.session_id for a in alerts],
     )
 
 
@@ -85,14 +83,25 @@ def render(ctx: PageContext) -> None:
     if not alerts:
         st.success("No sustained low engagement in these sessions.")
         return
-    table = alerts_table(ctx, alerts)
-    st.dataframe(table, hide_index=True, width="stretch", key="alerts_table")
+    low = queries.low_confidence_of_alerts(
+        ctx.engine, ctx.viewer, alerts, below=ctx.settings.low_confidence_below
+    )
+    table = alerts_table(ctx, alerts, low)
+    low_confidence_caption(
+        ctx, low, behind="in these alerts' windows (an event in two alerts counts in each)"
+    )
+    st.dataframe(
+        table, hide_index=True, width="stretch", column_config=low_confidence_config(), key="alerts_table"
+    )
     download_csv(
         table,
         label="Download CSV",
         file_name=f"alerts-{days[0]}-{days[-1]}-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
         key="alerts_csv",
-        model="; ".join(sorted(v for v, _ in report.models)),
+        session=[a.session_id for a in alerts],
+        course=[a.course_id for a in alerts],
+        date=list(table["date"]),
+        model=[a.model_version for a in alerts],
     )
     labels = {
         i: " · ".join(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +26,7 @@ from dashboards.auth import Viewer
 from dashboards.config import DashboardSettings
 from dashboards.database import describe_failure
 from dashboards.quality import load_cards, quality_sentence
-from dashboards.queries import SYNTHETIC_PREFIX, SessionNotAccessible
+from dashboards.queries import SYNTHETIC_PREFIX, ConfidenceCount, SessionNotAccessible
 from services.common.engagement import EngagementMapping
 
 PAGES: dict[str, str] = {
@@ -37,6 +37,7 @@ PAGES: dict[str, str] = {
 }
 ROUTE_KEYS = ("page", "session", "student")
 NAV_KEY = "nav_page"
+_NAV_GENERATION = "nav_generation"
 log = logging.getLogger("dashboards.app")
 
 
@@ -96,6 +97,17 @@ def current_route() -> dict[str, str]:
     return dict(st.session_state["route"])
 
 
+def nav_key() -> str:
+    """The key of the sidebar's page radio: each switch of page by a button starts a new one.
+
+    Why not move the radio in place: while a live page redraws itself on a timer, a redraw that
+    the browser asked for before it had shown the switch carries the radio's old page, which
+    Streamlit then takes as the user's choice and so undoes the switch. A radio under a new key
+    has no old value in the browser."""
+    generation = int(st.session_state.get(_NAV_GENERATION, 0))
+    return f"{NAV_KEY}_{generation}" if generation else NAV_KEY
+
+
 def go(page: str, **ids: str) -> None:
     """Switch page (in a button's on_click) or change the ids of the current page; other ids are kept."""
     route = current_route()
@@ -103,7 +115,8 @@ def go(page: str, **ids: str) -> None:
     if route["page"] != page:
         # the sidebar's radio reads its value from here; only a callback (which runs before the
         # radio exists in this run) may move it, and only callbacks switch pages
-        st.session_state[NAV_KEY] = page
+        st.session_state[_NAV_GENERATION] = int(st.session_state.get(_NAV_GENERATION, 0)) + 1
+        st.session_state[nav_key()] = page
     route["page"] = page
     st.session_state["route"] = route
 
@@ -193,6 +206,47 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f} %"
 
 
+# --- low confidence: the same threshold, columns and legend on every page ----------------------
+
+LOW_SHARE = "low-confidence events (%)"
+MOSTLY_LOW = "mostly low-confidence"
+MOSTLY = 0.5  # a row is marked when at least half of the events behind it are low-confidence
+
+
+def low_confidence_columns(shares: Sequence[float | None]) -> dict[str, list[object]]:
+    """A table's two low-confidence columns from each row's share (0..1) of low-confidence events:
+    the share in %, and whether the row is built mostly from them."""
+    return {
+        LOW_SHARE: [None if s is None else round(100 * s, 1) for s in shares],
+        MOSTLY_LOW: [s is not None and s >= MOSTLY for s in shares],
+    }
+
+
+def low_confidence_caption(
+    ctx: PageContext, counts: Iterable[ConfidenceCount], *, behind: str, elsewhere: str = ""
+) -> None:
+    """The legend of the low-confidence columns, with how many of the events ``behind`` the page's
+    numbers are low-confidence; ``elsewhere`` names where else the page marks them."""
+    counts = list(counts)
+    low, events = sum(c.low for c in counts), sum(c.events for c in counts)
+    st.caption(
+        f"Low confidence: {low:,} of {events:,} events ({percent(low / events if events else None)}) "
+        f"{behind} name their behaviour with a confidence below {ctx.settings.low_confidence_below:g} "
+        f"(`DASHBOARD_LOW_CONFIDENCE_BELOW`). *{LOW_SHARE}* is each row's share of them; a row where it "
+        f"is at least {percent(MOSTLY)} is ticked *{MOSTLY_LOW}*: read its numbers as guesses.{elsewhere}"
+    )
+
+
+def low_confidence_config() -> dict[str, Any]:
+    """How st.dataframe shows the low-confidence columns."""
+    return {
+        LOW_SHARE: st.column_config.NumberColumn(LOW_SHARE, format="%.1f"),
+        MOSTLY_LOW: st.column_config.CheckboxColumn(
+            MOSTLY_LOW, help=f"at least {percent(MOSTLY)} of the events behind this row are low-confidence"
+        ),
+    }
+
+
 # --- tables ----------------------------------------------------------------------------------
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -216,12 +270,15 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def download_csv(frame: pd.DataFrame, *, label: str, file_name: str, key: str, **context: str) -> None:
-    """A CSV download of ``frame`` with ``context`` columns first (session, course, date, model):
-    a file that leaves the dashboard still says what it is about."""
-    out = frame.copy()
+def download_csv(
+    frame: pd.DataFrame, *, label: str, file_name: str, key: str, **context: str | Sequence[str]
+) -> None:
+    """A CSV download of ``frame`` with ``context`` columns first (session, course, date, model, each
+    one value or one per row; a column of ``frame`` of the same name gives way): a file that leaves
+    the dashboard still says what it is about."""
+    out = frame.drop(columns=[c for c in context if c in frame.columns])
     for position, (name, value) in enumerate(context.items()):
-        out.insert(position, name, value)
+        out.insert(position, name, value if isinstance(value, str) else list(value))
     st.download_button(
         label, data=csv_bytes(out), file_name=file_name, mime="text/csv", key=key, on_click="ignore"
     )

@@ -28,8 +28,15 @@ LOW, CONFIDENT = "low", "confident"
 SVG = {"embedOptions": {"renderer": "svg"}}
 
 
-def _keys(session_id: str) -> tuple[str, str, str]:
-    return f"grid_chart_{session_id}", f"grid_student_{session_id}", f"grid_second_{session_id}"
+def _picker_keys(session_id: str, generation: int) -> tuple[str, str]:
+    """Keys of the student and second pickers; a selected cell starts a new generation of them.
+
+    Why not set the pickers' values in place: a live session's page redraws itself on a timer,
+    and a redraw that the browser asked for before it had shown a click's new values carries the
+    pickers' old values, which Streamlit then takes as the user's and so undoes the click. Pickers
+    under new keys have no old values in the browser."""
+    suffix = f"_{generation}" if generation else ""
+    return f"grid_student_{session_id}{suffix}", f"grid_second_{session_id}{suffix}"
 
 
 def cells_frame(ctx: PageContext, cells: pd.DataFrame) -> pd.DataFrame:
@@ -93,13 +100,16 @@ def behaviour_over_time(ctx: PageContext, info: queries.SessionInfo, spans: pd.D
     width = column_seconds(spans["end"].max().to_pydatetime() - origin)
     cells = grid_cells(spans, origin=origin, width=width, low_below=ctx.settings.low_confidence_below)
     frame = cells_frame(ctx, cells)
-    chart_key, student_key, second_key = _keys(info.session_id)
+    chart_key, generation_key = f"grid_chart_{info.session_id}", f"grid_pickers_{info.session_id}"
     first = frame["from"].min().to_pydatetime()
     last = frame["to"].max().to_pydatetime() - timedelta(seconds=1)
 
     def cell_chosen() -> None:  # a click moves the student and second pickers below
         chosen = (st.session_state.get(chart_key) or {}).get("selection", {}).get("cell") or []
         if chosen:
+            generation = st.session_state.get(generation_key, 0) + 1
+            st.session_state[generation_key] = generation
+            student_key, second_key = _picker_keys(info.session_id, generation)
             st.session_state[student_key] = str(chosen[0]["student"])
             st.session_state[second_key] = max(
                 first, first + timedelta(seconds=width * int(chosen[0]["column"]))
@@ -110,6 +120,7 @@ def behaviour_over_time(ctx: PageContext, info: queries.SessionInfo, spans: pd.D
         f"One column is {width} s; a cell shows the behaviour that covers most of its observed seconds, "
         f"faded when its events' confidence is below {ctx.settings.low_confidence_below:g}."
     )
+    student_key, second_key = _picker_keys(info.session_id, st.session_state.get(generation_key, 0))
     left, right = st.columns([1, 2])
     student = left.selectbox("Student", sorted(frame["student"].unique()), key=student_key)
     last = max(last, first + timedelta(seconds=1))

@@ -22,6 +22,9 @@ from dashboards.views.common import (
     download_csv,
     failures_as_messages,
     go,
+    low_confidence_caption,
+    low_confidence_columns,
+    low_confidence_config,
     mapping_caption,
     mirror_route_in_url,
     model_banner,
@@ -32,7 +35,7 @@ from dashboards.views.common import (
 )
 from dashboards.views.event_view import behaviour_over_time
 from dashboards.views.login import login_still_valid
-from dashboards.views.widgets import behaviour_bars, behaviour_label, local_time_x
+from dashboards.views.widgets import alerts_frame, behaviour_bars, behaviour_label, local_time_x
 from services.common.vocabulary import BEHAVIOURS
 
 SORTABLE = {
@@ -61,9 +64,9 @@ def students_frame(rows: list[queries.StudentRow], low_share: pd.Series | None =
             ],
             "hand raises": [r.hand_raises for r in rows],
             "phone minutes": [round(r.phone_minutes, 2) for r in rows],
-            "low-confidence events (%)": [
-                round(100 * float(low[r.student_id]), 1) if r.student_id in low.index else None for r in rows
-            ],
+            **low_confidence_columns(
+                [float(low[r.student_id]) if r.student_id in low.index else None for r in rows]
+            ),
             **{f"{behaviour_label(b)} (min)": [round(r.minutes[b], 2) for r in rows] for b in BEHAVIOURS},
         }
     )
@@ -149,19 +152,6 @@ def _timeline_chart(ctx: PageContext, frame: pd.DataFrame, gaps: list[queries.Ga
     return alt.LayerChart(layer=layers, height=280)
 
 
-def alerts_frame(ctx: PageContext, alerts: list[queries.Alert]) -> pd.DataFrame:
-    zone = ctx.settings.display_timezone
-    return pd.DataFrame(
-        {
-            f"from ({zone})": [ctx.when(a.start, "%H:%M") for a in alerts],
-            f"to ({zone})": [ctx.when(a.end, "%H:%M") for a in alerts],
-            "minutes": [a.minutes for a in alerts],
-            "who": ["whole class" if a.kind == "class" else a.student_id for a in alerts],
-            "mean engagement (%)": [round(100 * a.mean_engagement) for a in alerts],
-        }
-    )
-
-
 def _choose_session(ctx: PageContext) -> str | None:
     st.info("Choose a session on the Sessions page, or enter a session id.")
     typed = st.text_input("Session id", key="session_id_input").strip()
@@ -243,8 +233,10 @@ def render(ctx: PageContext, session_id: str | None, preferred_student: str | No
 def _live_session(ctx: PageContext, session_id: str) -> None:
     """One redraw of a live session: read it again, draw it, and when it has finished, rerun the
     whole page so that it is drawn once more without the timer. A redraw runs without app.py, so
-    it checks the login itself; an expired one reruns the page, which then asks for a login."""
-    if not login_still_valid(ctx.engine, ctx.settings):
+    it checks the login itself; an expired one reruns the page, which then asks for a login. A
+    button in it that opened another page (its callback moved the route) reruns the whole app too,
+    which draws that page: a redraw alone would draw this session again."""
+    if not login_still_valid(ctx.engine, ctx.settings) or current_route()["page"] != "session":
         st.rerun()
     live = True
     with failures_as_messages(ctx.settings):
@@ -268,8 +260,9 @@ def _session_body(ctx: PageContext, info: queries.SessionInfo, preferred: str | 
     _gap_warnings(ctx, timeline.gaps)
     _class_charts(ctx, info, timeline)
     alerts = queries.session_alerts(ctx.engine, ctx.viewer, ctx.mapping, info.session_id)
-    _alerts_section(ctx, alerts)
-    order = _students_section(ctx, info, students, spans, models)
+    context = _csv_context(ctx, info, models)
+    _alerts_section(ctx, info, alerts, context)
+    order = _students_section(ctx, info, students, spans, context)
     behaviour_over_time(ctx, info, spans)
     _student_detail(ctx, info, students, alerts, preferred, order)
 
@@ -326,12 +319,13 @@ def _class_numbers(ctx: PageContext, students: list[queries.StudentRow], spans: 
     )
     d.metric("Hand raises", sum(r.hand_raises for r in students))
     e.metric("Phone minutes", f"{sum(r.phone_minutes for r in students):.0f}")
-    threshold = ctx.settings.low_confidence_below
-    low = int((spans["confidence"] < threshold).sum()) if not spans.empty else 0
-    st.caption(
-        f"Low confidence: {low:,} of {len(spans):,} events ({percent(low / len(spans) if len(spans) else None)}) "
-        f"name their behaviour with a confidence below {threshold:g} (`DASHBOARD_LOW_CONFIDENCE_BELOW`); "
-        "they are marked in the students table, the student × time view and the event export."
+    below = ctx.settings.low_confidence_below
+    low = int((spans["confidence"] < below).sum()) if not spans.empty else 0
+    low_confidence_caption(
+        ctx,
+        [queries.ConfidenceCount(low, len(spans))],
+        behind="in this session",
+        elsewhere=" They are faded in the student × time view and flagged in the event export.",
     )
 
 
@@ -356,15 +350,46 @@ def _class_charts(ctx: PageContext, info: queries.SessionInfo, timeline: queries
         st.altair_chart(behaviour_bars(ctx.mapping, minutes, value_title="student-minutes"), width="stretch")
 
 
-def _alerts_section(ctx: PageContext, alerts: list[queries.Alert]) -> None:
+def _csv_context(
+    ctx: PageContext, info: queries.SessionInfo, models: list[queries.ModelUse]
+) -> dict[str, str]:
+    """The columns that every CSV of this session starts with."""
+    return {
+        "session": info.session_id,
+        "course": info.course_id,
+        "date": ctx.when(info.started_at, "%Y-%m-%d"),
+        "model": "; ".join(m.model_version for m in models) or info.model_version,
+    }
+
+
+def _alerts_section(
+    ctx: PageContext, info: queries.SessionInfo, alerts: list[queries.Alert], context: dict[str, str]
+) -> None:
     st.markdown(
         f"**Alerts** ({len(alerts)}): engagement below {percent(ctx.mapping.alert_below)} "
         f"for at least {ctx.mapping.alert_minutes} minutes"
     )
-    if alerts:
-        st.dataframe(alerts_frame(ctx, alerts), hide_index=True, width="stretch", key="session_alerts_table")
-    else:
+    if not alerts:
         st.caption("No sustained low engagement in this session.")
+        return
+    low = queries.low_confidence_of_alerts(
+        ctx.engine, ctx.viewer, alerts, below=ctx.settings.low_confidence_below
+    )
+    frame = alerts_frame(ctx, alerts, low)
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config=low_confidence_config(),
+        key="session_alerts_table",
+    )
+    download_csv(
+        frame,
+        label="Download CSV (alerts)",
+        file_name=f"session-{info.session_id}-alerts-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
+        key="session_alerts_csv",
+        **context,
+    )
 
 
 def _students_section(
@@ -372,7 +397,7 @@ def _students_section(
     info: queries.SessionInfo,
     students: list[queries.StudentRow],
     spans: pd.DataFrame,
-    models: list[queries.ModelUse],
+    context: dict[str, str],
 ) -> list[str]:
     """The students table, sortable, with its CSV and the session's event export; the students in
     the order shown."""
@@ -386,13 +411,13 @@ def _students_section(
     frame = sort_frame(frame, SORTABLE[sort_label], descending).rename(
         columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}
     )
-    st.dataframe(frame, hide_index=True, width="stretch", key="session_students_table")
-    context = {
-        "session": info.session_id,
-        "course": info.course_id,
-        "date": ctx.when(info.started_at, "%Y-%m-%d"),
-        "model": "; ".join(m.model_version for m in models) or info.model_version,
-    }
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config=low_confidence_config(),
+        key="session_students_table",
+    )
     download_csv(
         frame,
         label="Download CSV (students)",
@@ -412,5 +437,6 @@ def _students_section(
         session=info.session_id,
         course=info.course_id,
         date=context["date"],
+        model=list(events["model"]) if not events.empty else context["model"],
     )
     return list(frame["student"])

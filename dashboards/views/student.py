@@ -10,6 +10,9 @@ from dashboards.views.common import (
     PageContext,
     download_csv,
     go,
+    low_confidence_caption,
+    low_confidence_columns,
+    low_confidence_config,
     mapping_caption,
     model_banner,
     open_button,
@@ -20,7 +23,10 @@ from dashboards.views.widgets import behaviour_bars, engagement_trend
 from services.common.vocabulary import BEHAVIOURS
 
 
-def student_sessions_frame(ctx: PageContext, rows: list[queries.StudentSessionRow]) -> pd.DataFrame:
+def student_sessions_frame(
+    ctx: PageContext, rows: list[queries.StudentSessionRow], low: dict[str, queries.ConfidenceCount]
+) -> pd.DataFrame:
+    """One row per session of the student; ``low``: the student's low-confidence events per session."""
     return pd.DataFrame(
         {
             "start": [ctx.local(r.started_at).replace(tzinfo=None) for r in rows],
@@ -33,6 +39,7 @@ def student_sessions_frame(ctx: PageContext, rows: list[queries.StudentSessionRo
             "hand raises": [r.hand_raises for r in rows],
             "phone minutes": [round(r.minutes["phone_usage"], 2) for r in rows],
             "observed minutes": [round(sum(r.minutes.values()), 2) for r in rows],
+            **low_confidence_columns([low.get(r.session_id, queries.NO_EVENTS).share for r in rows]),
             "session": [r.session_id for r in rows],
         }
     )
@@ -88,7 +95,10 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         return
     model_banner({(r.model_version, r.model_trained) for r in rows}, ctx)
 
-    frame = student_sessions_frame(ctx, rows)
+    low = queries.low_confidence_of_student(
+        ctx.engine, ctx.viewer, student_id, below=ctx.settings.low_confidence_below
+    )
+    frame = student_sessions_frame(ctx, rows, low)
     scores = [r.engagement for r in rows if r.engagement is not None]
     mix = behaviour_mix(rows)
     a, b, c, d = st.columns(4)
@@ -116,14 +126,28 @@ def render(ctx: PageContext, student_id: str | None) -> None:
             "engaged share": "engaged share (%)",
         }
     )
-    st.dataframe(table, hide_index=True, width="stretch", key="student_sessions_table")
-    download_csv(
+    low_confidence_caption(
+        ctx,
+        (low.get(r.session_id, queries.NO_EVENTS) for r in rows),
+        behind=f"of student {plain(student_id)}",
+    )
+    st.dataframe(
         table,
+        hide_index=True,
+        width="stretch",
+        column_config=low_confidence_config(),
+        key="student_sessions_table",
+    )
+    download_csv(
+        table.rename(columns={"course": "course name"}),
         label="Download CSV",
         file_name=f"student-{student_id}-sessions-{ctx.mapping.name}-{ctx.mapping.digest}.csv",
         key="student_csv",
+        session=[r.session_id for r in rows],
+        course=[r.course_id for r in rows],
+        date=[ctx.when(r.started_at, "%Y-%m-%d") for r in rows],
+        model=[r.model_version for r in rows],
         student=str(student_id),
-        model="; ".join(sorted({r.model_version for r in rows})),
     )
     labels = {
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id}" for r in reversed(rows)

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import queries
+from dashboards.views.common import PageContext, low_confidence_columns
 from services.common.engagement import EngagementMapping
 from services.common.vocabulary import BEHAVIOURS
 
@@ -125,4 +126,21 @@ def engagement_trend(frame: pd.DataFrame, *, value: str, timezone: str) -> alt.C
             ],
         )
         .properties(height=280)
+    )
+
+
+def alerts_frame(
+    ctx: PageContext, alerts: list[queries.Alert], low: list[queries.ConfidenceCount]
+) -> pd.DataFrame:
+    """Alerts as a table (times in the campus's zone); ``low``: each alert's low-confidence events."""
+    zone = ctx.settings.display_timezone
+    return pd.DataFrame(
+        {
+            f"from ({zone})": [ctx.when(a.start, "%H:%M") for a in alerts],
+            f"to ({zone})": [ctx.when(a.end, "%H:%M") for a in alerts],
+            "minutes": [a.minutes for a in alerts],
+            "who": ["whole class" if a.kind == "class" else a.student_id for a in alerts],
+            "mean engagement (%)": [round(100 * a.mean_engagement) for a in alerts],
+            **low_confidence_columns([c.share for c in low]),
+        }
     )

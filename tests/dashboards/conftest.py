@@ -15,6 +15,12 @@ s-phys-1 (PHYS, Tue 4 Mar 09:00, trained): carol listening 6 -> engagement 1.0
 s-math-2 (MATH, Wed 5 Mar 09:00, model v0-untrained, untrained): alice phone 6, dave chin 6,
   nothing 09:06-09:09 (a camera gap), then both listening 3.
   class alert 09:00-09:06 at 0.15; student alerts alice (0.0) and dave (0.3), 6 min each.
+
+Every event has confidence 0.9 except LOW_CONFIDENCE's, 0.3 (below the default threshold 0.5):
+  s-math-1: bob's 6 phone minutes -> bob 6 of 10 (60 %, mostly low), the session 6 of 20 (30 %),
+            bob's alert 09:00-09:07 6 of its 7 events (86 %)
+  s-phys-1: all 6 of carol's -> the session 100 %
+  s-math-2: none
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ SCRIPTS: dict[tuple[str, str], list[tuple[str | None, int]]] = {  # None: a minu
     ("s-math-2", "alice"): [("phone_usage", 6), (None, 3), ("attentive_listening", 3)],
     ("s-math-2", "dave"): [("chin_resting", 6), (None, 3), ("attentive_listening", 3)],
 }
+LOW_CONFIDENCE = {("s-math-1", "bob", "phone_usage"), ("s-phys-1", "carol", "attentive_listening")}
 SESSIONS = {
     "s-math-1": ("MATH", T0, "v1", True),
     "s-phys-1": ("PHYS", T0 + timedelta(days=1), "v1", True),
@@ -103,6 +110,7 @@ def scripted_events() -> list[BehaviourEvent]:
         course, start, version, trained = SESSIONS[session_id]
         minute = 0
         for label, minutes in script:
+            confidence = 0.3 if (session_id, student, label) in LOW_CONFIDENCE else 0.9
             for _ in range(minutes):
                 if label is not None:
                     begin = start + timedelta(minutes=minute)
@@ -122,8 +130,8 @@ def scripted_events() -> list[BehaviourEvent]:
                             segment_start=begin,
                             segment_end=end,
                             label=label,
-                            confidence=0.9,
-                            top5=f'[["{label}", 0.9]]',
+                            confidence=confidence,
+                            top5=f'[["{label}", {confidence}]]',
                             attention="{}",
                             model_version=version,
                             model_trained=trained,

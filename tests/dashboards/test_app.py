@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -42,6 +43,7 @@ def metrics(app) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 TABLE_COLUMNS = {  # a column only that table has (AppTest finds data frames by position, not key)
+    "sessions_table": "students present",
     "session_students_table": "seat",
     "session_alerts_table": "who",
     "student_sessions_table": "observed minutes",
@@ -201,6 +203,9 @@ def test_open_a_session_from_the_list(hand_db):
     app.button(key="sessions_open").click().run()
     assert failures(app) == []
     assert app.title[0].value == "One session"
+    assert app.sidebar.radio[0].value == "session"  # the page radio follows, under a new key
+    app.sidebar.radio[0].set_value("alerts").run()
+    assert app.title[0].value == "Alerts"
     assert dict(app.query_params)["session"] in ("s-math-1", ["s-math-1"])
 
 
@@ -220,8 +225,19 @@ def test_session_page_numbers(hand_db):
     assert students.loc["bob", "hand raises"] == 2
     assert students.loc["bob", "phone minutes"] == pytest.approx(6.0)
     assert students.loc["alice", "attentive listening (min)"] == pytest.approx(4.0)
+    assert students.loc["bob", "low-confidence events (%)"] == 60.0  # his 6 phone minutes of 10
+    assert students["mostly low-confidence"].to_dict() == {"bob": True, "alice": False}
+    assert "Low confidence: 6 of 20 events (30 %) in this session" in texts(app)
     assert table(app, "session_alerts_table").to_dict("records") == [
-        {"from (UTC)": "09:00", "to (UTC)": "09:07", "minutes": 7, "who": "bob", "mean engagement (%)": 1}
+        {
+            "from (UTC)": "09:00",
+            "to (UTC)": "09:07",
+            "minutes": 7,
+            "who": "bob",
+            "mean engagement (%)": 1,
+            "low-confidence events (%)": 85.7,  # 6 of the 7 events that start in it
+            "mostly low-confidence": True,
+        }
     ]
     assert not [e for e in app.error if "Untrained" in shown(e.value)]  # a trained model: no banner
 
@@ -252,22 +268,24 @@ def test_session_table_sorts(hand_db):
     app.selectbox(key="session_sort").select("hand raises").run()
     assert table(app, "session_students_table")["student"].tolist() == ["bob", "alice"]
     labels = [b.proto.label for b in app.get("download_button")]
-    assert labels == ["Download CSV (students)", "Download CSV (every event)"]
+    assert labels == ["Download CSV (alerts)", "Download CSV (students)", "Download CSV (every event)"]
 
 
-@pytest.mark.parametrize(
-    ("route", "buttons"),
-    [
-        ({"page": "sessions"}, 1),
-        ({"page": "session", "session": "s-math-1"}, 2),
-        ({"page": "student", "student": "alice"}, 1),
-    ],
-)
-def test_every_table_downloads(hand_db, route, buttons):
+EVERY_TABLE = [  # (route, widget state): each page once with a table, and the session page with alerts
+    ({"page": "sessions"}, {}),
+    ({"page": "session", "session": "s-math-1"}, {}),
+    ({"page": "student", "student": "alice"}, {}),
+    ({"page": "alerts"}, {"alerts_dates": (date(2025, 3, 3), date(2025, 3, 5))}),
+]
+
+
+@pytest.mark.parametrize(("route", "state"), EVERY_TABLE)
+def test_every_table_downloads(hand_db, route, state):
     url, _ = hand_db
-    app = open_app(url, user="root", route=route).run()
+    app = open_app(url, user="root", route=route, state=state).run()
     assert failures(app) == []
-    assert len(app.get("download_button")) == buttons
+    tables = len(app.dataframe) + (route["page"] == "session")  # and the session's event export
+    assert len(app.get("download_button")) == tables
 
 
 def test_untrained_session_gets_the_banner_and_the_gap_is_named(hand_db):
@@ -319,7 +337,7 @@ def test_alerts_page_defaults_to_the_latest_day(hand_db):
     assert any(shown(e.value).startswith("Untrained model (v0-untrained)") for e in app.error)
     assert metrics(app) == {"Sessions checked": "1", "Class alerts": "1", "Student alerts": "2"}
     listed = table(app, "alerts_table")
-    assert listed[["day", "from (UTC)", "to (UTC)", "minutes", "who"]].values.tolist() == [
+    assert listed[["date", "from (UTC)", "to (UTC)", "minutes", "who"]].values.tolist() == [
         ["2025-03-05", "09:00", "09:06", 6, "whole class"],
         ["2025-03-05", "09:00", "09:06", 6, "alice"],
         ["2025-03-05", "09:00", "09:06", 6, "dave"],
@@ -414,12 +432,14 @@ def test_every_page_says_how_far_to_trust_its_model(hand_db, page):
     assert any(w.startswith("Model ") and "how often its events are right is unknown" in w for w in warnings)
 
 
-def add_live_session(engine, *, ago: timedelta = timedelta(0)) -> None:  # type: ignore[no-untyped-def]
+def add_live_session(  # type: ignore[no-untyped-def]
+    engine, *, ago: timedelta = timedelta(0), students: tuple[str, ...] = ("erin", "frank")
+) -> None:
     """Session s-live of MATH whose newest event ended ``ago``: erin (confidence 0.3) and frank (0.9),
-    three 10 s events each, with top five and attention."""
+    three 10 s events each, with top five and attention (any other student: like erin)."""
     now = datetime.now(UTC).replace(microsecond=0) - ago
     events = []
-    for student in ("erin", "frank"):
+    for student in students:
         for k in range(3):
             begin = now - timedelta(seconds=30 - 10 * k)
             events.append(
@@ -437,7 +457,7 @@ def add_live_session(engine, *, ago: timedelta = timedelta(0)) -> None:  # type:
                     segment_start=begin,
                     segment_end=begin + timedelta(seconds=10),
                     label="phone_usage",
-                    confidence=0.3 if student == "erin" else 0.9,
+                    confidence=0.9 if student == "frank" else 0.3,
                     top5='[["phone_usage", 0.3], ["note_taking", 0.25]]',
                     attention=json.dumps(
                         {"keypoints": [0.05] * 17, "frames": [0.5, 0.5], "top_keypoints": []}
@@ -577,3 +597,164 @@ def test_one_session_gets_a_readable_time_axis(hand_db):
     x = json.loads(app.get("vega_lite_chart")[0].proto.spec)["encoding"]["x"]
     low, high = x["scale"]["domain"]
     assert high - low == 4 * 24 * 3600 * 1000 and x["axis"]["format"] == "%d %b"
+
+
+def test_low_confidence_columns_mark_rows_built_mostly_from_them():
+    from dashboards.views.common import low_confidence_columns
+
+    assert low_confidence_columns([None, 0.0, 0.4949, 0.5, 1.0]) == {
+        "low-confidence events (%)": [None, 0.0, 49.5, 50.0, 100.0],
+        "mostly low-confidence": [False, False, False, True, True],
+    }
+
+
+@pytest.mark.parametrize(
+    ("route", "state", "name", "flags", "legend"),
+    [
+        (
+            {"page": "sessions"},
+            {},
+            "sessions_table",
+            {"s-math-2": False, "s-phys-1": True, "s-math-1": False},
+            "Low confidence: 12 of 44 events (27 %) of the sessions on this page",
+        ),
+        (
+            {"page": "student", "student": "bob"},
+            {},
+            "student_sessions_table",
+            {"s-math-1": True},
+            "Low confidence: 6 of 10 events (60 %) of student bob",
+        ),
+        (
+            {"page": "alerts"},
+            {"alerts_dates": (date(2025, 3, 3), date(2025, 3, 5))},
+            "alerts_table",
+            {"bob": True, "whole class": False, "alice": False, "dave": False},
+            "Low confidence: 6 of 31 events (19 %) in these alerts' windows",
+        ),
+        (
+            {"page": "session", "session": "s-math-1"},
+            {},
+            "session_students_table",
+            {"bob": True, "alice": False},
+            "Low confidence: 6 of 20 events (30 %) in this session",
+        ),
+    ],
+)
+def test_every_page_marks_low_confidence_the_same_way(hand_db, route, state, name, flags, legend):
+    """The hand database's low-confidence events (conftest.py): each table has their share and ticks
+    the rows built mostly from them, under the same legend and threshold."""
+    url, _ = hand_db
+    app = open_app(url, user="root", route=route, state=state).run()
+    assert failures(app) == []
+    assert legend in texts(app) and "(`DASHBOARD_LOW_CONFIDENCE_BELOW`)" in texts(app)
+    rows = table(app, name)
+    key = "who" if "who" in rows.columns else ("student" if "student" in rows.columns else "session")
+    assert dict(zip(rows[key], rows["mostly low-confidence"], strict=True)) == flags
+    assert rows["low-confidence events (%)"].between(0, 100).all()
+
+
+def test_the_low_confidence_threshold_is_one_setting_for_every_page(hand_db):
+    url, _ = hand_db
+    os.environ["DASHBOARD_LOW_CONFIDENCE_BELOW"] = "0.95"
+    app = open_app(url, user="root").run()
+    assert "Low confidence: 44 of 44 events (100 %)" in texts(app) and "below 0.95" in texts(app)
+    assert table(app, "sessions_table")["mostly low-confidence"].all()
+    app = open_app(url, user="root", route={"page": "student", "student": "alice"}).run()
+    assert table(app, "student_sessions_table")["low-confidence events (%)"].tolist() == [100.0, 100.0]
+
+
+@pytest.fixture()
+def csvs(monkeypatch):  # type: ignore[no-untyped-def]
+    """Every CSV that a page run offers for download, as rows of cells (the header first)."""
+    from dashboards.views import common
+
+    made: list[list[list[str]]] = []
+    real = common.csv_bytes
+
+    def recording(frame):  # type: ignore[no-untyped-def]
+        data = real(frame)
+        made.append(list(csv.reader(data.decode().splitlines())))
+        return data
+
+    monkeypatch.setattr(common, "csv_bytes", recording)
+    return made
+
+
+def number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+COUNTS = {
+    "minutes",
+    "students present",
+    "hand raises",
+    "phone minutes",
+    "observed minutes",
+}  # unit in the name
+
+
+@pytest.mark.parametrize(("route", "state"), EVERY_TABLE)
+def test_every_csv_names_session_course_date_and_model_with_plain_numbers_and_units(
+    hand_db, csvs, route, state
+):
+    url, _ = hand_db
+    app = open_app(url, user="root", route=route, state=state).run()
+    assert failures(app) == [] and len(csvs) == len(app.get("download_button"))
+    for header, *rows in csvs:
+        assert header[:4] == ["session", "course", "date", "model"], header
+        assert rows and all(r[0] and r[1] and re.fullmatch(r"2025-03-0[3-5]", r[2]) and r[3] for r in rows)
+        for column, name in enumerate(header):
+            cells = [r[column] for r in rows if r[column]]
+            assert not any(c.rstrip().endswith("%") for c in cells), f"{name}: numbers with their unit"
+            if cells and all(number(c) for c in cells):
+                assert "(" in name or name in COUNTS, f"{name}: a number without its unit"
+
+
+def test_the_sessions_csv_names_each_rows_session_course_date_and_model(hand_db, csvs):
+    url, _ = hand_db
+    open_app(url, user="root").run()
+    ((header, *rows),) = csvs
+    by_session = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    assert {k: by_session["s-math-2"][k] for k in ("course", "date", "model", "course name", "minutes")} == {
+        "course": "MATH",
+        "date": "2025-03-05",
+        "model": "v0-untrained",
+        "course name": "Calculus",
+        "minutes": "12",
+    }
+    assert float(by_session["s-math-1"]["mean engagement (%)"]) == pytest.approx(46.5)
+    assert (
+        by_session["s-phys-1"]["low-confidence events (%)"],
+        by_session["s-phys-1"]["mostly low-confidence"],
+    ) == (
+        "100.0000",
+        "True",
+    )
+    assert "start (UTC)" in header
+
+
+def test_a_sessions_list_with_a_live_session_redraws_itself(fresh_db):
+    url, engine = fresh_db
+    add_live_session(engine)
+    app = open_app(url, user="root").run()
+    assert failures(app) == []
+    assert "1 live" in texts(app) and "this list redraws itself every 15 s" in texts(app)
+    listed = table(app, "sessions_table").set_index("session")
+    assert listed.loc["s-live", ["low-confidence events (%)", "mostly low-confidence"]].tolist() == [
+        50.0,
+        True,
+    ]
+    add_live_session(engine, students=("gina",))  # a live session's counts are read again, not kept
+    app.run()
+    listed = table(app, "sessions_table").set_index("session")
+    assert listed.loc["s-live", "low-confidence events (%)"] == pytest.approx(66.7)
+    assert "Low confidence: 18 of 53 events" in texts(app)  # 12 of 44 before, and erin's and gina's
+    app.selectbox(key="sessions_course").select("PHYS").run()  # a list without a live session
+    assert (
+        "redraws itself" not in texts(app) and "live" not in table(app, "sessions_table")["status"].tolist()
+    )

@@ -3,7 +3,11 @@ that one student's numbers on the page equal what the database holds; then, on a
 still recording: the login survives a reload, times are in the campus's zone, the session is
 marked live and redraws itself as events arrive, the model's measured quality is named,
 low-confidence events are marked, selecting a cell of the student x time view shows that
-second's top five and attention, and the event CSV has its context columns and neutralised cells.
+second's top five and attention, and the event CSV has its context columns and neutralised cells;
+and on every other page (sessions, one student, alerts): the model and its quality and the
+campus's zone are named, low-confidence events are counted and their rows ticked, each table's
+CSV starts with session, course, date and model and has units in its headers, and the sessions
+list redraws itself while a session in it is live.
 
 Needs the Debian packages chromium and chromium-driver (``make browser``). Screenshots go to
 the test's temporary folder, and also to $DASHBOARD_SCREENSHOT_DIR when it is set (that is
@@ -15,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -71,16 +76,27 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 LIVE_SESSION, CAMPUS_ZONE = "live-session", "Europe/Berlin"
 LIVE_STUDENTS = ("live-a", "=1+1", "live-c")  # live-a: every event low-confidence; =1+1: formula-like id
+# live-d was there first: 96 events on the phone, every one low-confidence, before the others came;
+# its 6.4 minutes make an alert of the student and one of the class
+ALERT_STUDENT, ALERT_SECONDS = "live-d", 384
+LOW_STUDENTS = ("live-a", ALERT_STUDENT)
 
 
-def live_events(room: str, course: str, start: datetime, seconds: int, model: str) -> list[BehaviourEvent]:
-    """4 s events of three students with top five and attention, as the store writes them."""
+def live_events(
+    room: str,
+    course: str,
+    start: datetime,
+    seconds: int,
+    model: str,
+    students: tuple[str, ...] = LIVE_STUDENTS,
+) -> list[BehaviourEvent]:
+    """4 s events of ``students`` with top five and attention, as the store writes them."""
     events = []
-    for student in LIVE_STUDENTS:
+    for student in students:
         for k in range(seconds // 4):
             begin = start + timedelta(seconds=4 * k)
-            label = BEHAVIOURS[(k // 5) % 3 + 4]
-            confidence = 0.3 if student == "live-a" else 0.9
+            label = "phone_usage" if student == ALERT_STUDENT else BEHAVIOURS[(k // 5) % 3 + 4]
+            confidence = 0.3 if student in LOW_STUDENTS else 0.9
             top5 = [[label, confidence], *[[b, (1 - confidence) / 4] for b in BEHAVIOURS[:4]]]
             attention = {
                 "keypoints": [round((i + 1) / 153, 5) for i in range(NUM_KEYPOINTS)],  # sums to 1
@@ -112,7 +128,9 @@ def live_events(room: str, course: str, start: datetime, seconds: int, model: st
     return events
 
 
-def add_live_events(database_url: str, start: datetime, seconds: int) -> int:
+def add_live_events(
+    database_url: str, start: datetime, seconds: int, students: tuple[str, ...] = LIVE_STUDENTS
+) -> int:
     engine = open_engine(database_url)
     try:
         viewer = Viewer(ADMIN, Role.ADMIN)
@@ -121,7 +139,7 @@ def add_live_events(database_url: str, start: datetime, seconds: int) -> int:
         model = (
             f"proposed-mstgcn@{file_digest(DEFAULT_CHECKPOINT)}"  # the served checkpoint, which has a card
         )
-        events = live_events(some.classroom_id, some.course_id, start, seconds, model)
+        events = live_events(some.classroom_id, some.course_id, start, seconds, model, students)
         with Session(engine) as session:
             record_events(session=session, events=events)
             session.commit()
@@ -135,7 +153,9 @@ def live_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     """(base URL, database URL): generated data plus a session recording now, campus zone Berlin."""
     database_url = f"sqlite:///{tmp_path / 'live.db'}"
     generate_semester(database_url, PLAN)
-    add_live_events(database_url, datetime.now(UTC) - timedelta(seconds=120), 120)
+    start = datetime.now(UTC) - timedelta(seconds=120)
+    add_live_events(database_url, start - timedelta(seconds=ALERT_SECONDS), ALERT_SECONDS, (ALERT_STUDENT,))
+    add_live_events(database_url, start, 120)
     for name, value in {
         "DASHBOARD_DISPLAY_TIMEZONE": CAMPUS_ZONE,
         "DASHBOARD_LIVE_WITHIN_SECONDS": "3600",  # a slow machine must not see it finish mid-test
@@ -250,6 +270,24 @@ def _button(driver, label: str):  # type: ignore[no-untyped-def]
     )
 
 
+def _page_text(driver, title: str, *needed: str, what: str, timeout: float = 30.0) -> str:  # type: ignore[no-untyped-def]
+    """The page's text, read once, when its title is ``title`` and it holds every one of ``needed``.
+
+    One reading that holds them all: a live page redraws itself every few seconds, and a reading
+    taken while it does can miss the elements not yet drawn again."""
+    last = [""]
+
+    def complete(d) -> str | None:  # type: ignore[no-untyped-def]
+        last[0] = text = _body(d)
+        return text if _title(d) == title and all(n in text for n in needed) else None
+
+    try:
+        return _wait_for(driver, complete, what, timeout)  # type: ignore[no-any-return]
+    except AssertionError:
+        missing = [n for n in needed if n not in last[0]]
+        raise AssertionError(f"timed out waiting for {what}: the page lacks {missing}") from None
+
+
 def test_log_in_open_a_session_and_check_a_students_numbers(dashboard, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -350,6 +388,50 @@ def _select_cell_of(driver, student: str) -> None:  # type: ignore[no-untyped-de
     _wait_for(driver, explained, f"the event of a cell of {student} in the student x time view", 60)
 
 
+def _download(driver, label: str, downloads: Path, pattern: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Click the download button ``label`` and read the CSV it saves (named like ``pattern``).
+
+    A click that lands while a live page redraws itself can ask for the file of the drawing that
+    was just replaced, which is gone; the click is then repeated."""
+    before = set(downloads.glob(pattern))
+    last_click = [0.0]
+
+    def saved(d) -> list[Path]:  # type: ignore[no-untyped-def]
+        found = [p for p in downloads.glob(pattern) if p not in before and p.stat().st_size > 0]
+        if not found and time.monotonic() - last_click[0] > 8:
+            _click(d, lambda d: _button(d, label), f"the {label!r} button")
+            last_click[0] = time.monotonic()
+        return found
+
+    files = _wait_for(driver, saved, f"the downloaded {pattern}", 60)
+    return list(csv.DictReader(files[0].read_text().splitlines()))
+
+
+def _low_confidence_legend(text: str) -> tuple[int, int]:
+    """(low, events) from the page's legend: 'Low confidence: 126 of 186 events ...'."""
+    found = re.search(r"Low confidence: ([\d,]+) of ([\d,]+) events", text)
+    assert found, "no low-confidence legend on the page"
+    return int(found[1].replace(",", "")), int(found[2].replace(",", ""))
+
+
+def _trust_marks() -> tuple[str, ...]:
+    """What every page shows: the model and its card's top-1, the campus's zone, the legend of the
+    low-confidence columns."""
+    served = load_cards()[file_digest(DEFAULT_CHECKPOINT)]
+    return (
+        "Model proposed-mstgcn@",
+        f"right on {served.top1:.0f} %",
+        f"Times are in {CAMPUS_ZONE}",
+        "Low confidence:",
+        "DASHBOARD_LOW_CONFIDENCE_BELOW",
+        "mostly low-confidence",
+        "Download CSV",
+    )
+
+
+CONTEXT = ["session", "course", "date", "model"]
+
+
 def test_a_live_session_earns_trust(live_dashboard, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
@@ -358,32 +440,101 @@ def test_a_live_session_earns_trust(live_dashboard, browser, tmp_path):
     _wait_for(browser, lambda d: _title(d) == "One session" and "Live" in _body(d), "the live session")
 
     browser.refresh()  # the login survives a reload; the URL keeps the route
-    _wait_for(
-        browser, lambda d: _title(d) == "One session" and "Live" in _body(d), "the session after a reload"
+    served = load_cards()[file_digest(DEFAULT_CHECKPOINT)]
+    _page_text(
+        browser,
+        "One session",
+        "Live",
+        f"Times are in {CAMPUS_ZONE}",
+        f"({CAMPUS_ZONE})",
+        "Model proposed-mstgcn@",
+        f"right on {served.top1:.0f} %",  # its card's top-1
+        "Low confidence: 126 of 186 events",  # every event of live-a (30) and live-d (96)
+        what="the session after a reload",
     )
     assert not browser.find_elements(By.CSS_SELECTOR, 'input[aria-label="Password"]')
 
-    text = _body(browser)
-    assert f"Times are in {CAMPUS_ZONE}" in text and f"({CAMPUS_ZONE})" in text
-    served = load_cards()[file_digest(DEFAULT_CHECKPOINT)]
-    assert "Model proposed-mstgcn@" in text and f"right on {served.top1:.0f} %" in text  # its card's top-1
-    assert "Low confidence: 30 of 90 events" in text  # every event of live-a
-
     start = datetime.now(UTC)
     added = add_live_events(database_url, start, 8)
-    _wait_for(browser, lambda d: f"of {90 + added} events" in _body(d), "the page redrawing itself", 30)
+    _wait_for(browser, lambda d: f"of {186 + added} events" in _body(d), "the page redrawing itself", 30)
 
     _select_cell_of(browser, "live-a")
-    text = _body(browser)
-    assert "Top five" in text and "Attention over the window's frames" in text
-    assert "Low confidence: the model gave this label 30 %" in text
+    _page_text(
+        browser,
+        "One session",
+        "Top five",
+        "Attention over the window's frames",
+        "Low confidence: the model gave this label 30 %",
+        what="the event of live-a explained",
+    )
     _screenshot(browser, tmp_path, "dashboard-live-session.png")
 
-    _click(browser, lambda d: _button(d, "Download CSV (every event)"), "the event export")
-    exported = tmp_path / "downloads" / f"session-{LIVE_SESSION}-events.csv"
-    _wait_for(browser, lambda d: exported.exists() and exported.stat().st_size > 0, "the downloaded CSV")
-    rows = list(csv.DictReader(exported.read_text().splitlines()))
-    assert list(rows[0])[:3] == ["session", "course", "date"]
-    assert {r["student"] for r in rows} == {"live-a", "'=1+1", "live-c"}  # a formula-like id is neutralised
+    rows = _download(
+        browser, "Download CSV (every event)", tmp_path / "downloads", f"session-{LIVE_SESSION}-events*.csv"
+    )
+    assert list(rows[0])[:4] == ["session", "course", "date", "model"]
+    # a formula-like id is neutralised
+    assert {r["student"] for r in rows} == {"live-a", "'=1+1", "live-c", "live-d"}
     assert {r["low confidence (below 0.5)"] for r in rows if r["student"] == "live-a"} == {"True"}
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
+
+    # a button on the live page that opens another page opens it, though only the live part reran
+    _click(browser, lambda d: _button(d, "Open this student across sessions"), "the student's button")
+    _wait_for(browser, lambda d: _title(d) == "One student", "the student's page")
+
+
+def test_every_other_page_earns_trust_too(live_dashboard, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    base_url, database_url = live_dashboard
+    downloads = tmp_path / "downloads"
+    trust_marks = _trust_marks()
+
+    # the sessions list: the live session is marked, and the list redraws itself as events arrive
+    _log_in(browser, f"{base_url}/?page=sessions")
+    text = _page_text(
+        browser,
+        "Sessions",
+        "1 live",
+        "this list redraws itself every 3 s",
+        *trust_marks,
+        what="the sessions list",
+    )
+    low, events = _low_confidence_legend(text)
+    assert low == 126  # the semester's confidences are 0.55 or more: only live-a's and live-d's are low
+    added = add_live_events(database_url, datetime.now(UTC), 8)
+    _wait_for(
+        browser, lambda d: f"of {events + added:,} events" in _body(d), "the sessions list redrawing itself"
+    )
+    _screenshot(browser, tmp_path, "dashboard-sessions-live.png")
+    rows = _download(browser, "Download CSV", downloads, "sessions-*.csv")
+    assert list(rows[0])[:4] == CONTEXT
+    assert {f"start ({CAMPUS_ZONE})", "mean engagement (%)", "low-confidence events (%)"} <= set(rows[0])
+    live = next(r for r in rows if r["session"] == LIVE_SESSION)
+    assert (live["status"], live["mostly low-confidence"]) == ("live", "True")
+    assert live["model"].startswith("proposed-mstgcn@") and re.fullmatch(r"\d{4}-\d{2}-\d{2}", live["date"])
+    assert {r["mostly low-confidence"] for r in rows if r["session"] != LIVE_SESSION} == {"False"}
+    float(live["mean engagement (%)"])  # a plain number
+    # opening a session from a list that redraws itself opens it (the most recent: the live one)
+    _click(browser, lambda d: _button(d, "Open session"), "the Open session button")
+    _wait_for(browser, lambda d: _title(d) == "One session" and "Live" in _body(d), "the live session's page")
+
+    # one student: every event of live-a is low-confidence, so its one session is ticked
+    browser.get(f"{base_url}/?page=student&student=live-a")
+    text = _page_text(browser, "One student", "of student live-a", *trust_marks, what="live-a's page")
+    low, events = _low_confidence_legend(text)
+    assert low == events > 30
+    rows = _download(browser, "Download CSV", downloads, "student-live-a-sessions-*.csv")
+    assert list(rows[0])[:4] == CONTEXT and {r["session"] for r in rows} == {LIVE_SESSION}
+    assert (rows[0]["low-confidence events (%)"], rows[0]["mostly low-confidence"]) == ("100.0000", "True")
+
+    # alerts: live-d's 6.4 minutes on the phone alert the student and the class, built on guesses
+    browser.get(f"{base_url}/?page=alerts")
+    _page_text(browser, "Alerts", "in these alerts' windows", *trust_marks, what="the alerts page")
+    rows = _download(browser, "Download CSV", downloads, "alerts-*.csv")
+    assert list(rows[0])[:4] == CONTEXT and {r["session"] for r in rows} == {LIVE_SESSION}
+    assert {r["who"] for r in rows} >= {"whole class", ALERT_STUDENT}
+    assert {r["mostly low-confidence"] for r in rows} == {"True"}
+    assert {f"from ({CAMPUS_ZONE})", "mean engagement (%)", "minutes"} <= set(rows[0])
+    _screenshot(browser, tmp_path, "dashboard-alerts.png")
     assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')

@@ -334,7 +334,9 @@ def test_event_spans_of_one_session(hand_db):
     assert alice["start"].iloc[0] == pd.Timestamp(T0) and alice["end"].iloc[-1] == pd.Timestamp(
         T0 + timedelta(minutes=10)
     )
-    assert alice["behaviour"].tolist()[4] == "hand_raising" and set(spans["confidence"]) == {0.9}
+    assert alice["behaviour"].tolist()[4] == "hand_raising" and set(alice["confidence"]) == {0.9}
+    bob = spans[spans["student"] == "bob"]
+    assert bob["confidence"].tolist() == [0.3] * 6 + [0.9] * 4  # his phone minutes are low-confidence
 
 
 def test_the_event_at_a_second_explains_itself(hand_db):
@@ -386,3 +388,67 @@ def test_csv_neutralises_formula_cells_of_every_text_dtype():
         "'@c,ok,4.0000",
         "plain,'@y,5.0000",
     ]
+
+
+def counts(found: dict[str, queries.ConfidenceCount]) -> dict[str, tuple[int, int]]:
+    return {k: (c.low, c.events) for k, c in found.items()}
+
+
+def test_low_confidence_events_per_session(hand_db):
+    _, engine = hand_db
+    ids = ["s-math-1", "s-phys-1", "s-math-2", "s-none"]
+    found = queries.low_confidence_by_session(engine, ADMIN, ids, below=0.5)
+    assert counts(found) == {"s-math-1": (6, 20), "s-phys-1": (6, 6), "s-math-2": (0, 18)}
+    assert found["s-math-1"].share == pytest.approx(0.3) and queries.NO_EVENTS.share is None
+    assert counts(queries.low_confidence_by_session(engine, INES, ids, below=0.5)) == {
+        "s-math-1": (6, 20),
+        "s-math-2": (0, 18),
+    }  # s-phys-1 is not hers
+    assert counts(queries.low_confidence_by_session(engine, ADMIN, ids, below=0.95))["s-math-2"] == (18, 18)
+    assert queries.low_confidence_by_session(engine, ADMIN, [], below=0.5) == {}
+
+
+def test_low_confidence_counts_read_id_lists_in_pieces(hand_db, monkeypatch):
+    _, engine = hand_db
+    ids = ["s-math-1", "s-phys-1", "s-math-2"]
+    whole = queries.low_confidence_by_session(engine, ADMIN, ids, below=0.5)
+    alerts = queries.alerts_in_range(engine, ADMIN, MAPPING, queries.SessionFilter()).alerts
+    windows = queries.low_confidence_of_alerts(engine, ADMIN, alerts, below=0.5)
+    monkeypatch.setattr(queries, "COUNTS_PER_QUERY", 1)
+    assert queries.low_confidence_by_session(engine, ADMIN, ids, below=0.5) == whole
+    assert queries.low_confidence_of_alerts(engine, ADMIN, alerts, below=0.5) == windows
+
+
+def test_low_confidence_events_of_one_student(hand_db):
+    _, engine = hand_db
+    assert counts(queries.low_confidence_of_student(engine, ADMIN, "bob", below=0.5)) == {"s-math-1": (6, 10)}
+    assert counts(queries.low_confidence_of_student(engine, INES, "alice", below=0.5)) == {
+        "s-math-1": (0, 10),
+        "s-math-2": (0, 9),
+    }
+    assert queries.low_confidence_of_student(engine, INES, "carol", below=0.5) == {}  # a PHYS student
+    assert counts(queries.low_confidence_of_student(engine, PAUL, "carol", below=0.5)) == {"s-phys-1": (6, 6)}
+
+
+def test_low_confidence_events_in_each_alerts_window(hand_db):
+    _, engine = hand_db
+    (bob,) = queries.session_alerts(engine, ADMIN, MAPPING, "s-math-1")
+    assert bob.model_version == "v1"
+    # bob 09:00-09:07: his 6 phone minutes (0.3) and one side conversation (0.9) start in it
+    assert queries.low_confidence_of_alerts(engine, ADMIN, [bob], below=0.5) == [
+        queries.ConfidenceCount(6, 7)
+    ]
+    assert queries.low_confidence_of_alerts(engine, PAUL, [bob], below=0.5) == [queries.NO_EVENTS]  # not his
+    math2 = queries.session_alerts(engine, ADMIN, MAPPING, "s-math-2")
+    assert [(a.kind, a.student_id, a.model_version) for a in math2] == [
+        ("class", None, "v0-untrained"),
+        ("student", "alice", "v0-untrained"),
+        ("student", "dave", "v0-untrained"),
+    ]
+    # the class's window 09:00-09:06 holds both students' events; each student's only their own
+    assert queries.low_confidence_of_alerts(engine, ADMIN, math2, below=0.95) == [
+        queries.ConfidenceCount(12, 12),
+        queries.ConfidenceCount(6, 6),
+        queries.ConfidenceCount(6, 6),
+    ]
+    assert queries.low_confidence_of_alerts(engine, ADMIN, [], below=0.5) == []
