@@ -61,7 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     staged.add_argument(
         "--finetune-epochs", type=int, help="stage c: end-to-end epochs (default 2; 0 skips it)"
     )
+    staged.add_argument(
+        "--finetune-windows",
+        type=int,
+        help="stage c: training windows per epoch, drawn afresh each epoch (default: all of them)",
+    )
+    staged.add_argument("--finetune-lr", type=float, help="stage c: peak learning rate (default 5e-4)")
     staged.add_argument("--front-lr", type=float, help="stage a: peak learning rate (default 2e-3)")
+    staged.add_argument(
+        "--visibility-weight",
+        type=float,
+        help="stage a: weight of the seen/hidden term beside the positions (default 0.1)",
+    )
     staged.add_argument(
         "--init-from",
         type=Path,
@@ -189,6 +200,8 @@ def run_staged(args: argparse.Namespace) -> int:
             return refuse(
                 f"--{flag.replace('_', '-')} belongs to --recipe paper; the staged recipe has its own flags"
             )
+    if args.finetune_windows is not None and args.finetune_windows < 1:
+        return refuse(f"--finetune-windows {args.finetune_windows}: at least 1 window per epoch")
     try:
         widths = [int(w) for w in args.keypoint_widths.split(",")]
     except ValueError:
@@ -211,7 +224,12 @@ def run_staged(args: argparse.Namespace) -> int:
         finetune_epochs=args.finetune_epochs
         if args.finetune_epochs is not None
         else defaults.finetune_epochs,
+        finetune_windows=args.finetune_windows,
+        finetune_lr=args.finetune_lr if args.finetune_lr is not None else defaults.finetune_lr,
         front_lr=args.front_lr if args.front_lr is not None else defaults.front_lr,
+        visibility_weight=args.visibility_weight
+        if args.visibility_weight is not None
+        else defaults.visibility_weight,
         init_from=str(args.init_from) if args.init_from is not None else None,
     )
     out = args.out or Path("var/train") / f"{args.method}-staged"

@@ -100,6 +100,7 @@ class StagedOptions:
     label_smoothing: float = 0.1
     # c. end-to-end fine-tune
     finetune_epochs: int = 2
+    finetune_windows: int | None = None  # training windows per epoch, drawn afresh each epoch (None: all)
     finetune_batch: int = 4
     finetune_lr: float = 5e-4
     finetune_front_lr_scale: float = 0.5
@@ -449,7 +450,8 @@ def finetune(
     optimiser = torch.optim.AdamW(
         [{"params": front, "lr": lrs[0]}, {"params": back, "lr": lrs[1]}], weight_decay=options.weight_decay
     )
-    steps_per_epoch = math.ceil(len(train_set) / options.finetune_batch)
+    per_epoch = min(len(train_set), options.finetune_windows or len(train_set))
+    steps_per_epoch = math.ceil(per_epoch / options.finetune_batch)
     schedule = one_cycle(optimiser, lrs, options.finetune_epochs * steps_per_epoch, 0.1)
     start_accuracy = window_accuracy(pipeline, val_set)
     log(f"fine-tune: validation top-1 before {start_accuracy:.4f}")
@@ -468,7 +470,7 @@ def finetune(
         seed = options.seed * 1_000_003 + 7919 + epoch
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        order = np.random.default_rng(seed).permutation(len(train_set))
+        order = np.random.default_rng(seed).permutation(len(train_set))[:per_epoch]
         pipeline.train()
         criterion.train()
         sums: dict[str, float] = {}

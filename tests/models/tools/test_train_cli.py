@@ -64,3 +64,7 @@ def test_staged_recipe_refuses_bad_data_before_writing_anything(tmp_path, capsys
         main(["train", "--recipe", "staged", "--stages", "front_end,nope", "--out", str(tmp_path / "r")]) == 2
     )
     assert "--stages" in capsys.readouterr().err
+    windows = ["train", "--recipe", "staged", "--finetune-windows", "0", "--out", str(tmp_path / "w")]
+    assert main(windows) == 2
+    assert "--finetune-windows 0: at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

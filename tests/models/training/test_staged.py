@@ -149,3 +149,15 @@ def test_joined_windows_read_as_one_training_set(sets, tmp_path):
     )
     with pytest.raises(DatasetError, match="must agree"):
         JoinedWindows([train_set, other])
+
+
+def test_a_fine_tune_epoch_can_draw_fewer_windows_than_the_training_set(sets, tmp_path):
+    train_set, val_set = sets
+    assert len(train_set) > 2
+    torch.manual_seed(0)
+    options = tiny(finetune_windows=2, finetune_batch=1)
+    report = train_staged(train_set, val_set, tmp_path, options, progress=False, log=lambda _m: None)
+    state = torch.load(tmp_path / "stage_finetune.last.pt", map_location="cpu", weights_only=True)
+    # 2 windows a batch of 1: the schedule was sized for, and took, two steps in the one epoch
+    assert state["schedule"]["_step_count"] == 1 + 2
+    assert report["stages"]["finetune"]["epochs"] == 1
