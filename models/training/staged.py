@@ -128,6 +128,33 @@ def one_cycle(optimiser: torch.optim.Optimizer, peak: float | list[float], steps
     )
 
 
+def _resume_stage(last_path: Path, parts: dict[str, Any]) -> dict[str, Any] | None:
+    """Load the state of ``parts`` (name -> module, optimiser or schedule) from an interrupted
+    stage's ``last_path``; returns the rest of that state, or None when the stage starts afresh."""
+    if not last_path.is_file():
+        return None
+    state = torch.load(last_path, map_location="cpu", weights_only=True)
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    return state
+
+
+def _save_stage(last_path: Path, parts: dict[str, Any], **progress: Any) -> None:
+    """Write the state of ``parts`` and how far the stage got, atomically (what ``_resume_stage`` reads)."""
+    atomic_save({**{name: part.state_dict() for name, part in parts.items()}, **progress}, last_path)
+
+
+def _step(
+    optimiser: torch.optim.Optimizer, schedule, loss: torch.Tensor, parameters, grad_clip: float
+) -> None:
+    """Backpropagate ``loss``, clip the gradient norm of ``parameters``, step the optimiser and its schedule."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    optimiser.step()
+    schedule.step()
+
+
 # --- a. front end ---------------------------------------------------------------------------------
 
 
@@ -169,6 +196,45 @@ def keypoint_errors(
     return out
 
 
+def _front_end_step(
+    pipeline: ClassroomPipeline,
+    criterion: MultiTaskLoss,
+    train_set: WindowSource,
+    options: StagedOptions,
+    step: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Stage a's loss on the frames of step ``step`` and its parts."""
+    # the batch of step s is a function of (seed, s): a resumed run draws what it would have drawn
+    rng = np.random.default_rng([options.seed, 11, step])
+    flat = rng.integers(0, len(train_set) * train_set.window_frames, options.front_batch)
+    picks = np.stack([flat // train_set.window_frames, flat % train_set.window_frames], 1)
+    crops, annotated = frame_batch(train_set, picks)
+    target, occluded = keypoint_targets(annotated)
+    stage = pipeline.forward_fusion(crops)
+    terms, parts = criterion.front_end_terms(
+        None,
+        stage.fusion,
+        stage.keypoints,
+        target,
+        torch.ones(len(crops)),
+        None,
+        float(train_set.crop_size),
+        None,
+        occluded,
+        fusion_terms=False,
+    )
+    return terms["kp"], parts
+
+
+def _log_keypoint_errors(errors: dict[str, float], log: Callable[[str], None]) -> None:
+    log(
+        "front end: validation keypoint error (crop px) seen/hidden: "
+        + ", ".join(
+            f"{g} {errors[f'{g}_seen_px']:.2f}/{errors[f'{g}_hidden_px']:.2f}" for g in ("all", *JOINT_GROUPS)
+        )
+    )
+
+
 def train_front_end(
     pipeline: ClassroomPipeline,
     train_set: WindowSource,
@@ -184,15 +250,11 @@ def train_front_end(
     params = [p for m in (pipeline.fusion, pipeline.keypoint_net) for p in m.parameters()]
     optimiser = torch.optim.AdamW(params, lr=options.front_lr, weight_decay=options.weight_decay)
     schedule = one_cycle(optimiser, options.front_lr, options.front_steps, 0.05)
+    parts_saved = {"model": pipeline, "optimiser": optimiser, "schedule": schedule}
     step, history = 0, []
-    if last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        pipeline.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
+    if (state := _resume_stage(last_path, parts_saved)) is not None:
         step, history = state["step"], state["history"]
         log(f"front end: resuming at step {step}/{options.front_steps}")
-    frames_total = len(train_set) * train_set.window_frames
     crop_size = float(train_set.crop_size)
     pipeline.train()
     began = time.perf_counter()
@@ -201,31 +263,8 @@ def train_front_end(
         total=options.front_steps, initial=step, desc="a. front end", unit="step", disable=not progress
     )
     while step < options.front_steps:
-        # the batch of step s is a function of (seed, s): a resumed run draws what it would have drawn
-        rng = np.random.default_rng([options.seed, 11, step])
-        flat = rng.integers(0, frames_total, options.front_batch)
-        picks = np.stack([flat // train_set.window_frames, flat % train_set.window_frames], 1)
-        crops, annotated = frame_batch(train_set, picks)
-        target, occluded = keypoint_targets(annotated)
-        stage = pipeline.forward_fusion(crops)
-        terms, parts = criterion.front_end_terms(
-            None,
-            stage.fusion,
-            stage.keypoints,
-            target,
-            torch.ones(len(crops)),
-            None,
-            crop_size,
-            None,
-            occluded,
-            fusion_terms=False,
-        )
-        loss = terms["kp"]
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
-        optimiser.step()
-        schedule.step()
+        loss, parts = _front_end_step(pipeline, criterion, train_set, options, step)
+        _step(optimiser, schedule, loss, params, options.grad_clip)
         step += 1
         for key in ("kp_l1", "heatmap_kl", "visibility"):
             sums[key] = sums.get(key, 0.0) + parts.get(key, 0.0)
@@ -234,24 +273,10 @@ def train_front_end(
         if step % options.checkpoint_every == 0 or step == options.front_steps:
             history.append({"step": step, **{k: v / options.checkpoint_every for k, v in sums.items()}})
             sums = {}
-            atomic_save(
-                {
-                    "model": pipeline.state_dict(),
-                    "optimiser": optimiser.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "step": step,
-                    "history": history,
-                },
-                last_path,
-            )
+            _save_stage(last_path, parts_saved, step=step, history=history)
     bar.close()
     errors = keypoint_errors(pipeline, val_set, options.val_frames, options.seed)
-    log(
-        "front end: validation keypoint error (crop px) seen/hidden: "
-        + ", ".join(
-            f"{g} {errors[f'{g}_seen_px']:.2f}/{errors[f'{g}_hidden_px']:.2f}" for g in ("all", *JOINT_GROUPS)
-        )
-    )
+    _log_keypoint_errors(errors, log)
     return {"steps": step, "seconds_this_run": time.perf_counter() - began, "history": history, "val": errors}
 
 
@@ -326,6 +351,55 @@ def recogniser_accuracy(
     return float((logits.argmax(-1) == labels).float().mean())
 
 
+@dataclass
+class _CachedSplit:
+    """A split as stage b reads it: the frozen front end's outputs (``recognition_inputs``) and the labels."""
+
+    keypoints: torch.Tensor
+    fused: torch.Tensor
+    labels: torch.Tensor
+
+
+def _cached_split(
+    pipeline: ClassroomPipeline, dataset: WindowSource, *, progress: bool, desc: str
+) -> _CachedSplit:
+    keypoints, fused = recognition_inputs(pipeline, dataset, progress=progress, desc=desc)
+    return _CachedSplit(keypoints, fused, torch.from_numpy(dataset.labels()))
+
+
+def _recogniser_epoch(
+    pipeline: ClassroomPipeline,
+    trained: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    schedule,
+    train: _CachedSplit,
+    weights: torch.Tensor,
+    options: StagedOptions,
+    epoch: int,
+    crop_size: int,
+    progress: bool,
+) -> float:
+    """One epoch of stage b over the cached training split; returns the mean loss per window."""
+    generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
+    order = torch.randperm(len(train.labels), generator=generator)
+    trained.train()
+    total = 0.0
+    for start in progress_bar(
+        range(0, len(order), options.recogniser_batch),
+        desc=f"b. recogniser {epoch + 1}/{options.recogniser_epochs}",
+        disable=not progress,
+        leave=False,
+    ):
+        rows = order[start : start + options.recogniser_batch]
+        logits = window_logits(pipeline, train.keypoints[rows], train.fused[rows], crop_size)
+        loss = F.cross_entropy(
+            logits, train.labels[rows], weight=weights, label_smoothing=options.label_smoothing
+        )
+        _step(optimiser, schedule, loss, trained.parameters(), options.grad_clip)
+        total += float(loss.detach()) * len(rows)
+    return total / len(order)
+
+
 def train_recogniser(
     pipeline: ClassroomPipeline,
     train_set: WindowSource,
@@ -339,73 +413,42 @@ def train_recogniser(
     """Stage b: the node encoder (eq. 6) and the recogniser on the frozen front end's outputs
     (the front end stays as stage a left it). Returns the stage's record."""
     began = time.perf_counter()
-    train_kp, train_fused = recognition_inputs(
-        pipeline, train_set, progress=progress, desc="b. front end on train"
-    )
-    val_kp, val_fused = recognition_inputs(pipeline, val_set, progress=progress, desc="b. front end on val")
-    train_y = torch.from_numpy(train_set.labels())
-    val_y = torch.from_numpy(val_set.labels())
+    train = _cached_split(pipeline, train_set, progress=progress, desc="b. front end on train")
+    val = _cached_split(pipeline, val_set, progress=progress, desc="b. front end on val")
     crop_size = train_set.crop_size
     trained = torch.nn.ModuleDict(
         {"node_encoder": pipeline.node_encoder, "recognition": pipeline.recognition}
     )
-    steps_per_epoch = math.ceil(len(train_y) / options.recogniser_batch)
+    steps_per_epoch = math.ceil(len(train.labels) / options.recogniser_batch)
     optimiser = torch.optim.AdamW(
         trained.parameters(), lr=options.recogniser_lr, weight_decay=options.weight_decay
     )
     schedule = one_cycle(optimiser, options.recogniser_lr, options.recogniser_epochs * steps_per_epoch, 0.1)
     weights = class_weights(train_set.labels())
+    parts_saved = {"trained": trained, "optimiser": optimiser, "schedule": schedule}
     epoch, history, best = 0, [], (-1.0, 0, copy.deepcopy(trained.state_dict()))
-    if last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        trained.load_state_dict(state["trained"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
+    if (state := _resume_stage(last_path, parts_saved)) is not None:
         epoch, history = state["epoch"], state["history"]
         best = (state["best_accuracy"], state["best_epoch"], state["best_trained"])
         log(f"recogniser: resuming at epoch {epoch + 1}")
     while epoch < options.recogniser_epochs:
-        generator = torch.Generator().manual_seed(options.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(train_y), generator=generator)
-        trained.train()
-        total = 0.0
-        for start in progress_bar(
-            range(0, len(order), options.recogniser_batch),
-            desc=f"b. recogniser {epoch + 1}/{options.recogniser_epochs}",
-            disable=not progress,
-            leave=False,
-        ):
-            rows = order[start : start + options.recogniser_batch]
-            logits = window_logits(pipeline, train_kp[rows], train_fused[rows], crop_size)
-            loss = F.cross_entropy(
-                logits, train_y[rows], weight=weights, label_smoothing=options.label_smoothing
-            )
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained.parameters(), options.grad_clip)
-            optimiser.step()
-            schedule.step()
-            total += float(loss.detach()) * len(rows)
+        loss = _recogniser_epoch(
+            pipeline, trained, optimiser, schedule, train, weights, options, epoch, crop_size, progress
+        )
         epoch += 1
-        accuracy = recogniser_accuracy(pipeline, val_kp, val_fused, val_y, crop_size)
+        accuracy = recogniser_accuracy(pipeline, val.keypoints, val.fused, val.labels, crop_size)
         if accuracy > best[0]:
             best = (accuracy, epoch, copy.deepcopy(trained.state_dict()))
-        history.append({"epoch": epoch, "loss": total / len(order), "val_accuracy": accuracy})
-        log(
-            f"recogniser {epoch}: loss {total / len(order):.4f} val top-1 {accuracy:.4f}{' *' if best[1] == epoch else ''}"
-        )
-        atomic_save(
-            {
-                "trained": trained.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "schedule": schedule.state_dict(),
-                "epoch": epoch,
-                "history": history,
-                "best_accuracy": best[0],
-                "best_epoch": best[1],
-                "best_trained": best[2],
-            },
+        history.append({"epoch": epoch, "loss": loss, "val_accuracy": accuracy})
+        log(f"recogniser {epoch}: loss {loss:.4f} val top-1 {accuracy:.4f}{' *' if best[1] == epoch else ''}")
+        _save_stage(
             last_path,
+            parts_saved,
+            epoch=epoch,
+            history=history,
+            best_accuracy=best[0],
+            best_epoch=best[1],
+            best_trained=best[2],
         )
     trained.load_state_dict(best[2])
     return {
@@ -431,6 +474,56 @@ def window_accuracy(pipeline: ClassroomPipeline, dataset: WindowSource, batch: i
     return correct / len(dataset)
 
 
+def _finetune_steps(train_set: WindowSource, options: StagedOptions) -> tuple[int, int]:
+    """Stage c's windows and steps per epoch."""
+    per_epoch = min(len(train_set), options.finetune_windows or len(train_set))
+    return per_epoch, math.ceil(per_epoch / options.finetune_batch)
+
+
+def _finetune_groups(pipeline: ClassroomPipeline, options: StagedOptions) -> list[dict[str, Any]]:
+    """Stage c's parameter groups: the front end at ``finetune_front_lr_scale`` of the recogniser's rate."""
+    front = [p for m in (pipeline.fusion, pipeline.keypoint_net) for p in m.parameters()]
+    back = [p for m in (pipeline.node_encoder, pipeline.recognition) for p in m.parameters()]
+    return [
+        {"params": front, "lr": options.finetune_lr * options.finetune_front_lr_scale},
+        {"params": back, "lr": options.finetune_lr},
+    ]
+
+
+def _finetune_epoch(
+    pipeline: ClassroomPipeline,
+    criterion: MultiTaskLoss,
+    optimiser: torch.optim.Optimizer,
+    schedule,
+    train_set: WindowSource,
+    options: StagedOptions,
+    epoch: int,
+    progress: bool,
+) -> dict[str, float]:
+    """One epoch of stage c on ``finetune_windows`` windows drawn afresh; returns the mean loss parts per step."""
+    per_epoch, steps_per_epoch = _finetune_steps(train_set, options)
+    parameters = [p for group in optimiser.param_groups for p in group["params"]]  # front end, then the rest
+    seed = options.seed * 1_000_003 + 7919 + epoch
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    order = np.random.default_rng(seed).permutation(len(train_set))[:per_epoch]
+    pipeline.train()
+    criterion.train()
+    sums: dict[str, float] = {}
+    for batch in progress_bar(
+        _window_batches(train_set, order, options.finetune_batch),
+        total=steps_per_epoch,
+        desc=f"c. fine-tune {epoch + 1}/{options.finetune_epochs}",
+        disable=not progress,
+        leave=False,
+    ):
+        terms = criterion(pipeline(batch["crops"]), batch, generator)
+        _step(optimiser, schedule, terms.total, parameters, options.grad_clip)
+        for key, value in terms.parts.items():
+            sums[key] = sums.get(key, 0.0) + value / steps_per_epoch
+    return sums
+
+
 def finetune(
     pipeline: ClassroomPipeline,
     train_set: WindowSource,
@@ -444,51 +537,22 @@ def finetune(
 ) -> dict[str, Any]:
     """Stage c: section 3.5 end to end from stages a and b. Returns its record."""
     began = time.perf_counter()
-    front = [p for m in (pipeline.fusion, pipeline.keypoint_net) for p in m.parameters()]
-    back = [p for m in (pipeline.node_encoder, pipeline.recognition) for p in m.parameters()]
-    lrs = [options.finetune_lr * options.finetune_front_lr_scale, options.finetune_lr]
-    optimiser = torch.optim.AdamW(
-        [{"params": front, "lr": lrs[0]}, {"params": back, "lr": lrs[1]}], weight_decay=options.weight_decay
-    )
-    per_epoch = min(len(train_set), options.finetune_windows or len(train_set))
-    steps_per_epoch = math.ceil(per_epoch / options.finetune_batch)
+    groups = _finetune_groups(pipeline, options)
+    optimiser = torch.optim.AdamW(groups, weight_decay=options.weight_decay)
+    _, steps_per_epoch = _finetune_steps(train_set, options)
+    lrs = [group["lr"] for group in groups]
     schedule = one_cycle(optimiser, lrs, options.finetune_epochs * steps_per_epoch, 0.1)
     start_accuracy = window_accuracy(pipeline, val_set)
     log(f"fine-tune: validation top-1 before {start_accuracy:.4f}")
+    parts_saved = {"model": pipeline, "optimiser": optimiser, "schedule": schedule, "criterion": criterion}
     epoch, history = 0, []
     best = (start_accuracy, 0, copy.deepcopy(pipeline.state_dict()))
-    if last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        pipeline.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        criterion.load_state_dict(state["criterion"])
+    if (state := _resume_stage(last_path, parts_saved)) is not None:
         epoch, history = state["epoch"], state["history"]
         best = (state["best_accuracy"], state["best_epoch"], state["best_model"])
         log(f"fine-tune: resuming at epoch {epoch + 1}")
     while epoch < options.finetune_epochs:
-        seed = options.seed * 1_000_003 + 7919 + epoch
-        torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
-        order = np.random.default_rng(seed).permutation(len(train_set))[:per_epoch]
-        pipeline.train()
-        criterion.train()
-        sums: dict[str, float] = {}
-        for batch in progress_bar(
-            _window_batches(train_set, order, options.finetune_batch),
-            total=steps_per_epoch,
-            desc=f"c. fine-tune {epoch + 1}/{options.finetune_epochs}",
-            disable=not progress,
-            leave=False,
-        ):
-            terms = criterion(pipeline(batch["crops"]), batch, generator)
-            optimiser.zero_grad(set_to_none=True)
-            terms.total.backward()
-            torch.nn.utils.clip_grad_norm_([*front, *back], options.grad_clip)
-            optimiser.step()
-            schedule.step()
-            for key, value in terms.parts.items():
-                sums[key] = sums.get(key, 0.0) + value / steps_per_epoch
+        sums = _finetune_epoch(pipeline, criterion, optimiser, schedule, train_set, options, epoch, progress)
         epoch += 1
         accuracy = window_accuracy(pipeline, val_set)
         if accuracy > best[0]:
@@ -498,19 +562,14 @@ def finetune(
             f"fine-tune {epoch}: loss {sums.get('total', float('nan')):.4f} focal {sums.get('focal', float('nan')):.4f} "
             f"val top-1 {accuracy:.4f}{' *' if best[1] == epoch else ''}"
         )
-        atomic_save(
-            {
-                "model": pipeline.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "schedule": schedule.state_dict(),
-                "criterion": criterion.state_dict(),
-                "epoch": epoch,
-                "history": history,
-                "best_accuracy": best[0],
-                "best_epoch": best[1],
-                "best_model": best[2],
-            },
+        _save_stage(
             last_path,
+            parts_saved,
+            epoch=epoch,
+            history=history,
+            best_accuracy=best[0],
+            best_epoch=best[1],
+            best_model=best[2],
         )
     pipeline.load_state_dict(best[2])
     return {
@@ -545,6 +604,113 @@ def warm_start(pipeline: ClassroomPipeline, path: str, method: str, log: Callabl
     log(f"starting from the weights of {path}")
 
 
+def _claim_out_dir(out_dir: Path, train_set: WindowSource, options: StagedOptions, resume: bool) -> None:
+    """Refuse a folder that holds another run (or this one, without ``resume``); write options.json."""
+    options_path = out_dir / "options.json"
+    if options_path.is_file() and not resume:
+        raise ValueError(
+            f"{out_dir} holds a staged run already: --resume continues it, or choose another --out"
+        )
+    if options_path.is_file():
+        saved = json.loads(options_path.read_text())
+        if saved.get("method") != options.method or saved.get("train_dataset") != train_set.dataset_id:
+            raise ValueError(
+                f"{out_dir} holds a run of {saved.get('method')} on {saved.get('train_dataset')}; "
+                f"not {options.method} on {train_set.dataset_id}: choose another --out"
+            )
+    options_path.write_text(
+        json.dumps({**asdict(options), "train_dataset": train_set.dataset_id}, indent=2) + "\n"
+    )
+
+
+def _staged_pipeline(
+    options: StagedOptions, crop_size: int, log: Callable[[str], None]
+) -> tuple[dict[str, Any], ClassroomPipeline]:
+    """The method's configuration on served inputs and its network, seeded (warm-started with ``init_from``)."""
+    config = method_config(options.method, **copy.deepcopy(options.model_overrides))
+    config["crop_size"] = crop_size
+    config["enhancement"] = "identity"  # section 3.2 ran on whole frames before the crops (served path)
+    config["inputs"] = "served"
+    torch.manual_seed(options.seed)
+    pipeline = build_pipeline(config)
+    if options.init_from is not None:
+        warm_start(pipeline, options.init_from, options.method, log)
+    return config, pipeline
+
+
+def _staged_criterion(
+    options: StagedOptions, config: dict[str, Any], train_set: WindowSource
+) -> MultiTaskLoss:
+    """The multi-task loss with the recipe's keypoint terms and the training split's class weights."""
+    criterion = MultiTaskLoss(loss_config(options, config))
+    criterion.config.class_weights = class_weights(train_set.labels()).tolist()
+    criterion.weights.copy_(torch.tensor(criterion.config.class_weights))
+    return criterion
+
+
+def _start_report(
+    report_path: Path, train_set: WindowSource, val_set: WindowSource, options: StagedOptions
+) -> dict[str, Any]:
+    """The run's report as earlier runs left it, with this run's data and options."""
+    report: dict[str, Any] = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report.update(
+        method=options.method,
+        train_dataset=train_set.dataset_id,
+        val_dataset=val_set.dataset_id,
+        train_samples=len(train_set),
+        val_samples=len(val_set),
+        options=asdict(options),
+    )
+    return report
+
+
+def _refuse_missing_stage(name: str, done: Path, stages: tuple[str, ...], options: StagedOptions) -> None:
+    """A stage left out must have its result in the folder, or come from ``init_from``, when a later one runs."""
+    later = STAGES[STAGES.index(name) + 1 :]
+    if any(stage in stages for stage in later) and options.init_from is None:
+        raise ValueError(
+            f"stage {name} is left out but {done} does not exist: run it first, or start "
+            "from a checkpoint that has it (--init-from)"
+        )
+
+
+def _stage_checkpoint(
+    pipeline: ClassroomPipeline,
+    name: str,
+    report: dict[str, Any],
+    train_set: WindowSource,
+    options: StagedOptions,
+) -> dict[str, Any]:
+    """The servable checkpoint of the pipeline as stage ``name`` left it."""
+    summary = {"recipe": "staged", "stage": name, "stages": report["stages"], "options": asdict(options)}
+    return build_checkpoint(
+        pipeline, training=summary, dataset_id=train_set.dataset_id, window_frames=train_set.window_frames
+    )
+
+
+def _stage_runners(
+    pipeline: ClassroomPipeline,
+    criterion: MultiTaskLoss,
+    train_set: WindowSource,
+    val_set: WindowSource,
+    options: StagedOptions,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[str, Callable[[Path], dict[str, Any]]]:
+    """Each stage as a function of its ``stage_<x>.last.pt``, returning the stage's record."""
+    return {
+        "front_end": lambda last: train_front_end(
+            pipeline, train_set, val_set, options, criterion, last, progress=progress, log=log
+        ),
+        "recogniser": lambda last: train_recogniser(
+            pipeline, train_set, val_set, options, last, progress=progress, log=log
+        ),
+        "finetune": lambda last: finetune(
+            pipeline, train_set, val_set, options, criterion, last, progress=progress, log=log
+        ),
+    }
+
+
 def train_staged(
     train_set: WindowSource,
     val_set: WindowSource,
@@ -567,80 +733,27 @@ def train_staged(
     out_dir.mkdir(parents=True, exist_ok=True)
     if train_set.crop_size != val_set.crop_size or train_set.window_frames != val_set.window_frames:
         raise ValueError("train and validation data differ in crop size or window length")
-    options_path = out_dir / "options.json"
-    if options_path.is_file() and not resume:
-        raise ValueError(
-            f"{out_dir} holds a staged run already: --resume continues it, or choose another --out"
-        )
-    if options_path.is_file():
-        saved = json.loads(options_path.read_text())
-        if saved.get("method") != options.method or saved.get("train_dataset") != train_set.dataset_id:
-            raise ValueError(
-                f"{out_dir} holds a run of {saved.get('method')} on {saved.get('train_dataset')}; "
-                f"not {options.method} on {train_set.dataset_id}: choose another --out"
-            )
-    options_path.write_text(
-        json.dumps({**asdict(options), "train_dataset": train_set.dataset_id}, indent=2) + "\n"
-    )
-
-    config = method_config(options.method, **copy.deepcopy(options.model_overrides))
-    config["crop_size"] = train_set.crop_size
-    config["enhancement"] = "identity"  # section 3.2 ran on whole frames before the crops (served path)
-    config["inputs"] = "served"
-    torch.manual_seed(options.seed)
-    pipeline = build_pipeline(config)
-    if options.init_from is not None:
-        warm_start(pipeline, options.init_from, options.method, log)
-    criterion = MultiTaskLoss(loss_config(options, config))
-    criterion.config.class_weights = class_weights(train_set.labels()).tolist()
-    criterion.weights.copy_(torch.tensor(criterion.config.class_weights))
-
+    _claim_out_dir(out_dir, train_set, options, resume)
+    config, pipeline = _staged_pipeline(options, train_set.crop_size, log)
+    criterion = _staged_criterion(options, config, train_set)
     report_path = out_dir / "report.json"
-    report: dict[str, Any] = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    report.update(
-        method=options.method,
-        train_dataset=train_set.dataset_id,
-        val_dataset=val_set.dataset_id,
-        train_samples=len(train_set),
-        val_samples=len(val_set),
-        options=asdict(options),
-    )
-    runners: dict[str, Callable[[Path], dict[str, Any]]] = {
-        "front_end": lambda last: train_front_end(
-            pipeline, train_set, val_set, options, criterion, last, progress=progress, log=log
-        ),
-        "recogniser": lambda last: train_recogniser(
-            pipeline, train_set, val_set, options, last, progress=progress, log=log
-        ),
-        "finetune": lambda last: finetune(
-            pipeline, train_set, val_set, options, criterion, last, progress=progress, log=log
-        ),
-    }
+    report = _start_report(report_path, train_set, val_set, options)
+    runners = _stage_runners(pipeline, criterion, train_set, val_set, options, progress, log)
     last_stage = None
-    for k, name in enumerate(STAGES):
+    for name in STAGES:
         done = out_dir / STAGE_FILES[name]
         if done.is_file() and (resume or name not in stages):
             pipeline.load_state_dict(_stage_state(done)["state_dict"])
             log(f"{name}: done before ({done}), loaded")
-            last_stage = name
+        elif name not in stages:
+            _refuse_missing_stage(name, done, stages, options)
             continue
-        if name not in stages:
-            if any(later in stages for later in STAGES[k + 1 :]) and options.init_from is None:
-                raise ValueError(
-                    f"stage {name} is left out but {done} does not exist: run it first, or start "
-                    "from a checkpoint that has it (--init-from)"
-                )
-            continue
-        log(f"stage {name}")
-        record = runners[name](out_dir / f"stage_{name}.last.pt")
-        report.setdefault("stages", {})[name] = record
-        summary = {"recipe": "staged", "stage": name, "stages": report["stages"], "options": asdict(options)}
-        checkpoint = build_checkpoint(
-            pipeline, training=summary, dataset_id=train_set.dataset_id, window_frames=train_set.window_frames
-        )
-        atomic_save(checkpoint, done)
+        else:
+            log(f"stage {name}")
+            report.setdefault("stages", {})[name] = runners[name](out_dir / f"stage_{name}.last.pt")
+            atomic_save(_stage_checkpoint(pipeline, name, report, train_set, options), done)
+            report_path.write_text(json.dumps(report, indent=2) + "\n")
         last_stage = name
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
     if last_stage == "recogniser":
         # without the fine-tune, stage b's model (front end + recogniser) is the served checkpoint
         atomic_save(_stage_state(out_dir / STAGE_FILES[last_stage]), out_dir / STAGE_FILES["finetune"])
