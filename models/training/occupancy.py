@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -95,68 +95,76 @@ def _rates(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
     }
 
 
-def train_occupancy(
-    train_specs: Sequence[SessionSpec],
-    val_specs: Sequence[SessionSpec],
+RenderedSession = tuple[SessionSpec, torch.Tensor, torch.Tensor]  # spec, crops [N, 6, S, S], labels [N]
+
+
+def _render_sessions(
+    specs: Sequence[SessionSpec],
+    what: str,
     *,
-    frames: int = 6,
-    every: int = 20,
-    epochs: int = 25,
-    lr: float = 2e-3,
-    batch_size: int = 64,
-    seed: int = 0,
-    crop_size: int = DEFAULT_CROP_SIZE,
-    head_checkpoint: str | Path | None = None,
-    log=print,  # type: ignore[no-untyped-def]
-) -> tuple[OccupancyNet, OccupancyReport]:
-    """Render the sessions, train ``OccupancyNet`` (AdamW, BCE), report held-out accuracy."""
-    began = time.perf_counter()
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    frames: int,
+    every: int,
+    crop_size: int,
+    log: Callable[[str], None],
+) -> list[RenderedSession]:
+    """Every seat's crops and labels of each session (``occupancy_samples``), logged one by one."""
+    out = []
+    for k, spec in enumerate(progress_bar(specs, desc=f"rendering {what} sessions", unit="session")):
+        x, y = occupancy_samples(spec, frames=frames, every=every, crop_size=crop_size)
+        out.append((spec, x, y))
+        log(
+            f"{what} session {k + 1}/{len(specs)}: seed {spec.seed}, {spec.students} students, {len(y)} crops"
+        )
+    return out
 
-    def gather(
-        specs: Sequence[SessionSpec], what: str
-    ) -> list[tuple[SessionSpec, torch.Tensor, torch.Tensor]]:
-        out = []
-        for k, spec in enumerate(progress_bar(specs, desc=f"rendering {what} sessions", unit="session")):
-            x, y = occupancy_samples(spec, frames=frames, every=every, crop_size=crop_size)
-            out.append((spec, x, y))
-            log(
-                f"{what} session {k + 1}/{len(specs)}: seed {spec.seed}, {spec.students} students, {len(y)} crops"
-            )
-        return out
 
-    train_sets, val_sets = gather(train_specs, "train"), gather(val_specs, "validation")
-    x_train = torch.cat([x for _, x, _ in train_sets])
-    y_train = torch.cat([y for _, _, y in train_sets])
+def _untrained_net(crop_size: int, labels: torch.Tensor) -> OccupancyNet:
+    """A fresh ``OccupancyNet`` whose output starts at the training share of taken seats."""
     net = OccupancyNet(crop_size)
     # the prior: start from the training share of taken seats (Lin et al. 2017, focal loss paper)
-    prior = float(y_train.mean().clamp(0.05, 0.95))
+    prior = float(labels.mean().clamp(0.05, 0.95))
     last = net.classifier[-1]
     assert isinstance(last, nn.Linear)
     nn.init.constant_(last.bias, math.log(prior / (1 - prior)))
+    return net
+
+
+def _fit(
+    net: OccupancyNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+    log: Callable[[str], None],
+) -> None:
+    """AdamW on the binary cross-entropy of augmented crops, shuffled by ``generator`` every epoch."""
     optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     for epoch in progress_bar(range(epochs), desc="training", unit="epoch"):
         net.train()
-        order = torch.randperm(len(y_train), generator=generator)
+        order = torch.randperm(len(y), generator=generator)
         total = 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            logits = net(_augment(x_train[idx], generator))
-            loss = nn.functional.binary_cross_entropy_with_logits(logits, y_train[idx])
+            logits = net(_augment(x[idx], generator))
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, y[idx])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             total += float(loss.detach()) * len(idx)
-        log(f"epoch {epoch + 1}/{epochs}: train loss {total / len(y_train):.4f}")
+        log(f"epoch {epoch + 1}/{epochs}: train loss {total / len(y):.4f}")
     net.eval()
-    report = OccupancyReport(
-        command=" ".join(sys.argv),
-        train_sessions=[asdict(s) for s in train_specs],
-        val_sessions=[asdict(s) for s in val_specs],
-        train_crops=len(y_train),
-        epochs=epochs,
-    )
+
+
+def _score_held_out(
+    net: OccupancyNet,
+    val_sets: list[RenderedSession],
+    head_checkpoint: str | Path | None,
+    report: OccupancyReport,
+) -> None:
+    """Fill ``report`` with the held-out rates, per session and over all, beside the keypoint head's if given."""
     head = _head_scorer(head_checkpoint) if head_checkpoint else None
     all_logits, all_labels, head_logits = [], [], []
     with torch.inference_mode():
@@ -177,6 +185,44 @@ def train_occupancy(
     report.val_false_occupied = rates["false_occupied"]
     if head_logits:
         report.head_val_accuracy = _rates(torch.cat(head_logits), torch.cat(all_labels))["accuracy"]
+
+
+def train_occupancy(
+    train_specs: Sequence[SessionSpec],
+    val_specs: Sequence[SessionSpec],
+    *,
+    frames: int = 6,
+    every: int = 20,
+    epochs: int = 25,
+    lr: float = 2e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    crop_size: int = DEFAULT_CROP_SIZE,
+    head_checkpoint: str | Path | None = None,
+    log=print,  # type: ignore[no-untyped-def]
+) -> tuple[OccupancyNet, OccupancyReport]:
+    """Render the sessions, train ``OccupancyNet`` (AdamW, BCE), report held-out accuracy."""
+    began = time.perf_counter()
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    train_sets = _render_sessions(
+        train_specs, "train", frames=frames, every=every, crop_size=crop_size, log=log
+    )
+    val_sets = _render_sessions(
+        val_specs, "validation", frames=frames, every=every, crop_size=crop_size, log=log
+    )
+    x_train = torch.cat([x for _, x, _ in train_sets])
+    y_train = torch.cat([y for _, _, y in train_sets])
+    net = _untrained_net(crop_size, y_train)
+    _fit(net, x_train, y_train, epochs=epochs, lr=lr, batch_size=batch_size, generator=generator, log=log)
+    report = OccupancyReport(
+        command=" ".join(sys.argv),
+        train_sessions=[asdict(s) for s in train_specs],
+        val_sessions=[asdict(s) for s in val_specs],
+        train_crops=len(y_train),
+        epochs=epochs,
+    )
+    _score_held_out(net, val_sets, head_checkpoint, report)
     report.seconds = time.perf_counter() - began
     return net, report
 
