@@ -312,34 +312,60 @@ class MultiTaskLoss(nn.Module):
         ``kp`` = keypoint position + visibility + occupancy, over N crops (target [N, K, 3];
         ``occluded`` [N, K] is read when the visibility target is "seen"; ``fusion_terms=False``
         skips L_fus, for a caller that trains the keypoints alone)."""
-        cfg = self.config
         parts: dict[str, float] = {}
         module_losses: dict[str, torch.Tensor] = {}
         if enhanced is not None and reference is not None and self.perceptual_net is not None:
-            self.perceptual_net.eval()
-            l_percep = perceptual_loss(self.perceptual_net, enhanced, reference)
-            l_edge = edge_loss(enhanced, reference)
-            module_losses["enh"] = cfg.mu * l_percep + (1.0 - cfg.mu) * l_edge
-            parts.update(percep=float(l_percep.detach()), edge=float(l_edge.detach()))
+            module_losses["enh"] = self._enhancement_term(enhanced, reference, parts)
         if (
             fusion_terms
             and fusion.rgb is not None
             and fusion.depth is not None
             and fusion.thermal is not None
         ):
-            hw = fusion.rgb.shape[-1] * fusion.rgb.shape[-2]
-            positions = None
-            if cfg.infonce_positions and cfg.infonce_positions < hw:
-                positions = torch.randperm(hw, generator=generator)[: cfg.infonce_positions].to(
-                    fusion.rgb.device
-                )
-            l_mi = mutual_information_loss(
-                fusion.rgb, fusion.depth, fusion.thermal, cfg.infonce_temperature, positions
-            )
-            l_align = alignment_loss(fusion.rgb, fusion.depth, fusion.thermal)
-            module_losses["fus"] = l_mi + l_align
-            p = hw if positions is None else len(positions)
-            parts.update(mi_nats=float(2 * math.log(p) - l_mi.detach()), align=float(l_align.detach()))
+            module_losses["fus"] = self._fusion_term(fusion, generator, parts)
+        module_losses["kp"] = self._keypoint_term(keypoints, target, occupied, crop_size, occluded, parts)
+        return module_losses, parts
+
+    def _enhancement_term(
+        self, enhanced: torch.Tensor, reference: torch.Tensor, parts: dict[str, float]
+    ) -> torch.Tensor:
+        """L_enh (eqs. 11-13): perceptual and edge loss of the enhanced crops against the clean references."""
+        assert self.perceptual_net is not None
+        self.perceptual_net.eval()
+        l_percep = perceptual_loss(self.perceptual_net, enhanced, reference)
+        l_edge = edge_loss(enhanced, reference)
+        parts.update(percep=float(l_percep.detach()), edge=float(l_edge.detach()))
+        return self.config.mu * l_percep + (1.0 - self.config.mu) * l_edge
+
+    def _fusion_term(
+        self, fusion, generator: torch.Generator | None, parts: dict[str, float]
+    ) -> torch.Tensor:
+        """L_fus (eqs. 14-15): InfoNCE between the modalities (at ``infonce_positions`` random
+        positions when the map has more) plus their alignment."""
+        cfg = self.config
+        hw = fusion.rgb.shape[-1] * fusion.rgb.shape[-2]
+        positions = None
+        if cfg.infonce_positions and cfg.infonce_positions < hw:
+            positions = torch.randperm(hw, generator=generator)[: cfg.infonce_positions].to(fusion.rgb.device)
+        l_mi = mutual_information_loss(
+            fusion.rgb, fusion.depth, fusion.thermal, cfg.infonce_temperature, positions
+        )
+        l_align = alignment_loss(fusion.rgb, fusion.depth, fusion.thermal)
+        p = hw if positions is None else len(positions)
+        parts.update(mi_nats=float(2 * math.log(p) - l_mi.detach()), align=float(l_align.detach()))
+        return l_mi + l_align
+
+    def _keypoint_term(
+        self,
+        keypoints,
+        target: torch.Tensor,
+        occupied: torch.Tensor,
+        crop_size: float,
+        occluded: torch.Tensor | None,
+        parts: dict[str, float],
+    ) -> torch.Tensor:
+        """Keypoint position + visibility + occupancy (+ heatmap where weighted), times ``keypoint_weight``."""
+        cfg = self.config
         seen_only = occluded if cfg.visibility_target == "seen" else None
         l_pos, l_vis = keypoint_loss(keypoints.xy, keypoints.visibility_logits, target, crop_size, seen_only)
         l_occ = F.binary_cross_entropy_with_logits(
@@ -350,11 +376,10 @@ class MultiTaskLoss(nn.Module):
             l_heat = heatmap_loss(keypoints.heatmap_logits, target, crop_size, cfg.heatmap_sigma)
             kp_terms = kp_terms + cfg.heatmap_weight * l_heat
             parts["heatmap_kl"] = float(l_heat.detach())
-        module_losses["kp"] = cfg.keypoint_weight * kp_terms
         parts.update(
             kp_l1=float(l_pos.detach()), visibility=float(l_vis.detach()), occupancy=float(l_occ.detach())
         )
-        return module_losses, parts
+        return cfg.keypoint_weight * kp_terms
 
     def forward(
         self, output, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
