@@ -370,6 +370,26 @@ def _label_of(dataset, index: int) -> int:
     return int(meta(index).label) if meta is not None else int(dataset[index].label)
 
 
+def _quality_means(frames: list[dict[str, float]]) -> dict[str, Any]:
+    """PSNR, SSIM, MI and EPI, each the mean over the measured frames (NaN without any)."""
+    return {
+        key: float(np.mean([f[key] for f in frames])) if frames else float("nan")
+        for key in ("psnr", "ssim", "mi", "epi")
+    }
+
+
+def _recognition_fields(scores: dict[str, Any]) -> dict[str, Any]:
+    """``recognition_metrics``' scores as MethodResult fields, the per-class ones by behaviour."""
+    return {
+        "top1": scores["top1"],
+        "top5": scores["top5"],
+        "macro_f1": scores["macro_f1"],
+        "per_class_f1": dict(zip(BEHAVIOURS, scores["per_class_f1"], strict=True)),
+        "per_class_recall": dict(zip(BEHAVIOURS, scores["per_class_recall"], strict=True)),
+        "confusion": scores["confusion"],
+    }
+
+
 def evaluate_checkpoint(
     checkpoint: Path,
     dataset,
@@ -394,10 +414,6 @@ def evaluate_checkpoint(
     labelled = labels != IGNORE_LABEL  # empty seats have no behaviour; occupancy scores them
     probabilities, labels = probabilities[labelled], labels[labelled]
     scores = recognition_metrics(probabilities, labels, len(BEHAVIOURS))
-
-    def mean_of(key: str) -> float:
-        return float(np.mean([f[key] for f in frames])) if frames else float("nan")
-
     fps = (
         measure_fps(
             pipeline,
@@ -415,17 +431,9 @@ def evaluate_checkpoint(
         trained_on=str(data.get("dataset_id", "")),
         test_data=dataset.dataset_id,
         samples=len(labels),
-        top1=scores["top1"],
-        top5=scores["top5"],
-        macro_f1=scores["macro_f1"],
-        per_class_f1=dict(zip(BEHAVIOURS, scores["per_class_f1"], strict=True)),
-        per_class_recall=dict(zip(BEHAVIOURS, scores["per_class_recall"], strict=True)),
+        **_recognition_fields(scores),
         inputs=str(data.get("inputs", "raw_colour")),
-        confusion=scores["confusion"],
-        psnr=mean_of("psnr"),
-        ssim=mean_of("ssim"),
-        mi=mean_of("mi"),
-        epi=mean_of("epi"),
+        **_quality_means(frames),
         quality_frames=len(frames),
         quality_subset=subset,
         fps=fps,
@@ -464,17 +472,9 @@ def _cell(value: float, fmt: str) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    results: dict[str, dict[str, Any]] = report["methods"]
-    lines = [
-        "# Evaluation on the test split (students unseen in training)",
-        "",
-        f"- data: `{report['data']}` (test split, {report['test_samples']} samples)",
-        f"- command: `{report['command']}`",
-        f"- FPS device: {report['device']}; {report['fps_students']} students per frame set",
-        f"- PSNR/SSIM/MI/EPI frames: {report['quality_note']}",
-        "",
-    ]
+def _method_tables(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Tables 3, 4 and 6: one row per method of each, ``missing`` where it was not evaluated."""
+    lines: list[str] = []
     for title, methods in TABLES.items():
         lines += [f"## {title}", "", "| method | " + " | ".join(c[1] for c in METRIC_COLUMNS) + " |"]
         lines.append("| --- | " + " | ".join("---:" for _ in METRIC_COLUMNS) + " |")
@@ -487,67 +487,88 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"| `{m}` | " + " | ".join(_cell(r[key], fmt) for key, _, fmt in METRIC_COLUMNS) + " |"
             )
         lines.append("")
-    robustness = report.get("robustness") or {}
-    if robustness:
-        lines += ["## Robustness (4.2.3): Top-1 (%) per scenario, drop against normal", ""]
-        lines.append("| method | " + " | ".join(ROBUSTNESS_SCENARIOS) + " |")
-        lines.append("| --- | " + " | ".join("---:" for _ in ROBUSTNESS_SCENARIOS) + " |")
-        for m, per in robustness.items():
-            normal = per.get("normal")
-            cells = []
-            for scenario in ROBUSTNESS_SCENARIOS:
-                v = per.get(scenario)
-                if v is None:
-                    cells.append("missing")
-                elif scenario == "normal" or normal is None:
-                    cells.append(f"{v:.2f}")
-                else:
-                    cells.append(f"{v:.2f} ({v - normal:+.2f})")
-            lines.append(f"| `{m}` | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += ["## Per-class F1 (%)", ""]
+    return lines
+
+
+def _robustness_table(robustness: dict[str, dict[str, float]]) -> list[str]:
+    """Top-1 per scenario and its drop against ``normal`` (none without a robustness study)."""
+    if not robustness:
+        return []
+    lines = ["## Robustness (4.2.3): Top-1 (%) per scenario, drop against normal", ""]
+    lines.append("| method | " + " | ".join(ROBUSTNESS_SCENARIOS) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in ROBUSTNESS_SCENARIOS) + " |")
+    for m, per in robustness.items():
+        normal = per.get("normal")
+        cells = []
+        for scenario in ROBUSTNESS_SCENARIOS:
+            v = per.get(scenario)
+            if v is None:
+                cells.append("missing")
+            elif scenario == "normal" or normal is None:
+                cells.append(f"{v:.2f}")
+            else:
+                cells.append(f"{v:.2f} ({v - normal:+.2f})")
+        lines.append(f"| `{m}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _per_class_tables(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Per-class F1 of every method and per-class recall of those that have it."""
+    lines = ["## Per-class F1 (%)", ""]
     names = list(next(iter(results.values()))["per_class_f1"]) if results else []
-    if names:
-        lines.append("| method | " + " | ".join(n.replace("_", " ") for n in names) + " |")
-        lines.append("| --- | " + " | ".join("---:" for _ in names) + " |")
-        for m, r in results.items():
-            lines.append(
-                f"| `{m}` | " + " | ".join(_cell(100 * r["per_class_f1"][n], "{:.1f}") for n in names) + " |"
-            )
-        lines.append("")
-        with_recall = {m: r for m, r in results.items() if r.get("per_class_recall")}
-        lines += ["## Per-class recall (%)", ""]
-        lines.append("| method | " + " | ".join(n.replace("_", " ") for n in names) + " |")
-        lines.append("| --- | " + " | ".join("---:" for _ in names) + " |")
-        for m, r in with_recall.items():
-            lines.append(
-                f"| `{m}` | " + " | ".join(_cell(r["per_class_recall"][n], "{:.1f}") for n in names) + " |"
-            )
-        lines.append("")
+    if not names:
+        return lines
+    header = "| method | " + " | ".join(n.replace("_", " ") for n in names) + " |"
+    rule = "| --- | " + " | ".join("---:" for _ in names) + " |"
+    lines += [header, rule]
+    for m, r in results.items():
+        lines.append(
+            f"| `{m}` | " + " | ".join(_cell(100 * r["per_class_f1"][n], "{:.1f}") for n in names) + " |"
+        )
+    lines.append("")
+    with_recall = {m: r for m, r in results.items() if r.get("per_class_recall")}
+    lines += ["## Per-class recall (%)", "", header, rule]
+    for m, r in with_recall.items():
+        lines.append(
+            f"| `{m}` | " + " | ".join(_cell(r["per_class_recall"][n], "{:.1f}") for n in names) + " |"
+        )
+    lines.append("")
+    return lines
+
+
+def _keypoint_error_table(results: dict[str, dict[str, Any]], crop_size: Any) -> list[str]:
+    """Keypoint error per joint group and point subset, and the heatmap peak (methods that measured them)."""
     with_errors = {m: r for m, r in results.items() if r.get("keypoint_error_px")}
-    if with_errors:
-        groups = [*KEYPOINT_GROUPS, "all"]
-        lines += [
-            "## Keypoint error (crop px, every test frame)",
-            "",
-            f"Mean distance between predicted and true keypoints in the {report.get('crop_size', '?')} px "
-            "seat crop, over the points in the image: all of them, those in view, and those the "
-            "annotation marks hidden (behind the desk, the body or a neighbour). Heatmap peak: the mean "
-            "highest probability of a point's heatmap (a Gaussian of one cell peaks near 0.16).",
-            "",
-            "| method | points | " + " | ".join(groups) + " | heatmap peak |",
-            "| --- | --- | " + " | ".join("---:" for _ in groups) + " | ---: |",
-        ]
-        for m, r in with_errors.items():
-            for k, (subset, errors) in enumerate(r["keypoint_error_px"].items()):
-                peak = _cell(r.get("heatmap_peak", float("nan")), "{:.3f}") if k == 0 else ""
-                lines.append(
-                    f"| `{m}` | {subset} | "
-                    + " | ".join(_cell(errors[g], "{:.2f}") for g in groups)
-                    + f" | {peak} |"
-                )
-        lines.append("")
-    lines += [
+    if not with_errors:
+        return []
+    groups = [*KEYPOINT_GROUPS, "all"]
+    lines = [
+        "## Keypoint error (crop px, every test frame)",
+        "",
+        f"Mean distance between predicted and true keypoints in the {crop_size} px "
+        "seat crop, over the points in the image: all of them, those in view, and those the "
+        "annotation marks hidden (behind the desk, the body or a neighbour). Heatmap peak: the mean "
+        "highest probability of a point's heatmap (a Gaussian of one cell peaks near 0.16).",
+        "",
+        "| method | points | " + " | ".join(groups) + " | heatmap peak |",
+        "| --- | --- | " + " | ".join("---:" for _ in groups) + " | ---: |",
+    ]
+    for m, r in with_errors.items():
+        for k, (subset, errors) in enumerate(r["keypoint_error_px"].items()):
+            peak = _cell(r.get("heatmap_peak", float("nan")), "{:.3f}") if k == 0 else ""
+            lines.append(
+                f"| `{m}` | {subset} | "
+                + " | ".join(_cell(errors[g], "{:.2f}") for g in groups)
+                + f" | {peak} |"
+            )
+    lines.append("")
+    return lines
+
+
+def _checkpoint_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Each checkpoint: where it is, what it trained on, how its training went, its test occupancy."""
+    lines = [
         "## Checkpoints",
         "",
         "Occupancy: per-frame accuracy of the seat-occupancy head on the test samples, empty seats included.",
@@ -563,6 +584,25 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{t.get('best_epoch')} | {'' if best is None else f'{100 * best:.2f}'} | "
             f"{_cell(100 * r.get('occupancy_accuracy', float('nan')), '{:.2f}')} |"
         )
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    results: dict[str, dict[str, Any]] = report["methods"]
+    lines = [
+        "# Evaluation on the test split (students unseen in training)",
+        "",
+        f"- data: `{report['data']}` (test split, {report['test_samples']} samples)",
+        f"- command: `{report['command']}`",
+        f"- FPS device: {report['device']}; {report['fps_students']} students per frame set",
+        f"- PSNR/SSIM/MI/EPI frames: {report['quality_note']}",
+        "",
+        *_method_tables(results),
+        *_robustness_table(report.get("robustness") or {}),
+        *_per_class_tables(results),
+        *_keypoint_error_table(results, report.get("crop_size", "?")),
+        *_checkpoint_table(results),
+    ]
     return "\n".join(lines) + "\n"
 
 
