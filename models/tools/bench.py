@@ -67,12 +67,9 @@ FORMS = ("optimised", "eager")
 
 
 def run(args: argparse.Namespace) -> int:
-    # the library (and torch) load here, not at the top: `classroom bench` builds every bench's
-    # arguments, and `classroom bench pipeline` should not wait for torch
+    # the library (and torch) load here and in the steps, not at the top: `classroom bench` builds
+    # every bench's arguments, and `classroom bench pipeline` should not wait for torch
     import torch
-
-    from models.evaluation.bench import bench_forms, bench_training_step
-    from models.serving.inference import InferenceEngine
 
     unknown = [f for f in args.forms if f not in FORMS]
     if unknown or not args.forms:
@@ -87,62 +84,83 @@ def run(args: argparse.Namespace) -> int:
         if device.startswith("cuda") and not torch.cuda.is_available():
             print(f"{device}: not available, skipped")
             continue
-        engines = {
-            form: InferenceEngine(
-                args.checkpoint,
-                device=device,
-                method=args.method,
-                tune_allocator=True,
-                untrained_config={"crop_size": args.crop_size} if args.crop_size else None,
-                occupancy_checkpoint=args.occupancy_checkpoint,
-                optimise=form == "optimised",
-            )
-            for form in args.forms
-        }
-        timings = bench_forms(engines, args)
-        info = next(iter(engines.values())).info
-        threads = torch.get_num_threads() if device == "cpu" else None
-        for form, engine in engines.items():
-            r = timings[form]
-            r.update(
-                form=form,
-                crop_stage=engine.crop_stage_form,
-                warmup_s=engine.warmup_s,
-                model=info.fusion_version,
-                trained=info.trained,
-                crop_size=info.crop_size,
-                threads=threads,
-            )
-            results.append(r)
-        name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {threads} thread(s)"
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"\n{name}: {info.fusion_version}, crop {info.crop_size}px, load average {load:.2f}")
-        for form, engine in engines.items():
-            built = f", built in {engine.warmup_s:.1f} s" if engine.warmup_s else ""
-            print(f"{form}: per-crop stage {engine.crop_stage_form}{built}")
-        first = timings[args.forms[0]]
-        print(f"crop extraction: {first['crop_ms_per_frame_set']:.2f} ms per frame set of {args.seats} seats")
-        _print_fuse(timings, args.forms)
-        _print_recognise(timings, args.forms)
+        results += _bench_device(args, device)
     for crop in args.train_step or []:
-        r = bench_training_step(
-            args.method,
-            crop,
-            args.train_windows,
-            WINDOW_FRAMES,
-            max(3, args.repeats // 4),
-            args.train_enhancement,
-        )
-        results.append({"training_step": r, "threads": torch.get_num_threads()})
-        shape = f"{args.train_windows} windows x {WINDOW_FRAMES} frames, {torch.get_num_threads()} thread(s)"
-        print(
-            f"\ntraining step, {args.method} (enhancement {r['enhancement']}), crop {crop}px, {shape}: "
-            f"{r['s_per_step']:.2f} s "
-            f"({r['windows_per_s']:.1f} windows/s, CPU {r['cpu_s_per_step']:.2f} s)"
-        )
+        results.append(_bench_training_step(args, crop))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def _bench_device(args: argparse.Namespace, device: str) -> list[dict]:
+    """Time every form of the model server's work on ``device``, print the tables; returns one record per form."""
+    import torch
+
+    from models.evaluation.bench import bench_forms
+    from models.serving.inference import InferenceEngine
+
+    engines = {
+        form: InferenceEngine(
+            args.checkpoint,
+            device=device,
+            method=args.method,
+            tune_allocator=True,
+            untrained_config={"crop_size": args.crop_size} if args.crop_size else None,
+            occupancy_checkpoint=args.occupancy_checkpoint,
+            optimise=form == "optimised",
+        )
+        for form in args.forms
+    }
+    timings = bench_forms(engines, args)
+    info = next(iter(engines.values())).info
+    threads = torch.get_num_threads() if device == "cpu" else None
+    results = []
+    for form, engine in engines.items():
+        r = timings[form]
+        r.update(
+            form=form,
+            crop_stage=engine.crop_stage_form,
+            warmup_s=engine.warmup_s,
+            model=info.fusion_version,
+            trained=info.trained,
+            crop_size=info.crop_size,
+            threads=threads,
+        )
+        results.append(r)
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {threads} thread(s)"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{name}: {info.fusion_version}, crop {info.crop_size}px, load average {load:.2f}")
+    for form, engine in engines.items():
+        built = f", built in {engine.warmup_s:.1f} s" if engine.warmup_s else ""
+        print(f"{form}: per-crop stage {engine.crop_stage_form}{built}")
+    first = timings[args.forms[0]]
+    print(f"crop extraction: {first['crop_ms_per_frame_set']:.2f} ms per frame set of {args.seats} seats")
+    _print_fuse(timings, args.forms)
+    _print_recognise(timings, args.forms)
+    return results
+
+
+def _bench_training_step(args: argparse.Namespace, crop: int) -> dict:
+    """Time one training step of ``args.method`` at ``crop`` px and print it; returns its record."""
+    import torch
+
+    from models.evaluation.bench import bench_training_step
+
+    r = bench_training_step(
+        args.method,
+        crop,
+        args.train_windows,
+        WINDOW_FRAMES,
+        max(3, args.repeats // 4),
+        args.train_enhancement,
+    )
+    shape = f"{args.train_windows} windows x {WINDOW_FRAMES} frames, {torch.get_num_threads()} thread(s)"
+    print(
+        f"\ntraining step, {args.method} (enhancement {r['enhancement']}), crop {crop}px, {shape}: "
+        f"{r['s_per_step']:.2f} s "
+        f"({r['windows_per_s']:.1f} windows/s, CPU {r['cpu_s_per_step']:.2f} s)"
+    )
+    return {"training_step": r, "threads": torch.get_num_threads()}
 
 
 def _print_fuse(timings: dict[str, dict], forms: list[str]) -> None:
