@@ -10,6 +10,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the library loads in the functions that use it: `classroom probe --help` stays fast
+    from models.data.windows import WindowDataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,14 +44,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace) -> int:
-    # the library (and torch) load here, not at the top: `classroom probe --help` stays fast
-    import torch
-
+def _split(args: argparse.Namespace, split: str, crop: int, served: bool) -> WindowDataset:
+    """One split of --data as the checkpoint was trained on it."""
     from models.data.open import open_dataset
     from models.data.served import ServedWindows
-    from models.data.windows import WindowDataset
-    from models.networks.checkpoint import ENHANCEMENT_JSON, load_checkpoint
+    from models.networks.checkpoint import ENHANCEMENT_JSON
+
+    if served:  # the served input path with the checkpoint's own section 3.2 parameters
+        params = args.checkpoint.with_name(ENHANCEMENT_JSON)
+        return ServedWindows(
+            args.data,
+            split,
+            crop,
+            params_file=params if params.is_file() else None,
+            workers=args.workers,
+            limit=args.limit,
+        )
+    return open_dataset(
+        args.data,
+        split,
+        seed=args.seed,
+        crop_size=crop,
+        workers=args.workers,
+        limit=args.limit,
+        extras=args.train_extras and split == "train",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    # the library (and torch) load here and in _split, not at the top: `classroom probe --help` stays fast
+    import torch
+
+    from models.networks.checkpoint import load_checkpoint
     from models.networks.registry import create_model
     from models.training.probe import front_end_outputs, probe
     from services.dataset.format import DatasetError
@@ -58,31 +86,14 @@ def run(args: argparse.Namespace) -> int:
         data = load_checkpoint(args.checkpoint)
         pipeline = create_model(data["method"], checkpoint=data)
         crop = int(data["crop_size"])
-        splits = {}
         began = time.perf_counter()
         served = data.get("inputs") == "served"
-        for split in ("train", "val", "test"):
-            if served:  # the served input path with the checkpoint's own section 3.2 parameters
-                params = args.checkpoint.with_name(ENHANCEMENT_JSON)
-                dataset: WindowDataset = ServedWindows(
-                    args.data,
-                    split,
-                    crop,
-                    params_file=params if params.is_file() else None,
-                    workers=args.workers,
-                    limit=args.limit,
-                )
-            else:
-                dataset = open_dataset(
-                    args.data,
-                    split,
-                    seed=args.seed,
-                    crop_size=crop,
-                    workers=args.workers,
-                    limit=args.limit,
-                    extras=args.train_extras and split == "train",
-                )
-            splits[split] = front_end_outputs(pipeline, dataset, keypoints_from=args.keypoints)
+        splits = {
+            split: front_end_outputs(
+                pipeline, _split(args, split, crop, served), keypoints_from=args.keypoints
+            )
+            for split in ("train", "val", "test")
+        }
     except (ValueError, FileNotFoundError, KeyError, DatasetError) as exc:
         print(f"classroom probe: {exc}", file=sys.stderr)
         return 2
