@@ -157,6 +157,85 @@ def reference_depth(depth: np.ndarray) -> np.ndarray:
     return np.nan_to_num(ref, nan=0.0).astype(np.float32)
 
 
+@dataclass(frozen=True, slots=True)
+class _SeatPixels:
+    """Every seat square warped to the crop size, each modality in its own type, frame-major."""
+
+    colour: np.ndarray  # [N, S, S, 3] uint8 BGR
+    depth: np.ndarray  # [N, S, S] uint16 mm, 0 invalid
+    thermal: np.ndarray  # [N, S, S] float32 °C
+    equalised: np.ndarray  # [N, S, S] uint8
+    origins: np.ndarray  # [N, 2] float64
+    scales: np.ndarray  # [N] float64
+    frame_index: np.ndarray  # [N] int64
+
+
+def _warp_seats(
+    frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    boxes_per_frame: list[np.ndarray],
+    crop_size: int,
+    margin: float,
+) -> _SeatPixels:
+    """Each seat's square of each frame, resampled to ``crop_size`` px (frames checked on the way)."""
+    total = sum(len(b) for b in boxes_per_frame)
+    seats = _SeatPixels(
+        colour=np.empty((total, crop_size, crop_size, 3), np.uint8),
+        depth=np.empty((total, crop_size, crop_size), np.uint16),
+        thermal=np.empty((total, crop_size, crop_size), np.float32),
+        equalised=np.empty((total, crop_size, crop_size), np.uint8),
+        origins=np.empty((total, 2), dtype=np.float64),
+        scales=np.empty(total, dtype=np.float64),
+        frame_index=np.empty(total, dtype=np.int64),
+    )
+    dsize = (crop_size, crop_size)
+    flags_linear = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    # depth by nearest neighbour: interpolating across an invalid 0 would invent distances
+    flags_nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    border = cv2.BORDER_REPLICATE
+    n = 0
+    for f, ((rgb, depth_mm, thermal_c, thermal_eq), boxes) in enumerate(
+        zip(frames, boxes_per_frame, strict=True)
+    ):
+        _check_frame(rgb, depth_mm, thermal_c, thermal_eq)
+        if len(boxes) == 0:
+            continue
+        origin, side = seat_squares(boxes, margin)
+        scale = side / crop_size
+        for s in range(len(boxes)):
+            sc, ox, oy = scale[s], origin[s, 0], origin[s, 1]
+            # crop pixel centre u + 0.5 -> analysis edge coordinate ox + (u + 0.5) * sc -> OpenCV (- 0.5)
+            m = np.array([[sc, 0.0, ox + 0.5 * sc - 0.5], [0.0, sc, oy + 0.5 * sc - 0.5]])
+            cv2.warpAffine(rgb, m, dsize, dst=seats.colour[n], flags=flags_linear, borderMode=border)
+            cv2.warpAffine(depth_mm, m, dsize, dst=seats.depth[n], flags=flags_nearest, borderMode=border)
+            cv2.warpAffine(thermal_c, m, dsize, dst=seats.thermal[n], flags=flags_linear, borderMode=border)
+            cv2.warpAffine(
+                thermal_eq, m, dsize, dst=seats.equalised[n], flags=flags_linear, borderMode=border
+            )
+            seats.origins[n] = (ox, oy)
+            seats.scales[n] = sc
+            seats.frame_index[n] = f
+            n += 1
+    return seats
+
+
+def _network_channels(seats: _SeatPixels, depth_ref: np.ndarray) -> np.ndarray:
+    """[N, 6, S, S] float32: colour, depth relative to each crop's reference, temperature and
+    equalised thermal, scaled as the networks read them."""
+    n, crop_size = seats.depth.shape[:2]
+    out = np.empty((n, NUM_CHANNELS, crop_size, crop_size), dtype=np.float32)
+    # straight into the batch: each channel converted and scaled in one pass, no temporaries
+    np.multiply(seats.colour.transpose(0, 3, 1, 2), np.float32(1.0 / 255.0), out=out[:, COLOUR])
+    rel = out[:, DEPTH]
+    np.subtract(seats.depth, depth_ref[:, None, None], out=rel, dtype=np.float32)
+    rel *= np.float32(1.0 / DEPTH_SCALE_MM)
+    np.clip(rel, -DEPTH_CLIP, DEPTH_CLIP, out=rel)
+    rel[(seats.depth == 0) | (depth_ref[:, None, None] <= 0)] = 0.0
+    np.subtract(seats.thermal, np.float32(THERMAL_CENTRE_C), out=out[:, THERMAL])
+    out[:, THERMAL] *= np.float32(1.0 / THERMAL_SCALE_C)
+    np.multiply(seats.equalised, np.float32(1.0 / 255.0), out=out[:, THERMAL_EQUALISED])
+    return out
+
+
 def extract_student_crops(
     frames: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     seats: Sequence[np.ndarray],
@@ -173,57 +252,14 @@ def extract_student_crops(
     if len(frames) != len(seats):
         raise BadInput(f"{len(frames)} frames but {len(seats)} seat lists")
     boxes_per_frame = [validate_boxes(_as_boxes(s)) for s in seats]
-    total = sum(len(b) for b in boxes_per_frame)
-    out = np.empty((total, NUM_CHANNELS, crop_size, crop_size), dtype=np.float32)
-    origins = np.empty((total, 2), dtype=np.float64)
-    scales = np.empty(total, dtype=np.float64)
-    frame_index = np.empty(total, dtype=np.int64)
-    dsize = (crop_size, crop_size)
-    flags_linear = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    # depth by nearest neighbour: interpolating across an invalid 0 would invent distances
-    flags_nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-    colour = np.empty((total, crop_size, crop_size, 3), np.uint8)
-    depth = np.empty((total, crop_size, crop_size), np.uint16)
-    thermal = np.empty((total, crop_size, crop_size), np.float32)
-    equalised = np.empty((total, crop_size, crop_size), np.uint8)
-    n = 0
-    for f, ((rgb, depth_mm, thermal_c, thermal_eq), boxes) in enumerate(
-        zip(frames, boxes_per_frame, strict=True)
-    ):
-        _check_frame(rgb, depth_mm, thermal_c, thermal_eq)
-        if len(boxes) == 0:
-            continue
-        origin, side = seat_squares(boxes, margin)
-        scale = side / crop_size
-        for s in range(len(boxes)):
-            sc, ox, oy = scale[s], origin[s, 0], origin[s, 1]
-            # crop pixel centre u + 0.5 -> analysis edge coordinate ox + (u + 0.5) * sc -> OpenCV (- 0.5)
-            m = np.array([[sc, 0.0, ox + 0.5 * sc - 0.5], [0.0, sc, oy + 0.5 * sc - 0.5]])
-            border = cv2.BORDER_REPLICATE
-            cv2.warpAffine(rgb, m, dsize, dst=colour[n], flags=flags_linear, borderMode=border)
-            cv2.warpAffine(depth_mm, m, dsize, dst=depth[n], flags=flags_nearest, borderMode=border)
-            cv2.warpAffine(thermal_c, m, dsize, dst=thermal[n], flags=flags_linear, borderMode=border)
-            cv2.warpAffine(thermal_eq, m, dsize, dst=equalised[n], flags=flags_linear, borderMode=border)
-            origins[n] = (ox, oy)
-            scales[n] = sc
-            frame_index[n] = f
-            n += 1
-    depth_ref = reference_depth(depth)
-    # straight into the batch: each channel converted and scaled in one pass, no temporaries
-    np.multiply(colour.transpose(0, 3, 1, 2), np.float32(1.0 / 255.0), out=out[:, COLOUR])
-    rel = out[:, DEPTH]
-    np.subtract(depth, depth_ref[:, None, None], out=rel, dtype=np.float32)
-    rel *= np.float32(1.0 / DEPTH_SCALE_MM)
-    np.clip(rel, -DEPTH_CLIP, DEPTH_CLIP, out=rel)
-    rel[(depth == 0) | (depth_ref[:, None, None] <= 0)] = 0.0
-    np.subtract(thermal, np.float32(THERMAL_CENTRE_C), out=out[:, THERMAL])
-    out[:, THERMAL] *= np.float32(1.0 / THERMAL_SCALE_C)
-    np.multiply(equalised, np.float32(1.0 / 255.0), out=out[:, THERMAL_EQUALISED])
+    pixels = _warp_seats(frames, boxes_per_frame, crop_size, margin)
+    depth_ref = reference_depth(pixels.depth)
+    out = _network_channels(pixels, depth_ref)
     if not np.all(np.isfinite(out[:, THERMAL])):
         raise BadInput("thermal_c contains NaN or infinity inside a seat region")
     return StudentCrops(
         tensor=torch.from_numpy(out),
-        geometry=CropGeometry(origin=origins, scale=scales, crop_size=crop_size),
-        frame_index=frame_index,
+        geometry=CropGeometry(origin=pixels.origins, scale=pixels.scales, crop_size=crop_size),
+        frame_index=pixels.frame_index,
         depth_reference_mm=depth_ref,
     )
