@@ -83,6 +83,73 @@ def _load_enhancer(params_file: str | None):
     return Enhancer(None if params_file is None else EnhancementParams.from_json(params_file))
 
 
+def _aligned_frames(window, size: tuple[int, int], params_file: str | None) -> tuple[list, list[np.ndarray]]:
+    """Each frame of ``window`` through section 3.2 as the crops read it (raw colour, restored
+    depth, temperature, equalised thermal at the analysis size), and the clean references if any."""
+    enhancer = _load_enhancer(params_file)
+    aligned, references = [], []
+    for t, frame in enumerate(window.frames):
+        decoded = DecodedFrameSet.of(frame)
+        enhanced = enhancer.process(decoded, window.calibration, size)
+        raw_colour = resize_to(frame.rgb, size)
+        aligned.append((raw_colour, enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised))
+        if window.references is not None:
+            references.append(window.references[t].rgb)
+    return aligned, references
+
+
+def _seat_boxes(window, ref, todo: list[SampleMeta]) -> np.ndarray:
+    """[len(todo), 4] the seat box of each sample; ValueError for a seat the seat map lacks."""
+    seat_boxes = {seat.id: np.asarray(seat.box, np.float64) for seat in window.camera.seats}
+    boxes = []
+    for m in todo:
+        if m.seat_id not in seat_boxes:
+            raise ValueError(
+                f"{ref.clip_id}: student {m.student_id} sits in seat {m.seat_id!r}, not in the seat map"
+            )
+        boxes.append(seat_boxes[m.seat_id])
+    return np.stack(boxes)
+
+
+def _reference_crops(
+    references: list[np.ndarray], box_array: np.ndarray, size: tuple[int, int], crop_size: int
+) -> np.ndarray:
+    """[T * students, 3, S, S] the clean reference colour of every seat crop, frame-major."""
+    blank_depth = np.zeros(size[::-1], np.uint16)
+    blank_thermal = np.zeros(size[::-1], np.float32)
+    blank_eq = np.zeros(size[::-1], np.uint8)
+    return extract_student_crops(
+        [(r, blank_depth, blank_thermal, blank_eq) for r in references],
+        [box_array] * len(references),
+        crop_size,
+    ).tensor.numpy()[:, COLOUR]
+
+
+def _sample_arrays(
+    meta: SampleMeta,
+    kp_px: np.ndarray,
+    geometry: CropGeometry,
+    crops: np.ndarray,
+    reference: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """What one cached sample holds, from its crops [T, 6, S, S], its keypoints [T, 17, 3] (analysis
+    px + visibility, 0: nobody) and its clean reference crops [T, 3, S, S] if any."""
+    frames = len(crops)
+    kp = geometry.image_to_crop(kp_px)
+    kp[..., 2] = kp_px[..., 2] > 0
+    empty = meta.label == IGNORE_LABEL
+    arrays: dict[str, np.ndarray] = {
+        "crops": crops.astype(np.float16),
+        "keypoints": kp.astype(np.float32),
+        "label": np.array(meta.label, np.int64),
+        "occupied": np.zeros(frames, np.float32) if empty else np.ones(frames, np.float32),
+        "occluded": kp_px[..., 2] == 1,  # in the image but hidden (format visibility 1)
+    }
+    if reference is not None:
+        arrays["reference"] = reference.astype(np.float16)
+    return arrays
+
+
 def prepare_window(
     spec: str,
     split: str,
@@ -105,61 +172,28 @@ def prepare_window(
     if not todo:
         return 0
     window = dataset.load_window(ref, references=True)
-    seat_boxes = {seat.id: np.asarray(seat.box, np.float64) for seat in window.camera.seats}
     size = (window.camera.analysis_width, window.camera.analysis_height)
-    enhancer = _load_enhancer(params_file)
-    aligned, references = [], []
-    for t, frame in enumerate(window.frames):
-        decoded = DecodedFrameSet.of(frame)
-        enhanced = enhancer.process(decoded, window.calibration, size)
-        raw_colour = resize_to(frame.rgb, size)
-        aligned.append((raw_colour, enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised))
-        if window.references is not None:
-            references.append(window.references[t].rgb)
-    boxes = []
-    for m in todo:
-        if m.seat_id not in seat_boxes:
-            raise ValueError(
-                f"{ref.clip_id}: student {m.student_id} sits in seat {m.seat_id!r}, not in the seat map"
-            )
-        boxes.append(seat_boxes[m.seat_id])
-    box_array = np.stack(boxes)
+    aligned, references = _aligned_frames(window, size, params_file)
+    box_array = _seat_boxes(window, ref, todo)
     crops = extract_student_crops(aligned, [box_array] * len(aligned), crop_size)
     n_students = len(todo)
     frames = len(aligned)
     tensor = crops.tensor.numpy().reshape(frames, n_students, *crops.tensor.shape[1:])
+    ref_tensor = None
     if references:
-        blank_depth = np.zeros(size[::-1], np.uint16)
-        blank_thermal = np.zeros(size[::-1], np.float32)
-        blank_eq = np.zeros(size[::-1], np.uint8)
-        ref_crops = extract_student_crops(
-            [(r, blank_depth, blank_thermal, blank_eq) for r in references],
-            [box_array] * len(references),
-            crop_size,
-        ).tensor.numpy()[:, COLOUR]
+        ref_crops = _reference_crops(references, box_array, size, crop_size)
         ref_tensor = ref_crops.reshape(frames, n_students, 3, crop_size, crop_size)
     # crops are frame-major over the students; a student's square is the same in every frame
     origin = crops.geometry.origin.reshape(frames, n_students, 2)[0]
     scale = crops.geometry.scale.reshape(frames, n_students)[0]
     for j, m in enumerate(todo):
-        empty = m.label == IGNORE_LABEL
-        kp_px = window.keypoints(m.student_id)  # [T, 17, 3] analysis px + visibility (0: nobody)
         geometry = CropGeometry(
             origin=np.repeat(origin[j : j + 1], frames, axis=0),
             scale=np.repeat(scale[j : j + 1], frames),
             crop_size=crop_size,
         )
-        kp = geometry.image_to_crop(kp_px)
-        kp[..., 2] = kp_px[..., 2] > 0
-        arrays: dict[str, np.ndarray] = {
-            "crops": tensor[:, j].astype(np.float16),
-            "keypoints": kp.astype(np.float32),
-            "label": np.array(m.label, np.int64),
-            "occupied": np.zeros(frames, np.float32) if empty else np.ones(frames, np.float32),
-            "occluded": kp_px[..., 2] == 1,  # in the image but hidden (format visibility 1)
-        }
-        if references:
-            arrays["reference"] = ref_tensor[:, j].astype(np.float16)
+        reference = None if ref_tensor is None else ref_tensor[:, j]
+        arrays = _sample_arrays(m, window.keypoints(m.student_id), geometry, tensor[:, j], reference)
         path = _sample_file(out_root, m)
         partial = path.with_suffix(".partial.npz")
         _savez(partial, **arrays)
