@@ -80,27 +80,8 @@ def _pick_student(ctx: PageContext, current: str | None) -> str | None:
     return current
 
 
-def render(ctx: PageContext, student_id: str | None) -> None:
-    st.title("One student")
-    st.caption(mapping_caption(ctx.mapping))
-    student_id = _pick_student(ctx, student_id)
-    if not student_id:
-        st.info("Choose a course and a student, or type a student id.")
-        return
-    rows = queries.student_sessions(ctx.engine, ctx.viewer, ctx.mapping, student_id)
-    st.subheader(f"Student {plain(student_id)}")
-    if not rows:
-        scope = "any session" if ctx.viewer.is_admin else "any session of your courses"
-        st.info(f"Student {plain(student_id)} was not observed in {scope}.")
-        return
-    model_banner({(r.model_version, r.model_trained) for r in rows}, ctx)
-
-    low = queries.low_confidence_of_student(
-        ctx.engine, ctx.viewer, student_id, below=ctx.settings.low_confidence_below
-    )
-    frame = student_sessions_frame(ctx, rows, low)
+def _summary_metrics(rows: list[queries.StudentSessionRow], mix: dict[str, float]) -> None:
     scores = [r.engagement for r in rows if r.engagement is not None]
-    mix = behaviour_mix(rows)
     a, b, c, d = st.columns(4)
     a.metric("Sessions", len(rows))
     b.metric(
@@ -109,6 +90,9 @@ def render(ctx: PageContext, student_id: str | None) -> None:
     c.metric("Hand raises", sum(r.hand_raises for r in rows))
     d.metric("Phone minutes", f"{mix['phone_usage']:.0f}")
 
+
+def _charts(ctx: PageContext, frame: pd.DataFrame, mix: dict[str, float]) -> None:
+    """Engagement per session beside the behaviour mix."""
     left, right = st.columns([3, 2])
     with left:
         st.markdown("**Engagement per session**")
@@ -119,6 +103,15 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         bars = behaviour_bars(ctx.mapping, mix, value_title="minutes")
         st.altair_chart(bars, width="stretch")
 
+
+def _sessions_table(
+    ctx: PageContext,
+    student_id: str,
+    rows: list[queries.StudentSessionRow],
+    frame: pd.DataFrame,
+    low: dict[str, queries.ConfidenceCount],
+) -> None:
+    """The student's sessions with the low-confidence caption, and their CSV."""
     table = frame.rename(
         columns={
             "start": f"start ({ctx.settings.display_timezone})",
@@ -149,6 +142,9 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         model=[r.model_version for r in rows],
         student=str(student_id),
     )
+
+
+def _open_a_session(ctx: PageContext, rows: list[queries.StudentSessionRow]) -> None:
     labels = {
         r.session_id: f"{ctx.when(r.started_at)} · {r.course_name or r.course_id}" for r in reversed(rows)
     }
@@ -162,3 +158,29 @@ def render(ctx: PageContext, student_id: str | None) -> None:
         choice_key="student_open_choice",
         key="student_open_session",
     )
+
+
+def render(ctx: PageContext, student_id: str | None) -> None:
+    st.title("One student")
+    st.caption(mapping_caption(ctx.mapping))
+    student_id = _pick_student(ctx, student_id)
+    if not student_id:
+        st.info("Choose a course and a student, or type a student id.")
+        return
+    rows = queries.student_sessions(ctx.engine, ctx.viewer, ctx.mapping, student_id)
+    st.subheader(f"Student {plain(student_id)}")
+    if not rows:
+        scope = "any session" if ctx.viewer.is_admin else "any session of your courses"
+        st.info(f"Student {plain(student_id)} was not observed in {scope}.")
+        return
+    model_banner({(r.model_version, r.model_trained) for r in rows}, ctx)
+
+    low = queries.low_confidence_of_student(
+        ctx.engine, ctx.viewer, student_id, below=ctx.settings.low_confidence_below
+    )
+    frame = student_sessions_frame(ctx, rows, low)
+    mix = behaviour_mix(rows)
+    _summary_metrics(rows, mix)
+    _charts(ctx, frame, mix)
+    _sessions_table(ctx, student_id, rows, frame, low)
+    _open_a_session(ctx, rows)
