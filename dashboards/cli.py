@@ -21,6 +21,7 @@ from pathlib import Path
 from services.common.ports import PortInUse, listening, port_in_use_message, retry_on_port_conflict
 
 APP_PATH = Path(__file__).with_name("app.py")
+Subparsers = argparse._SubParsersAction  # what add_subparsers returns: each action adds its parser to it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,11 +30,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--database-url", help="overrides DASHBOARD_DATABASE_URL")
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    # in this order: `classroom dashboard --help` lists the actions as they are added
+    _add_serve(sub)
+    _add_users(sub)
+    _add_generate_semester(sub)
+    _add_copy_db(sub)
+    _add_bench(sub)
 
+
+def _add_serve(sub: Subparsers) -> None:
     serve_p = sub.add_parser("serve", help="run the dashboard (streamlit, headless) and print its URL")
     serve_p.add_argument("--port", type=int, default=8501, help="0 takes any free port")
     serve_p.add_argument("--address", default="127.0.0.1", help="listen address (0.0.0.0 behind a proxy)")
 
+
+def _add_users(sub: Subparsers) -> None:
     users = sub.add_parser("users", help="add, list or remove dashboard users")
     users_sub = users.add_subparsers(dest="users_action", metavar="USERS_ACTION", required=True)
     add = users_sub.add_parser(
@@ -52,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     remove = users_sub.add_parser("remove", help="remove a user")
     remove.add_argument("username")
 
+
+def _add_generate_semester(sub: Subparsers) -> None:
     gen = sub.add_parser(
         "generate-semester", help="write one semester of synthetic events and the store's aggregates"
     )
@@ -82,11 +95,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gen.add_argument("--limit-sessions", type=int, help="write only the first N sessions of the plan")
 
+
+def _add_copy_db(sub: Subparsers) -> None:
     copy = sub.add_parser(
         "copy-db", help="copy the store's tables from this SQLite file into an empty PostgreSQL"
     )
     copy.add_argument("--to", required=True, dest="target_url", help="PostgreSQL URL (may select a schema)")
 
+
+def _add_bench(sub: Subparsers) -> None:
     bench = sub.add_parser("bench", help="print each page's render time on the database (median of runs)")
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--username", help="time the pages as this instructor as well as an admin")
