@@ -322,12 +322,19 @@ def session_events(plan: SemesterPlan, campus: Campus, planned: PlannedSession) 
     return [BehaviourEvent(**record._asdict()) for record in session_records(plan, campus, planned)]
 
 
-def session_records(plan: SemesterPlan, campus: Campus, planned: PlannedSession) -> list[SemesterEvent]:
-    """The events of one class session (deterministic in the plan's seed and the session id)."""
-    rng = random.Random(f"{plan.seed}:session:{planned.session_id}")
-    course = campus.course(planned.course_id)
-    assert course is not None, planned.course_id
-    length = plan.session_minutes * 60
+@dataclass(frozen=True)
+class _SessionMood:
+    """What every student of one session shares (times in seconds from its start)."""
+
+    class_mood: float  # added to every student's on-task level
+    lull: tuple[float, float] | None  # the whole class off task
+    gap: tuple[float, float] | None  # the camera saw nothing: no events
+    attendance: float  # the chance that a student on the roster came
+
+
+def _session_mood(
+    plan: SemesterPlan, planned: PlannedSession, rng: random.Random, length: float
+) -> _SessionMood:
     slot_effect = {8: -0.04, 13: -0.06}.get(planned.started_at.hour, 0.0)  # early start, after lunch
     class_mood = rng.gauss(0.0, 0.05) + slot_effect
     lull = None
@@ -338,61 +345,93 @@ def session_records(plan: SemesterPlan, campus: Campus, planned: PlannedSession)
     if rng.random() < plan.camera_gap_rate:
         gap_start = rng.uniform(0.15, 0.75) * length
         gap = (gap_start, gap_start + rng.uniform(3, 8) * 60)
-    attendance = rng.uniform(0.85, 0.97)
-    created = planned.started_at + timedelta(seconds=length)
+    return _SessionMood(class_mood, lull, gap, attendance=rng.uniform(0.85, 0.97))
 
+
+def _student_span(
+    plan: SemesterPlan, rng: random.Random, length: float
+) -> tuple[float, float, tuple[float, float] | None]:
+    """When a present student arrives and leaves (most come on time and stay), and a slump if any."""
+    arrive = rng.uniform(120, 600) if rng.random() < 0.08 else 0.0
+    leave = length - (rng.uniform(300, 900) if rng.random() < 0.05 else 0.0)
+    slump = None
+    if rng.random() < plan.student_slump_rate:
+        slump_start = rng.uniform(0.1, 0.7) * length
+        slump = (slump_start, slump_start + rng.uniform(6, 12) * 60)
+    return arrive, leave, slump
+
+
+def _student_records(
+    plan: SemesterPlan,
+    planned: PlannedSession,
+    entry: RosterEntry,
+    mood: _SessionMood,
+    rng: random.Random,
+    length: float,
+) -> list[SemesterEvent]:
+    """One present student's events, one segment after another from arrival to departure, each
+    behaviour drawn from the on-task level of that moment."""
+    base, drift = _student_traits(plan, entry.student)
+    created = planned.started_at + timedelta(seconds=length)
+    arrive, leave, slump = _student_span(plan, rng, length)
+    lull, gap = mood.lull, mood.gap
+    events: list[SemesterEvent] = []
+    t = arrive + rng.uniform(0, plan.segment_seconds)  # random phase: minute buckets mix behaviours
+    noise, previous, k = 0.0, None, 0
+    while t + plan.segment_seconds <= leave:
+        end = t + plan.segment_seconds
+        noise = 0.8 * noise + rng.gauss(0.0, drift)
+        level = base + mood.class_mood + noise - 0.004 * max(0.0, t / 60 - 20)  # fatigue after 20 minutes
+        if lull and lull[0] <= t < lull[1]:
+            level -= 0.6
+        if slump and slump[0] <= t < slump[1]:
+            level -= 0.5
+        label = _draw_behaviour(rng, level, previous)
+        previous = label
+        if gap and end > gap[0] and t < gap[1]:
+            t, k = end, k + 1
+            continue
+        confidence, top5 = _top5(rng, label)
+        start = planned.started_at + timedelta(seconds=round(t, 3))
+        stop = planned.started_at + timedelta(seconds=round(end, 3))
+        events.append(
+            SemesterEvent(
+                event_id=f"{planned.session_id}:{entry.student}:{k}",
+                created_at=created,
+                session_id=planned.session_id,
+                classroom_id=planned.classroom_id,
+                course_id=planned.course_id,
+                camera_id="front",
+                student_id=entry.student,
+                seat_id=entry.seat,
+                window_start=start,
+                window_end=stop,
+                segment_start=start,
+                segment_end=stop,
+                label=label,
+                confidence=confidence,
+                top5=top5,
+                attention="{}",  # nothing was attended to: no network produced these
+                model_version=SYNTHETIC_MODEL_VERSION,
+                model_trained=False,
+            )
+        )
+        t, k = end, k + 1
+    return events
+
+
+def session_records(plan: SemesterPlan, campus: Campus, planned: PlannedSession) -> list[SemesterEvent]:
+    """The events of one class session (deterministic in the plan's seed and the session id)."""
+    rng = random.Random(f"{plan.seed}:session:{planned.session_id}")
+    course = campus.course(planned.course_id)
+    assert course is not None, planned.course_id
+    length = plan.session_minutes * 60
+    mood = _session_mood(plan, planned, rng, length)
     events: list[SemesterEvent] = []
     for entry in course.roster:
-        if rng.random() > attendance:
+        if rng.random() > mood.attendance:
             continue
-        base, drift = _student_traits(plan, entry.student)
-        arrive = rng.uniform(120, 600) if rng.random() < 0.08 else 0.0
-        leave = length - (rng.uniform(300, 900) if rng.random() < 0.05 else 0.0)
-        slump = None
-        if rng.random() < plan.student_slump_rate:
-            slump_start = rng.uniform(0.1, 0.7) * length
-            slump = (slump_start, slump_start + rng.uniform(6, 12) * 60)
-        t = arrive + rng.uniform(0, plan.segment_seconds)  # random phase: minute buckets mix behaviours
-        noise, previous, k = 0.0, None, 0
-        while t + plan.segment_seconds <= leave:
-            end = t + plan.segment_seconds
-            noise = 0.8 * noise + rng.gauss(0.0, drift)
-            level = base + class_mood + noise - 0.004 * max(0.0, t / 60 - 20)  # fatigue after 20 minutes
-            if lull and lull[0] <= t < lull[1]:
-                level -= 0.6
-            if slump and slump[0] <= t < slump[1]:
-                level -= 0.5
-            label = _draw_behaviour(rng, level, previous)
-            previous = label
-            if gap and end > gap[0] and t < gap[1]:
-                t, k = end, k + 1
-                continue
-            confidence, top5 = _top5(rng, label)
-            start = planned.started_at + timedelta(seconds=round(t, 3))
-            stop = planned.started_at + timedelta(seconds=round(end, 3))
-            events.append(
-                SemesterEvent(
-                    event_id=f"{planned.session_id}:{entry.student}:{k}",
-                    created_at=created,
-                    session_id=planned.session_id,
-                    classroom_id=planned.classroom_id,
-                    course_id=planned.course_id,
-                    camera_id="front",
-                    student_id=entry.student,
-                    seat_id=entry.seat,
-                    window_start=start,
-                    window_end=stop,
-                    segment_start=start,
-                    segment_end=stop,
-                    label=label,
-                    confidence=confidence,
-                    top5=top5,
-                    attention="{}",  # nothing was attended to: no network produced these
-                    model_version=SYNTHETIC_MODEL_VERSION,
-                    model_trained=False,
-                )
-            )
-            t, k = end, k + 1
+        events += _student_records(plan, planned, entry, mood, rng, length)
     return events
 
 
