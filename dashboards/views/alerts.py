@@ -12,8 +12,8 @@ from dashboards.views.common import (
     PageContext,
     download_csv,
     low_confidence_caption,
-    low_confidence_config,
     mapping_caption,
+    marked_table,
     model_banner,
     open_button,
     percent,
@@ -71,9 +71,7 @@ def _show_alerts(ctx: PageContext, alerts: list[queries.Alert], days: tuple[date
     low_confidence_caption(
         ctx, low, behind="in these alerts' windows (an event in two alerts counts in each)"
     )
-    st.dataframe(
-        table, hide_index=True, width="stretch", column_config=low_confidence_config(), key="alerts_table"
-    )
+    marked_table(table, "alerts_table")
     download_csv(
         table,
         label="Download CSV",

@@ -249,6 +249,19 @@ def low_confidence_config() -> dict[str, Any]:
 
 # --- tables ----------------------------------------------------------------------------------
 
+
+def marked_table(frame: Any, key: str, columns: dict[str, Any] | None = None) -> None:
+    """A full-width table without its index whose low-confidence columns show as on every page;
+    ``columns``: the page's own column settings besides them."""
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config={**(columns or {}), **low_confidence_config()},
+        key=key,
+    )
+
+
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

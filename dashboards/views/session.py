@@ -24,8 +24,8 @@ from dashboards.views.common import (
     go,
     low_confidence_caption,
     low_confidence_columns,
-    low_confidence_config,
     mapping_caption,
+    marked_table,
     mirror_route_in_url,
     model_banner,
     open_button,
@@ -376,13 +376,7 @@ def _alerts_section(
         ctx.engine, ctx.viewer, alerts, below=ctx.settings.low_confidence_below
     )
     frame = alerts_frame(ctx, alerts, low)
-    st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        column_config=low_confidence_config(),
-        key="session_alerts_table",
-    )
+    marked_table(frame, "session_alerts_table")
     download_csv(
         frame,
         label="Download CSV (alerts)",
@@ -411,13 +405,7 @@ def _students_section(
     frame = sort_frame(frame, SORTABLE[sort_label], descending).rename(
         columns={"engagement": "engagement (%)", "engaged share": "engaged share (%)"}
     )
-    st.dataframe(
-        frame,
-        hide_index=True,
-        width="stretch",
-        column_config=low_confidence_config(),
-        key="session_students_table",
-    )
+    marked_table(frame, "session_students_table")
     download_csv(
         frame,
         label="Download CSV (students)",

@@ -20,8 +20,8 @@ from dashboards.views.common import (
     failures_as_messages,
     low_confidence_caption,
     low_confidence_columns,
-    low_confidence_config,
     mapping_caption,
+    marked_table,
     model_banner,
     open_button,
 )
@@ -178,18 +178,15 @@ def _listing(ctx: PageContext, listing: queries.SessionPage, *, trend: bool) -> 
             "a live session's page."
         )
     low_confidence_caption(ctx, low.values(), behind="of the sessions on this page")
-    st.dataframe(
+    marked_table(
         frame,
-        hide_index=True,
-        width="stretch",
-        column_config={
+        "sessions_table",
+        {
             "start": st.column_config.DatetimeColumn(f"start ({zone})", format="ddd D MMM YYYY, HH:mm"),
             "mean engagement": st.column_config.ProgressColumn(
                 "mean engagement", format="%.0f %%", min_value=0, max_value=100
             ),
-            **low_confidence_config(),
         },
-        key="sessions_table",
     )
     download_csv(
         frame.rename(

@@ -12,8 +12,8 @@ from dashboards.views.common import (
     go,
     low_confidence_caption,
     low_confidence_columns,
-    low_confidence_config,
     mapping_caption,
+    marked_table,
     model_banner,
     open_button,
     percent,
@@ -124,13 +124,7 @@ def _sessions_table(
         (low.get(r.session_id, queries.NO_EVENTS) for r in rows),
         behind=f"of student {plain(student_id)}",
     )
-    st.dataframe(
-        table,
-        hide_index=True,
-        width="stretch",
-        column_config=low_confidence_config(),
-        key="student_sessions_table",
-    )
+    marked_table(table, "student_sessions_table")
     download_csv(
         table.rename(columns={"course": "course name"}),
         label="Download CSV",
