@@ -195,7 +195,13 @@ def _write_report(args: argparse.Namespace, report: dict[str, Any]) -> None:
     if len(args.checkpoint) == 1:  # one model: its quality card, which the dashboard shows beside its events
         from models.evaluation.card import quality_card
 
-        card = quality_card(report, args.checkpoint[0])
+        try:
+            card = quality_card(report, args.checkpoint[0])
+        except ValueError as exc:  # --runs added other methods: the card would not be this checkpoint's alone
+            print(
+                f"no {args.out / 'model.quality.json'}: {exc} (evaluate {args.checkpoint[0]} without --runs)"
+            )
+            return
         (args.out / "model.quality.json").write_text(json.dumps(card, indent=2) + "\n")
         print(f"wrote {args.out / 'model.quality.json'} (digest {card['digest']})")
 

@@ -61,3 +61,23 @@ def test_evaluate_end_to_end_on_an_untrained_checkpoint(tmp_path, monkeypatch, c
 def test_evaluate_without_checkpoints_says_how_to_train(tmp_path, capsys):
     assert main(["evaluate", "--runs", str(tmp_path)]) == 2
     assert "classroom train" in capsys.readouterr().err
+
+
+def test_one_checkpoint_beside_other_runs_writes_the_results_and_no_card(tmp_path, capsys, monkeypatch):
+    """--checkpoint C with --runs of other methods: the tables are written, the quality card (one
+    checkpoint's) is not, and the run says why instead of ending in a traceback."""
+    from argparse import Namespace
+
+    import models.evaluation.evaluate as tables
+    from models.tools.evaluate import _write_report
+
+    # the tables themselves are tested above
+    monkeypatch.setattr(tables, "render_markdown", lambda report: "| method |\n")
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"weights")
+    report = {"methods": {"proposed": {"top1": 0.8}, "gcn": {"top1": 0.6}}}
+    _write_report(Namespace(out=tmp_path / "out", checkpoint=[checkpoint]), report)
+    printed = capsys.readouterr().out
+    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / "results.md").is_file()
+    assert not (tmp_path / "out" / "model.quality.json").exists()
+    assert "the results hold 2 evaluated methods" in printed and "without --runs" in printed
