@@ -31,6 +31,17 @@ from models.networks.registry import build_pipeline, method_config
 from models.training.losses import LossConfig, MultiTaskLoss
 
 
+def _rate_row(unit: str, count: int, seconds: float, cpu: float) -> dict:
+    """One timed call of ``count`` units (``frame_set`` or ``window``): its wall and CPU ms, per unit too."""
+    return {
+        f"{unit}s": count,
+        "ms": seconds * 1e3,
+        f"cpu_ms_per_{unit}": cpu * 1e3 / count,
+        f"{unit}s_per_s": count / seconds,
+        f"ms_per_{unit}": seconds * 1e3 / count,
+    }
+
+
 def synthetic_frame_set(width: int, height: int, seats: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     cols = max(1, round((seats * width / height) ** 0.5))
@@ -80,15 +91,7 @@ def bench_forms(engines: Mapping[str, Any], args) -> dict[str, dict]:
             {name: partial(engine.fuse, frames) for name, engine in engines.items()}, args.repeats, sync=sync
         )
         for name, (seconds, cpu) in timings.items():
-            results[name]["fuse"].append(
-                {
-                    "frame_sets": batch,
-                    "ms": seconds * 1e3,
-                    "cpu_ms_per_frame_set": cpu * 1e3 / batch,
-                    "frame_sets_per_s": batch / seconds,
-                    "ms_per_frame_set": seconds * 1e3 / batch,
-                }
-            )
+            results[name]["fuse"].append(_rate_row("frame_set", batch, seconds, cpu))
     t, c = first.info.window_frames, first.info.feature_dim
     rng = np.random.default_rng(0)
     for batch in args.recognise_batches:
@@ -100,15 +103,7 @@ def bench_forms(engines: Mapping[str, Any], args) -> dict[str, dict]:
             sync=sync,
         )
         for name, (seconds, cpu) in timings.items():
-            results[name]["recognise"].append(
-                {
-                    "windows": batch,
-                    "ms": seconds * 1e3,
-                    "cpu_ms_per_window": cpu * 1e3 / batch,
-                    "windows_per_s": batch / seconds,
-                    "ms_per_window": seconds * 1e3 / batch,
-                }
-            )
+            results[name]["recognise"].append(_rate_row("window", batch, seconds, cpu))
     return results
 
 
