@@ -54,6 +54,16 @@ class WindowDataset(Protocol):
         ...
 
 
+
+def _mirror_order() -> list[int]:
+    order = list(range(NUM_KEYPOINTS))
+    for left, right in FLIP_PAIRS:
+        order[left], order[right] = right, left
+    return order
+
+
+MIRROR_ORDER = _mirror_order()  # keypoint k of a mirrored crop is keypoint MIRROR_ORDER[k] of the crop
+
 def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
     """Stack samples into the batch dict the pipeline and MultiTaskLoss read."""
     batch = {
@@ -93,12 +103,28 @@ def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, 
     out["crops"] = torch.where(where, batch["crops"].flip(-1), batch["crops"])
     if "reference" in batch:
         out["reference"] = torch.where(where, batch["reference"].flip(-1), batch["reference"])
-    order = list(range(NUM_KEYPOINTS))
-    for left, right in FLIP_PAIRS:
-        order[left], order[right] = right, left
-    mirrored = batch["keypoints"][..., order, :].clone()
-    mirrored[..., 0] = size - mirrored[..., 0]
+    mirrored = mirror_keypoints(batch["keypoints"], size)
     out["keypoints"] = torch.where(flip.view(-1, 1, 1, 1), mirrored, batch["keypoints"])
     if "occluded" in batch:
-        out["occluded"] = torch.where(flip.view(-1, 1, 1), batch["occluded"][..., order], batch["occluded"])
+        out["occluded"] = torch.where(flip.view(-1, 1, 1), batch["occluded"][..., MIRROR_ORDER], batch["occluded"])
     return out
+
+
+def mirror_keypoints(keypoints: torch.Tensor, size: int) -> torch.Tensor:
+    """Keypoints [..., K, 3+] of a crop of side ``size`` as they are in its mirror image: x' = S - x,
+    each point trading places (and visibility) with its left/right partner."""
+    mirrored = keypoints[..., MIRROR_ORDER, :].clone()
+    mirrored[..., 0] = size - mirrored[..., 0]
+    return mirrored
+
+
+def flip_frames(
+    crops: torch.Tensor, keypoints: torch.Tensor, flip: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flip augmentation of single frames: crops [N, C, S, S] and keypoints [N, K, 3] mirrored
+    where ``flip`` [N] is True (the staged recipe's front-end stage)."""
+    if not bool(flip.any()):
+        return crops, keypoints
+    size = crops.shape[-1]
+    crops = torch.where(flip.view(-1, 1, 1, 1), crops.flip(-1), crops)
+    return crops, torch.where(flip.view(-1, 1, 1), mirror_keypoints(keypoints, size), keypoints)

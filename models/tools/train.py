@@ -87,6 +87,12 @@ def _add_staged_arguments(staged: argparse._ArgumentGroup) -> None:
     staged.add_argument("--finetune-lr", type=float, help="stage c: peak learning rate (default 5e-4)")
     staged.add_argument("--front-lr", type=float, help="stage a: peak learning rate (default 2e-3)")
     staged.add_argument(
+        "--front-flip",
+        action="store_true",
+        default=None,
+        help="stage a: mirror half of each batch's frames (keypoints' left and right swapped)",
+    )
+    staged.add_argument(
         "--visibility-weight",
         type=float,
         help="stage a: weight of the seen/hidden term beside the positions (default 0.1)",
@@ -260,6 +266,7 @@ def _staged_options(args: argparse.Namespace, widths: list[int]) -> StagedOption
         finetune_lr=given(args.finetune_lr, defaults.finetune_lr),
         front_lr=given(args.front_lr, defaults.front_lr),
         visibility_weight=given(args.visibility_weight, defaults.visibility_weight),
+        front_flip=given(args.front_flip, defaults.front_flip),
         init_from=str(args.init_from) if args.init_from is not None else None,
     )
 

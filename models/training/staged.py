@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from models.data.served import JoinedWindows, ServedWindows, load_params
-from models.data.windows import collate
+from models.data.windows import collate, flip_frames
 from models.networks.checkpoint import ENHANCEMENT_JSON, atomic_save, build_checkpoint, load_checkpoint
 from models.networks.pipeline import ClassroomPipeline
 from models.networks.registry import build_pipeline, method_config
@@ -92,6 +92,7 @@ class StagedOptions:
     heatmap_sigma: float = 1.0  # heatmap cells
     position_weight: float = 10.0
     visibility_weight: float = 0.1
+    front_flip: bool = False  # mirror half of each batch's frames (crops and keypoints, left/right swapped)
     checkpoint_every: int = 500
     # b. recogniser
     recogniser_epochs: int = 20
@@ -209,6 +210,8 @@ def _front_end_step(
     flat = rng.integers(0, len(train_set) * train_set.window_frames, options.front_batch)
     picks = np.stack([flat // train_set.window_frames, flat % train_set.window_frames], 1)
     crops, annotated = frame_batch(train_set, picks)
+    if options.front_flip:
+        crops, annotated = flip_frames(crops, annotated, torch.from_numpy(rng.random(len(crops)) < 0.5))
     target, occluded = keypoint_targets(annotated)
     stage = pipeline.forward_fusion(crops)
     terms, parts = criterion.front_end_terms(

@@ -2,7 +2,7 @@
 
 import torch
 
-from models.data.windows import flip_batch
+from models.data.windows import flip_batch, flip_frames
 from services.common.vocabulary import KEYPOINT_INDEX, NUM_KEYPOINTS
 
 S = 16
@@ -55,3 +55,15 @@ def test_only_the_chosen_windows_change_and_twice_is_identity() -> None:
         assert torch.equal(back[key], batch[key])
     assert torch.allclose(back["keypoints"], batch["keypoints"], atol=1e-6)
     assert flip_batch(batch, torch.tensor([False, False])) is batch
+
+
+def test_single_frames_flip_as_the_frames_of_a_window_do() -> None:
+    """Stage a's flip of single frames gives what flipping the windows they come from gives."""
+    batch = _batch()
+    flip = torch.tensor([True, False])
+    windows = flip_batch(batch, flip)
+    crops, keypoints = batch["crops"][:, 1], batch["keypoints"][:, 1]  # frame 1 of each window
+    out_crops, out_keypoints = flip_frames(crops, keypoints, flip)
+    assert torch.equal(out_crops, windows["crops"][:, 1])
+    assert torch.equal(out_keypoints, windows["keypoints"][:, 1])
+    assert flip_frames(crops, keypoints, torch.tensor([False, False]))[0] is crops

@@ -161,3 +161,15 @@ def test_a_fine_tune_epoch_can_draw_fewer_windows_than_the_training_set(sets, tm
     # 2 windows a batch of 1: the schedule was sized for, and took, two steps in the one epoch
     assert state["schedule"]["_step_count"] == 1 + 2
     assert report["stages"]["finetune"]["epochs"] == 1
+
+
+def test_the_front_end_stage_with_flipped_frames_learns_and_says_so(sets, tmp_path):
+    train_set, val_set = sets
+    torch.manual_seed(0)
+    options = tiny(front_flip=True)
+    report = train_staged(
+        train_set, val_set, tmp_path, options, stages=("front_end",), progress=False, log=lambda _m: None
+    )
+    front = report["stages"]["front_end"]
+    assert front["steps"] == 6 and report["options"]["front_flip"] is True
+    assert all(row["kp_l1"] > 0 for row in front["history"])
