@@ -54,7 +54,6 @@ class WindowDataset(Protocol):
         ...
 
 
-
 def _mirror_order() -> list[int]:
     order = list(range(NUM_KEYPOINTS))
     for left, right in FLIP_PAIRS:
@@ -63,6 +62,7 @@ def _mirror_order() -> list[int]:
 
 
 MIRROR_ORDER = _mirror_order()  # keypoint k of a mirrored crop is keypoint MIRROR_ORDER[k] of the crop
+
 
 def collate(samples: Sequence[WindowSample]) -> dict[str, torch.Tensor]:
     """Stack samples into the batch dict the pipeline and MultiTaskLoss read."""
@@ -106,7 +106,9 @@ def flip_batch(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, 
     mirrored = mirror_keypoints(batch["keypoints"], size)
     out["keypoints"] = torch.where(flip.view(-1, 1, 1, 1), mirrored, batch["keypoints"])
     if "occluded" in batch:
-        out["occluded"] = torch.where(flip.view(-1, 1, 1), batch["occluded"][..., MIRROR_ORDER], batch["occluded"])
+        out["occluded"] = torch.where(
+            flip.view(-1, 1, 1), batch["occluded"][..., MIRROR_ORDER], batch["occluded"]
+        )
     return out
 
 
