@@ -23,6 +23,7 @@ from typing import Any
 from services.cli.processes import Supervisor
 from services.common.campus import Campus, dump_campus
 from services.common.embedded_broker import EmbeddedBroker
+from services.common.kafka_security import client_kwargs
 from services.common.ports import PORTS_FILE_ENV, read_ports
 from services.common.topics import BEHAVIOURS, ensure_topics, topic_specs
 
@@ -80,9 +81,11 @@ class Tap:
 
         from services.common.pb.classroom.v1 import events_pb2
 
+        # kafka-python, not aiokafka: the tap is a plain thread beside the supervisor, with no event loop;
+        # plaintext, as the services this pipeline starts (it sets no Kafka security in their environment)
         consumer = KafkaConsumer(
             self.topic,
-            bootstrap_servers=self.bootstrap,
+            **client_kwargs(self.bootstrap, client_id="classroom-behaviour-tap"),
             group_id=f"tap-{time.time_ns()}",
             auto_offset_reset="latest",
             enable_auto_commit=False,

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from services.common.campus_watch import CampusFile
 from services.common.errors import BadInput, OversizedMessage
+from services.common.kafka_security import client_kwargs
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import deadletter_pb2
@@ -85,15 +86,17 @@ class Producer:
     async def start(self) -> None:
         # Created here: aiokafka binds clients to the running event loop.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            client_id=self._client_id,
+            **client_kwargs(
+                self._settings.kafka_bootstrap,
+                client_id=self._client_id,
+                security=self._settings.kafka_security(),
+            ),
             acks="all",
             linger_ms=2,
             # Our own limit is enforced in send(); the client's is set just above it so the
             # client never silently differs from what the campus broker accepts.
             max_request_size=self._settings.max_message_bytes + RECORD_OVERHEAD,
             request_timeout_ms=30_000,
-            **self._settings.kafka_security().kwargs(),
         )
         await self._producer.start()
 
@@ -223,9 +226,12 @@ class StreamService(ABC):
     def _make_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             self.input_topic,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_kwargs(
+                self.settings.kafka_bootstrap,
+                client_id=f"classroom-{self.name}",
+                security=self.settings.kafka_security(),
+            ),
             group_id=self.group_id,
-            client_id=f"classroom-{self.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=self.settings.session_timeout_ms,
@@ -233,7 +239,6 @@ class StreamService(ABC):
             max_poll_interval_ms=600_000,
             max_partition_fetch_bytes=max(2 * self.settings.max_message_bytes, 4_000_000),
             fetch_max_bytes=64_000_000,
-            **self.settings.kafka_security().kwargs(),
         )
 
     async def run(self) -> int:

@@ -9,6 +9,9 @@ kafka-python's admin client in recognition, the admin client of ``classroom topi
 ``_KAFKA_SSL_KEY_FILE`` (a client certificate, when the broker asks for one) and
 ``_KAFKA_SASL_MECHANISM`` (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), ``_KAFKA_SASL_USERNAME``,
 ``_KAFKA_SASL_PASSWORD``. PLAINTEXT (the default) is for one machine: the embedded broker.
+
+``client_kwargs`` is where every client of the suite starts from: the brokers, the client id the
+broker's logs and quotas know it by, and these settings.
 """
 
 from __future__ import annotations
@@ -87,3 +90,13 @@ class KafkaSecurity:
                 mechanism=self.sasl_mechanism,
             )
         return faust.SSLCredentials(self.ssl_context())
+
+
+def client_kwargs(bootstrap: str, *, client_id: str, security: KafkaSecurity | None = None) -> dict[str, Any]:
+    """Where, as whom and how securely a Kafka client connects: the keyword arguments that
+    aiokafka's and kafka-python's producers, consumers and admin clients share (None: plaintext)."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        **(security or KafkaSecurity()).kwargs(),
+    }

@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from services.common.kafka_security import KafkaSecurity
+from services.common.kafka_security import KafkaSecurity, client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +110,9 @@ def ensure_topics(
     while True:
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap,
-                client_id="classroom-topics",
+                **client_kwargs(bootstrap, client_id="classroom-topics", security=security),
                 request_timeout_ms=10_000,
                 bootstrap_timeout_ms=int(max(1.0, min(5.0, deadline - time.monotonic())) * 1000),
-                **(security.kwargs() if security else {}),
             )
             break
         except (KafkaError, OSError) as exc:

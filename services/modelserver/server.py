@@ -17,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Histogram
 
-from models.data.inputs import fusion_input, validate_fusion_input
+from models.data.inputs import FusionInput, fusion_input, validate_fusion_input
 from services.common.errors import BadInput
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
@@ -35,6 +36,7 @@ from services.common.ports import PortInUse, announce_ports, listening, port_in_
 from services.common.settings import env_name
 from services.common.tls import server_tls
 from services.common.vocabulary import KEYPOINTS, NUM_KEYPOINTS
+from services.modelserver.answer import answer_items
 from services.modelserver.batcher import MicroBatcher
 from services.modelserver.config import ModelServerSettings
 
@@ -42,6 +44,8 @@ log = logging.getLogger("modelserver")
 
 FUSION_SERVICE = "classroom.v1.FusionKeypoints"
 RECOGNITION_SERVICE = "classroom.v1.Recognition"
+
+R = TypeVar("R")  # a result message: FusionResult, RecognitionResult
 
 
 @dataclass(slots=True)
@@ -286,30 +290,15 @@ class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
         self.server = server
 
     async def Infer(self, request, context):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        results: list[inference_pb2.FusionResult | None] = []
-        inputs, positions = [], []
-        for i, item in enumerate(request.items):
-            try:
-                decoded = fusion_input(item)
-                validate_fusion_input(decoded)
-                inputs.append(decoded)
-                positions.append(i)
-                results.append(None)
-            except BadInput as exc:
-                self.server.metrics.count_dead_letter(exc.reason_code)
-                results.append(
-                    inference_pb2.FusionResult(
-                        request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}"
-                    )
-                )
-        if inputs:
-            assert self.server._fusion_batcher is not None
-            outputs = await self.server._fusion_batcher.submit_many(inputs)
-            for i, out in zip(positions, outputs, strict=True):
-                item = request.items[i]
-                results[i] = _fusion_result(item, out)
-        self.server.metrics.observe_stage(time.perf_counter() - started)
+        assert self.server._fusion_batcher is not None
+        results = await answer_items(
+            request.items,
+            decode=_fusion_input,
+            batcher=self.server._fusion_batcher,
+            result=_fusion_result,
+            error_result=_error_result(inference_pb2.FusionResult),
+            metrics=self.server.metrics,
+        )
         info = self.server.engine.info
         return inference_pb2.FusionBatchResponse(
             results=results, model_version=info.fusion_version, model_trained=info.trained
@@ -317,6 +306,22 @@ class _FusionServicer(inference_pb2_grpc.FusionKeypointsServicer):
 
     async def Info(self, request, context):  # type: ignore[no-untyped-def]
         return self.server.model_info()
+
+
+def _error_result(result_type: Callable[..., R]) -> Callable[[Any, str], R]:
+    """The result of an item that failed alone: its request id and the error, nothing else."""
+
+    def error_result(item: Any, error: str) -> R:
+        return result_type(request_id=item.request_id, error=error)
+
+    return error_result
+
+
+def _fusion_input(item: inference_pb2.FusionItem) -> FusionInput:
+    """The item decoded and checked (``BadInput`` where it cannot be fused)."""
+    decoded = fusion_input(item)
+    validate_fusion_input(decoded)
+    return decoded
 
 
 def _fusion_result(item: inference_pb2.FusionItem, out) -> inference_pb2.FusionResult:  # type: ignore[no-untyped-def]
@@ -353,46 +358,42 @@ class _RecognitionServicer(inference_pb2_grpc.RecognitionServicer):
         self.server = server
 
     async def Infer(self, request, context):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
         info = self.server.engine.info
-        results: list[inference_pb2.RecognitionResult | None] = []
-        windows, positions = [], []
-        for i, item in enumerate(request.items):
-            try:
-                windows.append(
-                    decode_window(item, window_frames=info.window_frames, feature_dim=info.feature_dim)
-                )
-                positions.append(i)
-                results.append(None)
-            except BadInput as exc:
-                self.server.metrics.count_dead_letter(exc.reason_code)
-                results.append(
-                    inference_pb2.RecognitionResult(
-                        request_id=item.request_id, error=f"{exc.reason_code}: {exc.detail}"
-                    )
-                )
-        if windows:
-            assert self.server._recognition_batcher is not None
-            outputs = await self.server._recognition_batcher.submit_many(windows)
-            for i, (probabilities, kp_attention, frame_attention) in zip(positions, outputs, strict=True):
-                order = np.argsort(-probabilities)
-                top = np.argsort(-kp_attention)[:3]
-                results[i] = inference_pb2.RecognitionResult(
-                    request_id=request.items[i].request_id,
-                    probabilities=[
-                        events_pb2.LabelProbability(label=info.labels[j], probability=float(probabilities[j]))
-                        for j in order
-                    ],
-                    attention=events_pb2.AttentionSummary(
-                        keypoint_weights=[float(w) for w in kp_attention],
-                        frame_weights=[float(w) for w in frame_attention],
-                        top_keypoints=[KEYPOINTS[j] for j in top],
-                    ),
-                )
-        self.server.metrics.observe_stage(time.perf_counter() - started)
+        assert self.server._recognition_batcher is not None
+        results = await answer_items(
+            request.items,
+            decode=partial(decode_window, window_frames=info.window_frames, feature_dim=info.feature_dim),
+            batcher=self.server._recognition_batcher,
+            result=partial(_recognition_result, labels=info.labels),
+            error_result=_error_result(inference_pb2.RecognitionResult),
+            metrics=self.server.metrics,
+        )
         return inference_pb2.RecognitionBatchResponse(
             results=results, model_version=info.recognition_version, model_trained=info.trained
         )
 
     async def Info(self, request, context):  # type: ignore[no-untyped-def]
         return self.server.model_info()
+
+
+def _recognition_result(
+    item: inference_pb2.RecognitionItem,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    labels: Sequence[str],
+) -> inference_pb2.RecognitionResult:
+    """Labels by falling probability, the attention weights and the three keypoints attended most."""
+    probabilities, kp_attention, frame_attention = out
+    order = np.argsort(-probabilities)
+    top = np.argsort(-kp_attention)[:3]
+    return inference_pb2.RecognitionResult(
+        request_id=item.request_id,
+        probabilities=[
+            events_pb2.LabelProbability(label=labels[j], probability=float(probabilities[j])) for j in order
+        ],
+        attention=events_pb2.AttentionSummary(
+            keypoint_weights=[float(w) for w in kp_attention],
+            frame_weights=[float(w) for w in frame_attention],
+            top_keypoints=[KEYPOINTS[j] for j in top],
+        ),
+    )

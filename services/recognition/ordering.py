@@ -47,7 +47,7 @@ from typing import Any, Protocol
 from faust.types import TP
 from faust.types import Message as FaustMessage
 
-from services.common.kafka_security import KafkaSecurity
+from services.common.kafka_security import KafkaSecurity, client_kwargs
 from services.common.metrics import ServiceMetrics
 
 log = logging.getLogger("recognition")
@@ -86,10 +86,10 @@ class BrokerCommitted:
         if not partitions:
             return {}
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap,
-            client_id="classroom-recognition-committed",
+            **client_kwargs(
+                self.bootstrap, client_id="classroom-recognition-committed", security=self.security
+            ),
             request_timeout_ms=int(self.timeout_s * 1000),
-            **self.security.kwargs(),
         )
         await admin.start()
         try:
@@ -217,13 +217,13 @@ class GapReader:
 
         tp = TopicPartition(topic, partition)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **client_kwargs(
+                self.bootstrap, client_id="classroom-recognition-gap-reader", security=self.security
+            ),
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=self.max_fetch_bytes,
             fetch_max_bytes=self.max_fetch_bytes,
-            client_id="classroom-recognition-gap-reader",
-            **self.security.kwargs(),
         )
         records: list[Record] = []
         await consumer.start()

@@ -28,7 +28,7 @@ import numpy as np
 from services.common.bus import DependencyUnavailable, dead_letter, now_us
 from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, OversizedMessage
-from services.common.kafka_security import KafkaSecurity
+from services.common.kafka_security import KafkaSecurity, client_kwargs
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
 from services.common.pb.classroom.v1 import events_pb2, inference_pb2, observations_pb2
@@ -60,9 +60,7 @@ def topic_partitions(
     while True:
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap,
-                client_id="classroom-recognition-setup",
-                **(security.kwargs() if security else {}),
+                **client_kwargs(bootstrap, client_id="classroom-recognition-setup", security=security)
             )
             try:
                 described = admin.describe_topics([topic])

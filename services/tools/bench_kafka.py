@@ -19,6 +19,7 @@ from services.common.topics import TopicSpec, ensure_topics
 async def _aiokafka_round(bootstrap: str, topic: str, payload: bytes, n: int) -> tuple[float, float]:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+    # not client_kwargs(): both libraries get the same bench-sized settings on the plaintext loopback broker
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -65,6 +66,7 @@ async def _aiokafka_round(bootstrap: str, topic: str, payload: bytes, n: int) ->
 def _kafka_python_round(bootstrap: str, topic: str, payload: bytes, n: int) -> tuple[float, float]:
     from kafka import KafkaConsumer, KafkaProducer
 
+    # not client_kwargs(): both libraries get the same bench-sized settings on the plaintext loopback broker
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from services.common import bus
-from services.common.kafka_security import KafkaSecurity
+from services.common.kafka_security import KafkaSecurity, client_kwargs
 from services.common.metrics import ServiceMetrics
 from services.fusion.config import FusionSettings
 
@@ -110,3 +110,39 @@ def test_the_stream_services_producer_connects_with_them(ca_file, monkeypatch):
     settings = _settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=ca_file)
     asyncio.run(bus.Producer(settings, ServiceMetrics("fusion"), client_id="x").start())
     assert seen["security_protocol"] == "SSL" and isinstance(seen["ssl_context"], ssl.SSLContext)
+
+
+def test_every_client_starts_from_the_same_connection_arguments(ca_file):
+    assert client_kwargs("kafka:9093", client_id="classroom-x") == {
+        "bootstrap_servers": "kafka:9093",
+        "client_id": "classroom-x",
+    }
+    secured = client_kwargs(
+        "kafka:9093", client_id="classroom-x", security=KafkaSecurity("SSL", ca_file=ca_file)
+    )
+    assert (secured["bootstrap_servers"], secured["client_id"], secured["security_protocol"]) == (
+        "kafka:9093",
+        "classroom-x",
+        "SSL",
+    )
+    assert isinstance(secured["ssl_context"], ssl.SSLContext)
+
+
+def test_the_stream_services_consumer_connects_with_them(ca_file, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(bus, "AIOKafkaConsumer", lambda *topics, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(bus, "CampusFile", lambda *args, **kwargs: None)  # no campus file to read here
+
+    class Fusion(bus.StreamService):
+        name = "fusion"
+
+        async def process_batch(self, records):
+            return []
+
+    settings = _settings(kafka_security_protocol="SSL", kafka_ssl_ca_file=ca_file)
+    Fusion(settings, input_topic="observations")._make_consumer()
+    assert (seen["bootstrap_servers"], seen["client_id"], seen["security_protocol"]) == (
+        "kafka:9093",
+        "classroom-fusion",
+        "SSL",
+    )
