@@ -48,6 +48,14 @@ class CaptureSettings(ServiceSettings):
     sim_height: int = Field(default=360, ge=36)
     sim_conditions: str = Field(default="mixed", description="simulator condition preset")
     realtime: bool = Field(default=True, description="pace non-live sources (simulator, dataset, MKV) to fps")
+    clock_tolerance_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="how far capture times may be from this host's clock: a source whose timeline starts "
+        "farther off is put on it at its first frame set; a live camera whose clock then drifts farther ahead "
+        "or behind is put back on it, counted (classroom_camera_clock_corrections_total) and logged, and after "
+        "a step back the frame sets that would go back in time are dropped (skipped, reason clock_step)",
+    )
     # recorded sources
     dataset_path: Path | None = Field(default=None, description="data-set folder (docs/dataset-format.md)")
     dataset_clip: str = Field(

@@ -20,6 +20,10 @@ A camera failure degrades the agent, never stops it:
 
 Only a failure that is no camera's (e.g. an unreadable campus file) ends the reader: the agent
 logs it and exits with 1, never 0 as if the source had ended.
+
+A live camera's clock is measured against this host's at every frame set and put back on it
+when it is off by more than ``clock_tolerance_s`` (``services.capture.clock``): counted in
+``classroom_camera_clock_corrections_total``, its offset a gauge, logged at most once a minute.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
+from services.capture.clock import CameraClock, Direction
 from services.capture.config import CaptureSettings
 from services.capture.sources import NO_THERMAL, CameraUnavailable, FrameSource, open_source
 from services.capture.sources.replay import Recorder
@@ -66,6 +71,9 @@ class CapturedRecord:
 log = logging.getLogger("capture")
 
 _END = object()
+
+# a camera clock put back on the host's is logged at most this often (each time is counted)
+CLOCK_LOG_EVERY_S = 60.0
 
 
 def default_session_id(settings: CaptureSettings, started: datetime) -> str:
@@ -126,6 +134,25 @@ class CaptureService:
             ["service", "missing"],
             registry=self.metrics.registry,
         )
+        self.clock_offset = Gauge(
+            "classroom_camera_clock_offset_seconds",
+            "a live camera's capture times minus their arrival at this host (the least delayed of the last "
+            "frame sets), before any correction; positive: the camera's clock runs ahead",
+            ["service", "classroom", "camera"],
+            registry=self.metrics.registry,
+        )
+        self.clock_corrections = Counter(
+            "classroom_camera_clock_corrections_total",
+            "times a live camera's capture times were put back on this host's clock, off by more than "
+            "clock_tolerance_s, by direction",
+            ["service", "classroom", "camera", "direction"],
+            registry=self.metrics.registry,
+        )
+        self.clock = CameraClock(round(settings.clock_tolerance_s * 1e6))
+        self.clock_steps = 0  # times the camera's clock was put back on this host's
+        self._clock_logged_at = -CLOCK_LOG_EVERY_S  # monotonic time of the last clock line
+        # after a camera clock was put back: stamps up to here were published already, not reused
+        self._hold_until_us: int | None = None
         self._thermal_out = False  # the source's frame sets currently go out without thermal
         self.reader_error: str | None = None  # what ended the reader other than a camera
         self._queue: queue.Queue = queue.Queue(maxsize=4)
@@ -148,6 +175,7 @@ class CaptureService:
                 source = self._source if self._source is not None else open_source(self.settings)
                 self._source = source
                 self._shift_us = None  # a (re)opened source: its timeline is mapped afresh
+                self.clock.reset()
                 self._thermal_out = False
                 self._camera_ok, self._camera_detail = True, "ok"
                 log.info("camera open", extra={"source": self.settings.source, "fps": source.frame_rate})
@@ -243,7 +271,10 @@ class CaptureService:
         if isinstance(frames, frames_pb2.FrameSet):
             self._queue_encoded(frames, source)
             return
-        frames = self._restamp(frames)
+        restamped = self._restamp(frames, live=source.live)
+        if restamped is None:
+            return
+        frames = restamped
         self._follow_thermal(frames, source)
         if not self._takes_slot(frames.rgb_ts_us):
             return
@@ -297,39 +328,91 @@ class CaptureService:
         self._last_slot = slot
         return True
 
-    def _restamp(self, frames: CapturedFrameSet) -> CapturedFrameSet:
-        """Put a frame set on the wall clock, monotonic per camera.
+    def _restamp(self, frames: CapturedFrameSet, *, live: bool = False) -> CapturedFrameSet | None:
+        """Put a frame set on the wall clock, monotonic per camera; None: dropped (a live
+        camera's clock was just put back, and this frame set would go back in time).
 
         A source run's timeline is shifted by one offset chosen at its first frame set (0 when
-        the source stamps wall-clock time already, as a live camera does), so each timestamp
-        says when the sensor captured the frame on that timeline, however late this reader
-        gets to it: a starved reader makes frames late (latency shows it), never out of order.
-        Where a source's own timeline goes back (the next clip of a recording), stamping
-        continues one frame interval after the last stamp. Each sensor keeps its offset.
+        the source stamps wall-clock time already, within ``clock_tolerance_s``, as a live camera
+        does), so each timestamp says when the sensor captured the frame on that timeline, however
+        late this reader gets to it: a starved reader makes frames late (latency shows it), never
+        out of order. Where a source's own timeline goes back (the next clip of a recording),
+        stamping continues one frame interval after the last stamp. A live camera's clock is
+        checked at every frame set against this host's (``_check_clock``). Each sensor keeps its
+        offset.
         """
-        shift = self._shift_for(frames.rgb_ts_us)
+        shift = self._shift_for(frames.rgb_ts_us, live=live)
+        if shift is None:
+            return None
         frames.rgb_ts_us += shift
         frames.depth_ts_us += shift
         frames.thermal_ts_us += shift
         return frames
 
-    def _shift_for(self, rgb_ts_us: int) -> int:
+    def _shift_for(self, rgb_ts_us: int, *, live: bool = False) -> int | None:
         """The shift that puts a frame set captured at ``rgb_ts_us`` (its source's timeline) on
-        the wall clock, monotonic (``_restamp``)."""
+        the wall clock, monotonic (``_restamp``); None: the frame set is dropped."""
+        arrival_us = now_us()
         if self._shift_us is None:
-            shift = now_us() - rgb_ts_us
-            self._shift_us = 0 if abs(shift) < 2_000_000 else shift
+            shift = arrival_us - rgb_ts_us
+            self._shift_us = 0 if abs(shift) < self.clock.tolerance_us else shift
+        elif live:
+            self._shift_us += self._check_clock(rgb_ts_us + self._shift_us, arrival_us)
         stamped = rgb_ts_us + self._shift_us
+        if self._hold_until_us is not None:
+            if stamped <= self._hold_until_us:
+                self.metrics.count_skipped("clock_step")
+                return None
+            self._hold_until_us = None
         if self._last_ts_us is not None and stamped <= self._last_ts_us:
             self._shift_us += self._last_ts_us + round(1e6 / self.settings.fps) - stamped
             stamped = rgb_ts_us + self._shift_us
         self._last_ts_us = stamped
         return self._shift_us
 
+    def _check_clock(self, capture_us: int, arrival_us: int) -> int:
+        """The step that puts a live camera's clock back on this host's (0 while it is within
+        ``clock_tolerance_s``; ``services.capture.clock``): the offset is a gauge, each step is
+        counted and logged. After a step back, frame sets stamped up to the newest one published
+        are dropped until the camera's time passes it: stamps only go forward."""
+        step, direction = self.clock.step(capture_us, arrival_us)
+        offset_us = -step if direction is not None else self.clock.offset_us() or 0
+        ids = (self.name, self.settings.classroom_id, self.settings.camera_id)
+        self.clock_offset.labels(*ids).set(offset_us / 1e6)
+        if direction is None:
+            return 0
+        self.clock_corrections.labels(*ids, direction).inc()
+        self.clock_steps += 1
+        if step < 0:
+            self._hold_until_us = self._last_ts_us
+        self._log_clock(direction, offset_us)
+        return step
+
+    def _log_clock(self, direction: Direction, offset_us: int) -> None:
+        """One warning per ``CLOCK_LOG_EVERY_S`` at most: a clock that drifts fast steps often."""
+        if time.monotonic() - self._clock_logged_at < CLOCK_LOG_EVERY_S:
+            return
+        self._clock_logged_at = time.monotonic()
+        classroom, camera = self.settings.classroom_id, self.settings.camera_id
+        log.warning(
+            f"camera {classroom}/{camera}: its clock runs {abs(offset_us) / 1e6:.1f} s "
+            f"{'ahead of' if direction == 'ahead' else 'behind'} this host's; capture times put back on it",
+            extra={
+                "classroom": classroom,
+                "camera": camera,
+                "direction": direction,
+                "offset_s": round(offset_us / 1e6, 3),
+                "tolerance_s": self.settings.clock_tolerance_s,
+                "corrections": self.clock_steps,
+            },
+        )
+
     def _queue_encoded(self, message: frames_pb2.FrameSet, source: FrameSource) -> None:
         """A frame set that comes encoded (the replay camera): this agent's ids, sequence and
         timestamps, then published as it is: nothing decoded or encoded again."""
-        shift = self._shift_for(message.capture_ts_us)
+        shift = self._shift_for(message.capture_ts_us, live=source.live)
+        if shift is None:
+            return
         message.capture_ts_us += shift
         for image in (message.rgb, message.depth, message.thermal):
             image.capture_ts_us += shift

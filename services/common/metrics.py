@@ -93,6 +93,20 @@ class ServiceMetrics:
             [*labels, "classroom"],
             registry=self.registry,
         )
+        self.ahead = Counter(
+            "classroom_frames_ahead_total",
+            "frame sets whose capture time was more than the stage's shed_after_s ahead of its clock when they "
+            "arrived (processed; the capturing host's clock runs ahead)",
+            [*labels, "classroom"],
+            registry=self.registry,
+        )
+        self.frame_age = Gauge(
+            "classroom_frame_age_seconds",
+            "age (now - capture time) of the classroom's last frame set to reach this stage; negative: the "
+            "capturing host's clock runs ahead of this one",
+            [*labels, "classroom"],
+            registry=self.registry,
+        )
         self.ready = Gauge("classroom_ready", "1 when the service is ready", labels, registry=self.registry)
         self.ready.labels(service).set(0)
 
@@ -114,6 +128,12 @@ class ServiceMetrics:
 
     def count_shed(self, classroom: str) -> None:
         self.shed.labels(self.service, classroom).inc()
+
+    def count_ahead(self, classroom: str) -> None:
+        self.ahead.labels(self.service, classroom).inc()
+
+    def set_frame_age(self, classroom: str, seconds: float) -> None:
+        self.frame_age.labels(self.service, classroom).set(seconds)
 
     def count_retry(self, dependency: str) -> None:
         self.retries.labels(self.service, dependency).inc()

@@ -3,6 +3,7 @@ a reader that falls behind (CPU starvation) makes frames late, never restamped o
 
 from __future__ import annotations
 
+import logging
 from itertools import pairwise
 
 import numpy as np
@@ -87,3 +88,74 @@ def test_every_frame_set_is_published_when_asked(monkeypatch) -> None:
     agent = CaptureService(settings)
     monkeypatch.setattr(capture_service, "now_us", lambda: 1_767_000_000_000_000)
     assert all(agent._takes_slot(agent._restamp(frame_set(k, k * FRAME_US)).rgb_ts_us) for k in range(15))
+
+
+def live_run(agent, monkeypatch, camera_us, arrival_us, frames: int) -> list[tuple[int, int]]:
+    """(published capture time, arrival time) of a live camera's frame sets: frame set k was
+    stamped ``camera_us(k)`` by the camera and reached this host at ``arrival_us(k)``."""
+    published = []
+    for k in range(frames):
+        monkeypatch.setattr(capture_service, "now_us", lambda k=k: arrival_us(k))
+        f = agent._restamp(frame_set(k, camera_us(k)), live=True)
+        if f is not None:
+            published.append((f.rgb_ts_us, arrival_us(k)))
+    return published
+
+
+def clock_count(agent, direction: str) -> float:
+    return agent.clock_corrections.labels("capture", "room-1", "front", direction)._value.get()
+
+
+def test_a_live_camera_whose_clock_runs_ahead_is_put_back_on_the_host_clock(
+    agent, monkeypatch, caplog
+) -> None:
+    """A camera clock that gains 50 % (3 s a minute would do, in time) reaches the 2 s tolerance
+    every 4 s: each time its capture times are put back on the host's, counted, logged at most
+    once a minute, and the frame sets that would go back in time are dropped, counted."""
+    wall = 1_767_000_000_000_000
+    with caplog.at_level(logging.WARNING, logger="capture"):
+        published = live_run(
+            agent,
+            monkeypatch,
+            camera_us=lambda k: wall + k * FRAME_US * 3 // 2,
+            arrival_us=lambda k: wall + k * FRAME_US + 20_000,
+            frames=300,  # 20 s
+        )
+    stamps = [stamp for stamp, _ in published]
+    assert all(b > a for a, b in pairwise(stamps))  # stamps only go forward
+    assert max(stamp - arrival for stamp, arrival in published) <= 2_000_000  # never past the tolerance
+    assert clock_count(agent, "ahead") == 4 and clock_count(agent, "behind") == 0
+    dropped = agent.metrics.skipped.labels("capture", "clock_step")._value.get()
+    assert dropped == 300 - len(published) > 0
+    lines = [r for r in caplog.records if "clock runs" in r.getMessage()]
+    assert len(lines) == 1  # four steps, one line a minute
+    assert lines[0].getMessage().startswith("camera room-1/front: its clock runs 2.0 s ahead of this host's;")
+    assert (lines[0].classroom, lines[0].camera, lines[0].direction) == ("room-1", "front", "ahead")
+    offset = agent.clock_offset.labels("capture", "room-1", "front")._value.get()
+    assert 0 < offset <= 2.0
+
+
+def test_a_live_camera_whose_clock_falls_behind_is_put_back_a_late_frame_is_not(agent, monkeypatch) -> None:
+    """A reader that gets to a few frame sets 5 s late leaves their capture times alone (they are
+    late, not wrong); a camera clock that loses a third falls 2 s behind within 6 s, and once a
+    whole window of frame sets (16) arrived that far behind, its capture times are put forward."""
+    wall = 1_767_000_000_000_000
+    late = {20, 21, 22, 23}  # the reader starved for a moment
+    published = live_run(
+        agent,
+        monkeypatch,
+        camera_us=lambda k: wall + k * FRAME_US * 2 // 3,
+        arrival_us=lambda k: wall + k * FRAME_US + (5_000_000 if k in late else 10_000),
+        frames=150,  # 10 s
+    )
+    stamps = [stamp for stamp, _ in published]
+    assert len(published) == 150 and all(b > a for a, b in pairwise(stamps))
+    assert [stamp - wall for stamp in stamps[:40]] == [k * FRAME_US * 2 // 3 for k in range(40)]
+    assert clock_count(agent, "behind") == 1 and clock_count(agent, "ahead") == 0
+    offsets = [stamp - arrival for stamp, arrival in published]
+    step = next(k for k in range(40, 150) if offsets[k] > offsets[k - 1])
+    # 2 s behind from frame set 90 on (22 ms a frame set); put forward once 16 of them said so
+    assert step == 105 and all(offset < -2_000_000 for offset in offsets[90:105])
+    assert all(-2_000_000 < offset <= 0 for offset in offsets[step:])  # back on the host's clock
+    gauge = agent.clock_offset.labels("capture", "room-1", "front")._value.get()
+    assert -2.0 < gauge < 0

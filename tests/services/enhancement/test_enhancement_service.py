@@ -4,6 +4,7 @@ service keeps going."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -16,7 +17,7 @@ from services.common.pb.classroom.v1 import deadletter_pb2, frames_pb2
 from services.common.topics import DEAD_LETTER, FRAMES_ENHANCED, FRAMES_RAW
 from services.enhancement.config import EnhancementSettings
 from services.enhancement.service import EnhancementService
-from tests.fixtures import ServiceThread
+from tests.fixtures import ServiceThread, wait_for
 from tests.frames import T0_US
 from tests.kafka_helpers import consume_all, produce
 
@@ -64,11 +65,13 @@ def raw_frame_set(sequence: int, *, camera: str = "cam-1") -> frames_pb2.FrameSe
     )
 
 
-def write_campus(folder, *cameras: str) -> None:
-    """room-1 with these cameras, written as a new file renamed over the old (as a ConfigMap update does)."""
+def write_campus(folder, *cameras: str, rooms: tuple[str, ...] = ("room-1",)) -> None:
+    """room-1 (or ``rooms``) with these cameras, written as a new file renamed over the old (as a
+    ConfigMap update does)."""
     campus = Campus(
-        classrooms=(
-            Classroom(id="room-1", cameras=tuple(Camera(id=c, calibration=CALIBRATION) for c in cameras)),
+        classrooms=tuple(
+            Classroom(id=room, cameras=tuple(Camera(id=c, calibration=CALIBRATION) for c in cameras))
+            for room in rooms
         )
     )
     dump_campus(campus, folder / "next.yaml")
@@ -169,6 +172,106 @@ def test_stale_frame_sets_are_shed_and_the_capture_time_travels_on(broker, topic
     assert sorted(r.timestamp for r in enhanced) == sorted([stamps[0], stamps[2]])
     metrics: ServiceMetrics = service.metrics
     assert metrics.shed.labels("enhancement", "room-1")._value.get() == 2
+
+
+def produce_stamped(broker, topic: str, frame_sets: list[tuple[frames_pb2.FrameSet, int]]) -> None:
+    """Frame sets with the record timestamps (capture times, ms) given, keyed by their classroom."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", max_request_size=20_000_000)
+    for message, stamp_ms in frame_sets:
+        key = message.classroom_id.encode()
+        producer.send(topic, value=message.SerializeToString(), key=key, timestamp_ms=stamp_ms)
+    producer.flush()
+    producer.close()
+
+
+def records_in(broker, topic: str) -> int:
+    """Records on every partition of ``topic`` (its end offsets: nothing is deleted in a test)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def test_a_classroom_whose_frame_sets_all_arrive_late_is_named_in_the_log(
+    broker, topic_prefix, tmp_path, caplog
+) -> None:
+    """room-1's frame sets all arrive 2 minutes old (its edge box's clock runs behind): each is
+    shed and counted, and after shed_after_s of that one warning names the classroom and the
+    cause. room-2's arrive 2 minutes ahead (its clock runs ahead): processed, counted, named."""
+    write_campus(tmp_path, "cam-1", rooms=("room-1", "room-2"))
+    service = EnhancementService(settings_for(broker, topic_prefix, tmp_path, shed_after_s=1.0))
+    thread = ServiceThread(service).start()
+    try:
+        wait_for(lambda: service.readiness()[0], timeout=60, what="enhancement consuming")
+        with caplog.at_level(logging.INFO, logger="enhancement"):
+            for sequence in range(12):  # 2.4 s of frame sets, as they are captured
+                ahead = raw_frame_set(sequence)
+                ahead.classroom_id = "room-2"
+                now_ms = time.time_ns() // 1_000_000
+                produce_stamped(
+                    broker,
+                    topic_prefix + FRAMES_RAW,
+                    [(raw_frame_set(sequence), now_ms - 120_000), (ahead, now_ms + 120_000)],
+                )
+                time.sleep(0.2)
+            enhanced = consume_all(broker.bootstrap, topic_prefix + FRAMES_ENHANCED, expect=12, timeout=90)
+            wait_for(lambda: service.metrics.shed.labels("enhancement", "room-1")._value.get() == 12)
+    finally:
+        thread.stop()
+    assert {frames_pb2.EnhancedFrameSet.FromString(r.value).classroom_id for r in enhanced} == {"room-2"}
+    assert service.metrics.ahead.labels("enhancement", "room-2")._value.get() == 12
+    assert 119 < service.metrics.frame_age.labels("enhancement", "room-1")._value.get() < 150
+    lines = {
+        r.classroom: r for r in caplog.records if r.levelno == logging.WARNING and hasattr(r, "classroom")
+    }
+    assert lines["room-1"].getMessage() == (
+        "classroom room-1: all frame sets arrive older than 1 s and are shed — check the camera clock / the lag"
+    )
+    assert lines["room-1"].likely_cause.startswith("clock:")  # the stage kept up: they were old when written
+    assert "ahead of this host's clock (processed)" in lines["room-2"].getMessage()
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2  # once per classroom
+
+
+def test_a_stage_restarted_mid_class_resumes_at_its_committed_offset(
+    broker, topic_prefix, tmp_path, caplog
+) -> None:
+    """Enhancement stops mid-class and comes back: it resumes where it committed (nothing
+    enhanced twice), sheds and counts the part of its backlog that aged past shed_after_s,
+    enhances the rest, and logs where it resumed and how far behind. (Recognition counts the
+    windows such a gap costs: tests/services/recognition/test_windows.py.)"""
+    write_campus(tmp_path, "cam-1")
+    settings = settings_for(broker, topic_prefix, tmp_path, shed_after_s=45.0)
+    topic = topic_prefix + FRAMES_RAW
+    now_ms = time.time_ns() // 1_000_000
+    produce_stamped(broker, topic, [(raw_frame_set(k), now_ms - 1_000 + k) for k in (0, 1)])
+    thread = ServiceThread(EnhancementService(settings)).start()
+    try:
+        first = consume_all(broker.bootstrap, topic_prefix + FRAMES_ENHANCED, expect=2, timeout=90)
+    finally:
+        thread.stop()
+    # while it is down the camera keeps sending; the first of it is older than 45 s on return
+    backlog = [(raw_frame_set(k), now_ms - 120_000 + k) for k in (2, 3, 4)]
+    produce_stamped(broker, topic, backlog + [(raw_frame_set(k), now_ms + k) for k in (5, 6)])
+    restarted = EnhancementService(settings)
+    with caplog.at_level(logging.INFO, logger="enhancement"):
+        thread = ServiceThread(restarted).start()
+        try:
+            wait_for(lambda: restarted.processed == 5, timeout=90, what="the backlog handled")
+        finally:
+            thread.stop()
+    assert records_in(broker, topic_prefix + FRAMES_ENHANCED) == 4  # nothing enhanced twice
+    enhanced = consume_all(broker.bootstrap, topic_prefix + FRAMES_ENHANCED, expect=4, timeout=60)
+    sequences = [frames_pb2.EnhancedFrameSet.FromString(r.value).sequence for r in enhanced]
+    assert len(first) == 2 and sorted(sequences) == [0, 1, 5, 6]
+    assert restarted.metrics.shed.labels("enhancement", "room-1")._value.get() == 3
+    (resumed,) = [r for r in caplog.records if r.getMessage() == "resuming partition at the committed offset"]
+    assert (resumed.offset, resumed.messages_behind) == (2, 5) and resumed.first_age_s >= 119
 
 
 def test_a_camera_added_to_the_campus_file_is_served_without_a_restart(
