@@ -55,11 +55,12 @@ test: setup browser ## set everything up and run the whole test suite
 test-fast: setup ## unit tests only (no broker, database or browser)
 	$(PY) -m pytest -m "not integration and not slow and not browser" $(PYTEST_ARGS)
 
-lint: setup ## ruff, mypy and the import contracts (lint-imports) on the project's own code
+lint: setup ## ruff, mypy and the import contracts (lint-imports; tests/test_layers.py: layers, no circle)
 	$(VENV)/bin/ruff check services models dashboards tests proto
 	$(VENV)/bin/ruff format --check services models dashboards tests proto
 	$(VENV)/bin/mypy services models dashboards
 	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 format: setup ## apply ruff formatting and import sorting
 	$(VENV)/bin/ruff check --fix services models dashboards tests proto

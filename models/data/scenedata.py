@@ -3,7 +3,7 @@
 (docs/dataset-format.md). This is what ``classroom train --data`` and ``classroom evaluate``
 read for every figure about recognition.
 
-A sample is one student over one window (``services.dataset.api.SampleRef``). Its frames go
+A sample is one student over one window (``services.dataset.types.SampleRef``). Its frames go
 through exactly what serving does before the model:
 - depth and thermal: the section 3.2 NumPy enhancement (restoration, CLAHE, registration to
   colour at the analysis size; ``services.enhancement.pipeline.Enhancer``);

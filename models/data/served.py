@@ -36,9 +36,9 @@ import numpy as np
 from models.data.inputs import served_inputs
 from models.data.windows import WindowSample
 from services.common.vocabulary import NUM_BEHAVIOURS, NUM_KEYPOINTS
-from services.dataset.api import Dataset, Window, WindowRef
 from services.dataset.api import open_dataset as open_scene_dataset
 from services.dataset.format import DatasetError
+from services.dataset.types import Dataset, Window, WindowRef
 from services.enhancement.params import EnhancementParams
 from services.enhancement.pipeline import Enhancer
 

@@ -25,7 +25,7 @@ from models.data.crops import extract_student_crops
 from models.data.inputs import FusionInput
 from models.data.toydata import ToyWindowDataset
 from models.data.windows import collate
-from models.evaluation.gpu_sweep import interleaved_medians, median_seconds
+from models.evaluation.timing import interleaved_medians, median_seconds
 from models.networks.perceptual import PerceptualNet
 from models.networks.registry import build_pipeline, method_config
 from models.training.losses import LossConfig, MultiTaskLoss

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import copy
 import platform
-import statistics
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import SimpleNamespace
@@ -25,42 +24,10 @@ import torch
 from torch import nn
 
 from models.data.channels import NUM_CHANNELS
+from models.evaluation.timing import median_seconds
 from models.serving.export import RecognitionGraph
 from models.serving.networks import CropStage, ServedNetworks, load_served_networks, served_dtype
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FRAMES
-
-
-def interleaved_medians(
-    calls: Mapping[str, Callable[[], object]],
-    repeats: int,
-    warmup: int = 2,
-    sync: Callable[[], None] = lambda: None,
-) -> dict[str, tuple[float, float]]:
-    """Per call its median wall-clock and median process CPU seconds, the calls taken in turn
-    (a, b, a, b, ...) so that the load of a shared machine weighs on each alike. With one torch
-    thread the CPU time is what the call costs, without the time other processes took."""
-    for fn in calls.values():
-        for _ in range(warmup):
-            fn()
-    sync()
-    wall: dict[str, list[float]] = {name: [] for name in calls}
-    cpu: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, fn in calls.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fn()
-            sync()
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in calls}
-
-
-def median_seconds(
-    fn: Callable[[], object], repeats: int, warmup: int = 2, sync: Callable[[], None] = lambda: None
-) -> tuple[float, float]:
-    """Median wall-clock and median process CPU seconds of one call (``interleaved_medians``)."""
-    return interleaved_medians({"call": fn}, repeats, warmup, sync)["call"]
-
 
 SWEEP_FORMS = ("fp32", "fp16", "compiled")
 PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}

@@ -43,7 +43,8 @@ from prometheus_client import Counter, Gauge
 
 from services.capture.clock import CameraClock, Direction
 from services.capture.config import CaptureSettings
-from services.capture.sources import NO_THERMAL, CameraUnavailable, FrameSource, open_source
+from services.capture.sources import NO_THERMAL, CameraUnavailable, FrameSource
+from services.capture.sources.open import open_source
 from services.capture.sources.replay import Recorder
 from services.common import codecs
 from services.common.bus import Output, Producer, dead_letter, now_us

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from services.common.campus import Camera, Seat
 from services.common.frames import CapturedFrameSet
 from services.common.vocabulary import BEHAVIOUR_INDEX
-from services.dataset.api import ReferenceFrame, SampleRef, Window, WindowRef
 from services.dataset.format import (
     ANNOTATIONS_FILE,
     CLIP_FILE,
@@ -35,6 +34,7 @@ from services.dataset.format import (
     student_split,
 )
 from services.dataset.images import decode_image, read_bytes
+from services.dataset.types import ReferenceFrame, SampleRef, Window, WindowRef
 
 
 def _problems(exc: ValidationError) -> str:

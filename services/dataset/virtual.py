@@ -39,7 +39,6 @@ import numpy as np
 
 from services.common.frames import CapturedFrameSet
 from services.common.vocabulary import BEHAVIOURS, NUM_BEHAVIOURS
-from services.dataset.api import SampleRef, Window, WindowRef
 from services.dataset.format import (
     ANNOTATIONS_FILE,
     SPLITS,
@@ -60,6 +59,7 @@ from services.dataset.reader import (
     parse_annotations,
     read_window,
 )
+from services.dataset.types import SampleRef, Window, WindowRef
 from services.dataset.writer import (
     EncodedFrame,
     FrameData,

@@ -32,6 +32,7 @@ from services.dataset.format import (
     clip_dir,
 )
 from services.dataset.images import encode_png16, encode_rgb, encode_thermal
+from services.dataset.reader import load_manifest
 
 
 @dataclass
@@ -162,8 +163,6 @@ def merge_manifest(
     root: Path, *, name: str, source: dict, splits: dict[str, list[str]], clip: ClipEntry
 ) -> Manifest:
     """Add or replace one clip in an existing manifest (or start one), keeping splits disjoint."""
-    from services.dataset.reader import load_manifest
-
     path = root / MANIFEST
     clips: list[ClipEntry] = []
     merged: dict[str, list[str]] = {k: list(v) for k, v in splits.items()}

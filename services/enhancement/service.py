@@ -27,6 +27,7 @@ from concurrent.futures.process import BrokenProcessPool
 import cv2
 from aiokafka import ConsumerRecord
 
+from models.serving.committed import DEFAULT_CHECKPOINT  # a path module: no torch
 from services.common import codecs
 from services.common.bus import Output, RecordResult, StreamService, now_us
 from services.common.campus import Campus
@@ -44,8 +45,6 @@ from services.enhancement.pipeline import EnhancementParams, Enhancer, opencv_th
 def load_params(settings: EnhancementSettings) -> EnhancementParams:
     if settings.params_file is not None:
         return EnhancementParams.from_json(settings.params_file)
-    from services.modelserver.config import DEFAULT_CHECKPOINT
-
     trained = DEFAULT_CHECKPOINT.with_name("enhancement.json")
     return EnhancementParams.from_json(trained) if trained.is_file() else EnhancementParams()
 

@@ -42,24 +42,3 @@ class FrameSource(Protocol):
     def __iter__(self) -> Iterator[CapturedFrameSet | frames_pb2.FrameSet]: ...
 
     def close(self) -> None: ...
-
-
-def open_source(settings) -> FrameSource:  # type: ignore[no-untyped-def]
-    """Build the source the settings name (imports what that source needs, and only that)."""
-    if settings.source == "simulator":
-        from services.capture.sources.simulated import simulated_source
-
-        return simulated_source(settings)
-    if settings.source == "dataset":
-        from services.capture.sources.recorded import DatasetSource
-
-        return DatasetSource(settings.dataset_path, fps=settings.fps, clip=settings.dataset_clip or None)
-    if settings.source == "replay":
-        from services.capture.sources.replay import ReplaySource
-
-        return ReplaySource(settings.replay_path, fps=settings.fps)
-    if settings.source in ("kinect", "mkv"):
-        from services.capture.sources.kinect import kinect_source
-
-        return kinect_source(settings)
-    raise ValueError(f"unknown source {settings.source}")

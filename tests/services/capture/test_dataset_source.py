@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from services.capture.config import CaptureSettings
-from services.capture.sources import CameraUnavailable, open_source
+from services.capture.sources import CameraUnavailable
+from services.capture.sources.open import open_source
 from services.capture.sources.recorded import DatasetSource, resample
 from services.dataset.reader import FolderDataset
 from services.dataset.virtual import PRESETS, VirtualDataset
