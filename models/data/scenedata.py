@@ -40,7 +40,6 @@ import numpy as np
 
 from models.data.crops import COLOUR, CropGeometry, extract_student_crops
 from models.data.windows import WindowSample
-from services.common.codecs import DecodedFrameSet
 from services.common.vocabulary import NUM_KEYPOINTS
 from services.dataset.api import open_dataset as open_scene_dataset
 from services.enhancement.alignment import resize_to
@@ -89,8 +88,7 @@ def _aligned_frames(window, size: tuple[int, int], params_file: str | None) -> t
     enhancer = _load_enhancer(params_file)
     aligned, references = [], []
     for t, frame in enumerate(window.frames):
-        decoded = DecodedFrameSet.of(frame)
-        enhanced = enhancer.process(decoded, window.calibration, size)
+        enhanced = enhancer.process(frame, window.calibration, size)
         raw_colour = resize_to(frame.rgb, size)
         aligned.append((raw_colour, enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised))
         if window.references is not None:

@@ -38,7 +38,6 @@ from models.networks.pipeline import ClassroomPipeline
 from models.networks.registry import create_model
 from models.serving.committed import DEFAULT_CHECKPOINT as COMMITTED
 from services.common.campus import Camera
-from services.common.codecs import DecodedFrameSet
 from services.common.seats import normalise_keypoints
 from services.common.vocabulary import BEHAVIOURS, HOP_FRAMES, WINDOW_FPS
 from services.dataset.api import open_dataset
@@ -131,7 +130,7 @@ def _raw_path(models: _Models, frame, camera: Camera, rows: list[int]):
     size = models.crop_size
     analysis = (camera.analysis_width, camera.analysis_height)
     assert camera.calibration is not None
-    enhanced = models.enhancer.process(DecodedFrameSet.of(frame), camera.calibration, analysis)
+    enhanced = models.enhancer.process(frame, camera.calibration, analysis)
     aligned = (enhanced.depth_mm, enhanced.thermal_c, enhanced.thermal_equalised)
     boxes = np.array([camera.seats[r].box for r in rows], np.float64)
     raw = extract_student_crops([(resize_to(frame.rgb, analysis), *aligned)], [boxes], crop_size=size)

@@ -25,7 +25,6 @@ from torch import nn
 from models.data.crops import extract_student_crops
 from models.networks.occupancy import DEFAULT_CROP_SIZE, OccupancyNet, OccupancyReport
 from models.serving.inference import InferenceEngine
-from services.common.codecs import DecodedFrameSet
 from services.common.progress import progress_bar
 from services.enhancement.pipeline import Enhancer
 from services.simulator.live import SimulatedCamera
@@ -66,7 +65,7 @@ def occupancy_samples(
     crops = []
     for k in range(frames):
         # frame_at renders frame set k * every alone: the pixels equal those of iterating the session
-        e = enhancer.process(DecodedFrameSet.of(camera_sim.frame_at(k * every)), calibration, size)
+        e = enhancer.process(camera_sim.frame_at(k * every), calibration, size)
         cut = extract_student_crops(
             [(e.rgb, e.depth_mm, e.thermal_c, e.thermal_equalised)], [boxes], crop_size=crop_size
         )

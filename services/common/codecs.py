@@ -8,7 +8,6 @@ sensor or a network can get wrong and raises a ``BadInput`` subclass naming the 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 import zstandard
 
 from services.common.errors import CorruptImage, MalformedMessage, MissingModality, WrongResolution
+from services.common.frames import CapturedFrameSet, FrameSet
 from services.common.pb.classroom.v1 import frames_pb2
 
 EncodedImage = frames_pb2.EncodedImage
@@ -282,32 +282,8 @@ def registered_depth_at(
     return cv2.resize(depth_mm, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedFrameSet:
-    """Pixels of one captured frame set: colour (BGR uint8), depth (uint16 mm), thermal (°C float32)."""
-
-    rgb: np.ndarray
-    depth_mm: np.ndarray
-    thermal_c: np.ndarray
-    rgb_ts_us: int
-    depth_ts_us: int
-    thermal_ts_us: int
-
-    @classmethod
-    def of(cls, frame: Any) -> DecodedFrameSet:
-        """The same six fields of a simulator or data-set frame (anything that has them)."""
-        return cls(
-            frame.rgb,
-            frame.depth_mm,
-            frame.thermal_c,
-            frame.rgb_ts_us,
-            frame.depth_ts_us,
-            frame.thermal_ts_us,
-        )
-
-
 def encode_frame_set(
-    frames: Any,
+    frames: CapturedFrameSet,
     *,
     classroom_id: str,
     session_id: str,
@@ -319,9 +295,9 @@ def encode_frame_set(
 ) -> frames_pb2.FrameSet:
     """One capture as its wire message: JPEG colour, lossless depth and radiometric thermal.
 
-    ``frames`` is a ``services.common.frames.CapturedFrameSet`` (sequence, the three images and
-    their capture times). The capture service publishes exactly this, and the training data of
-    ``models/data`` goes through it too, so both see the same JPEG artefacts.
+    ``frames``: the three images, their capture times and the source's sequence number. The
+    capture service publishes exactly this, and the training data of ``models/data`` goes
+    through it too, so both see the same JPEG artefacts.
     """
     return frames_pb2.FrameSet(
         classroom_id=classroom_id,
@@ -352,7 +328,7 @@ def parse_frame_set(payload: bytes) -> frames_pb2.FrameSet:
     return message
 
 
-def decode_frame_set(message: frames_pb2.FrameSet) -> DecodedFrameSet:
+def decode_frame_set(message: frames_pb2.FrameSet) -> FrameSet:
     """Decode the three images of a frame set, or raise the BadInput that names what is wrong."""
     absent = [
         m for m in ("rgb", "depth", "thermal") if not message.HasField(m) or not getattr(message, m).data
@@ -370,7 +346,7 @@ def decode_frame_set(message: frames_pb2.FrameSet) -> DecodedFrameSet:
         raise CorruptImage("thermal: pixel format is not THERMAL16")
     scale = message.thermal.scale or THERMAL_SCALE
     offset = message.thermal.offset if message.thermal.scale else THERMAL_OFFSET
-    return DecodedFrameSet(
+    return FrameSet(
         rgb=rgb,
         depth_mm=depth,
         thermal_c=thermal16_to_celsius(thermal_raw, scale, offset),

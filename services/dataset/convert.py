@@ -443,16 +443,21 @@ def _write_frames(
         celsius, thermal_rel = found
         for name, image in (("rgb", colour), ("depth", depth), ("thermal", celsius)):
             _check_size(written.sizes, name, image, mkv, written.frames)
+        stamps = (
+            start_time_us + rel,
+            start_time_us + int(capture.depth_timestamp_usec) - first_ts,
+            start_time_us + thermal_rel + spec.thermal.time_offset_us,
+        )
         annotation = FrameAnnotation(
             frame=written.frames,
             sequence=written.frames,
-            rgb_ts_us=start_time_us + rel,
-            depth_ts_us=start_time_us + int(capture.depth_timestamp_usec) - first_ts,
-            thermal_ts_us=start_time_us + thermal_rel + spec.thermal.time_offset_us,
+            rgb_ts_us=stamps[0],
+            depth_ts_us=stamps[1],
+            thermal_ts_us=stamps[2],
             conditions=list(spec.conditions),
             students=_students_at(spec, rel, written.frames, keypoints),
         )
-        writer.add(encode_frame(FrameData(annotation, colour, depth, celsius)))
+        writer.add(encode_frame(FrameData(colour, depth, celsius, *stamps, annotation=annotation)))
         written.frames += 1
     return written
 

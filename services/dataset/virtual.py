@@ -48,7 +48,6 @@ from services.dataset.format import (
     FrameAnnotation,
     SeatBox,
     SensorFiles,
-    StudentAnnotation,
     clip_dir,
 )
 from services.dataset.reader import (
@@ -71,6 +70,7 @@ from services.dataset.writer import (
 from services.simulator.body import random_profile
 from services.simulator.classroom import ROOMS, RoomLayout, Seat, room_seats
 from services.simulator.config import NAMED_CONDITIONS, Conditions, SimConfig
+from services.simulator.recording import frame_data
 from services.simulator.scene import ClassroomScene
 from services.simulator.session import Occupant, build_window_scene, subject_profile
 
@@ -438,30 +438,10 @@ class VirtualDataset:
     def _render_frame(self, scene: ClassroomScene, plan: WindowPlan, k: int, references: bool) -> FrameData:
         """Frame set ``k`` of the window, its noise drawn from its own seed, with its annotation."""
         p = self.preset
-        rig = scene.rig
         t = plan.t0 + k / p.window_fps
         rng = np.random.default_rng([self.seed, 81, _SPLIT_CODE[plan.split], plan.index, k])
-        rf = scene.render(t, rng, references=references)
         rgb_ts = plan.start_ts_us + round(k / p.window_fps * 1e6)
-        annotation = FrameAnnotation(
-            frame=k,
-            sequence=k,
-            rgb_ts_us=rgb_ts,
-            depth_ts_us=rgb_ts + rig.depth_lag_us + rig.depth_clock_offset_us,
-            thermal_ts_us=rgb_ts + rig.thermal_lag_us + rig.thermal_clock_offset_us,
-            conditions=rf.annotations["conditions"],
-            image_quality=rf.annotations["image_quality"],
-            students=[StudentAnnotation(**s) for s in rf.annotations["students"]],
-        )
-        return FrameData(
-            annotation,
-            rf.rgb,
-            rf.depth_mm,
-            rf.thermal_c,
-            rf.reference_rgb,
-            rf.reference_depth_mm,
-            rf.reference_thermal_c,
-        )
+        return frame_data(scene.render(t, rng, sequence=k, rgb_ts_us=rgb_ts, references=references), k)
 
     def _clip_info(
         self,
@@ -529,13 +509,13 @@ class VirtualDataset:
         info, frames = self.render(self._plan_of(ref), references=False)
         captured = [
             CapturedFrameSet(
-                f.annotation.sequence,
                 f.rgb,
                 f.depth_mm,
                 f.thermal_c,
-                f.annotation.rgb_ts_us,
-                f.annotation.depth_ts_us,
-                f.annotation.thermal_ts_us,
+                f.rgb_ts_us,
+                f.depth_ts_us,
+                f.thermal_ts_us,
+                sequence=f.annotation.sequence,
                 annotations=f.annotation.model_dump(mode="json"),
             )
             for f in frames

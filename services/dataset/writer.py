@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from services.common.frames import FrameSet
 from services.common.vocabulary import BEHAVIOURS, KEYPOINTS
 from services.dataset.format import (
     ANNOTATIONS_FILE,
@@ -35,17 +36,26 @@ from services.dataset.images import encode_png16, encode_rgb, encode_thermal
 from services.dataset.reader import load_manifest
 
 
-@dataclass
-class FrameData:
-    """One frame to write: sensor-native images, optional references, its annotation."""
+@dataclass(slots=True, kw_only=True)
+class FrameData(FrameSet):
+    """One frame set to write into a clip, with its line of annotations.jsonl and, for simulated
+    frames, the clean references (the data the format adds to a frame set's images).
+
+    The annotation repeats the frame set's capture times, as the format stores them; they must
+    agree with the frame set's own.
+    """
 
     annotation: FrameAnnotation
-    rgb: np.ndarray
-    depth_mm: np.ndarray
-    thermal_c: np.ndarray
     reference_rgb: np.ndarray | None = None
     reference_depth_mm: np.ndarray | None = None
     reference_thermal_c: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        stamps = (self.annotation.rgb_ts_us, self.annotation.depth_ts_us, self.annotation.thermal_ts_us)
+        if stamps != (self.rgb_ts_us, self.depth_ts_us, self.thermal_ts_us):
+            raise ValueError(
+                f"frame {self.annotation.frame}: the annotation's capture times are not the frame set's"
+            )
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ import numpy as np
 
 from services.common.allocator import tune_allocator
 from services.common.calibration import CameraCalibration
-from services.common.codecs import DecodedFrameSet
 from services.common.errors import CorruptImage, InvalidCalibration
+from services.common.frames import FrameSet
 from services.enhancement import baselines
 from services.enhancement.alignment import (
     RegistrationTables,
@@ -81,7 +81,7 @@ class EnhancedFrame:
     thermal_covered: np.ndarray
 
 
-def check_frame_set(frame_set: DecodedFrameSet, calibration: CameraCalibration) -> None:
+def check_frame_set(frame_set: FrameSet, calibration: CameraCalibration) -> None:
     """CorruptImage for pixels of the wrong type, InvalidCalibration for a calibration of another size."""
     rgb, depth = frame_set.rgb, frame_set.depth_mm
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -208,7 +208,7 @@ class Enhancer:
         return grid, invalid_in, invalid_out
 
     def process(
-        self, frame_set: DecodedFrameSet, calibration: CameraCalibration, analysis_size: tuple[int, int]
+        self, frame_set: FrameSet, calibration: CameraCalibration, analysis_size: tuple[int, int]
     ) -> EnhancedFrame:
         start = time.perf_counter()
         analysis_size = _check_analysis_size(analysis_size)

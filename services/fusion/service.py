@@ -66,7 +66,7 @@ class FusionService(StreamService):
             request.items.append(item)
         if parsed:
             response = await self.client.fuse(request)  # DependencyUnavailable -> the batch is retried
-            published = now_us()
+            published_ts_us = now_us()
             for (i, frame_set), result in zip(parsed, response.results, strict=True):
                 if result.error:
                     code, _, detail = result.error.partition(": ")
@@ -80,10 +80,10 @@ class FusionService(StreamService):
                     campus=self.campus.current,
                     model_version=response.model_version + ("" if response.model_trained else " (untrained)"),
                     min_occupancy=self.settings.min_occupancy,
-                    published_ts_us=published,
+                    published_ts_us=published_ts_us,
                     frame_published_ts_us=frame_set.capture_published_ts_us,
                 )
-                self.metrics.observe_since_capture((published - frame_set.capture_ts_us) / 1e6)
+                self.metrics.observe_since_capture((published_ts_us - frame_set.capture_ts_us) / 1e6)
                 results[i] = RecordResult(
                     [
                         Output(

@@ -118,7 +118,7 @@ def behaviour_event(
     student: observations_pb2.StudentObservation,
     result: inference_pb2.RecognitionResult,
     response: inference_pb2.RecognitionBatchResponse,
-    published_us: int,
+    published_ts_us: int,
 ) -> events_pb2.BehaviourEvent:
     """The event of one classified window: the top label, top-5, attention, and where it came from."""
     top = result.probabilities[0]
@@ -142,7 +142,7 @@ def behaviour_event(
         attention=result.attention,
         model_version=response.model_version,
         model_trained=response.model_trained,
-        published_ts_us=published_us,
+        published_ts_us=published_ts_us,
         frame_published_ts_us=observations.frame_published_ts_us,
     )
 
@@ -367,7 +367,7 @@ class RecognitionService:
             ]
         )
         response = await self._with_retry(self.client.recognise, request)
-        published = now_us()
+        published_ts_us = now_us()
         futures = []
         for (window, student), result in zip(ready, response.results, strict=True):
             if result.error or not result.probabilities:
@@ -376,7 +376,7 @@ class RecognitionService:
                 )
                 self.metrics.count_dead_letter("model_refused_window")
                 continue
-            event = behaviour_event(observations, window, student, result, response, published)
+            event = behaviour_event(observations, window, student, result, response, published_ts_us)
             futures.append(
                 await self.behaviours.send(
                     key=observations.classroom_id.encode(), value=event.SerializeToString()
@@ -384,7 +384,9 @@ class RecognitionService:
             )
             self.metrics.count_out(self.behaviours.get_topic_name())
             if observations.frame_published_ts_us:
-                self.metrics.observe_since_capture((published - observations.frame_published_ts_us) / 1e6)
+                self.metrics.observe_since_capture(
+                    (published_ts_us - observations.frame_published_ts_us) / 1e6
+                )
         # Wait for the broker's acknowledgement before the windows count as emitted and the
         # source event is acked (and later committed).
         await asyncio.gather(*futures)

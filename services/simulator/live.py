@@ -1,12 +1,13 @@
 """SimulatedCamera: SmartClass-Sim as a live trimodal camera for the capture service.
 
-Iterating yields ``CapturedFrameSet``s at ``fps`` (paced to the wall clock with
-``realtime=True``), each with the exact ground truth of that frame in ``annotations``
+Iterating yields ``RenderedFrame``s (captured frame sets) at ``fps`` (paced to the wall clock
+with ``realtime=True``), each with the exact ground truth of that frame in ``annotations``
 (per student: id, seat, behaviour, 17 keypoints in analysis pixels, box, facial
 temperature, condition tags). Students switch behaviours on their own with realistic
 dwell times; under ``conditions="mixed"`` the acquisition conditions change every minute
 or two. Timestamps are per sensor: colour at the frame's time, depth and thermal later by
 their capture lag and shifted by their clock offset (``calibration.*.time_offset_us``).
+With ``references=True`` each also carries the clean references (``RenderedFrame.reference_*``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import numpy as np
 
 from services.common.calibration import CameraCalibration
 from services.common.campus import Camera, Classroom, Course, RosterEntry, Seat
-from services.common.frames import CapturedFrameSet
 from services.simulator.classroom import ROOMS, room_for, room_seats
 from services.simulator.config import Conditions, SimConfig, parse_conditions
 from services.simulator.rig import build_rig
+from services.simulator.scene import RenderedFrame
 from services.simulator.session import build_live_scene
 
 
@@ -109,34 +110,22 @@ class SimulatedCamera:
                 scene.rig, depth_lag_us=lagged.depth_lag_us, thermal_lag_us=lagged.thermal_lag_us
             )
 
-    def frame_at(self, sequence: int) -> CapturedFrameSet:
+    def frame_at(self, sequence: int) -> RenderedFrame:
         """Frame set number ``sequence`` (deterministic when a session is iterated in order)."""
         t = sequence / self.frame_rate
         self._update_conditions(t)
-        rig = self._scene.rig
         rng = np.random.default_rng([self.seed, 23, sequence])
-        frame = self._scene.render(t, rng, references=self.references)
-        rgb_ts = self.start_time_us + round(t * 1e6)
-        annotations = dict(frame.annotations)
-        annotations["session_time_s"] = round(t, 6)
-        if self.references:
-            annotations["reference"] = {
-                "rgb": frame.reference_rgb,
-                "depth_mm": frame.reference_depth_mm,
-                "thermal_c": frame.reference_thermal_c,
-            }
-        return CapturedFrameSet(
+        frame = self._scene.render(
+            t,
+            rng,
             sequence=sequence,
-            rgb=frame.rgb,
-            depth_mm=frame.depth_mm,
-            thermal_c=frame.thermal_c,
-            rgb_ts_us=rgb_ts,
-            depth_ts_us=rgb_ts + rig.depth_lag_us + rig.depth_clock_offset_us,
-            thermal_ts_us=rgb_ts + rig.thermal_lag_us + rig.thermal_clock_offset_us,
-            annotations=annotations,
+            rgb_ts_us=self.start_time_us + round(t * 1e6),
+            references=self.references,
         )
+        frame.annotations["session_time_s"] = round(t, 6)
+        return frame
 
-    def __iter__(self) -> Iterator[CapturedFrameSet]:
+    def __iter__(self) -> Iterator[RenderedFrame]:
         started = time.monotonic()
         sequence = 0
         while self.max_frames is None or sequence < self.max_frames:

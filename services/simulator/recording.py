@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.common.campus import Classroom, Course
-from services.common.frames import CapturedFrameSet
 from services.dataset.format import (
     ClipEntry,
     ClipInfo,
@@ -23,6 +22,7 @@ from services.dataset.format import (
 )
 from services.dataset.writer import FrameData, encode_frame, label_segments, write_clip, write_manifest
 from services.simulator.live import SimulatedCamera
+from services.simulator.scene import RenderedFrame
 
 
 def record_session(
@@ -57,33 +57,37 @@ def _capture(camera: SimulatedCamera, frames: int, progress: Callable[[int], Non
     for k, frame in enumerate(camera):
         if k >= frames:
             break
-        data.append(_frame_data(k, frame))
+        data.append(frame_data(frame, k))
         if progress:
             progress(k)
     return data
 
 
-def _frame_data(k: int, frame: CapturedFrameSet) -> FrameData:
-    """Frame set ``k`` of the clip: its images, its references (if any) and its annotation."""
-    ann = dict(frame.annotations or {})
-    reference = ann.pop("reference", None) or {}
+def frame_data(frame: RenderedFrame, index: int) -> FrameData:
+    """A rendered frame set as frame ``index`` of a clip: its images, its references (if rendered)
+    and its annotation from its ground truth."""
+    truth = frame.annotations
+    annotation = FrameAnnotation(
+        frame=index,
+        sequence=frame.sequence,
+        rgb_ts_us=frame.rgb_ts_us,
+        depth_ts_us=frame.depth_ts_us,
+        thermal_ts_us=frame.thermal_ts_us,
+        conditions=truth["conditions"],
+        image_quality=truth["image_quality"],
+        students=[StudentAnnotation(**s) for s in truth["students"]],
+    )
     return FrameData(
-        FrameAnnotation(
-            frame=k,
-            sequence=frame.sequence,
-            rgb_ts_us=frame.rgb_ts_us,
-            depth_ts_us=frame.depth_ts_us,
-            thermal_ts_us=frame.thermal_ts_us,
-            conditions=ann["conditions"],
-            image_quality=ann["image_quality"],
-            students=[StudentAnnotation(**s) for s in ann["students"]],
-        ),
         frame.rgb,
         frame.depth_mm,
         frame.thermal_c,
-        reference.get("rgb"),
-        reference.get("depth_mm"),
-        reference.get("thermal_c"),
+        frame.rgb_ts_us,
+        frame.depth_ts_us,
+        frame.thermal_ts_us,
+        annotation=annotation,
+        reference_rgb=frame.reference_rgb,
+        reference_depth_mm=frame.reference_depth_mm,
+        reference_thermal_c=frame.reference_thermal_c,
     )
 
 

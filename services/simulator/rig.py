@@ -54,6 +54,15 @@ class Rig:
             working_distance_mm=self.working_distance_mm,
         )
 
+    def timestamps_us(self, rgb_ts_us: int) -> tuple[int, int, int]:
+        """Colour, depth and thermal capture times of the frame set whose colour is stamped
+        ``rgb_ts_us``: each sensor later by its capture lag, on its own clock."""
+        return (
+            rgb_ts_us,
+            rgb_ts_us + self.depth_lag_us + self.depth_clock_offset_us,
+            rgb_ts_us + self.thermal_lag_us + self.thermal_clock_offset_us,
+        )
+
 
 def _mounted(
     colour: SensorPose, intrinsics: Intrinsics, rotation_rel: np.ndarray, position_in_colour: np.ndarray

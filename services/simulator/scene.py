@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.common.frames import CapturedFrameSet
 from services.common.vocabulary import BEHAVIOURS, NUM_KEYPOINTS
 from services.simulator.behaviours import (
     DRINKING_WATER,
@@ -137,17 +138,13 @@ class SceneStudent:
     fixed_label: int | None = None
 
 
-@dataclass
-class RenderedFrame:
-    """One frame set from the simulator, with ground truth and optional references."""
+@dataclass(slots=True, kw_only=True)
+class RenderedFrame(CapturedFrameSet):
+    """A frame set of the simulated camera: a captured frame set whose ``annotations`` always hold
+    the exact ground truth, with what only a simulator has: on request, the clean references in
+    the colour camera's view at the analysis resolution and the render's internals (``debug``)."""
 
-    rgb: np.ndarray
-    depth_mm: np.ndarray
-    thermal_c: np.ndarray
-    rgb_time_s: float
-    depth_time_s: float
-    thermal_time_s: float
-    annotations: dict
+    annotations: dict = field(default_factory=dict)
     reference_rgb: np.ndarray | None = None
     reference_depth_mm: np.ndarray | None = None
     reference_thermal_c: np.ndarray | None = None
@@ -495,10 +492,16 @@ class ClassroomScene:
         t: float,
         rng: np.random.Generator,
         *,
+        sequence: int = 0,
+        rgb_ts_us: int | None = None,
         references: bool = False,
         debug: bool = False,
     ) -> RenderedFrame:
-        """The frame set whose colour exposure happens at session time ``t`` (seconds)."""
+        """Frame set ``sequence``, whose colour exposure happens at session time ``t`` (seconds).
+
+        Colour is stamped ``rgb_ts_us`` on the camera's clock (by default the session time in
+        microseconds), depth and thermal by their capture lags and clocks (``Rig.timestamps_us``).
+        """
         rig = self.rig
         t_depth = t + rig.depth_lag_us * 1e-6
         t_thermal = t + rig.thermal_lag_us * 1e-6
@@ -514,18 +517,11 @@ class ClassroomScene:
         ras_c, rgb, rgb_stats = self._sense_colour(dyn_c, rng)
         ras_d, depth = self._sense_depth(dyn_d, rng)
         ras_t, thermal = self._sense_thermal(dyn_t, rng, t_thermal)
-        frame = RenderedFrame(
-            rgb=rgb,
-            depth_mm=depth,
-            thermal_c=thermal,
-            rgb_time_s=t,
-            depth_time_s=t_depth,
-            thermal_time_s=t_thermal,
-            annotations={},
-        )
+        stamps = rig.timestamps_us(round(t * 1e6) if rgb_ts_us is None else rgb_ts_us)
+        frame = RenderedFrame(rgb, depth, thermal, *stamps, sequence=sequence)
         if references:
             self._add_references(frame, ras_c, dyn_c)
-        frame.annotations = self._annotate(sk_c, ras_c, dyn_c, labels, moving, frame, rgb_stats)
+        frame.annotations = self._annotate(sk_c, ras_c, dyn_c, labels, moving, depth, t_thermal, rgb_stats)
         if debug:
             frame.debug = {
                 "skeletons": sk_c,
@@ -596,11 +592,13 @@ class ClassroomScene:
         dyn: Primitives,
         labels: list[int],
         moving: list[bool],
-        frame: RenderedFrame,
+        depth_mm: np.ndarray,
+        t_thermal: float,
         rgb_stats: RgbStats,
     ) -> dict:
         """The ground truth of a frame: conditions, image quality and, per student, label,
-        keypoints, body box and tags, from the colour camera's raster ``ras``."""
+        keypoints, body box and tags, from the colour camera's raster ``ras``; the depth image
+        and the thermal capture time (session seconds) rate image quality."""
         uv_an, vis = self._keypoint_visibility(sk, ras, dyn)
         boxes = self._body_boxes(ras, dyn)
         uv_list = uv_an.tolist()
@@ -611,7 +609,7 @@ class ClassroomScene:
         ]
         return {
             "conditions": self.conditions.tags,
-            "image_quality": self._image_quality(frame, rgb_stats),
+            "image_quality": self._image_quality(depth_mm, t_thermal, rgb_stats),
             "students": students,
         }
 
@@ -707,10 +705,10 @@ class ClassroomScene:
             "conditions": tags,
         }
 
-    def _image_quality(self, frame: RenderedFrame, rgb_stats: RgbStats) -> dict:
+    def _image_quality(self, depth_mm: np.ndarray, t_thermal: float, rgb_stats: RgbStats) -> dict:
         """Per-modality quality labels from the sensor models (good / fair / poor) and their numbers."""
-        valid = int(np.count_nonzero(frame.depth_mm)) / frame.depth_mm.size
-        drift = abs(self.thermal_state.offset_c(frame.thermal_time_s))
+        valid = int(np.count_nonzero(depth_mm)) / depth_mm.size
+        drift = abs(self.thermal_state.offset_c(t_thermal))
         if self.conditions.low_thermal_contrast or drift >= 1.0:
             thermal = "poor"
         elif drift >= 0.4:

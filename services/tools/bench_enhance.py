@@ -308,14 +308,14 @@ def _frame_set_at(sample: FrameSample, size: tuple[int, int]):
     """The sample's frame set with its colour resampled to ``size`` and the calibration to match."""
     import cv2
 
-    from services.common.codecs import DecodedFrameSet
+    from services.common.frames import FrameSet
 
     rgb = sample.rgb
     calibration = sample.calibration
     if (rgb.shape[1], rgb.shape[0]) != size:
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
         calibration = calibration.model_copy(update={"rgb": calibration.rgb.scaled(*size)})
-    return DecodedFrameSet(rgb, sample.depth_mm, sample.thermal_c, 0, 0, 0), calibration
+    return FrameSet(rgb, sample.depth_mm, sample.thermal_c, 0, 0, 0), calibration
 
 
 def _replica(frame_sets, size, params, repeats: int, blocks: int, barrier, durations) -> None:
@@ -608,13 +608,13 @@ def write_images(sample: FrameSample, params, folder: str, source: str) -> list[
     import cv2
     import numpy as np
 
-    from services.common.codecs import DecodedFrameSet
+    from services.common.frames import FrameSet
     from services.enhancement.alignment import resize_to
     from services.enhancement.pipeline import Enhancer
     from services.enhancement.thermal import linear_stretch, pseudo_colour
 
     out = Enhancer(params).process(
-        DecodedFrameSet(sample.rgb, sample.depth_mm, sample.thermal_c, 0, 0, 0),
+        FrameSet(sample.rgb, sample.depth_mm, sample.thermal_c, 0, 0, 0),
         sample.calibration,
         sample.analysis_size,
     )

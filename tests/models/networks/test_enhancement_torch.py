@@ -19,7 +19,7 @@ import skimage.data
 import torch
 
 import models.networks.enhancement as T
-from services.common.codecs import DecodedFrameSet
+from services.common.frames import FrameSet
 from services.enhancement import depth, retinex, synthetic, thermal
 from services.enhancement.params import EnhancementParams
 from services.enhancement.pipeline import Enhancer
@@ -153,7 +153,7 @@ def test_trimodal_frame_set_agrees_with_the_numpy_pipeline(scene) -> None:
     dark = synthetic.low_light(s.rgb, np.random.default_rng(0), exposure=0.1)
     holed = synthetic.depth_holes(s.depth_mm, np.random.default_rng(2))
     flat = synthetic.low_thermal_contrast(s.thermal_c, np.random.default_rng(1))
-    ours = Enhancer(P).process(DecodedFrameSet(dark, holed, flat, 0, 0, 0), calibration, (640, 360))
+    ours = Enhancer(P).process(FrameSet(dark, holed, flat, 0, 0, 0), calibration, (640, 360))
     module = T.TrimodalEnhancer(calibration, (640, 360), P)
     with torch.no_grad():
         out = module(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from services.dataset.api import open_dataset
@@ -20,7 +21,7 @@ from services.dataset.format import (
 )
 from services.dataset.reader import FolderDataset, grid_windows
 from services.dataset.virtual import PRESETS, VirtualDataset
-from services.dataset.writer import label_segments
+from services.dataset.writer import FrameData, label_segments
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +183,13 @@ def test_label_segments_summarise_runs():
         ("note_taking", 0, 1),
         ("hand_raising", 3, 3),
     ]
+
+
+def test_frame_data_refuses_an_annotation_with_other_capture_times():
+    images = (np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.uint16), np.zeros((2, 2), np.float32))
+    stamps = {"rgb_ts_us": 1_000, "depth_ts_us": 1_300, "thermal_ts_us": 900}
+    annotation = FrameAnnotation(frame=0, sequence=0, **stamps)
+    frame = FrameData(*images, 1_000, 1_300, 900, annotation=annotation)
+    assert (frame.rgb_ts_us, frame.depth_ts_us, frame.thermal_ts_us) == (1_000, 1_300, 900)
+    with pytest.raises(ValueError, match="capture times"):
+        FrameData(*images, 1_000, 1_300, 901, annotation=annotation)

@@ -8,8 +8,8 @@ import pytest
 import skimage.data
 
 from services.common import codecs
-from services.common.codecs import DecodedFrameSet
 from services.common.errors import BadInput, CorruptImage, InvalidCalibration
+from services.common.frames import FrameSet
 from services.common.pb.classroom.v1 import frames_pb2
 from services.enhancement import alignment, synthetic
 from services.enhancement.pipeline import EnhancedFrame, EnhancementParams, Enhancer, opencv_threads
@@ -24,10 +24,8 @@ def scene() -> synthetic.BoxScene:
     return synthetic.render_box_scene(CALIBRATION, texture, synthetic.random_boards(np.random.default_rng(3)))
 
 
-def frame_set(rgb, depth, thermal) -> DecodedFrameSet:
-    return DecodedFrameSet(
-        rgb=rgb, depth_mm=depth, thermal_c=thermal, rgb_ts_us=0, depth_ts_us=0, thermal_ts_us=0
-    )
+def frame_set(rgb, depth, thermal) -> FrameSet:
+    return FrameSet(rgb=rgb, depth_mm=depth, thermal_c=thermal, rgb_ts_us=0, depth_ts_us=0, thermal_ts_us=0)
 
 
 def test_outputs_are_aligned_to_colour_at_the_analysis_size(scene) -> None:

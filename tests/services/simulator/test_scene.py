@@ -37,6 +37,21 @@ def rendered():
     return scene, frames
 
 
+def test_frames_are_stamped_by_the_rig(rendered):
+    """Colour at the session time by default, depth and thermal on their own clocks (the lags are off)."""
+    scene, frames = rendered
+    rig = scene.rig
+    for t, frame in zip((30.0, 33.5, 37.0), frames, strict=True):
+        assert frame.rgb_ts_us == round(t * 1e6) and frame.sequence == 0
+        assert frame.depth_ts_us == frame.rgb_ts_us + rig.depth_clock_offset_us
+        assert frame.thermal_ts_us == frame.rgb_ts_us + rig.thermal_clock_offset_us
+    assert rig.timestamps_us(1_000) == (
+        1_000,
+        1_000 + rig.depth_clock_offset_us,
+        1_000 + rig.thermal_clock_offset_us,
+    )
+
+
 def _owners(frame, sensor: str) -> np.ndarray:
     ras = frame.debug["rasters"][sensor]
     dyn = frame.debug["dynamic"][sensor]
