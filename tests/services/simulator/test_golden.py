@@ -74,7 +74,9 @@ def platform() -> str:
 def golden(name: str) -> str:
     digests = GOLDEN_BY_PLATFORM.get(platform())
     if digests is None:
-        pytest.skip(f"no digests recorded for platform {platform()!r}: record them from the last landed commit")
+        pytest.skip(
+            f"no digests recorded for platform {platform()!r}: record them from the last landed commit"
+        )
     return digests[name]
 
 
