@@ -21,6 +21,9 @@ A camera failure degrades the agent, never stops it:
 Only a failure that is no camera's (e.g. an unreadable campus file) ends the reader: the agent
 logs it and exits with 1, never 0 as if the source had ended.
 
+Start-up, signals, the health server and the order of shutdown are the skeleton's
+(``services.common.runner``); the reader thread and the publishing loop are capture's own.
+
 A live camera's clock is measured against this host's at every frame set and put back on it
 when it is off by more than ``clock_tolerance_s`` (``services.capture.clock``): counted in
 ``classroom_camera_clock_corrections_total``, its offset a gauge, logged at most once a minute.
@@ -37,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from prometheus_client import Counter, Gauge
 
@@ -53,7 +56,7 @@ from services.common.frames import CapturedFrameSet
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import frames_pb2
-from services.common.settings import env_name
+from services.common.runner import ShutdownStep, run_service
 from services.common.topics import DEAD_LETTER, FRAMES_RAW
 from services.common.vocabulary import SLOT_US
 
@@ -164,6 +167,7 @@ class CaptureService:
         self._last_slot: int | None = None  # the recognition slot of the newest frame set published
         self._replayed = 0  # frame sets of an encoded source (replay) numbered by this agent
         self._recorder: Recorder | None = None
+        self._pending: list[asyncio.Future] = []  # sends not yet acknowledged by the broker
 
     def readiness(self) -> tuple[bool, str]:
         return self._camera_ok, self._camera_detail
@@ -432,52 +436,71 @@ class CaptureService:
     # -- event loop ------------------------------------------------------------------------
 
     async def run(self) -> int:
-        self.stop.install_signal_handlers()
-        port = await self.health.start(
-            self.settings.metrics_host,
-            self.settings.metrics_port,
-            setting=env_name(self.settings, "metrics_port"),
-        )
+        """Run until the source ends or a stop (``services.common.runner``); returns the exit code."""
+        return await run_service(self)
+
+    async def serve(self, metrics_port: int) -> int:
+        """Start the reader thread and publish what it hands over until it ends; 1 when something
+        other than a camera ended it (``reader_error``), else 0."""
         if self.settings.ground_truth_out is not None:
             self.settings.ground_truth_out.parent.mkdir(parents=True, exist_ok=True)
             self._ground_truth = self.settings.ground_truth_out.open("a", buffering=1)
         if self.settings.record_to is not None:
             self._recorder = Recorder(self.settings.record_to)
         await self.producer.start()
-        log.info("starting", extra={"session_id": self.session_id, "topic": self.topic, "metrics_port": port})
-        reader = threading.Thread(target=self._reader, name="capture-reader", daemon=True)
-        reader.start()
+        log.info(
+            "starting",
+            extra={"session_id": self.session_id, "topic": self.topic, "metrics_port": metrics_port},
+        )
+        threading.Thread(target=self._reader, name="capture-reader", daemon=True).start()
         loop = asyncio.get_running_loop()
-        pending: list[asyncio.Future] = []
-        try:
-            while True:
-                self.health.beat()
-                if self.stop.is_set():
-                    self._halt.set()
-                try:
-                    item = await loop.run_in_executor(None, self._queue.get, True, 0.5)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    break
-                pending.append(await self._publish(item))
-                if len(pending) >= 16:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-        finally:
-            self._halt.set()
-            await asyncio.gather(*pending, return_exceptions=True)
-            await self.producer.flush()
-            await self.producer.stop()
-            if self._source is not None:
-                self._close_source(self._source)
-            if self._ground_truth is not None:
-                self._ground_truth.close()
-            if self._recorder is not None:
-                self._recorder.close()
-            await self.health.stop()
-        log.info("stopped", extra={"published": self.published, "dropped": self.dropped})
+        while True:
+            self.health.beat()
+            if self.stop.is_set():
+                self._halt.set()
+            try:
+                item = await loop.run_in_executor(None, self._queue.get, True, 0.5)
+            except queue.Empty:
+                continue
+            if item is _END:
+                break
+            self._pending.append(await self._publish(item))
+            if len(self._pending) >= 16:
+                await asyncio.gather(*self._pending)
+                self._pending.clear()
         return 1 if self.reader_error is not None else 0
+
+    def shutdown_steps(self) -> list[ShutdownStep]:
+        return [
+            ("reader", self._halt_reader),
+            ("sends in flight", self._await_pending),
+            ("producer", self._stop_producer),
+            ("camera", self._close_camera),
+            ("ground truth and recording", self._close_files),
+        ]
+
+    async def _halt_reader(self) -> None:
+        self._halt.set()
+
+    async def _await_pending(self) -> None:
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _stop_producer(self) -> None:
+        await self.producer.flush()
+        await self.producer.stop()
+
+    async def _close_camera(self) -> None:
+        if self._source is not None:
+            self._close_source(self._source)
+
+    async def _close_files(self) -> None:
+        if self._ground_truth is not None:
+            self._ground_truth.close()
+        if self._recorder is not None:
+            self._recorder.close()
+
+    def stopped_fields(self) -> dict[str, Any]:
+        return {"published": self.published, "dropped": self.dropped}
 
     async def _publish(self, message: frames_pb2.FrameSet) -> asyncio.Future:
         message.published_ts_us = now_us()

@@ -1,4 +1,9 @@
-"""What every service's ``__main__`` does: parse, load settings, set up logs, run, exit."""
+"""What every service's ``__main__`` does: parse, load settings, set up logs, run, exit.
+
+A service's ``run()`` is a coroutine that goes through the skeleton (``services.common.runner``),
+or, for the recognition worker, whose event loop faust's ``Worker`` owns, a plain call; both
+return the exit code.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ def service_main(
     make_service: Callable[[S], Any],
     argv: Sequence[str] | None = None,
 ) -> int:
-    """Run a service whose ``run()`` coroutine returns an exit code."""
+    """Run a service whose ``run()`` returns (or is a coroutine that returns) the exit code."""
     parser = argparse.ArgumentParser(prog=f"python -m services.{name}", description=settings_class.__doc__)
     parser.add_argument(
         "--validate-config", action="store_true", help="check the configuration, print the verdict, exit 0/1"
@@ -40,7 +45,8 @@ def service_main(
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     try:
-        return int(asyncio.run(service.run()) or 0)
+        outcome = service.run()
+        return int((asyncio.run(outcome) if asyncio.iscoroutine(outcome) else outcome) or 0)
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         return 130
     except PortInUse as exc:

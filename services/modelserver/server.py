@@ -10,6 +10,9 @@ With ``MODELSERVER_HEALTH_PORT`` set, a second, plaintext gRPC server answers on
 ``grpc.health.v1`` from the same health servicer: a probe that cannot speak TLS (the kubelet's
 gRPC probe) can then check a model server whose main port requires (mutual) TLS, while frames
 and results travel only on the main port.
+
+Start-up, signals, the /metrics and /readyz server and the order of shutdown are the
+skeleton's (``services.common.runner``); loading the model and serving gRPC are the server's own.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import events_pb2, inference_pb2, inference_pb2_grpc, observations_pb2
 from services.common.ports import PortInUse, announce_ports, listening, port_in_use_message
+from services.common.runner import ShutdownStep, run_service, shut_down
 from services.common.settings import env_name
 from services.common.tls import server_tls
 from services.common.vocabulary import KEYPOINTS, NUM_KEYPOINTS
@@ -76,11 +80,13 @@ def decode_window(item: inference_pb2.RecognitionItem, *, window_frames: int, fe
 
 
 class ModelServer:
+    name = "modelserver"
+
     def __init__(self, settings: ModelServerSettings, engine=None) -> None:  # type: ignore[no-untyped-def]
         self.settings = settings
         self.stop = StopFlag()
         self.metrics = ServiceMetrics("modelserver")
-        self.health_http = HealthServer(self.metrics, readiness=self._readiness)
+        self.health = HealthServer(self.metrics, readiness=self._readiness)
         self.batch_size = Histogram(
             "classroom_model_batch_items",
             "items per model batch",
@@ -228,29 +234,42 @@ class ModelServer:
                 ) from None
             raise
 
-    async def shutdown(self) -> None:
+    def shutdown_steps(self) -> list[ShutdownStep]:
         """Stop accepting calls, let calls in flight finish (grace), drain the batchers."""
-        await self.health_servicer.enter_graceful_shutdown()
+        return [
+            ("health NOT_SERVING", self.health_servicer.enter_graceful_shutdown),
+            ("gRPC server", self._stop_server),
+            ("gRPC health port", self._stop_health_port),
+            ("batchers", self._stop_batchers),
+        ]
+
+    async def _stop_server(self) -> None:
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)
+
+    async def _stop_health_port(self) -> None:
         if self.health_server is not None:  # kept up while draining: probes see NOT_SERVING
             await self.health_server.stop(0)
+
+    async def _stop_batchers(self) -> None:
         for batcher in (self._fusion_batcher, self._recognition_batcher):
             if batcher is not None:
                 await batcher.stop()
 
+    async def shutdown(self) -> None:
+        """The shutdown steps, for a server started with ``start()`` rather than ``run()``."""
+        await shut_down(self.shutdown_steps(), grace_s=self.settings.shutdown_grace_s, log=log)
+
     async def run(self) -> int:
-        self.stop.install_signal_handlers()
-        metrics_port = await self.health_http.start(
-            self.settings.metrics_host,
-            self.settings.metrics_port,
-            setting=env_name(self.settings, "metrics_port"),
-        )
+        """Serve until stopped (``services.common.runner``); returns the exit code."""
+        return await run_service(self)
+
+    async def serve(self, metrics_port: int) -> int:
+        """Load the model and serve until stopped; 2 for a checkpoint this version cannot serve."""
         try:
             port = await self.start()
         except (FileNotFoundError, ValueError) as exc:  # a checkpoint this version cannot serve: refuse now
             log.error(f"cannot serve: {exc}")
-            await self.health_http.stop()
             return 2
         info = self.engine.info
         log.info(
@@ -266,11 +285,11 @@ class ModelServer:
             },
         )
         while not await self.stop.wait(1.0):
-            self.health_http.beat()
-        log.info("stopping", extra={"reason": self.stop.reason})
-        await self.shutdown()
-        await self.health_http.stop()
+            self.health.beat()
         return 0
+
+    def stopped_fields(self) -> dict[str, Any]:
+        return {}
 
     def model_info(self) -> inference_pb2.ModelInfo:
         info = self.engine.info

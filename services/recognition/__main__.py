@@ -1,25 +1,23 @@
 """python -m services.recognition [--validate-config]"""
 
-import argparse
-import sys
+from __future__ import annotations
 
-from services.common.logs import setup_logging
-from services.common.settings import load_settings
+from typing import TYPE_CHECKING
+
+from services.common.entrypoint import main_for
 from services.recognition.config import RecognitionSettings
 
-
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m services.recognition", description=RecognitionSettings.__doc__
-    )
-    parser.add_argument("--validate-config", action="store_true", help="check the configuration and exit 0/1")
-    args = parser.parse_args()
-    settings = load_settings(RecognitionSettings, validate_only=args.validate_config)
-    setup_logging("recognition", level=settings.log_level, fmt=settings.log_format)
+if TYPE_CHECKING:
     from services.recognition.service import RecognitionService
 
-    return RecognitionService(settings).run()
+
+def make_service(settings: RecognitionSettings) -> RecognitionService:
+    """The faust worker, imported only here: ``--validate-config`` answers without loading faust
+    (a second or more at start)."""
+    from services.recognition.service import RecognitionService
+
+    return RecognitionService(settings)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_for("recognition", RecognitionSettings, make_service)

@@ -12,6 +12,12 @@ model server batches across classrooms), produce the events and wait for the bro
 acknowledgement, then mark the windows emitted. The event is acked to faust only after
 that, so its offset is committed only once its output exists. A model server that is down
 blocks the partition with capped exponential backoff: nothing is lost or skipped.
+
+Unlike the other runners this one does not go through the service skeleton's
+``run_service`` (``services.common.runner``): faust's ``Worker`` owns the event loop, the
+SIGINT/SIGTERM handlers and the shutdown (acked offsets committed, the table's changelog
+flushed). It shares the entry point (``services.common.entrypoint``) and starts its health
+server the skeleton's way, from a faust task.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
 from services.common.pb.classroom.v1 import events_pb2, inference_pb2, observations_pb2
 from services.common.retry import call_until_available
+from services.common.runner import start_health
 from services.common.seats import normalise_keypoints
-from services.common.settings import env_name
 from services.common.tls import client_tls
 from services.common.topics import BEHAVIOURS, DEAD_LETTER, OBSERVATIONS, RECOGNITION_STATE
 from services.common.vocabulary import HOP_FRAMES, NUM_KEYPOINTS, WINDOW_FPS, WINDOW_FRAMES
@@ -229,11 +235,7 @@ class RecognitionService:
         return (self._model_ok, self._model_detail)
 
     async def _on_start(self) -> None:
-        port = await self.health.start(
-            self.settings.metrics_host,
-            self.settings.metrics_port,
-            setting=env_name(self.settings, "metrics_port"),
-        )
+        port = await start_health(self.health, self.settings)
         log.info("started", extra={"metrics_port": port, "partitions": self.partitions})
         info = await self._with_retry(self.client.info)
         self.window_frames = int(info.window_frames) or WINDOW_FRAMES
