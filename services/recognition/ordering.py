@@ -75,7 +75,7 @@ class BrokerCommitted:
         self, bootstrap: str, *, security: KafkaSecurity | None = None, timeout_s: float = 15.0
     ) -> None:
         self.bootstrap = bootstrap
-        self.security = security or KafkaSecurity()
+        self.security = security  # None: plaintext (client_kwargs)
         self.timeout_s = timeout_s
 
     async def read(self, group_id: str, partitions: list[Any]) -> dict[TP, int]:
@@ -208,7 +208,7 @@ class GapReader:
         security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
-        self.security = security or KafkaSecurity()
+        self.security = security  # None: plaintext (client_kwargs)
         self.max_fetch_bytes = max_fetch_bytes
         self.timeout_s = timeout_s
 
