@@ -42,7 +42,7 @@ from services.common.kafka_security import client_kwargs
 from services.common.lifecycle import StopFlag
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.pb.classroom.v1 import deadletter_pb2
-from services.common.retry import call_until_available
+from services.common.retry import Dependency
 from services.common.runner import ShutdownStep, run_service
 from services.common.settings import FrameStageSettings, ServiceSettings
 from services.common.topics import DEAD_LETTER
@@ -183,6 +183,8 @@ class StreamService(ABC):
 
     #: service name: consumer group id, metrics label, log field
     name: str = "service"
+    #: what process_batch raises DependencyUnavailable for: readiness, retry metric and log name it
+    depends_on: str = "dependency"
 
     def __init__(self, settings: ServiceSettings, *, input_topic: str, group_id: str | None = None) -> None:
         self.settings = settings
@@ -206,8 +208,10 @@ class StreamService(ABC):
             if isinstance(settings, FrameStageSettings) and settings.shed_after_s > 0
             else None
         )
-        self._dependency_ok = True
-        self._dependency_detail = ""
+        # what process_batch depends on (model server, database), for readiness and the logs
+        self.dependency = Dependency(
+            self.depends_on, log=self.log, count_retry=self.metrics.count_retry, beat=self.health.beat
+        )
         # the campus file, reloaded while running (services.common.campus_watch); None: not read
         self.campus: CampusFile | None = (
             CampusFile(settings.campus_file, reload_s=settings.campus_reload_s, log=self.log)
@@ -233,8 +237,8 @@ class StreamService(ABC):
     def readiness(self) -> tuple[bool, str]:
         if self.consumer is None or not self._assigned:
             return False, "not consuming yet"
-        if not self._dependency_ok:
-            return False, self._dependency_detail
+        if not self.dependency.ok:
+            return False, self.dependency.detail
         return True, "ok"
 
     # -- loop ----------------------------------------------------------------------------
@@ -400,32 +404,19 @@ class StreamService(ABC):
         """The wait between retries; a stop mid-outage ends it (``StoppedDuringOutage``): the
         batch stays uncommitted and is redelivered on restart."""
         if await self.stop.wait(delay):
-            raise StoppedDuringOutage(self._dependency_detail)
+            raise StoppedDuringOutage(self.dependency.detail)
 
     async def _process_with_retry(self, records: list[ConsumerRecord]) -> list[RecordResult]:
         """``process_batch`` until its dependencies answer (``services.common.retry``)."""
-
-        def unavailable(exc: BaseException, delay: float) -> None:
-            self._dependency_ok, self._dependency_detail = False, str(exc)
-            self.metrics.count_retry(type(exc).__name__)
-            self.log.warning(
-                "dependency unavailable, retrying", extra={"error": str(exc), "retry_in_s": round(delay, 3)}
-            )
-            self.health.beat()
-
-        results = await call_until_available(
+        results = await self.dependency.call(
             lambda: self.process_batch(records),
             retry_on=(DependencyUnavailable,),
-            on_retry=unavailable,
             sleep=self._wait_unless_stopped,
         )
         if len(results) != len(records):
             raise RuntimeError(
                 f"{self.name}: process_batch returned {len(results)} results for {len(records)}"
             )
-        if not self._dependency_ok:
-            self.log.info("dependency recovered")
-        self._dependency_ok, self._dependency_detail = True, ""
         return results
 
     async def _send_dead_letter(self, record: ConsumerRecord, error: BadInput) -> asyncio.Future:

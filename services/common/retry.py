@@ -7,13 +7,16 @@ resumes at most ``RETRY_CAP_S`` after the dependency is back, and the jitter kee
 campus of replicas from retrying in step. Every retry is reported to ``on_retry`` (metric,
 log line, health beat) with the delay before the next try; ``sleep`` is the caller's own
 wait, so a service that is stopping can end the wait (by raising) instead of sleeping on.
+``Dependency`` is the one report of an outage every service gives: the readiness state, the
+retry metric, the log line while it lasts and the line when it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
@@ -56,3 +59,50 @@ async def call_until_available(
         return await call()
 
     return await retrying(attempt)
+
+
+class Dependency:
+    """One dependency's state as readiness and the logs report it (model server, database, a
+    stage's downstream): ``unavailable`` is the ``on_retry`` of ``call_until_available`` (the
+    first failure flips readiness, every retry is counted in ``classroom_retries_total`` under
+    the dependency's name, logged with its delay, and beats ``beat`` so a long outage is not
+    mistaken for a hung process); ``available`` ends the outage with one log line."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        log: logging.Logger | logging.LoggerAdapter[Any],
+        count_retry: Callable[[str], None],
+        beat: Callable[[], None] | None = None,
+        ok: bool = True,
+        detail: str = "ok",
+    ) -> None:
+        self.name, self.log, self.count_retry, self.beat = name, log, count_retry, beat
+        self.ok, self.detail = ok, detail
+
+    def unavailable(self, exc: BaseException, delay: float) -> None:
+        self.ok, self.detail = False, str(exc)
+        self.count_retry(self.name.replace(" ", "_"))
+        self.log.warning(
+            f"{self.name} unavailable, retrying", extra={"error": self.detail, "retry_in_s": round(delay, 3)}
+        )
+        if self.beat is not None:
+            self.beat()
+
+    def available(self) -> None:
+        if not self.ok:
+            self.log.info(f"{self.name} available")
+        self.ok, self.detail = True, "ok"
+
+    async def call(
+        self,
+        call: Callable[[], Awaitable[T]],
+        *,
+        retry_on: tuple[type[BaseException], ...],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> T:
+        """``call_until_available`` reporting here; the dependency is available once it returns."""
+        result = await call_until_available(call, retry_on=retry_on, on_retry=self.unavailable, sleep=sleep)
+        self.available()
+        return result

@@ -19,6 +19,7 @@ from services.fusion.observations import observation_set, seat_regions
 
 class FusionService(StreamService):
     name = "fusion"
+    depends_on = "model server"
 
     def __init__(self, settings: FusionSettings) -> None:
         super().__init__(settings, input_topic=FRAMES_ENHANCED)

@@ -38,7 +38,7 @@ from services.common.kafka_security import KafkaSecurity, client_kwargs
 from services.common.metrics import HealthServer, ServiceMetrics
 from services.common.model_client import ModelClient
 from services.common.pb.classroom.v1 import events_pb2, inference_pb2, observations_pb2
-from services.common.retry import call_until_available
+from services.common.retry import Dependency
 from services.common.runner import start_health
 from services.common.seats import normalise_keypoints
 from services.common.tls import client_tls
@@ -171,8 +171,14 @@ class RecognitionService:
         self.feature_dim = 0
         self.processed = 0
         self.events_out = 0
-        self._model_ok = False
-        self._model_detail = "not contacted yet"
+        self.model_server = Dependency(
+            "model server",
+            log=log,
+            count_retry=self.metrics.count_retry,
+            beat=self.health.beat,
+            ok=False,
+            detail="not contacted yet",
+        )
         prefix = settings.topic_prefix
         security = settings.kafka_security()
         self.partitions = topic_partitions(settings.kafka_bootstrap, prefix + OBSERVATIONS, security=security)
@@ -232,7 +238,7 @@ class RecognitionService:
     def readiness(self) -> tuple[bool, str]:
         if not self.delivery.ready():
             return False, "joining the consumer group or restoring the window table"
-        return (self._model_ok, self._model_detail)
+        return (self.model_server.ok, self.model_server.detail)
 
     async def _on_start(self) -> None:
         port = await start_health(self.health, self.settings)
@@ -262,22 +268,7 @@ class RecognitionService:
 
     async def _with_retry(self, call, *args):  # type: ignore[no-untyped-def]
         """``call(*args)`` until the model server answers (``services.common.retry``)."""
-
-        def unavailable(exc: BaseException, delay: float) -> None:
-            self._model_ok, self._model_detail = False, str(exc)
-            self.metrics.count_retry("model_server")
-            log.warning(
-                "model server unavailable, retrying", extra={"error": str(exc), "retry_in_s": round(delay, 3)}
-            )
-            self.health.beat()
-
-        result = await call_until_available(
-            lambda: call(*args), retry_on=(DependencyUnavailable,), on_retry=unavailable
-        )
-        if not self._model_ok:
-            log.info("model server available")
-        self._model_ok, self._model_detail = True, "ok"
-        return result
+        return await self.model_server.call(lambda: call(*args), retry_on=(DependencyUnavailable,))
 
     async def _agent(self, stream) -> None:  # type: ignore[no-untyped-def]
         async for event in stream.events():

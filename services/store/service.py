@@ -25,7 +25,6 @@ from services.common.db.models import BehaviourEvent
 from services.common.db.schema import upgrade_schema
 from services.common.errors import BadInput, ConflictingEvent, MalformedMessage
 from services.common.pb.classroom.v1 import events_pb2
-from services.common.retry import call_until_available
 from services.common.topics import BEHAVIOURS
 from services.common.vocabulary import BEHAVIOUR_INDEX, NUM_KEYPOINTS
 from services.store.config import StoreSettings
@@ -91,6 +90,7 @@ def _is_outage(exc: DBAPIError) -> bool:
 
 class StoreService(StreamService):
     name = "store"
+    depends_on = "database"
 
     def __init__(self, settings: StoreSettings) -> None:
         super().__init__(settings, input_topic=BEHAVIOURS)
@@ -102,30 +102,22 @@ class StoreService(StreamService):
 
     async def setup(self) -> None:
         # The database may still be starting: keep trying until it answers or we are stopped.
-        def unavailable(exc: BaseException, delay: float) -> None:
-            detail = str(getattr(exc, "orig", exc))
-            self._dependency_ok, self._dependency_detail = False, f"database: {detail}"
-            self.metrics.count_retry("database")
-            self.log.warning(
-                "database unavailable at start, retrying",
-                extra={"error": detail, "retry_in_s": round(delay, 3)},
-            )
-
         try:
-            await call_until_available(
+            await self.dependency.call(
                 lambda: asyncio.to_thread(self._prepare_database),
-                retry_on=(DBAPIError,),
-                on_retry=unavailable,
+                retry_on=(DependencyUnavailable,),
                 sleep=self._wait_unless_stopped,
             )
         except StoppedDuringOutage:
             return
 
     def _prepare_database(self) -> None:
-        upgrade_schema(self.engine)
-        self._sync_campus()
+        try:
+            upgrade_schema(self.engine)
+            self._sync_campus()
+        except DBAPIError as exc:
+            raise DependencyUnavailable(f"database: {exc.orig}") from exc
         self._schema_ready = True
-        self._dependency_ok, self._dependency_detail = True, ""
 
     async def teardown(self) -> None:
         self.engine.dispose()

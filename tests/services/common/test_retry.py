@@ -1,14 +1,16 @@
 """The one retry policy: jittered, capped at RETRY_CAP_S (work resumes within it once a dependency
-is back), other errors pass at once, and a stopping service ends the wait."""
+is back), other errors pass at once, and a stopping service ends the wait; the one outage report
+(``Dependency``): readiness, the retry metric under the dependency's name, one line when it ends."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 from services.common.bus import DependencyUnavailable
-from services.common.retry import RETRY_CAP_S, call_until_available
+from services.common.retry import RETRY_CAP_S, Dependency, call_until_available
 
 
 def _flaky(failures: int):  # type: ignore[no-untyped-def]
@@ -71,3 +73,38 @@ def test_other_errors_pass_at_once_and_a_stop_ends_the_wait() -> None:
             )
         )
     assert calls["n"] == 3
+
+
+def test_an_outage_is_reported_once_per_retry_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
+    counted: list[str] = []
+    beats: list[int] = []
+    model_server = Dependency(
+        "model server",
+        log=logging.getLogger("test-dependency"),
+        count_retry=counted.append,
+        beat=lambda: beats.append(1),
+        ok=False,
+        detail="not contacted yet",
+    )
+    assert (model_server.ok, model_server.detail) == (False, "not contacted yet")
+    call, calls = _flaky(3)
+    details: list[tuple[bool, str]] = []
+
+    async def no_wait(delay: float) -> None:
+        details.append((model_server.ok, model_server.detail))  # what readiness says mid-outage
+
+    with caplog.at_level(logging.INFO, logger="test-dependency"):
+        assert (
+            asyncio.run(model_server.call(call, retry_on=(DependencyUnavailable,), sleep=no_wait))
+            == "answered"
+        )
+    assert calls["n"] == 4 and counted == ["model_server"] * 3 and len(beats) == 3
+    assert details == [(False, "down (1)"), (False, "down (2)"), (False, "down (3)")]
+    assert (model_server.ok, model_server.detail) == (True, "ok")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["model server unavailable, retrying"] * 3 + ["model server available"]
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="test-dependency"):  # answering at once: nothing to say
+        asyncio.run(model_server.call(_flaky(0)[0], retry_on=(DependencyUnavailable,), sleep=no_wait))
+    assert caplog.records == [] and counted == ["model_server"] * 3

@@ -165,7 +165,7 @@ def test_database_outage_loses_and_duplicates_nothing(broker, topic_prefix, post
         )
         wait_for(
             lambda: (
-                service.service.metrics.retries.labels("store", "DependencyUnavailable")._value.get() >= 2
+                service.service.metrics.retries.labels("store", "database")._value.get() >= 2
             ),
             what="the store to retry against the dead database",
         )
