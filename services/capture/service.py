@@ -50,7 +50,7 @@ from services.capture.sources import NO_THERMAL, CameraUnavailable, FrameSource
 from services.capture.sources.open import open_source
 from services.capture.sources.replay import Recorder
 from services.common import codecs
-from services.common.bus import Output, Producer, dead_letter, now_us
+from services.common.bus import Output, Producer, now_us, refuse
 from services.common.errors import BadInput, OversizedMessage
 from services.common.frames import CapturedFrameSet
 from services.common.lifecycle import StopFlag
@@ -523,22 +523,17 @@ class CaptureService:
     async def _dead_letter(
         self, message: frames_pb2.FrameSet, payload: bytes, error: BadInput
     ) -> asyncio.Future:
-        self.metrics.count_dead_letter(error.reason_code)
-        log.error(
-            "frame set refused",
-            extra={"reason_code": error.reason_code, "reason": error.detail, "sequence": message.sequence},
-        )
         source = CapturedRecord(
             self.topic, -1, int(message.sequence), self.settings.classroom_id.encode(), payload
         )
-        envelope = dead_letter(
+        envelope = refuse(
+            source,
+            error,
             service=self.name,
-            record=source,
-            error=error,
+            metrics=self.metrics,
+            log=log,
             keep_payload=False,  # too large by definition
             max_payload=0,
             advice="raise the campus limit on purpose, or lower resolution/quality",
         )
-        return await self.producer.send(
-            Output(self.dead_letter_topic, self.settings.classroom_id.encode(), envelope.SerializeToString())
-        )
+        return await self.producer.send(Output(self.dead_letter_topic, source.key or b"", envelope))

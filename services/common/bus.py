@@ -178,6 +178,42 @@ def dead_letter(
     )
 
 
+def refuse(
+    record: SourceRecord,
+    error: BadInput,
+    *,
+    service: str,
+    metrics: ServiceMetrics,
+    log: logging.Logger | logging.LoggerAdapter[Any],
+    keep_payload: bool,
+    max_payload: int,
+    advice: str = "",
+) -> bytes:
+    """What every runner does with a message it cannot use, short of sending it: counted under its
+    reason, logged with where it came from (never its payload), and the dead-letter envelope's
+    bytes returned for the runner's own producer (aiokafka or faust) to send."""
+    metrics.count_dead_letter(error.reason_code)
+    log.warning(
+        "dead letter",
+        extra={
+            "reason_code": error.reason_code,
+            "reason": error.detail[:300],
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        },
+    )
+    envelope = dead_letter(
+        service=service,
+        record=record,
+        error=error,
+        keep_payload=keep_payload,
+        max_payload=max_payload,
+        advice=advice,
+    )
+    return envelope.SerializeToString()
+
+
 class StreamService(ABC):
     """Base of the enhancement, fusion and store services (see the module docstring)."""
 
@@ -421,27 +457,16 @@ class StreamService(ABC):
 
     async def _send_dead_letter(self, record: ConsumerRecord, error: BadInput) -> asyncio.Future:
         self.dead_lettered += 1
-        self.metrics.count_dead_letter(error.reason_code)
-        self.log.warning(
-            "dead letter",
-            extra={
-                "reason_code": error.reason_code,
-                "reason": error.detail[:300],
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-            },
-        )
-        envelope = dead_letter(
+        envelope = refuse(
+            record,
+            error,
             service=self.name,
-            record=record,
-            error=error,
+            metrics=self.metrics,
+            log=self.log,
             keep_payload=self.settings.deadletter_keep_payload,
             max_payload=self.settings.max_message_bytes - 4096,
         )
-        return await self.producer.send(
-            Output(self.dead_letter_topic, record.key or b"", envelope.SerializeToString())
-        )
+        return await self.producer.send(Output(self.dead_letter_topic, record.key or b"", envelope))
 
     async def _update_lag(self, tp: TopicPartition) -> None:
         assert self.consumer is not None

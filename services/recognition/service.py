@@ -31,7 +31,7 @@ from pathlib import Path
 import faust
 import numpy as np
 
-from services.common.bus import DependencyUnavailable, dead_letter, now_us
+from services.common.bus import DependencyUnavailable, now_us, refuse
 from services.common.codecs import parse_message
 from services.common.errors import BadInput, MalformedMessage, OversizedMessage
 from services.common.kafka_security import KafkaSecurity, client_kwargs
@@ -388,16 +388,16 @@ class RecognitionService:
             self.tracker.mark_emitted(window.student_key, window.end_slot)
 
     async def _dead_letter(self, record: Record, error: BadInput) -> None:
-        envelope = dead_letter(
+        envelope = refuse(
+            record,
+            error,
             service=self.name,
-            record=record,
-            error=error,
+            metrics=self.metrics,
+            log=log,
             keep_payload=self.settings.deadletter_keep_payload,
             max_payload=self.settings.max_message_bytes - 4096,
         )
-        self.metrics.count_dead_letter(error.reason_code)
-        log.warning("dead letter", extra={"reason_code": error.reason_code, "reason": error.detail[:300]})
-        await (await self.dead_letters.send(key=record.key or b"", value=envelope.SerializeToString()))
+        await (await self.dead_letters.send(key=record.key or b"", value=envelope))
 
     def run(self) -> int:
         """Run the faust worker in this process until SIGINT/SIGTERM; it commits acked offsets on the way out."""

@@ -47,3 +47,31 @@ def test_a_frame_set_capture_could_not_publish():
     assert envelope.source_partition == -1 and envelope.source_offset == 77 and envelope.key == b"room-1"
     assert envelope.reason == "5000 bytes, the campus limit is 4000 (lower resolution/quality)"
     assert envelope.payload_dropped and envelope.payload_size == 5000
+
+
+def test_a_refused_message_is_counted_logged_without_its_payload_and_enveloped(caplog):
+    import logging
+
+    from services.common.bus import refuse
+    from services.common.metrics import ServiceMetrics
+    from services.common.pb.classroom.v1 import deadletter_pb2
+
+    metrics = ServiceMetrics("fusion")
+    record = Record("frames.enhanced.v1", 3, 41, 0, b"room-1", b"SECRET-PIXELS" * 10)
+    with caplog.at_level(logging.WARNING, logger="test-refuse"):
+        sent = refuse(
+            record,
+            CorruptImage("rgb: not a JPEG"),
+            service="fusion",
+            metrics=metrics,
+            log=logging.getLogger("test-refuse"),
+            keep_payload=False,
+            max_payload=1000,
+        )
+    envelope = deadletter_pb2.DeadLetter.FromString(sent)
+    assert envelope.service == "fusion" and envelope.reason_code == "corrupt_image"
+    assert envelope.source_offset == 41 and envelope.payload == b"" and envelope.payload_size == 130
+    assert metrics.dead_letters.labels("fusion", "corrupt_image")._value.get() == 1
+    (line,) = caplog.records
+    assert line.getMessage() == "dead letter" and line.offset == 41 and line.reason_code == "corrupt_image"
+    assert "SECRET" not in repr(line.__dict__)
