@@ -125,6 +125,9 @@ class MethodResult:
     # mean peak probability of the keypoint heatmaps (softmax over the grid) at points in the
     # image: how sharp the maps soft-argmax reads are (a Gaussian of one cell peaks near 0.16)
     heatmap_peak: float = float("nan")
+    # {KEYPOINT_GROUPS..., "all": %} of the points in the image whose confidence (> 0.5: seen)
+    # agrees with the annotation's in view / hidden; where the data says which points are hidden
+    seen_accuracy: dict[str, float] = field(default_factory=dict)
     per_class_recall: dict[str, float] = field(default_factory=dict)
     inputs: str = "raw_colour"  # what the checkpoint was trained on (models/networks/checkpoint.py)
 
@@ -142,7 +145,7 @@ KEYPOINT_GROUPS: dict[str, tuple[int, ...]] = {
 
 
 def keypoint_errors(error_sum: np.ndarray, count: np.ndarray) -> dict[str, float]:
-    """Mean error per joint group and over all joints from per-joint sums and counts [17]."""
+    """Mean per joint group and over all joints from per-joint sums and counts [17] (errors, hits)."""
     out = {}
     for group, idx in {**KEYPOINT_GROUPS, "all": tuple(range(NUM_KEYPOINTS))}.items():
         n = float(count[list(idx)].sum())
@@ -276,6 +279,7 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
     error_count = {k: np.zeros(NUM_KEYPOINTS) for k in subsets}
     knows_hidden = True
     peak_sum, peak_count = 0.0, 0.0
+    seen_right, seen_count = np.zeros(NUM_KEYPOINTS), np.zeros(NUM_KEYPOINTS)
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             indices = list(range(start, min(start + batch_size, len(dataset))))
@@ -296,6 +300,9 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
             if "occluded" in batch:
                 hidden = batch["occluded"].flatten(0, 1).numpy()
                 masks.update({"in view": visible & ~hidden, "hidden": visible & hidden})
+                says_seen = (out.keypoints.confidence > 0.5).numpy()
+                seen_right += (visible & (says_seen == ~hidden)).sum(axis=0)
+                seen_count += visible.sum(axis=0)
             else:
                 knows_hidden = False
             for key, mask in masks.items():
@@ -325,6 +332,7 @@ def predict(pipeline, dataset, batch_size: int, quality_indices: set[int], frame
             for key in (subsets if knows_hidden else subsets[:1])
         },
         peak_sum / peak_count if peak_count else float("nan"),
+        {k: 100.0 * v for k, v in keypoint_errors(seen_right, seen_count).items()} if knows_hidden else {},
     )
 
 
@@ -408,7 +416,7 @@ def evaluate_checkpoint(
         )
     pipeline = create_model(data["method"], checkpoint=data)
     indices, subset = _quality_subset(dataset) if quality else (set(), "not measured")
-    probabilities, labels, frames, occupancy, kp_errors, peak = predict(
+    probabilities, labels, frames, occupancy, kp_errors, peak, seen_accuracy = predict(
         pipeline, dataset, batch_size, indices, frame_stride
     )
     labelled = labels != IGNORE_LABEL  # empty seats have no behaviour; occupancy scores them
@@ -441,6 +449,7 @@ def evaluate_checkpoint(
         occupancy_accuracy=occupancy,
         keypoint_error_px=kp_errors,
         heatmap_peak=peak,
+        seen_accuracy=seen_accuracy,
         training=_training_summary(data.get("training") or {}),
     )
 
@@ -548,7 +557,9 @@ def _keypoint_error_table(results: dict[str, dict[str, Any]], crop_size: Any) ->
         "",
         f"Mean distance between predicted and true keypoints in the {crop_size} px "
         "seat crop, over the points in the image: all of them, those in view, and those the "
-        "annotation marks hidden (behind the desk, the body or a neighbour). Heatmap peak: the mean "
+        "annotation marks hidden (behind the desk, the body or a neighbour); and the share of "
+        "points whose confidence (above 0.5: seen) tells in view from hidden as the annotation does. "
+        "Heatmap peak: the mean "
         "highest probability of a point's heatmap (a Gaussian of one cell peaks near 0.16).",
         "",
         "| method | points | " + " | ".join(groups) + " | heatmap peak |",
@@ -561,6 +572,13 @@ def _keypoint_error_table(results: dict[str, dict[str, Any]], crop_size: Any) ->
                 f"| `{m}` | {subset} | "
                 + " | ".join(_cell(errors[g], "{:.2f}") for g in groups)
                 + f" | {peak} |"
+            )
+        if r.get("seen_accuracy"):
+            accuracy = r["seen_accuracy"]
+            lines.append(
+                f"| `{m}` | seen/hidden right (%) | "
+                + " | ".join(_cell(accuracy[g], "{:.1f}") for g in groups)
+                + " | |"
             )
     lines.append("")
     return lines

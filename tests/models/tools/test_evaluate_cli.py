@@ -55,7 +55,11 @@ def test_evaluate_end_to_end_on_an_untrained_checkpoint(tmp_path, monkeypatch, c
     low, high = sorted([errors["in view"]["all"], errors["hidden"]["all"]])
     assert low <= errors["all points"]["all"] <= high
     assert 0 < result["heatmap_peak"] <= 1.0
-    assert "## Keypoint error (crop px" in (out / "results.md").read_text()
+    # how often the confidence tells in view from hidden as the annotation does, per joint group
+    accuracy = result["seen_accuracy"]
+    assert set(accuracy) == set(errors["hidden"]) and all(0 <= v <= 100 for v in accuracy.values())
+    markdown = (out / "results.md").read_text()
+    assert "## Keypoint error (crop px" in markdown and "| `proposed` | seen/hidden right (%) |" in markdown
 
 
 def test_evaluate_without_checkpoints_says_how_to_train(tmp_path, capsys):
