@@ -16,6 +16,10 @@ if TYPE_CHECKING:  # the library loads in the functions that use it: `classroom 
     from models.data.windows import WindowDataset
 
 
+# models.training.probe.KEYPOINT_SOURCES, written out: that module loads torch, --help does not
+KEYPOINT_SOURCES = ("predicted", "exact", "exact-seen", "exact-hidden", "seen-flags", "exact-seen-flags")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True, help="a model.pt of classroom train")
     parser.add_argument("--data", default="sim:small", help="the data set the checkpoint was trained on")
@@ -30,9 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keypoints",
         default="predicted",
-        choices=("predicted", "exact", "exact-seen", "exact-hidden"),
+        choices=KEYPOINT_SOURCES,
         help="where the recogniser's keypoints come from: the front end, or the annotation for all points, "
-        "the points in view or the hidden ones (how much better keypoints would help)",
+        "the points in view or the hidden ones (how much better keypoints would help); seen-flags: the "
+        "front end's positions with the annotation's seen flags as confidence (exact-seen-flags: and the "
+        "points in view exact)",
     )
     parser.add_argument(
         "--no-features", action="store_true", help="train on the keypoints alone (no node features)"

@@ -18,7 +18,9 @@ front end's error on students it was trained on is smaller than on unseen ones).
 annotation's exact positions replace the front end's for every point (``exact``, with
 confidence = seen), for the points in view only (``exact-seen``: what a perfect pose network
 could see) or for the hidden ones only (``exact-hidden``: what no camera sees, a hand under the
-desk); ``predicted`` (the default) keeps the front end's. ``--no-features`` trains on the
+desk); ``predicted`` (the default) keeps the front end's. ``seen-flags`` keeps the front end's
+positions and puts the annotation's seen flags in as confidence (what a perfect seen/hidden
+classifier would add), ``exact-seen-flags`` does both for the points in view. ``--no-features`` trains on the
 keypoints alone. Nothing is saved: this is a diagnosis, not a training method. The test split
 is printed for the record and never used to choose anything.
 """
@@ -32,7 +34,7 @@ import torch
 from models.data.windows import collate
 from models.training.losses import IGNORE_LABEL, class_weights, weighted_focal_loss
 
-KEYPOINT_SOURCES = ("predicted", "exact", "exact-seen", "exact-hidden")
+KEYPOINT_SOURCES = ("predicted", "exact", "exact-seen", "exact-hidden", "seen-flags", "exact-seen-flags")
 
 
 def front_end_outputs(pipeline, dataset, batch_size: int = 16, *, keypoints_from: str = "predicted"):
@@ -58,7 +60,8 @@ def front_end_outputs(pipeline, dataset, batch_size: int = 16, *, keypoints_from
 
 def exact_keypoints(predicted: torch.Tensor, batch: dict[str, torch.Tensor], which: str) -> torch.Tensor:
     """``predicted`` [B, T, 17, 3] (seat square, confidence) with the annotation's points put in:
-    all of them (confidence = seen), the seen ones or the hidden ones (positions only)."""
+    all of them (confidence = seen), the seen ones or the hidden ones (positions only), or only
+    the seen flags as confidence, alone or with the seen points' positions."""
     truth = batch["keypoints"]  # crop px, visibility 0/1 (in the image)
     crop_size = batch["crops"].shape[-1]
     in_image = truth[..., 2] > 0
@@ -68,7 +71,11 @@ def exact_keypoints(predicted: torch.Tensor, batch: dict[str, torch.Tensor], whi
     if which == "exact":
         return exact
     out = predicted.clone()
-    mask = seen if which == "exact-seen" else hidden
+    if which in ("seen-flags", "exact-seen-flags"):
+        out[..., 2] = exact[..., 2]
+    if which == "seen-flags":
+        return out
+    mask = hidden if which == "exact-hidden" else seen
     out[..., :2][mask] = exact[..., :2][mask]
     return out
 

@@ -36,3 +36,20 @@ def test_exact_seen_and_hidden_replace_their_positions_only(which, replaced, kep
     assert out[0, 1, kept].tolist() == [0.25, 0.25, 0.25]
     assert out[..., 2].eq(0.25).all()  # confidence stays the front end's
     assert out[0, 1, 16].tolist() == [0.25, 0.25, 0.25]  # not annotated: untouched
+
+
+def test_seen_flags_replace_the_confidence_only_and_with_the_seen_positions():
+    batch, predicted = batch_and_prediction()
+    flags = exact_keypoints(predicted, batch, "seen-flags")
+    assert flags[..., :2].eq(0.25).all()  # the front end's positions
+    assert flags[0, 0, 0, 2] == 1.0 and flags[0, 0, 14, 2] == 0.0 and flags[0, 0, 16, 2] == 0.0
+    both = exact_keypoints(predicted, batch, "exact-seen-flags")
+    assert both[0, 0, 0].tolist() == [0.5, 0.25, 1.0]  # seen: exact position, flag
+    assert both[0, 0, 14].tolist() == [0.25, 0.25, 0.0]  # hidden: the front end's position, flag
+
+
+def test_the_command_offers_every_source():
+    from models.tools.probe import KEYPOINT_SOURCES as offered
+    from models.training.probe import KEYPOINT_SOURCES
+
+    assert offered == KEYPOINT_SOURCES
