@@ -7,6 +7,7 @@ retrained alone on its frozen front end: a budget limit or a generalisation limi
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,16 @@ if TYPE_CHECKING:  # the library loads in the functions that use it: `classroom 
 
 # models.training.probe.KEYPOINT_SOURCES, written out: that module loads torch, --help does not
 KEYPOINT_SOURCES = ("predicted", "exact", "exact-seen", "exact-hidden", "seen-flags", "exact-seen-flags")
+
+
+def _sources(text: str) -> tuple[str, ...]:
+    sources = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in sources if s not in KEYPOINT_SOURCES]
+    if unknown or not sources:
+        raise argparse.ArgumentTypeError(
+            f"unknown keypoint source {', '.join(unknown) or text!r}; choose from {', '.join(KEYPOINT_SOURCES)}"
+        )
+    return sources
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,11 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keypoints",
         default="predicted",
-        choices=KEYPOINT_SOURCES,
+        type=_sources,
         help="where the recogniser's keypoints come from: the front end, or the annotation for all points, "
         "the points in view or the hidden ones (how much better keypoints would help); seen-flags: the "
         "front end's positions with the annotation's seen flags as confidence (exact-seen-flags: and the "
-        "points in view exact)",
+        "points in view exact). Several, comma-separated, share one pass of the front end and get a "
+        "recogniser each, from the same start",
     )
     parser.add_argument(
         "--no-features", action="store_true", help="train on the keypoints alone (no node features)"
@@ -83,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
     from models.networks.checkpoint import load_checkpoint
     from models.networks.registry import create_model
-    from models.training.probe import front_end_outputs, probe
+    from models.training.probe import front_end_sources, probe
     from services.dataset.format import DatasetError
 
     if args.threads:
@@ -94,31 +106,45 @@ def run(args: argparse.Namespace) -> int:
         crop = int(data["crop_size"])
         began = time.perf_counter()
         served = data.get("inputs") == "served"
-        splits = {
-            split: front_end_outputs(
-                pipeline, _split(args, split, crop, served), keypoints_from=args.keypoints
-            )
+        outputs = {
+            split: front_end_sources(pipeline, _split(args, split, crop, served), sources=args.keypoints)
             for split in ("train", "val", "test")
         }
     except (ValueError, FileNotFoundError, KeyError, DatasetError) as exc:
         print(f"classroom probe: {exc}", file=sys.stderr)
         return 2
-    sizes = ", ".join(f"{name} {len(s[2])}" for name, s in splits.items())
+    sizes = ", ".join(f"{name} {len(labels)}" for name, (_, _, labels) in outputs.items())
     print(f"front end of {args.checkpoint} over {sizes} samples in {time.perf_counter() - began:.0f} s")
-    history = probe(
-        pipeline,
-        splits,
-        epochs=args.epochs,
-        lr=args.lr,
-        jitter_px=args.jitter,
-        crop_size=crop,
-        seed=args.seed,
-        features=not args.no_features,
-        batch_size=args.batch_size,
-    )
-    best = max(history[1:] or history, key=lambda r: r["val"])
-    print(
-        f"best validation epoch {best['epoch']}: train {best['train']:.1f} val {best['val']:.1f} "
-        f"test {best['test']:.1f} (epoch 0, the checkpoint: val {history[0]['val']:.1f} test {history[0]['test']:.1f})"
-    )
+    recogniser: torch.nn.Module = pipeline.recognition  # type: ignore[assignment]
+    start = copy.deepcopy(recogniser.state_dict())
+    summary = []
+    for source in args.keypoints:
+        recogniser.load_state_dict(start)  # every source from the same start
+        torch.manual_seed(args.seed)  # and the same fresh weights where --no-features resets them
+        print(f"keypoints: {source}")
+        history = probe(
+            pipeline,
+            {name: (kp[source], features, labels) for name, (kp, features, labels) in outputs.items()},
+            epochs=args.epochs,
+            lr=args.lr,
+            jitter_px=args.jitter,
+            crop_size=crop,
+            seed=args.seed,
+            features=not args.no_features,
+            batch_size=args.batch_size,
+        )
+        best = max(history[1:] or history, key=lambda r: r["val"])
+        summary.append((source, best))
+        print(
+            f"{source}: best validation epoch {best['epoch']}: train {best['train']:.1f} val {best['val']:.1f} "
+            f"test {best['test']:.1f} (epoch 0, the checkpoint: val {history[0]['val']:.1f} "
+            f"test {history[0]['test']:.1f})"
+        )
+    if len(summary) > 1:
+        print("| keypoints | best epoch | train | validation | test |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for source, best in summary:
+            print(
+                f"| `{source}` | {best['epoch']} | {best['train']:.1f} | {best['val']:.1f} | {best['test']:.1f} |"
+            )
     return 0

@@ -40,22 +40,32 @@ KEYPOINT_SOURCES = ("predicted", "exact", "exact-seen", "exact-hidden", "seen-fl
 def front_end_outputs(pipeline, dataset, batch_size: int = 16, *, keypoints_from: str = "predicted"):
     """(keypoints [N, T, 17, 3], node features [N, T, 17, C], labels [N]) of the labelled samples,
     the keypoints taken from ``keypoints_from`` (``KEYPOINT_SOURCES``, module docstring)."""
-    if keypoints_from not in KEYPOINT_SOURCES:
-        raise ValueError(f"keypoints from {keypoints_from!r}: expected one of {', '.join(KEYPOINT_SOURCES)}")
+    keypoints, features, labels = front_end_sources(pipeline, dataset, batch_size, sources=(keypoints_from,))
+    return keypoints[keypoints_from], features, labels
+
+
+def front_end_sources(pipeline, dataset, batch_size: int = 16, *, sources: tuple[str, ...] = ("predicted",)):
+    """``front_end_outputs`` for several keypoint sources from one pass of the front end:
+    ({source: keypoints [N, T, 17, 3]}, node features [N, T, 17, C], labels [N])."""
+    unknown = [s for s in sources if s not in KEYPOINT_SOURCES]
+    if unknown or not sources:
+        raise ValueError(
+            f"keypoints from {unknown or sources!r}: expected some of {', '.join(KEYPOINT_SOURCES)}"
+        )
     pipeline.eval()
-    keypoints, features, labels = [], [], []
+    keypoints: dict[str, list[torch.Tensor]] = {s: [] for s in sources}
+    features, labels = [], []
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
             _, kp, nodes = pipeline.recognition_inputs(batch["crops"])
-            if keypoints_from != "predicted":
-                kp = exact_keypoints(kp, batch, keypoints_from)
-            keypoints.append(kp)
+            for source in sources:
+                keypoints[source].append(kp if source == "predicted" else exact_keypoints(kp, batch, source))
             features.append(nodes)
             labels.append(batch["label"])
     y = torch.cat(labels)
     keep = y != IGNORE_LABEL
-    return torch.cat(keypoints)[keep], torch.cat(features)[keep], y[keep]
+    return {s: torch.cat(k)[keep] for s, k in keypoints.items()}, torch.cat(features)[keep], y[keep]
 
 
 def exact_keypoints(predicted: torch.Tensor, batch: dict[str, torch.Tensor], which: str) -> torch.Tensor:
