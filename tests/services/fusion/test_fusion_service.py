@@ -66,9 +66,7 @@ def test_fusion_waits_for_the_model_server_and_dead_letters_bad_frames(
     try:
         # No model server yet: fusion retries and is not ready; nothing is committed or lost.
         wait_for(
-            lambda: (
-                fusion.service.metrics.retries.labels("fusion", "model_server")._value.get() >= 2
-            ),
+            lambda: fusion.service.metrics.retries.labels("fusion", "model_server")._value.get() >= 2,
             what="fusion to retry against the missing model server",
         )
         assert fusion.service.readiness()[0] is False

@@ -164,9 +164,7 @@ def test_database_outage_loses_and_duplicates_nothing(broker, topic_prefix, post
             [(b"room-1", make_event(i).SerializeToString()) for i in range(5, 12)],
         )
         wait_for(
-            lambda: (
-                service.service.metrics.retries.labels("store", "database")._value.get() >= 2
-            ),
+            lambda: service.service.metrics.retries.labels("store", "database")._value.get() >= 2,
             what="the store to retry against the dead database",
         )
         assert not service.service.readiness()[0]
