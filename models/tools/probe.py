@@ -135,9 +135,10 @@ def run(args: argparse.Namespace) -> int:
         )
         best = max(history[1:] or history, key=lambda r: r["val"])
         summary.append((source, best))
+        start_was = "fresh weights" if args.no_features else "the checkpoint"
         print(
             f"{source}: best validation epoch {best['epoch']}: train {best['train']:.1f} val {best['val']:.1f} "
-            f"test {best['test']:.1f} (epoch 0, the checkpoint: val {history[0]['val']:.1f} "
+            f"test {best['test']:.1f} (epoch 0, {start_was}: val {history[0]['val']:.1f} "
             f"test {history[0]['test']:.1f})"
         )
     if len(summary) > 1:
